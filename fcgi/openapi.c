@@ -1,0 +1,88 @@
+/*
+ * openapi.c: GET /api/v1/openapi.json, the OpenAPI 3.1 document of the
+ * whole API.
+ *
+ * The document is kept in the source tree (fcgi/openapi.json), installed
+ * with the programs, read and checked once at start-up, and served from
+ * memory with an ETag, so that clients can cache it.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agora.h"
+
+#define DOC_MAX (4 * 1024 * 1024)
+
+struct doc {
+	char *text;
+	size_t len;
+	char etag[72];
+};
+
+static struct doc doc;
+
+static int
+load(struct agora_ctx *ctx)
+{
+	struct json_object *o = NULL;
+	unsigned char hash[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	const char *why;
+	FILE *f;
+
+	f = fopen(ctx->cfg.openapi_file, "r");
+	if (f == NULL || (doc.text = malloc(DOC_MAX + 1)) == NULL) {
+		agora_log("error", "cannot read %s", ctx->cfg.openapi_file);
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	doc.len = fread(doc.text, 1, DOC_MAX + 1, f);
+	fclose(f);
+	if (doc.len > DOC_MAX ||
+	    agora_json_parse(doc.text, doc.len, &o, &why) != AGORA_OK) {
+		agora_log("error", "%s is not valid JSON", ctx->cfg.openapi_file);
+		return -1;
+	}
+	json_object_put(o);
+	crypto_hash_sha256(hash, (unsigned char *)doc.text, doc.len);
+	sodium_bin2hex(hex, sizeof(hex), hash, 16);
+	snprintf(doc.etag, sizeof(doc.etag), "\"%s\"", hex);
+	return 0;
+}
+
+static enum agora_err
+openapi(struct agora_req *r)
+{
+	const char *inm;
+
+	agora_resp_header(r, "ETag", doc.etag);
+	agora_resp_header(r, "Cache-Control", "public, max-age=300");
+	agora_resp_header(r, "Access-Control-Allow-Origin", "*");
+	inm = agora_header(r, "HTTP_IF_NONE_MATCH");
+	if (inm != NULL && strstr(inm, doc.etag) != NULL)
+		return agora_resp_raw(r, 304, NULL, NULL, 0);
+	return agora_resp_raw(r, 200, "application/json", doc.text, doc.len);
+}
+
+static const struct agora_route routes[] = {
+	{ "GET", "/api/v1/openapi.json", AGORA_BODY_NONE, openapi },
+};
+
+static const struct agora_program program = {
+	.name = "openapi",
+	.routes = routes,
+	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.init = load,
+};
+
+int
+main(int argc, char **argv)
+{
+	return agora_main(argc, argv, &program);
+}

@@ -1,0 +1,306 @@
+/*
+ * agora.h: the one header an agora program includes.
+ *
+ * A program is a route table, its handlers, the SQL statements it prepares
+ * and a main() that calls agora_main().  Everything shared lives in
+ * libagora: configuration, the FastCGI (or plain CGI) serve loop with a
+ * capped per-request arena, request parsing with limits, routing,
+ * validation, problem+json errors, PostgreSQL with reconnects and retried
+ * transactions, memcached as a cache that can only miss, and logging.
+ *
+ * Ownership: everything a request allocates comes from its arena, or is
+ * registered with it (agora_defer) and released when the request ends.
+ * Nothing arena-owned may outlive the request.
+ */
+#ifndef AGORA_H
+#define AGORA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+/*
+ * Every fallible library call returns one of these.  The problem table in
+ * problem.c maps each to an HTTP status, a stable code and a title; that
+ * table is the only place where errors become HTTP.
+ */
+enum agora_err {
+	AGORA_OK = 0,
+	AGORA_E_BAD_REQUEST,  /* 400 bad_request */
+	AGORA_E_BAD_JSON,     /* 400 malformed_json */
+	AGORA_E_BAD_TYPE,     /* 400 invalid_type, with errors[] */
+	AGORA_E_UNAUTHORIZED, /* 401 unauthorized */
+	AGORA_E_FORBIDDEN,    /* 403 forbidden */
+	AGORA_E_NOT_FOUND,    /* 404 not_found */
+	AGORA_E_METHOD,	      /* 405 method_not_allowed */
+	AGORA_E_CONFLICT,     /* 409 conflict */
+	AGORA_E_TOO_LARGE,    /* 413 payload_too_large */
+	AGORA_E_MEDIA_TYPE,   /* 415 unsupported_media_type */
+	AGORA_E_VALIDATION,   /* 422 validation_failed, with errors[] */
+	AGORA_E_RATE_LIMITED, /* 429 rate_limited */
+	AGORA_E_INTERNAL,     /* 500 internal_error */
+	AGORA_E_UNAVAILABLE,  /* 503 service_unavailable */
+	AGORA_E_RETRY,	      /* internal: serialization failure, retry */
+	AGORA_E_CONNLOST,     /* internal: database connection lost */
+	AGORA_E__MAX
+};
+
+/* Configuration: read once per process, before the accept loop. */
+struct agora_config {
+	char *database_url;
+	char *database_admin_url;
+	char *memcached_servers;
+	char *storage;
+	char *storage_dir;
+	char *openapi_file;
+	long long max_body_bytes;
+	long long max_header_bytes;
+	long long request_memory_bytes;
+	long long db_retry_after;
+	long long log_requests;
+};
+
+/*
+ * Load the configuration: compiled-in defaults, then the file named by
+ * $AGORA_CONFIG or $sysconfdir/agora/agora.conf, then AGORA_<KEY>
+ * environment variables.  On failure writes a message naming the file and
+ * line into err and returns -1; the caller owns cfg and frees it with
+ * agora_config_free().
+ */
+int agora_config_load(struct agora_config *cfg, char *err, size_t errlen);
+int agora_config_parse(struct agora_config *cfg, const char *text,
+    const char *name, char *err, size_t errlen);
+void agora_config_env(struct agora_config *cfg, char *const *envp);
+int agora_config_check(const struct agora_config *cfg, char *err,
+    size_t errlen);
+void agora_config_defaults(struct agora_config *cfg);
+void agora_config_free(struct agora_config *cfg);
+const char *agora_config_path(void);
+
+/* A bounded bump allocator, reset at the top of every request. */
+struct agora_arena;
+struct agora_arena *agora_arena_new(size_t cap);
+void *agora_arena_alloc(struct agora_arena *a, size_t n);
+void agora_arena_reset(struct agora_arena *a);
+void agora_arena_free(struct agora_arena *a);
+int agora_arena_defer(struct agora_arena *a, void (*fn)(void *), void *p);
+size_t agora_arena_used(const struct agora_arena *a);
+
+/* Prepared statements a program declares; prepared once per connection. */
+struct agora_stmt {
+	const char *name;
+	const char *sql;
+};
+
+struct agora_db;
+struct agora_cache;
+
+/* The per-process context, built before the accept loop. */
+struct agora_ctx {
+	const char *program;
+	struct agora_config cfg;
+	struct agora_db *db;
+	struct agora_cache *cache;
+	void *user; /* the program's own per-process state */
+};
+
+enum agora_body {
+	AGORA_BODY_NONE = 0, /* a body, if any, is ignored */
+	AGORA_BODY_JSON	     /* application/json, parsed strictly */
+};
+
+#define AGORA_MAX_PARAMS 4
+#define AGORA_MAX_HEADERS 24
+
+struct agora_hdr {
+	const char *name;
+	const char *value;
+};
+
+/*
+ * One request.  The parsing fields are set by the library before the
+ * handler runs; the response fields are filled through agora_resp_*().
+ */
+struct agora_req {
+	struct agora_ctx *ctx;
+	struct agora_arena *arena;
+	char *const *envp;
+	struct timespec start;
+
+	const char *method;
+	const char *path;  /* percent-decoded, without the query */
+	const char *query; /* raw query string, never NULL */
+	const char *request_id;
+	const char *user; /* who is calling, for the log; NULL if anonymous */
+	const char *params[AGORA_MAX_PARAMS];
+	size_t nparams;
+	long long content_length;
+	const char *body;
+	size_t body_len;
+	struct json_object *json; /* the parsed body of a JSON route */
+	int head;		  /* a HEAD request: send no body */
+
+	int status;
+	struct agora_hdr headers[AGORA_MAX_HEADERS];
+	size_t nheaders;
+	const char *content_type;
+	const char *out;
+	size_t out_len;
+	const char *error_code; /* the problem code sent, for the log */
+	const char *sqlstate;	/* of the last failed statement */
+	const char *constraint; /* of the last failed statement */
+};
+
+typedef enum agora_err (*agora_handler)(struct agora_req *);
+
+struct agora_route {
+	const char *method;  /* "GET", "POST", ... */
+	const char *pattern; /* "/api/v1/orders/{id}": {x} is one segment */
+	enum agora_body body;
+	agora_handler handler;
+};
+
+struct agora_program {
+	const char *name;
+	const struct agora_route *routes;
+	size_t nroutes;
+	const struct agora_stmt *stmts;
+	size_t nstmts;
+	/* Optional: runs once after configuration, before the accept loop. */
+	int (*init)(struct agora_ctx *ctx);
+};
+
+/*
+ * Serve requests: FastCGI when started by a web server or spawn-fcgi, one
+ * request as plain CGI otherwise.  "--routes" prints the route table.
+ * Returns the process exit status.
+ */
+int agora_main(int argc, char **argv, const struct agora_program *prog);
+
+/*
+ * Handle one request whose CGI variables are envp and whose body is
+ * readable through rd.  Writes the whole response with wr.  Exposed so
+ * that tests can drive the request path without a web server.
+ */
+struct agora_io {
+	long (*read)(void *io, char *buf, size_t n);
+	int (*write)(void *io, const char *buf, size_t n);
+	void *arg;
+};
+void agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
+    struct agora_arena *arena, char *const *envp,
+    const struct agora_io *io);
+
+/* Request helpers. */
+const char *agora_param(const struct agora_req *r, const char *name);
+const char *agora_header(const struct agora_req *r, const char *cgi_name);
+char *agora_strdup(struct agora_req *r, const char *s);
+char *agora_printf(struct agora_req *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void *agora_alloc(struct agora_req *r, size_t n);
+int agora_defer_json(struct agora_req *r, struct json_object *o);
+enum agora_err agora_query_get(struct agora_req *r, const char *name,
+    const char **out);
+
+/* Responses.  The last call wins; nothing is written until the end. */
+void agora_resp_header(struct agora_req *r, const char *name,
+    const char *value);
+enum agora_err agora_resp_json(struct agora_req *r, int status,
+    struct json_object *o);
+enum agora_err agora_resp_raw(struct agora_req *r, int status,
+    const char *content_type, const char *body, size_t len);
+enum agora_err agora_problem(struct agora_req *r, enum agora_err e,
+    const char *code, const char *detail);
+enum agora_err agora_problem_errors(struct agora_req *r, enum agora_err e,
+    const char *detail, struct json_object *errors);
+int agora_err_status(enum agora_err e);
+const char *agora_err_code(enum agora_err e);
+const char *agora_status_text(int status);
+
+/* Strict JSON (libfacts §4): see json.c for what is rejected. */
+#define AGORA_JSON_MAX_DEPTH 16
+enum agora_err agora_json_parse(const char *buf, size_t len,
+    struct json_object **out, const char **why);
+int agora_utf8_valid(const char *s, size_t len);
+size_t agora_utf8_len(const char *s, size_t len);
+
+/*
+ * Field-table validation of a JSON object.  Type errors make the result
+ * AGORA_E_BAD_TYPE (400), other violations AGORA_E_VALIDATION (422); each
+ * adds {field, message} to errors.  Unknown fields are violations.
+ */
+enum agora_ftype {
+	AGORA_F_STRING,
+	AGORA_F_INT,
+	AGORA_F_BOOL,
+	AGORA_F_OBJECT,
+	AGORA_F_ARRAY,
+	AGORA_F__MAX
+};
+#define AGORA_F_REQUIRED 0x1
+
+struct agora_field {
+	const char *name;
+	enum agora_ftype type;
+	unsigned flags;
+	long long min; /* INT: value; STRING: characters; ARRAY: items */
+	long long max;
+};
+
+struct agora_value {
+	int present;
+	const char *s;
+	size_t len;
+	long long i;
+	int b;
+	struct json_object *o;
+};
+
+enum agora_err agora_valid(struct json_object *obj, const char *prefix,
+    const struct agora_field *fields, size_t nfields,
+    struct agora_value *out, struct json_object *errors);
+
+/* Routing. */
+enum agora_err agora_route_match(const struct agora_route *routes,
+    size_t nroutes, const char *method, const char *path,
+    const struct agora_route **found, const char **params, size_t *nparams,
+    char *allow, size_t allowlen, char *scratch, size_t scratchlen);
+
+/* Integers parsed with bounds, strtonum-style: 0 or -1. */
+int agora_parse_ll(const char *s, long long min, long long max,
+    long long *out);
+
+/* PostgreSQL, one connection per process. */
+struct agora_db *agora_db_new(const char *url, const struct agora_stmt *stmts,
+    size_t nstmts, long long retry_after);
+void agora_db_free(struct agora_db *db);
+enum agora_err agora_db_connect(struct agora_db *db);
+enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
+    const char *const *vals, PGresult **out);
+enum agora_err agora_db_tx(struct agora_req *r,
+    enum agora_err (*fn)(struct agora_req *, void *), void *arg);
+enum agora_err agora_db_sqlstate_err(const char *sqlstate);
+PGconn *agora_db_conn(struct agora_db *db);
+
+/* memcached: every failure is a miss, never an error for the request. */
+struct agora_cache *agora_cache_new(const char *servers);
+void agora_cache_free(struct agora_cache *c);
+int agora_cache_get(struct agora_req *r, const char *key, char **val,
+    size_t *len);
+void agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
+    size_t len, time_t ttl);
+const char *agora_cache_ping(struct agora_ctx *ctx);
+
+/* Logging: one JSON object per line on stderr, written with one write(2). */
+void agora_log_init(const char *program);
+void agora_log(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void agora_log_request(const struct agora_req *r);
+
+/* Random identifiers from libsodium: hex of n random bytes into out. */
+void agora_random_hex(char *out, size_t nbytes);
+
+#endif /* AGORA_H */

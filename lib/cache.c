@@ -1,0 +1,174 @@
+/*
+ * cache.c: memcached through libmemcached, as a cache that can only miss.
+ *
+ * The server list ("host:port,host:port") is hashed consistently, over the
+ * binary protocol (which increment_with_initial needs), with short
+ * timeouts, and a failed server is ejected so that its keys move to the
+ * others (libfacts §6: that takes REMOVE_FAILED_SERVERS and a DEAD_TIMEOUT).
+ * Every error is logged at most once a minute and reported as a miss: a
+ * request never fails because the cache is down.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmemcached/memcached.h>
+
+#include "agora.h"
+
+#define CFG_MAX 4096
+#define KEY_MAX 250
+
+struct agora_cache {
+	memcached_st *mc;
+	time_t last_log;
+};
+
+static int
+build_config(const char *servers, char *cfg, size_t len)
+{
+	const char *p, *end;
+	size_t used;
+	int n;
+
+	n = snprintf(cfg, len,
+	    "--BINARY-PROTOCOL --DISTRIBUTION=consistent --CONNECT-TIMEOUT=100 "
+	    "--POLL-TIMEOUT=100 --RETRY-TIMEOUT=2 --REMOVE-FAILED-SERVERS=1");
+	used = (size_t)n;
+	for (p = servers; *p != '\0'; p = *end ? end + 1 : end) {
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		while (p < end && *p == ' ')
+			p++;
+		if (p == end)
+			continue;
+		n = snprintf(cfg + used, len - used, " --SERVER=%.*s",
+		    (int)(end - p), p);
+		if (n < 0 || (size_t)n >= len - used)
+			return -1;
+		used += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * A handle for servers, or NULL when the list is empty (caching off) or
+ * cannot be parsed (logged).
+ */
+struct agora_cache *
+agora_cache_new(const char *servers)
+{
+	struct agora_cache *c;
+	char cfg[CFG_MAX];
+
+	if (servers == NULL || strspn(servers, " ,") == strlen(servers))
+		return NULL;
+	if (build_config(servers, cfg, sizeof(cfg)) != 0) {
+		agora_log("error", "memcached_servers is too long");
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->mc = memcached(cfg, strlen(cfg));
+	if (c->mc == NULL) {
+		agora_log("error", "memcached_servers: cannot parse \"%s\"",
+		    servers);
+		free(c);
+		return NULL;
+	}
+	memcached_behavior_set(c->mc, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2);
+	memcached_behavior_set(c->mc, MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, 10);
+	return c;
+}
+
+void
+agora_cache_free(struct agora_cache *c)
+{
+	if (c == NULL)
+		return;
+	memcached_free(c->mc);
+	free(c);
+}
+
+static void
+cache_error(struct agora_cache *c, const char *op, memcached_return_t rc)
+{
+	time_t now = time(NULL);
+
+	if (now - c->last_log < 60)
+		return;
+	c->last_log = now;
+	agora_log("warning", "memcached %s: %s (treated as a miss)", op,
+	    memcached_strerror(c->mc, rc));
+}
+
+/*
+ * Look key up.  On a hit returns 0 with *val an arena copy (NUL-terminated)
+ * and *len its length; on a miss or any error returns -1.
+ */
+int
+agora_cache_get(struct agora_req *r, const char *key, char **val,
+    size_t *len)
+{
+	struct agora_cache *c = r->ctx->cache;
+	memcached_return_t rc;
+	uint32_t flags;
+	size_t n;
+	char *v;
+
+	if (c == NULL || strlen(key) > KEY_MAX)
+		return -1;
+	v = memcached_get(c->mc, key, strlen(key), &n, &flags, &rc);
+	if (v == NULL) {
+		if (rc != MEMCACHED_NOTFOUND)
+			cache_error(c, "get", rc);
+		return -1;
+	}
+	*val = agora_alloc(r, n + 1);
+	if (*val != NULL) {
+		memcpy(*val, v, n);
+		(*val)[n] = '\0';
+		*len = n;
+	}
+	free(v);
+	return *val != NULL ? 0 : -1;
+}
+
+void
+agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
+    size_t len, time_t ttl)
+{
+	struct agora_cache *c = ctx->cache;
+	memcached_return_t rc;
+
+	if (c == NULL || strlen(key) > KEY_MAX)
+		return;
+	rc = memcached_set(c->mc, key, strlen(key), val, len, ttl, 0);
+	if (rc != MEMCACHED_SUCCESS)
+		cache_error(c, "set", rc);
+}
+
+/* For health: "ok", "unavailable" or "disabled". */
+const char *
+agora_cache_ping(struct agora_ctx *ctx)
+{
+	struct agora_cache *c = ctx->cache;
+	memcached_return_t rc;
+	char key[64];
+
+	if (c == NULL)
+		return "disabled";
+	snprintf(key, sizeof(key), "agora:health:%ld", (long)getpid());
+	rc = memcached_set(c->mc, key, strlen(key), "1", 1, 10, 0);
+	if (rc != MEMCACHED_SUCCESS) {
+		cache_error(c, "set", rc);
+		return "unavailable";
+	}
+	return "ok";
+}

@@ -1,0 +1,319 @@
+/*
+ * config.c: agora.conf and its AGORA_* environment overrides.
+ *
+ * The file is "key = value" lines; '#' starts a comment line.  Every key is
+ * in the table below with its type and default, so a misspelt key is an
+ * error at start-up rather than a setting silently ignored.  Each key may be
+ * overridden by the environment variable AGORA_ plus the key in upper case.
+ * Programs load this once, before the accept loop: inside a FastCGI request
+ * the process environment is not what it was at start (libfacts §1).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agora.h"
+
+#ifndef AGORA_SYSCONFDIR
+#define AGORA_SYSCONFDIR "/etc"
+#endif
+#ifndef AGORA_PKGDATADIR
+#define AGORA_PKGDATADIR "/usr/share/agora"
+#endif
+#ifndef AGORA_LOCALSTATEDIR
+#define AGORA_LOCALSTATEDIR "/var"
+#endif
+
+#define CONF_MAX_BYTES (256 * 1024)
+#define KEY_MAX 64
+
+enum ctype {
+	C_STR,
+	C_INT
+};
+
+struct key {
+	const char *name;
+	enum ctype type;
+	size_t off;
+	const char *def;
+	long long min, max;
+};
+
+#define S(k, d) { #k, C_STR, offsetof(struct agora_config, k), d, 0, 0 }
+#define I(k, d, lo, hi) \
+	{ #k, C_INT, offsetof(struct agora_config, k), d, lo, hi }
+
+static const struct key keys[] = {
+	S(database_url, "dbname=agora"),
+	S(database_admin_url, ""),
+	S(memcached_servers, "127.0.0.1:11211"),
+	S(storage, "local"),
+	S(storage_dir, AGORA_LOCALSTATEDIR "/lib/agora/storage"),
+	S(openapi_file, AGORA_PKGDATADIR "/openapi.json"),
+	I(max_body_bytes, "1048576", 1024, 64LL * 1024 * 1024),
+	I(max_header_bytes, "32768", 1024, 1024 * 1024),
+	I(request_memory_bytes, "33554432", 1024 * 1024, 1LL << 32),
+	I(db_retry_after, "2", 1, 3600),
+	I(log_requests, "1", 0, 1),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+const char *
+agora_config_path(void)
+{
+	const char *p;
+
+	p = getenv("AGORA_CONFIG");
+	if (p != NULL && *p != '\0')
+		return p;
+	return AGORA_SYSCONFDIR "/agora/agora.conf";
+}
+
+static const struct key *
+key_find(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strlen(keys[i].name) == len &&
+		    strncmp(keys[i].name, name, len) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Set one key from text; returns -1 when the value is out of range. */
+static int
+key_set(struct agora_config *cfg, const struct key *k, const char *v,
+    size_t len)
+{
+	char **sp;
+	char *copy;
+	long long n;
+
+	copy = strndup(v, len);
+	if (copy == NULL)
+		return -1;
+	if (k->type == C_INT) {
+		n = 0;
+		if (agora_parse_ll(copy, k->min, k->max, &n) != 0) {
+			free(copy);
+			return -1;
+		}
+		*(long long *)((char *)cfg + k->off) = n;
+		free(copy);
+		return 0;
+	}
+	sp = (char **)((char *)cfg + k->off);
+	free(*sp);
+	*sp = copy;
+	return 0;
+}
+
+void
+agora_config_defaults(struct agora_config *cfg)
+{
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (i = 0; i < NKEYS; i++)
+		if (key_set(cfg, &keys[i], keys[i].def, strlen(keys[i].def)))
+			abort(); /* a default out of its own range is a bug */
+}
+
+static const char *
+trim(const char *s, const char *end, const char **tend)
+{
+	while (s < end && isspace((unsigned char)*s))
+		s++;
+	while (end > s && isspace((unsigned char)end[-1]))
+		end--;
+	*tend = end;
+	return s;
+}
+
+static int
+parse_line(struct agora_config *cfg, const char *s, const char *end,
+    const char **why)
+{
+	const char *eq, *k, *kend, *v, *vend;
+	const struct key *key;
+
+	s = trim(s, end, &end);
+	if (s == end || *s == '#')
+		return 0;
+	eq = memchr(s, '=', (size_t)(end - s));
+	if (eq == NULL) {
+		*why = "expected key = value";
+		return -1;
+	}
+	k = trim(s, eq, &kend);
+	v = trim(eq + 1, end, &vend);
+	key = key_find(k, (size_t)(kend - k));
+	if (key == NULL) {
+		*why = "unknown key";
+		return -1;
+	}
+	if (key_set(cfg, key, v, (size_t)(vend - v)) != 0) {
+		*why = "value out of range";
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Parse the text of a configuration file into cfg, on top of what is
+ * there.  name is used in messages only.
+ */
+int
+agora_config_parse(struct agora_config *cfg, const char *text,
+    const char *name, char *err, size_t errlen)
+{
+	const char *p, *nl, *why;
+	int line;
+
+	for (p = text, line = 1; *p != '\0'; line++) {
+		nl = strchr(p, '\n');
+		if (nl == NULL)
+			nl = p + strlen(p);
+		why = NULL;
+		if (parse_line(cfg, p, nl, &why) != 0) {
+			snprintf(err, errlen, "%s:%d: %s", name, line, why);
+			return -1;
+		}
+		p = *nl == '\n' ? nl + 1 : nl;
+	}
+	return 0;
+}
+
+/* Apply AGORA_<KEY> overrides found in envp. */
+void
+agora_config_env(struct agora_config *cfg, char *const *envp)
+{
+	char var[KEY_MAX + 8];
+	size_t i, j, n;
+	const char *v;
+
+	for (i = 0; i < NKEYS; i++) {
+		n = (size_t)snprintf(var, sizeof(var), "AGORA_");
+		for (j = 0; keys[i].name[j] != '\0' && n + 1 < sizeof(var);
+		     j++)
+			var[n++] = (char)toupper((unsigned char)keys[i].name[j]);
+		var[n++] = '=';
+		var[n] = '\0';
+		for (j = 0; envp != NULL && envp[j] != NULL; j++) {
+			if (strncmp(envp[j], var, n) != 0)
+				continue;
+			v = envp[j] + n;
+			if (key_set(cfg, &keys[i], v, strlen(v)) != 0)
+				agora_log("warning",
+				    "ignoring %.*s: value out of range",
+				    (int)n - 1, var);
+		}
+	}
+}
+
+static char *
+slurp(const char *path, char *err, size_t errlen, int *missing)
+{
+	FILE *f;
+	char *buf;
+	size_t n;
+
+	*missing = 0;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		*missing = errno == ENOENT;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(CONF_MAX_BYTES + 1);
+	n = buf == NULL ? 0 : fread(buf, 1, CONF_MAX_BYTES + 1, f);
+	if (buf != NULL && (ferror(f) || n > CONF_MAX_BYTES)) {
+		snprintf(err, errlen, "%s: unreadable or too large", path);
+		free(buf);
+		buf = NULL;
+	} else if (buf != NULL) {
+		buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+int
+agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
+{
+	if (strcmp(cfg->storage, "local") != 0 &&
+	    strcmp(cfg->storage, "s3") != 0) {
+		snprintf(err, errlen, "storage must be local or s3");
+		return -1;
+	}
+	if (cfg->request_memory_bytes < 2 * cfg->max_body_bytes) {
+		snprintf(err, errlen,
+		    "request_memory_bytes must be at least twice "
+		    "max_body_bytes");
+		return -1;
+	}
+	return 0;
+}
+
+int
+agora_config_load(struct agora_config *cfg, char *err, size_t errlen)
+{
+	extern char **environ;
+	const char *path;
+	char *text;
+	int missing, rc;
+
+	rc = -1;
+	agora_config_defaults(cfg);
+	path = agora_config_path();
+	text = slurp(path, err, errlen, &missing);
+	/* Without AGORA_CONFIG, a missing file means defaults. */
+	if (text == NULL && !(missing && getenv("AGORA_CONFIG") == NULL))
+		goto out;
+	if (text != NULL && agora_config_parse(cfg, text, path, err, errlen))
+		goto out;
+	agora_config_env(cfg, environ);
+	if (agora_config_check(cfg, err, errlen) != 0)
+		goto out;
+	rc = 0;
+out:
+	free(text);
+	return rc;
+}
+
+void
+agora_config_free(struct agora_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (keys[i].type != C_STR)
+			continue;
+		free(*(char **)((char *)cfg + keys[i].off));
+		*(char **)((char *)cfg + keys[i].off) = NULL;
+	}
+}
+
+int
+agora_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}

@@ -1,0 +1,341 @@
+/*
+ * db.c: one PostgreSQL connection per process.
+ *
+ * The connection is made before the accept loop and its statements are
+ * prepared once.  When the server goes away (a restart, a failover) the
+ * next statement fails with no SQLSTATE and the connection turns BAD
+ * (libfacts §5); we then reset it, prepare again, and retry the
+ * transaction if its COMMIT was never sent.  While the server stays down,
+ * requests answer 503 with Retry-After, and reconnects are tried at most
+ * every 500 ms so that a dead server costs nothing per request.
+ * SQLSTATEs become agora_err through one table.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agora.h"
+
+#define TX_ATTEMPTS 4
+#define RECONNECT_MS 500
+
+struct agora_db {
+	PGconn *conn;
+	char *url;
+	const struct agora_stmt *stmts;
+	size_t nstmts;
+	int ready; /* connected and statements prepared */
+	int in_tx; /* inside agora_db_tx: never retry a single statement */
+	struct timespec last_try;
+	long long retry_after;
+};
+
+struct sqlstate_map {
+	const char *state; /* a full code, or a two-character class */
+	enum agora_err err;
+};
+
+/* PostgREST-style: the one place where SQLSTATEs get their meaning. */
+static const struct sqlstate_map sqlstates[] = {
+	{ "23505", AGORA_E_CONFLICT },	   /* unique_violation */
+	{ "23P01", AGORA_E_CONFLICT },	   /* exclusion_violation */
+	{ "23503", AGORA_E_VALIDATION },   /* foreign_key_violation */
+	{ "23502", AGORA_E_VALIDATION },   /* not_null_violation */
+	{ "23514", AGORA_E_VALIDATION },   /* check_violation */
+	{ "22P02", AGORA_E_BAD_REQUEST },  /* invalid_text_representation */
+	{ "22003", AGORA_E_BAD_REQUEST },  /* numeric_value_out_of_range */
+	{ "22001", AGORA_E_VALIDATION },   /* string_data_right_truncation */
+	{ "40001", AGORA_E_RETRY },	   /* serialization_failure */
+	{ "40P01", AGORA_E_RETRY },	   /* deadlock_detected */
+	{ "55P03", AGORA_E_CONFLICT },	   /* lock_not_available */
+	{ "57014", AGORA_E_UNAVAILABLE },  /* query_canceled (timeout) */
+	{ "57P01", AGORA_E_CONNLOST },	   /* admin_shutdown */
+	{ "57P02", AGORA_E_CONNLOST },	   /* crash_shutdown */
+	{ "57P03", AGORA_E_CONNLOST },	   /* cannot_connect_now */
+	{ "25006", AGORA_E_UNAVAILABLE },  /* read_only_sql_transaction */
+	{ "08", AGORA_E_CONNLOST },	   /* connection_exception */
+	{ "53", AGORA_E_UNAVAILABLE },	   /* insufficient_resources */
+};
+
+enum agora_err
+agora_db_sqlstate_err(const char *state)
+{
+	size_t i, n;
+
+	if (state == NULL)
+		return AGORA_E_CONNLOST;
+	for (i = 0; i < sizeof(sqlstates) / sizeof(sqlstates[0]); i++) {
+		n = strlen(sqlstates[i].state);
+		if (strncmp(state, sqlstates[i].state, n) == 0)
+			return sqlstates[i].err;
+	}
+	return AGORA_E_INTERNAL;
+}
+
+struct agora_db *
+agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts,
+    long long retry_after)
+{
+	struct agora_db *db;
+
+	db = calloc(1, sizeof(*db));
+	if (db == NULL)
+		return NULL;
+	db->url = strdup(url);
+	if (db->url == NULL) {
+		free(db);
+		return NULL;
+	}
+	db->stmts = stmts;
+	db->nstmts = nstmts;
+	db->retry_after = retry_after;
+	return db;
+}
+
+void
+agora_db_free(struct agora_db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	free(db->url);
+	free(db);
+}
+
+PGconn *
+agora_db_conn(struct agora_db *db)
+{
+	return db->ready ? db->conn : NULL;
+}
+
+static long long
+ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t->tv_sec) * 1000LL +
+	    (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static enum agora_err
+prepare_all(struct agora_db *db)
+{
+	PGresult *res;
+	size_t i;
+	enum agora_err rc = AGORA_OK;
+
+	for (i = 0; i < db->nstmts && rc == AGORA_OK; i++) {
+		res = PQprepare(db->conn, db->stmts[i].name, db->stmts[i].sql, 0,
+		    NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			agora_log("error", "prepare %s: %s", db->stmts[i].name,
+			    PQerrorMessage(db->conn));
+			rc = PQstatus(db->conn) == CONNECTION_OK
+			    ? AGORA_E_INTERNAL
+			    : AGORA_E_UNAVAILABLE;
+		}
+		PQclear(res);
+	}
+	return rc;
+}
+
+/*
+ * Make sure the connection is usable: connect or reset it and prepare the
+ * statements.  Returns AGORA_E_UNAVAILABLE while the server is down.
+ */
+enum agora_err
+agora_db_connect(struct agora_db *db)
+{
+	enum agora_err rc;
+
+	if (db->ready && PQstatus(db->conn) == CONNECTION_OK)
+		return AGORA_OK;
+	db->ready = 0;
+	if (db->last_try.tv_sec != 0 && ms_since(&db->last_try) < RECONNECT_MS)
+		return AGORA_E_UNAVAILABLE;
+	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
+	if (db->conn == NULL)
+		db->conn = PQconnectdb(db->url);
+	else
+		PQreset(db->conn);
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		agora_log("error", "database: %s",
+		    db->conn != NULL ? PQerrorMessage(db->conn) : "no memory");
+		return AGORA_E_UNAVAILABLE;
+	}
+	rc = prepare_all(db);
+	if (rc == AGORA_OK) {
+		db->ready = 1;
+		db->last_try.tv_sec = 0;
+	}
+	return rc;
+}
+
+static void
+clear_result(void *p)
+{
+	PQclear(p);
+}
+
+/* Record and map a failed result; logs the server's message, not clients. */
+static enum agora_err
+result_err(struct agora_req *r, struct agora_db *db, PGresult *res,
+    const char *what)
+{
+	const char *state, *con;
+	enum agora_err e;
+
+	state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	con = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)
+			  : NULL;
+	e = agora_db_sqlstate_err(state);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		e = AGORA_E_CONNLOST;
+		db->ready = 0;
+	}
+	r->sqlstate = state != NULL ? agora_strdup(r, state) : NULL;
+	r->constraint = con != NULL ? agora_strdup(r, con) : NULL;
+	if (e != AGORA_E_CONFLICT && e != AGORA_E_VALIDATION)
+		agora_log("error", "%s: %s %s", what, state ? state : "-",
+		    PQerrorMessage(db->conn));
+	return e;
+}
+
+/*
+ * Run the prepared statement stmt with n text parameters.  On success
+ * *out (if not NULL) is a result the arena releases.  Errors are mapped
+ * through the SQLSTATE table; r->sqlstate and r->constraint say more.
+ */
+static enum agora_err
+query_once(struct agora_req *r, const char *stmt, int n,
+    const char *const *vals, PGresult **out)
+{
+	struct agora_db *db = r->ctx->db;
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_db_connect(db);
+	if (rc != AGORA_OK)
+		return rc;
+	res = PQexecPrepared(db->conn, stmt, n, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rc = result_err(r, db, res, stmt);
+		PQclear(res);
+		return rc;
+	}
+	if (agora_arena_defer(r->arena, clear_result, res) != 0) {
+		PQclear(res);
+		return AGORA_E_TOO_LARGE;
+	}
+	*out = res;
+	return AGORA_OK;
+}
+
+/*
+ * Run the prepared statement stmt with n text parameters.  On success
+ * *out (if not NULL) is a result the arena releases.  Errors are mapped
+ * through the SQLSTATE table; r->sqlstate and r->constraint say more.
+ * Outside agora_db_tx a statement that met a lost connection is tried once
+ * more on a new one: use single statements outside a transaction for reads
+ * only, since a write might have committed before the connection broke.
+ */
+enum agora_err
+agora_db_query(struct agora_req *r, const char *stmt, int n,
+    const char *const *vals, PGresult **out)
+{
+	PGresult *res = NULL;
+	enum agora_err rc;
+
+	rc = query_once(r, stmt, n, vals, &res);
+	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx) {
+		r->ctx->db->last_try.tv_sec = 0;
+		rc = query_once(r, stmt, n, vals, &res);
+	}
+	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx)
+		rc = AGORA_E_UNAVAILABLE;
+	if (out != NULL)
+		*out = res;
+	return rc;
+}
+
+static enum agora_err
+exec_simple(struct agora_req *r, const char *sql)
+{
+	struct agora_db *db = r->ctx->db;
+	PGresult *res;
+	enum agora_err rc = AGORA_OK;
+
+	res = PQexec(db->conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = result_err(r, db, res, sql);
+	PQclear(res);
+	return rc;
+}
+
+static void
+backoff(int attempt)
+{
+	struct timespec ts;
+
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)(1000000L << attempt) + (rand() % 1000000L);
+	nanosleep(&ts, NULL);
+}
+
+static enum agora_err
+tx_once(struct agora_req *r, enum agora_err (*fn)(struct agora_req *, void *),
+    void *arg)
+{
+	enum agora_err rc;
+
+	rc = exec_simple(r, "BEGIN");
+	if (rc == AGORA_OK)
+		rc = fn(r, arg);
+	if (rc == AGORA_OK) {
+		rc = exec_simple(r, "COMMIT");
+		/* A COMMIT whose answer was lost may have succeeded. */
+		return rc == AGORA_E_CONNLOST ? AGORA_E_UNAVAILABLE : rc;
+	}
+	if (PQstatus(r->ctx->db->conn) == CONNECTION_OK)
+		exec_simple(r, "ROLLBACK");
+	return rc;
+}
+
+/*
+ * Run fn inside a transaction.  A serialization failure or deadlock
+ * (40001, 40P01) and a connection lost before COMMIT was sent retry the
+ * whole transaction, up to TX_ATTEMPTS times; a lost COMMIT is not
+ * retried, because it may have succeeded.  fn must not commit or roll back.
+ */
+enum agora_err
+agora_db_tx(struct agora_req *r, enum agora_err (*fn)(struct agora_req *,
+    void *), void *arg)
+{
+	struct agora_db *db = r->ctx->db;
+	enum agora_err rc = AGORA_E_UNAVAILABLE;
+	int attempt;
+
+	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
+		if (attempt > 0)
+			backoff(attempt);
+		if (rc == AGORA_E_CONNLOST)
+			db->last_try.tv_sec = 0;
+		rc = agora_db_connect(db);
+		if (rc != AGORA_OK)
+			break;
+		db->in_tx = 1;
+		rc = tx_once(r, fn, arg);
+		db->in_tx = 0;
+		if (rc != AGORA_E_RETRY && rc != AGORA_E_CONNLOST)
+			break;
+	}
+	/* Retries used up: the client may try again later. */
+	if (rc == AGORA_E_RETRY || rc == AGORA_E_CONNLOST)
+		rc = AGORA_E_UNAVAILABLE;
+	return rc;
+}

@@ -1,0 +1,367 @@
+/*
+ * http.c: reading one request and building its response.
+ *
+ * The request path comes from REQUEST_URI, which Apache (mod_fcgid and
+ * mod_proxy_fcgi) and lighttpd all pass unchanged, so that routing does not
+ * depend on how each server splits SCRIPT_NAME and PATH_INFO (libfacts §2);
+ * it is percent-decoded here, once, and must decode to UTF-8 without NUL.
+ * Every size the client controls is capped before it is read.  The
+ * response is built whole in the arena and written with one call, with
+ * Content-Length and the security headers.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agora.h"
+#include "internal.h"
+
+#define REQUEST_ID_MAX 128
+
+const char *
+agora_param(const struct agora_req *r, const char *name)
+{
+	size_t n = strlen(name);
+	char *const *e;
+
+	for (e = r->envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+const char *
+agora_header(const struct agora_req *r, const char *cgi_name)
+{
+	return agora_param(r, cgi_name);
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decode n bytes of s into a new arena string; plus_space turns
+ * '+' into ' ' (query strings).  NULL on a bad escape, a NUL or bad UTF-8.
+ */
+static char *
+decode(struct agora_req *r, const char *s, size_t n, int plus_space)
+{
+	char *out, *o;
+	size_t i;
+	int hi, lo;
+
+	out = o = agora_alloc(r, n + 1);
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '%') {
+			if (i + 2 >= n)
+				return NULL;
+			hi = hexval((unsigned char)s[i + 1]);
+			lo = hexval((unsigned char)s[i + 2]);
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return NULL;
+			*o++ = (char)(hi * 16 + lo);
+			i += 2;
+		} else if (s[i] == '+' && plus_space) {
+			*o++ = ' ';
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	return agora_utf8_valid(out, (size_t)(o - out)) ? out : NULL;
+}
+
+static enum agora_err
+parse_path(struct agora_req *r)
+{
+	const char *uri, *q, *sn, *pi;
+
+	uri = agora_param(r, "REQUEST_URI");
+	r->query = agora_param(r, "QUERY_STRING");
+	if (uri == NULL) {
+		/* A plain CGI run may come without REQUEST_URI. */
+		sn = agora_param(r, "SCRIPT_NAME");
+		pi = agora_param(r, "PATH_INFO");
+		uri = agora_printf(r, "%s%s", sn ? sn : "", pi ? pi : "");
+		if (uri == NULL)
+			return AGORA_E_TOO_LARGE;
+	}
+	q = strchr(uri, '?');
+	if (r->query == NULL)
+		r->query = q != NULL ? q + 1 : "";
+	r->path = decode(r, uri, q != NULL ? (size_t)(q - uri) : strlen(uri),
+	    0);
+	if (r->path == NULL)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_path",
+		    "The path has a bad percent-escape, a NUL or bad UTF-8.");
+	return AGORA_OK;
+}
+
+static void
+request_id(struct agora_req *r)
+{
+	const char *id;
+	char *gen;
+	size_t n;
+
+	id = agora_param(r, "HTTP_X_REQUEST_ID");
+	if (id != NULL) {
+		n = strlen(id);
+		if (n > 0 && n <= REQUEST_ID_MAX &&
+		    strspn(id,
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			"0123456789._-") == n) {
+			r->request_id = id;
+			return;
+		}
+	}
+	gen = agora_alloc(r, 33);
+	if (gen != NULL)
+		agora_random_hex(gen, 16);
+	r->request_id = gen != NULL ? gen : "-";
+}
+
+static enum agora_err
+check_headers(struct agora_req *r)
+{
+	char *const *e;
+	size_t total = 0;
+
+	for (e = r->envp; e != NULL && *e != NULL; e++)
+		if (strncmp(*e, "HTTP_", 5) == 0)
+			total += strlen(*e);
+	if (total > (size_t)r->ctx->cfg.max_header_bytes)
+		return agora_problem(r, AGORA_E_TOO_LARGE, "headers_too_large",
+		    "The request headers are too large.");
+	return AGORA_OK;
+}
+
+static enum agora_err
+content_length(struct agora_req *r, long long *len)
+{
+	const char *cl;
+
+	*len = 0;
+	cl = agora_param(r, "CONTENT_LENGTH");
+	if (cl == NULL || *cl == '\0')
+		return AGORA_OK;
+	if (agora_parse_ll(cl, 0, (1LL << 62), len) != 0)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
+		    "Content-Length is not a number.");
+	r->content_length = *len;
+	if (*len > r->ctx->cfg.max_body_bytes)
+		return agora_problem(r, AGORA_E_TOO_LARGE, NULL,
+		    agora_printf(r, "The body is larger than %lld bytes.",
+			r->ctx->cfg.max_body_bytes));
+	return AGORA_OK;
+}
+
+/* application/json, with at most a charset=utf-8 parameter. */
+static int
+is_json(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+		return 0;
+	ct += n;
+	while (*ct == ' ')
+		ct++;
+	if (*ct == '\0')
+		return 1;
+	if (*ct++ != ';')
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	return strcasecmp(ct, "charset=utf-8") == 0 ||
+	    strcasecmp(ct, "charset=\"utf-8\"") == 0;
+}
+
+static enum agora_err
+read_body(struct agora_req *r, const struct agora_io *io, size_t len)
+{
+	char *buf;
+	size_t got = 0;
+	long n;
+
+	buf = agora_alloc(r, len + 1);
+	if (buf == NULL)
+		return AGORA_E_TOO_LARGE;
+	while (got < len) {
+		n = io->read(io->arg, buf + got, len - got);
+		if (n <= 0)
+			return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
+			    "The body is shorter than its Content-Length.");
+		got += (size_t)n;
+	}
+	buf[len] = '\0';
+	r->body = buf;
+	r->body_len = len;
+	return AGORA_OK;
+}
+
+static enum agora_err
+parse_json_body(struct agora_req *r)
+{
+	const char *why = NULL;
+	enum agora_err rc;
+
+	if (r->body_len == 0)
+		return agora_problem(r, AGORA_E_BAD_JSON, "body_required",
+		    "A JSON body is required.");
+	if (!is_json(agora_param(r, "CONTENT_TYPE")))
+		return agora_problem(r, AGORA_E_MEDIA_TYPE, NULL,
+		    "The body must be application/json.");
+	rc = agora_json_parse(r->body, r->body_len, &r->json, &why);
+	if (rc != AGORA_OK)
+		return agora_problem(r, rc, NULL,
+		    agora_printf(r, "The body is not valid JSON: %s.", why));
+	if (agora_defer_json(r, r->json) != 0) {
+		r->json = NULL;
+		return AGORA_E_TOO_LARGE;
+	}
+	return AGORA_OK;
+}
+
+/*
+ * Parse the request up to the handler: id, path, header and body caps,
+ * route, body.  On failure the problem answer is already set.
+ */
+enum agora_err
+agora_parse_request(struct agora_req *r, const struct agora_program *prog,
+    const struct agora_io *io, const struct agora_route **route)
+{
+	char allow[128], scratch[1024];
+	long long len = 0;
+	enum agora_err rc;
+
+	request_id(r);
+	r->method = agora_param(r, "REQUEST_METHOD");
+	if (r->method == NULL)
+		r->method = "GET";
+	r->head = strcmp(r->method, "HEAD") == 0;
+	if ((rc = parse_path(r)) != AGORA_OK ||
+	    (rc = check_headers(r)) != AGORA_OK ||
+	    (rc = content_length(r, &len)) != AGORA_OK)
+		return rc;
+	rc = agora_route_match(prog->routes, prog->nroutes, r->method, r->path,
+	    route, r->params, &r->nparams, allow, sizeof(allow), scratch,
+	    sizeof(scratch));
+	if (rc == AGORA_E_METHOD)
+		agora_resp_header(r, "Allow", agora_strdup(r, allow));
+	if (rc != AGORA_OK)
+		return agora_problem(r, rc, NULL,
+		    rc == AGORA_E_METHOD
+			? agora_printf(r, "%s is not allowed here.", r->method)
+			: "No such resource.");
+	/* Params point into scratch, which dies with this frame. */
+	for (size_t i = 0; i < r->nparams; i++)
+		if ((r->params[i] = agora_strdup(r, r->params[i])) == NULL)
+			return AGORA_E_TOO_LARGE;
+	if ((*route)->body == AGORA_BODY_NONE)
+		return AGORA_OK;
+	if ((rc = read_body(r, io, (size_t)len)) != AGORA_OK)
+		return rc;
+	return parse_json_body(r);
+}
+
+/* The value of query parameter name, decoded; *out NULL when absent. */
+enum agora_err
+agora_query_get(struct agora_req *r, const char *name, const char **out)
+{
+	const char *p, *amp, *eq;
+	size_t n = strlen(name);
+
+	*out = NULL;
+	for (p = r->query; p != NULL && *p != '\0'; p = amp ? amp + 1 : NULL) {
+		amp = strchr(p, '&');
+		eq = strchr(p, '=');
+		if (eq == NULL || (amp != NULL && eq > amp))
+			continue;
+		if ((size_t)(eq - p) != n || strncmp(p, name, n) != 0)
+			continue;
+		*out = decode(r, eq + 1,
+		    amp ? (size_t)(amp - eq - 1) : strlen(eq + 1), 1);
+		if (*out == NULL)
+			return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
+			    agora_printf(r, "Query parameter %s is badly "
+					    "encoded.", name));
+		return AGORA_OK;
+	}
+	return AGORA_OK;
+}
+
+/*
+ * Add a response header.  Names and values are kept as given (they must
+ * live as long as the request); a value with CR or LF is refused, so that
+ * nothing a client sent can split the header block.
+ */
+void
+agora_resp_header(struct agora_req *r, const char *name, const char *value)
+{
+	size_t i;
+
+	if (name == NULL || value == NULL || strpbrk(value, "\r\n") != NULL) {
+		agora_log("error", "refusing header %s", name ? name : "?");
+		return;
+	}
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0) {
+			r->headers[i].value = value;
+			return;
+		}
+	if (r->nheaders == AGORA_MAX_HEADERS) {
+		agora_log("error", "too many headers, dropping %s", name);
+		return;
+	}
+	r->headers[r->nheaders].name = name;
+	r->headers[r->nheaders].value = value;
+	r->nheaders++;
+}
+
+enum agora_err
+agora_resp_raw(struct agora_req *r, int status, const char *content_type,
+    const char *body, size_t len)
+{
+	r->status = status;
+	r->content_type = content_type;
+	r->out = body;
+	r->out_len = len;
+	r->error_code = NULL;
+	return AGORA_OK;
+}
+
+/* Serialize o as the response body and release it. */
+enum agora_err
+agora_resp_json(struct agora_req *r, int status, struct json_object *o)
+{
+	const char *s;
+	size_t n;
+	char *copy;
+
+	s = json_object_to_json_string_length(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	copy = s != NULL ? agora_alloc(r, n + 1) : NULL;
+	if (copy != NULL)
+		memcpy(copy, s, n + 1);
+	json_object_put(o);
+	if (copy == NULL) {
+		r->status = 500;
+		r->out = NULL;
+		return AGORA_E_TOO_LARGE;
+	}
+	return agora_resp_raw(r, status, "application/json", copy, n);
+}

@@ -1,0 +1,14 @@
+/*
+ * internal.h: what libagora's files share and programs do not see.
+ */
+#ifndef AGORA_INTERNAL_H
+#define AGORA_INTERNAL_H
+
+#include "agora.h"
+
+enum agora_err agora_parse_request(struct agora_req *r,
+    const struct agora_program *prog, const struct agora_io *io,
+    const struct agora_route **route);
+int agora_emit(struct agora_req *r, const struct agora_io *io);
+
+#endif /* AGORA_INTERNAL_H */

@@ -1,0 +1,182 @@
+/*
+ * json.c: strict JSON for request bodies, on top of json-c.
+ *
+ * json-c's STRICT mode still accepts single quotes, NaN, Infinity, "1.",
+ * overlong UTF-8, trailing bytes after the first value and, for a
+ * top-level scalar, reports "continue" (libfacts §4).  So the text is
+ * checked in three steps: strict UTF-8; a scan outside strings for bytes
+ * that JSON never has there (quotes, letters outside true/false/null,
+ * control characters in strings); then json-c with a depth cap, and a walk
+ * of the tree for numbers whose text is not JSON or whose value is not
+ * finite.  The top level must be an object or an array.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "agora.h"
+
+/* Outside strings JSON has structure, whitespace, numbers and literals. */
+static const char outside[] = " \t\r\n{}[],:-+.0123456789eEtrufalsn";
+
+static int
+lex_ok(const char *s, size_t len, const char **why)
+{
+	size_t i;
+	int in_str = 0, esc = 0;
+	unsigned char c;
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (c == '\\')
+				esc = 1;
+			else if (c == '"')
+				in_str = 0;
+			else if (c < 0x20) {
+				*why = "control character in a string";
+				return 0;
+			}
+		} else if (c == '"') {
+			in_str = 1;
+		} else if (c == '\0' || strchr(outside, c) == NULL) {
+			*why = "unexpected character";
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* The JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int
+number_ok(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (*s >= '1' && *s <= '9')
+		while (*s >= '0' && *s <= '9')
+			s++;
+	else
+		return 0;
+	if (*s == '.') {
+		if (*++s < '0' || *s > '9')
+			return 0;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (*s < '0' || *s > '9')
+			return 0;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == '\0';
+}
+
+static int
+tree_ok(struct json_object *o, const char **why)
+{
+	struct json_object_iterator it, end;
+	size_t i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_double:
+		if (!isfinite(json_object_get_double(o)) ||
+		    !number_ok(json_object_to_json_string_ext(o,
+			JSON_C_TO_STRING_PLAIN))) {
+			*why = "invalid number";
+			return 0;
+		}
+		return 1;
+	case json_type_array:
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++)
+			if (!tree_ok(json_object_array_get_idx(o, i), why))
+				return 0;
+		return 1;
+	case json_type_object:
+		it = json_object_iter_begin(o);
+		end = json_object_iter_end(o);
+		for (; !json_object_iter_equal(&it, &end);
+		     json_object_iter_next(&it))
+			if (!tree_ok(json_object_iter_peek_value(&it), why))
+				return 0;
+		return 1;
+	default:
+		return 1;
+	}
+}
+
+static int
+top_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && strchr(" \t\r\n", s[i]) != NULL; i++)
+		;
+	return i < len && (s[i] == '{' || s[i] == '[');
+}
+
+static int
+tail_ok(const char *s, size_t from, size_t len)
+{
+	for (; from < len; from++)
+		if (strchr(" \t\r\n", s[from]) == NULL || s[from] == '\0')
+			return 0;
+	return 1;
+}
+
+/*
+ * Parse buf strictly.  On success *out is a new reference the caller owns.
+ * On failure returns AGORA_E_BAD_JSON with *why a static explanation.
+ */
+enum agora_err
+agora_json_parse(const char *buf, size_t len, struct json_object **out,
+    const char **why)
+{
+	json_tokener *tok;
+	struct json_object *o = NULL;
+	enum json_tokener_error jerr;
+	enum agora_err rc = AGORA_E_BAD_JSON;
+
+	*out = NULL;
+	*why = "invalid UTF-8";
+	if (!agora_utf8_valid(buf, len) || !lex_ok(buf, len, why))
+		return rc;
+	*why = "the top level must be an object or an array";
+	if (!top_ok(buf, len))
+		return rc;
+	tok = json_tokener_new_ex(AGORA_JSON_MAX_DEPTH + 1);
+	if (tok == NULL) {
+		*why = "out of memory";
+		return AGORA_E_INTERNAL;
+	}
+	json_tokener_set_flags(tok,
+	    JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, buf, (int)len);
+	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue)
+		*why = "truncated";
+	else if (jerr == json_tokener_error_depth)
+		*why = "nested too deeply";
+	else if (jerr != json_tokener_success)
+		*why = json_tokener_error_desc(jerr);
+	else if (!tail_ok(buf, json_tokener_get_parse_end(tok), len))
+		*why = "trailing data after the JSON value";
+	else if (tree_ok(o, why))
+		rc = AGORA_OK;
+	json_tokener_free(tok);
+	if (rc == AGORA_OK)
+		*out = o;
+	else
+		json_object_put(o);
+	return rc;
+}

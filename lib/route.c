@@ -1,0 +1,98 @@
+/*
+ * route.c: matching a method and a decoded path against a route table.
+ *
+ * A pattern is a path whose "{name}" segments match any one non-empty
+ * segment; the matched segments become the request's params, in order.
+ * A path that matches some pattern but not with this method answers 405
+ * with the methods that would match in Allow; HEAD is served by GET.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agora.h"
+
+/*
+ * Match path against pattern, copying parameter segments into scratch.
+ * Returns 1 on a match.
+ */
+static int
+pattern_match(const char *pat, const char *path, const char **params,
+    size_t *np, char **scratch, size_t *left)
+{
+	const char *pe, *se;
+	size_t n;
+
+	*np = 0;
+	while (*pat != '\0' && *path != '\0') {
+		if (*pat != '{') {
+			if (*pat++ != *path++)
+				return 0;
+			continue;
+		}
+		pe = strchr(pat, '}');
+		se = strchr(path, '/');
+		if (pe == NULL || *np == AGORA_MAX_PARAMS)
+			return 0;
+		n = se != NULL ? (size_t)(se - path) : strlen(path);
+		if (n == 0 || n + 1 > *left)
+			return 0;
+		memcpy(*scratch, path, n);
+		(*scratch)[n] = '\0';
+		params[(*np)++] = *scratch;
+		*scratch += n + 1;
+		*left -= n + 1;
+		pat = pe + 1;
+		path += n;
+	}
+	return *pat == '\0' && *path == '\0';
+}
+
+static void
+allow_add(char *allow, size_t len, const char *method)
+{
+	size_t used = strlen(allow);
+
+	if (strstr(allow, method) != NULL)
+		return;
+	snprintf(allow + used, len - used, "%s%s", used > 0 ? ", " : "",
+	    method);
+}
+
+/*
+ * Find the route for method and path.  On AGORA_OK *found is set and the
+ * params point into scratch.  AGORA_E_METHOD fills allow; otherwise
+ * AGORA_E_NOT_FOUND.
+ */
+enum agora_err
+agora_route_match(const struct agora_route *routes, size_t nroutes,
+    const char *method, const char *path, const struct agora_route **found,
+    const char **params, size_t *nparams, char *allow, size_t allowlen,
+    char *scratch, size_t scratchlen)
+{
+	size_t i;
+	const char *want;
+	char *sp;
+	size_t left;
+
+	want = strcmp(method, "HEAD") == 0 ? "GET" : method;
+	allow[0] = '\0';
+	*found = NULL;
+	for (i = 0; i < nroutes; i++) {
+		sp = scratch;
+		left = scratchlen;
+		if (!pattern_match(routes[i].pattern, path, params, nparams,
+			&sp, &left))
+			continue;
+		if (strcmp(routes[i].method, want) == 0) {
+			*found = &routes[i];
+			return AGORA_OK;
+		}
+		allow_add(allow, allowlen, routes[i].method);
+		if (strcmp(routes[i].method, "GET") == 0)
+			allow_add(allow, allowlen, "HEAD");
+	}
+	*nparams = 0;
+	return allow[0] != '\0' ? AGORA_E_METHOD : AGORA_E_NOT_FOUND;
+}

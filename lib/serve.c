@@ -1,0 +1,342 @@
+/*
+ * serve.c: the process: configuration, connections, and the accept loop.
+ *
+ * One binary serves FastCGI (started by mod_fcgid, lighttpd or spawn-fcgi,
+ * with the listening socket on fd 0) and plain CGI (one request on stdin
+ * and stdout).  We use fcgiapp rather than fcgi_stdio: fcgi_stdio redefines
+ * FILE and stdout for every library in the file and replaces environ per
+ * request (libfacts §1).  Configuration and the database connection are
+ * made before the first accept.  SIGTERM while idle exits at once; during
+ * a request it lets the request finish first.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+#include <sodium.h>
+
+#include "agora.h"
+#include "internal.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t busy;
+static volatile sig_atomic_t stopping;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	if (!busy)
+		_exit(0);
+	stopping = 1;
+}
+
+static const char *const security_headers[][2] = {
+	{ "X-Content-Type-Options", "nosniff" },
+	{ "X-Frame-Options", "DENY" },
+	{ "Referrer-Policy", "no-referrer" },
+	{ "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'" },
+};
+
+/* Append "name: value\r\n"; returns the bytes written, or left if cut. */
+static size_t
+header_line(char *dst, size_t left, const char *name, const char *value)
+{
+	int n;
+
+	n = snprintf(dst, left, "%s: %s\r\n", name, value);
+	return n < 0 || (size_t)n >= left ? left : (size_t)n;
+}
+
+static int
+has_header(const struct agora_req *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Format the header block into buf; returns its length, 0 on overflow. */
+static size_t
+format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
+{
+	size_t used, i;
+	char len[24];
+
+	snprintf(len, sizeof(len), "%lu", (unsigned long)r->out_len);
+	used = (size_t)snprintf(buf, cap, "Status: %d %s\r\n", r->status,
+	    agora_status_text(r->status));
+	if (r->content_type != NULL && with_type)
+		used += header_line(buf + used, cap - used, "Content-Type",
+		    r->content_type);
+	if (r->status != 204 && r->status != 304)
+		used += header_line(buf + used, cap - used, "Content-Length",
+		    len);
+	used += header_line(buf + used, cap - used, "X-Request-Id",
+	    r->request_id);
+	for (i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]);
+	     i++)
+		used += header_line(buf + used, cap - used,
+		    security_headers[i][0], security_headers[i][1]);
+	if (!has_header(r, "Cache-Control"))
+		used += header_line(buf + used, cap - used, "Cache-Control",
+		    "no-store");
+	for (i = 0; i < r->nheaders; i++)
+		used += header_line(buf + used, cap - used, r->headers[i].name,
+		    r->headers[i].value);
+	if (used + 2 >= cap)
+		return 0;
+	memcpy(buf + used, "\r\n", 2);
+	return used + 2;
+}
+
+static const char fallback[] =
+    "Status: 500 Internal Server Error\r\n"
+    "Content-Type: application/problem+json\r\n"
+    "Content-Length: 84\r\n"
+    "Cache-Control: no-store\r\n"
+    "X-Content-Type-Options: nosniff\r\n\r\n"
+    "{\"type\":\"about:blank\",\"title\":\"Internal error\",\"status\":500,"
+    "\"code\":\"internal_error\"}";
+
+/*
+ * Write the whole response with one call.  If the arena cannot hold it,
+ * a fixed 500 goes out instead.  Returns -1 when the write failed.
+ */
+int
+agora_emit(struct agora_req *r, const struct agora_io *io)
+{
+	char *buf;
+	size_t hlen, cap, blen;
+	int with_body;
+
+	with_body = !r->head && r->status != 204 && r->status != 304;
+	blen = with_body ? r->out_len : 0;
+	cap = 2048 + 256 * r->nheaders;
+	buf = r->out != NULL || r->out_len == 0 ? agora_alloc(r, cap + blen)
+						 : NULL;
+	hlen = buf != NULL ? format_headers(r, buf, cap, with_body || r->head)
+			   : 0;
+	if (hlen == 0) {
+		r->status = 500;
+		return io->write(io->arg, fallback, sizeof(fallback) - 1);
+	}
+	if (blen > 0)
+		memcpy(buf + hlen, r->out, blen);
+	return io->write(io->arg, buf, hlen + blen);
+}
+
+/*
+ * Read and drop a body the request did not consume.  Web servers send the
+ * whole body before they read the answer (mod_proxy_fcgi, mod_fcgid), so
+ * answering without reading it could fail the answer.  The web server's
+ * own limit bounds how much this reads.
+ */
+static void
+drain(struct agora_req *r, const struct agora_io *io)
+{
+	char buf[16384];
+	long long left;
+	long n;
+
+	left = r->body == NULL ? r->content_length : 0;
+	while (left > 0) {
+		n = io->read(io->arg, buf,
+		    left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf));
+		if (n <= 0)
+			break;
+		left -= n;
+	}
+}
+
+/*
+ * Serve one request from envp and io, with the response and the log line.
+ * The arena is reset at the end.
+ */
+void
+agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
+    struct agora_arena *arena, char *const *envp, const struct agora_io *io)
+{
+	struct agora_req r;
+	const struct agora_route *route = NULL;
+	enum agora_err rc;
+
+	memset(&r, 0, sizeof(r));
+	r.ctx = ctx;
+	r.arena = arena;
+	r.envp = envp;
+	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	rc = agora_parse_request(&r, prog, io, &route);
+	if (rc == AGORA_OK)
+		rc = route->handler(&r);
+	if (rc != AGORA_OK && r.status < 400)
+		agora_problem(&r, rc, NULL, NULL);
+	else if (rc == AGORA_OK && r.status == 0)
+		agora_problem(&r, AGORA_E_INTERNAL, NULL, NULL);
+	drain(&r, io);
+	if (agora_emit(&r, io) != 0)
+		agora_log("warning", "the client went away before the answer");
+	if (ctx->cfg.log_requests || r.status >= 500)
+		agora_log_request(&r);
+	agora_arena_reset(arena);
+}
+
+/* Plain CGI: the body on fd 0, the response on fd 1. */
+static long
+cgi_read(void *arg, char *buf, size_t n)
+{
+	ssize_t got;
+
+	(void)arg;
+	do
+		got = read(STDIN_FILENO, buf, n);
+	while (got < 0 && errno == EINTR);
+	return (long)got;
+}
+
+static int
+cgi_write(void *arg, const char *buf, size_t n)
+{
+	ssize_t w;
+
+	(void)arg;
+	while (n > 0) {
+		w = write(STDOUT_FILENO, buf, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static long
+fcgi_read(void *arg, char *buf, size_t n)
+{
+	FCGX_Request *rq = arg;
+
+	return FCGX_GetStr(buf, (int)n, rq->in);
+}
+
+static int
+fcgi_write(void *arg, const char *buf, size_t n)
+{
+	FCGX_Request *rq = arg;
+
+	/* FCGX_PutStr takes a non-const pointer but does not write to it. */
+	return FCGX_PutStr(buf, (int)n, rq->out) == (int)n ? 0 : -1;
+}
+
+static int
+serve_fcgi(struct agora_ctx *ctx, const struct agora_program *prog,
+    struct agora_arena *arena)
+{
+	FCGX_Request rq;
+	struct agora_io io = { fcgi_read, fcgi_write, &rq };
+
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&rq, 0, 0) != 0) {
+		agora_log("error", "cannot start FastCGI");
+		return 1;
+	}
+	while (!stopping && FCGX_Accept_r(&rq) >= 0) {
+		busy = 1;
+		agora_handle(ctx, prog, arena, rq.envp, &io);
+		FCGX_Finish_r(&rq);
+		busy = 0;
+	}
+	return 0;
+}
+
+static void
+print_routes(const struct agora_program *prog)
+{
+	size_t i;
+
+	for (i = 0; i < prog->nroutes; i++)
+		printf("%s %s\n", prog->routes[i].method,
+		    prog->routes[i].pattern);
+}
+
+static int
+ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
+{
+	char err[512];
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->program = prog->name;
+	if (sodium_init() < 0) {
+		agora_log("error", "libsodium cannot start");
+		return -1;
+	}
+	if (agora_config_load(&ctx->cfg, err, sizeof(err)) != 0) {
+		agora_log("error", "configuration: %s", err);
+		return -1;
+	}
+	ctx->db = agora_db_new(ctx->cfg.database_url, prog->stmts,
+	    prog->nstmts, ctx->cfg.db_retry_after);
+	if (ctx->db == NULL)
+		return -1;
+	/* A database that is down now is not fatal: requests answer 503. */
+	agora_db_connect(ctx->db);
+	ctx->cache = agora_cache_new(ctx->cfg.memcached_servers);
+	if (prog->init != NULL && prog->init(ctx) != 0)
+		return -1;
+	return 0;
+}
+
+static void
+ctx_close(struct agora_ctx *ctx)
+{
+	agora_cache_free(ctx->cache);
+	agora_db_free(ctx->db);
+	agora_config_free(&ctx->cfg);
+}
+
+int
+agora_main(int argc, char **argv, const struct agora_program *prog)
+{
+	struct agora_ctx ctx;
+	struct agora_arena *arena = NULL;
+	struct agora_io cgi = { cgi_read, cgi_write, NULL };
+	struct sigaction sa;
+	int rc = 1;
+
+	if (argc > 1 && strcmp(argv[1], "--routes") == 0) {
+		print_routes(prog);
+		return 0;
+	}
+	agora_log_init(prog->name);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (ctx_open(&ctx, prog) != 0)
+		goto out;
+	arena = agora_arena_new((size_t)ctx.cfg.request_memory_bytes);
+	if (arena == NULL)
+		goto out;
+	if (FCGX_IsCGI()) {
+		busy = 1;
+		agora_handle(&ctx, prog, arena, environ, &cgi);
+		rc = 0;
+	} else {
+		rc = serve_fcgi(&ctx, prog, arena);
+	}
+out:
+	agora_arena_free(arena);
+	ctx_close(&ctx);
+	return rc;
+}

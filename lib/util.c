@@ -1,0 +1,131 @@
+/*
+ * util.c: small request-scoped helpers: arena strings, random ids, UTF-8.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agora.h"
+
+void *
+agora_alloc(struct agora_req *r, size_t n)
+{
+	return agora_arena_alloc(r->arena, n);
+}
+
+char *
+agora_strdup(struct agora_req *r, const char *s)
+{
+	size_t n;
+	char *p;
+
+	n = strlen(s) + 1;
+	p = agora_arena_alloc(r->arena, n);
+	if (p != NULL)
+		memcpy(p, s, n);
+	return p;
+}
+
+char *
+agora_printf(struct agora_req *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	p = agora_arena_alloc(r->arena, (size_t)n + 1);
+	if (p == NULL)
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+static void
+put_json(void *p)
+{
+	json_object_put(p);
+}
+
+/* Hand o to the arena; on failure o is released at once and -1 returned. */
+int
+agora_defer_json(struct agora_req *r, struct json_object *o)
+{
+	if (agora_arena_defer(r->arena, put_json, o) != 0) {
+		json_object_put(o);
+		return -1;
+	}
+	return 0;
+}
+
+/* out must hold 2 * nbytes + 1 characters. */
+void
+agora_random_hex(char *out, size_t nbytes)
+{
+	unsigned char b[64];
+
+	if (nbytes > sizeof(b))
+		nbytes = sizeof(b);
+	randombytes_buf(b, nbytes);
+	sodium_bin2hex(out, 2 * nbytes + 1, b, nbytes);
+}
+
+/*
+ * Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+ * json-c's own check lets overlong forms through (libfacts §4).
+ */
+int
+agora_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i, n, k;
+	unsigned long cp;
+
+	for (i = 0; i < len; i += n) {
+		if (p[i] < 0x80) {
+			n = 1;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf)
+			n = 2, cp = p[i] & 0x1f;
+		else if (p[i] >= 0xe0 && p[i] <= 0xef)
+			n = 3, cp = p[i] & 0x0f;
+		else if (p[i] >= 0xf0 && p[i] <= 0xf4)
+			n = 4, cp = p[i] & 0x07;
+		else
+			return 0;
+		if (len - i < n)
+			return 0;
+		for (k = 1; k < n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+	}
+	return 1;
+}
+
+/* Code points in valid UTF-8. */
+size_t
+agora_utf8_len(const char *s, size_t len)
+{
+	size_t i, n;
+
+	for (i = n = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			n++;
+	return n;
+}

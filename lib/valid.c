@@ -1,0 +1,171 @@
+/*
+ * valid.c: field-table validation of JSON objects.
+ *
+ * A handler declares its fields (name, type, required, bounds) and gets
+ * back typed values it can use without further checks.  json-c's getters
+ * coerce ("123abc" reads as 123, 12.9 as 12) and clamp overflow silently
+ * (libfacts §4), so types are checked before any value is read, and an
+ * integer at the int64 limits is treated as an overflow.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agora.h"
+
+static const char *const type_names[AGORA_F__MAX] = {
+	[AGORA_F_STRING] = "a string",
+	[AGORA_F_INT] = "an integer",
+	[AGORA_F_BOOL] = "a boolean",
+	[AGORA_F_OBJECT] = "an object",
+	[AGORA_F_ARRAY] = "an array",
+};
+
+static const enum json_type json_types[AGORA_F__MAX] = {
+	[AGORA_F_STRING] = json_type_string,
+	[AGORA_F_INT] = json_type_int,
+	[AGORA_F_BOOL] = json_type_boolean,
+	[AGORA_F_OBJECT] = json_type_object,
+	[AGORA_F_ARRAY] = json_type_array,
+};
+
+static void
+error_add(struct json_object *errors, const char *prefix, const char *name,
+    const char *message)
+{
+	struct json_object *e;
+	char field[256];
+
+	snprintf(field, sizeof(field), "%s%s%s", prefix,
+	    *prefix != '\0' && *name != '\0' ? "." : "", name);
+	e = json_object_new_object();
+	json_object_object_add(e, "field", json_object_new_string(field));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_array_add(errors, e);
+}
+
+/* Check bounds of a value of the right type; returns a message or NULL. */
+static const char *
+check_value(const struct agora_field *f, struct json_object *o,
+    struct agora_value *v, char *msg, size_t msglen)
+{
+	long long n = 0;
+
+	v->o = o;
+	switch (f->type) {
+	case AGORA_F_STRING:
+		v->s = json_object_get_string(o);
+		v->len = (size_t)json_object_get_string_len(o);
+		if (strlen(v->s) != v->len)
+			return "must not contain NUL characters";
+		n = (long long)agora_utf8_len(v->s, v->len);
+		break;
+	case AGORA_F_INT:
+		v->i = n = json_object_get_int64(o);
+		if (n == INT64_MAX || n == INT64_MIN)
+			return "is out of range";
+		break;
+	case AGORA_F_BOOL:
+		v->b = json_object_get_boolean(o);
+		return NULL;
+	case AGORA_F_ARRAY:
+		n = (long long)json_object_array_length(o);
+		break;
+	default:
+		return NULL;
+	}
+	if (f->min == 0 && f->max == 0)
+		return NULL;
+	if (n >= f->min && n <= f->max)
+		return NULL;
+	snprintf(msg, msglen, "must be %s %lld to %lld",
+	    f->type == AGORA_F_INT	   ? "from"
+		: f->type == AGORA_F_ARRAY ? "an array of"
+					   : "a string of",
+	    f->min, f->max);
+	if (f->type == AGORA_F_ARRAY)
+		strncat(msg, " items", msglen - strlen(msg) - 1);
+	else if (f->type == AGORA_F_STRING)
+		strncat(msg, " characters", msglen - strlen(msg) - 1);
+	return msg;
+}
+
+static const struct agora_field *
+field_find(const struct agora_field *fields, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(fields[i].name, name) == 0)
+			return &fields[i];
+	return NULL;
+}
+
+/* Report members of obj that the table does not name. */
+static int
+unknown_fields(struct json_object *obj, const char *prefix,
+    const struct agora_field *fields, size_t n, struct json_object *errors)
+{
+	int bad = 0;
+
+	json_object_object_foreach(obj, key, val)
+	{
+		(void)val;
+		if (field_find(fields, n, key) == NULL) {
+			error_add(errors, prefix, key, "is not a known field");
+			bad = 1;
+		}
+	}
+	return bad;
+}
+
+/*
+ * Validate obj against fields; out[i] receives the value of fields[i].
+ * prefix names obj in messages ("items[0]"), "" for the top level.
+ */
+enum agora_err
+agora_valid(struct json_object *obj, const char *prefix,
+    const struct agora_field *fields, size_t nfields, struct agora_value *out,
+    struct json_object *errors)
+{
+	struct json_object *o;
+	const char *msg;
+	char buf[128];
+	int bad_type = 0, bad = 0;
+	size_t i;
+
+	memset(out, 0, nfields * sizeof(*out));
+	if (!json_object_is_type(obj, json_type_object)) {
+		error_add(errors, prefix, "", "must be an object");
+		return AGORA_E_BAD_TYPE;
+	}
+	for (i = 0; i < nfields; i++) {
+		if (!json_object_object_get_ex(obj, fields[i].name, &o) ||
+		    o == NULL) {
+			if (fields[i].flags & AGORA_F_REQUIRED) {
+				error_add(errors, prefix, fields[i].name,
+				    "is required");
+				bad = 1;
+			}
+			continue;
+		}
+		if (!json_object_is_type(o, json_types[fields[i].type])) {
+			snprintf(buf, sizeof(buf), "must be %s",
+			    type_names[fields[i].type]);
+			error_add(errors, prefix, fields[i].name, buf);
+			bad_type = 1;
+			continue;
+		}
+		out[i].present = 1;
+		msg = check_value(&fields[i], o, &out[i], buf, sizeof(buf));
+		if (msg != NULL) {
+			error_add(errors, prefix, fields[i].name, msg);
+			bad = 1;
+		}
+	}
+	bad |= unknown_fields(obj, prefix, fields, nfields, errors);
+	if (bad_type)
+		return AGORA_E_BAD_TYPE;
+	return bad ? AGORA_E_VALIDATION : AGORA_OK;
+}

@@ -1,0 +1,77 @@
+/*
+ * unit_config.c: agora.conf parsing and AGORA_* overrides.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "agora.h"
+#include "tap.h"
+
+struct conf_case {
+	const char *text;
+	int ok;
+	const char *what;
+};
+
+static const struct conf_case cases[] = {
+	{ "", 1, "empty file" },
+	{ "# comment\n\n  # indented comment\n", 1, "comments and blanks" },
+	{ "database_url = host=db dbname=agora\n", 1, "value with spaces" },
+	{ "max_body_bytes=2048", 1, "no spaces, no final newline" },
+	{ "nonsense = 1\n", 0, "unknown key" },
+	{ "database_url\n", 0, "missing =" },
+	{ "max_body_bytes = 12abc\n", 0, "not a number" },
+	{ "max_body_bytes = 10\n", 0, "below the minimum" },
+	{ "max_body_bytes = 99999999999999999999\n", 0, "overflow" },
+};
+
+int
+main(void)
+{
+	struct agora_config cfg;
+	char err[256];
+	size_t i;
+	int rc;
+	static char e1[] = "AGORA_MAX_BODY_BYTES=4096",
+		    e2[] = "AGORA_DATABASE_URL=dbname=fromenv",
+		    e3[] = "AGORA_NOPE=1", e4[] = "OTHER=1";
+	char *env[] = { e1, e2, e3, e4, NULL };
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		agora_config_defaults(&cfg);
+		err[0] = '\0';
+		rc = agora_config_parse(&cfg, cases[i].text, "test.conf", err,
+		    sizeof(err));
+		tap_ok((rc == 0) == cases[i].ok, "%s: %s %s", cases[i].what,
+		    cases[i].ok ? "accepted" : "rejected", err);
+		agora_config_free(&cfg);
+	}
+	agora_config_defaults(&cfg);
+	agora_config_parse(&cfg, "\n\nmax_body_bytes = x\n", "a.conf", err,
+	    sizeof(err));
+	tap_ok(strcmp(err, "a.conf:3: value out of range") == 0,
+	    "errors name the file and line: %s", err);
+	agora_config_parse(&cfg,
+	    "database_url = dbname=fromfile\nmax_body_bytes = 2048\n",
+	    "t.conf", err, sizeof(err));
+	tap_ok(cfg.max_body_bytes == 2048 &&
+		!strcmp(cfg.database_url, "dbname=fromfile"),
+	    "the file overrides defaults");
+	agora_config_env(&cfg, env);
+	tap_ok(cfg.max_body_bytes == 4096 &&
+		!strcmp(cfg.database_url, "dbname=fromenv"),
+	    "AGORA_* overrides the file");
+	tap_ok(agora_config_check(&cfg, err, sizeof(err)) == 0,
+	    "the result is consistent");
+	agora_config_free(&cfg);
+	agora_config_defaults(&cfg);
+	tap_ok(cfg.max_body_bytes == 1048576 &&
+		!strcmp(cfg.storage, "local"),
+	    "defaults: 1 MiB bodies, local storage");
+	agora_config_parse(&cfg, "storage = ftp\n", "t", err, sizeof(err));
+	tap_ok(agora_config_check(&cfg, err, sizeof(err)) != 0,
+	    "storage must be local or s3");
+	agora_config_free(&cfg);
+	return tap_done();
+}

@@ -1,0 +1,226 @@
+/*
+ * unit_request.c: the request path from CGI variables to the bytes sent,
+ * without a web server: limits, 404/405/413/415/400/422, headers.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agora.h"
+#include "tap.h"
+
+static enum agora_err
+get_thing(struct agora_req *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_string(r->params[0]));
+	return agora_resp_json(r, 200, o);
+}
+
+static enum agora_err
+post_thing(struct agora_req *r)
+{
+	static const struct agora_field f[] = {
+		{ "n", AGORA_F_INT, AGORA_F_REQUIRED, 1, 10 },
+	};
+	struct agora_value v[1];
+	struct json_object *errors = json_object_new_array();
+	enum agora_err rc;
+
+	rc = agora_valid(r->json, "", f, 1, v, errors);
+	if (rc != AGORA_OK)
+		return agora_problem_errors(r, rc, "bad thing", errors);
+	json_object_put(errors);
+	agora_resp_header(r, "Location", "/api/v1/things/1");
+	return agora_resp_json(r, 201, json_object_get(r->json));
+}
+
+static const struct agora_route routes[] = {
+	{ "GET", "/api/v1/things/{id}", AGORA_BODY_NONE, get_thing },
+	{ "POST", "/api/v1/things", AGORA_BODY_JSON, post_thing },
+};
+
+static const struct agora_program prog = { "test", routes, 2, NULL, 0,
+	NULL };
+
+struct fake {
+	const char *in;
+	size_t in_len, in_off;
+	char out[65536];
+	size_t out_len;
+};
+
+static long
+fake_read(void *arg, char *buf, size_t n)
+{
+	struct fake *f = arg;
+
+	if (n > f->in_len - f->in_off)
+		n = f->in_len - f->in_off;
+	memcpy(buf, f->in + f->in_off, n);
+	f->in_off += n;
+	return (long)n;
+}
+
+static int
+fake_write(void *arg, const char *buf, size_t n)
+{
+	struct fake *f = arg;
+
+	if (n >= sizeof(f->out) - f->out_len)
+		return -1;
+	memcpy(f->out + f->out_len, buf, n);
+	f->out_len += n;
+	f->out[f->out_len] = '\0';
+	return 0;
+}
+
+static struct agora_ctx ctx;
+static struct agora_arena *arena;
+static struct fake fk;
+
+static const char *
+run(const char *method, const char *uri, const char *ctype, const char *body,
+    const char *extra)
+{
+	char *env[8];
+	static char m[64], u[4096], ct[128], cl[64], x[65536];
+	struct agora_io io = { fake_read, fake_write, &fk };
+	size_t n = 0;
+
+	memset(&fk, 0, sizeof(fk));
+	fk.in = body ? body : "";
+	fk.in_len = strlen(fk.in);
+	snprintf(m, sizeof(m), "REQUEST_METHOD=%s", method);
+	snprintf(u, sizeof(u), "REQUEST_URI=%s", uri);
+	env[n++] = m;
+	env[n++] = u;
+	if (ctype != NULL) {
+		snprintf(ct, sizeof(ct), "CONTENT_TYPE=%s", ctype);
+		env[n++] = ct;
+	}
+	if (body != NULL) {
+		snprintf(cl, sizeof(cl), "CONTENT_LENGTH=%lu",
+		    (unsigned long)fk.in_len);
+		env[n++] = cl;
+	}
+	if (extra != NULL) {
+		snprintf(x, sizeof(x), "%s", extra);
+		env[n++] = x;
+	}
+	env[n] = NULL;
+	agora_handle(&ctx, &prog, arena, env, &io);
+	return fk.out;
+}
+
+static int
+has(const char *out, const char *s)
+{
+	return strstr(out, s) != NULL;
+}
+
+static void
+test_basics(void)
+{
+	const char *o;
+
+	o = run("GET", "/api/v1/things/a%20b?x=1", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 200 OK\r\n") && has(o, "{\"id\":\"a b\"}") &&
+		has(o, "Content-Length: 12\r\n"),
+	    "GET with a decoded path parameter and Content-Length");
+	tap_ok(has(o, "X-Content-Type-Options: nosniff\r\n") &&
+		has(o, "Cache-Control: no-store\r\n") &&
+		has(o, "X-Request-Id: "),
+	    "security headers and a request id");
+	o = run("HEAD", "/api/v1/things/1", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 200") && has(o, "Content-Length: 10\r\n") &&
+		!has(o, "{\"id\""),
+	    "HEAD: the length without the body");
+	o = run("GET", "/api/v1/nothing", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 404") &&
+		has(o, "Content-Type: application/problem+json") &&
+		has(o, "\"code\":\"not_found\"") && has(o, "\"request_id\":"),
+	    "unknown path: 404 problem+json");
+	o = run("DELETE", "/api/v1/things/1", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 405") && has(o, "Allow: GET, HEAD\r\n"),
+	    "wrong method: 405 with Allow");
+	o = run("GET", "/api/v1/things/a%00b", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 400") && has(o, "bad_path"),
+	    "an encoded NUL in the path: 400");
+	o = run("GET", "/api/v1/things/%zz", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 400"), "a bad percent-escape: 400");
+	o = run("GET", "/api/v1/things/1", NULL, NULL,
+	    "HTTP_X_REQUEST_ID=abc-123.X_y");
+	tap_ok(has(o, "X-Request-Id: abc-123.X_y\r\n"),
+	    "a sane client request id is kept");
+	o = run("GET", "/api/v1/things/1", NULL, NULL,
+	    "HTTP_X_REQUEST_ID=bad id<script>");
+	tap_ok(!has(o, "bad id") && has(o, "X-Request-Id: "),
+	    "an insane request id is replaced");
+}
+
+static void
+test_bodies(void)
+{
+	static char big[2048], hdr[40000];
+	const char *o;
+
+	o = run("POST", "/api/v1/things", "application/json", "{\"n\":5}",
+	    NULL);
+	tap_ok(has(o, "Status: 201") && has(o, "Location: /api/v1/things/1"),
+	    "POST JSON: 201 with Location");
+	o = run("POST", "/api/v1/things", "application/json; charset=UTF-8",
+	    "{\"n\":5}", NULL);
+	tap_ok(has(o, "Status: 201"), "charset=utf-8 is accepted");
+	o = run("POST", "/api/v1/things", "text/plain", "{\"n\":5}", NULL);
+	tap_ok(has(o, "Status: 415") && has(o, "unsupported_media_type"),
+	    "wrong Content-Type: 415");
+	o = run("POST", "/api/v1/things", "application/json", "{\"n\":5", NULL);
+	tap_ok(has(o, "Status: 400") && has(o, "malformed_json") &&
+		has(o, "truncated"),
+	    "truncated JSON: 400");
+	o = run("POST", "/api/v1/things", "application/json", "", NULL);
+	tap_ok(has(o, "Status: 400") && has(o, "body_required"),
+	    "empty JSON body: 400");
+	o = run("POST", "/api/v1/things", "application/json", "{\"n\":50}",
+	    NULL);
+	tap_ok(has(o, "Status: 422") && has(o, "\"errors\":[{\"field\":\"n\""),
+	    "out of range: 422 with errors[]");
+	o = run("POST", "/api/v1/things", "application/json", "{\"n\":\"5\"}",
+	    NULL);
+	tap_ok(has(o, "Status: 400") && has(o, "invalid_type"),
+	    "wrong type: 400 with errors[]");
+	memset(big, ' ', sizeof(big) - 1);
+	big[0] = '{';
+	big[sizeof(big) - 2] = '}';
+	ctx.cfg.max_body_bytes = 1024;
+	o = run("POST", "/api/v1/things", "application/json", big, NULL);
+	tap_ok(has(o, "Status: 413") && has(o, "payload_too_large") &&
+		fk.in_off == fk.in_len,
+	    "body over the limit: 413, and the body was drained");
+	ctx.cfg.max_body_bytes = 1048576;
+	memset(hdr, 'a', sizeof(hdr) - 1);
+	memcpy(hdr, "HTTP_X_BIG=", 11);
+	o = run("GET", "/api/v1/things/1", NULL, NULL, hdr);
+	tap_ok(has(o, "Status: 413") && has(o, "headers_too_large"),
+	    "headers over the limit: 413");
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	agora_config_defaults(&ctx.cfg);
+	ctx.cfg.log_requests = 0;
+	arena = agora_arena_new((size_t)ctx.cfg.request_memory_bytes);
+	test_basics();
+	test_bodies();
+	agora_arena_free(arena);
+	agora_config_free(&ctx.cfg);
+	return tap_done();
+}

@@ -1,0 +1,366 @@
+/*
+ * agoractl.c: the administrator's command line.
+ *
+ *   agoractl migrate [--dir DIR]   apply the pending migrations in order
+ *   agoractl migrations [--dir DIR] list each migration and its state
+ *
+ * Migrations are the files NNNN_name.sql, applied in version order, each
+ * in its own transaction together with its row in schema_migrations, under
+ * an advisory lock so that two administrators cannot apply one twice.
+ * They are forward-only: an applied file whose text changed is an error.
+ * agoractl connects with database_admin_url (the owner), or database_url
+ * when that is empty.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "agora.h"
+
+#ifndef AGORA_PKGDATADIR
+#define AGORA_PKGDATADIR "/usr/share/agora"
+#endif
+
+#define MIGRATIONS_MAX 1000
+#define FILE_MAX (16 * 1024 * 1024)
+#define LOCK_KEY "7259000001"
+
+struct migration {
+	long long version;
+	char name[256];
+	char sha[2 * crypto_hash_sha256_BYTES + 1];
+	char *sql;
+};
+
+struct plan {
+	struct migration m[MIGRATIONS_MAX];
+	size_t n;
+};
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: agoractl migrate [--dir DIR]\n"
+	    "       agoractl migrations [--dir DIR]\n");
+	return 2;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE *f;
+	char *buf;
+
+	f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	buf = malloc(FILE_MAX + 1);
+	*len = buf != NULL ? fread(buf, 1, FILE_MAX + 1, f) : 0;
+	if (buf != NULL && (ferror(f) || *len > FILE_MAX)) {
+		free(buf);
+		buf = NULL;
+	}
+	if (buf != NULL)
+		buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* "0007_orders.sql" -> version 7; -1 for names that are not migrations. */
+static long long
+file_version(const char *name)
+{
+	char digits[5];
+	long long v;
+	size_t n = strlen(name);
+
+	if (n < 10 || strcmp(name + n - 4, ".sql") != 0 || name[4] != '_')
+		return -1;
+	memcpy(digits, name, 4);
+	digits[4] = '\0';
+	if (strspn(digits, "0123456789") != 4 ||
+	    agora_parse_ll(digits, 1, 9999, &v) != 0)
+		return -1;
+	return v;
+}
+
+static int
+by_version(const void *a, const void *b)
+{
+	const struct migration *x = a, *y = b;
+
+	return (x->version > y->version) - (x->version < y->version);
+}
+
+static int
+load_one(struct plan *p, const char *dir, const char *name, long long v)
+{
+	struct migration *m = &p->m[p->n];
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char path[4096];
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	m->sql = read_file(path, &len);
+	if (m->sql == NULL) {
+		fprintf(stderr, "agoractl: cannot read %s\n", path);
+		return -1;
+	}
+	m->version = v;
+	snprintf(m->name, sizeof(m->name), "%.*s", (int)strlen(name) - 4,
+	    name);
+	crypto_hash_sha256(h, (unsigned char *)m->sql, len);
+	sodium_bin2hex(m->sha, sizeof(m->sha), h, sizeof(h));
+	p->n++;
+	return 0;
+}
+
+static int
+load_plan(struct plan *p, const char *dir)
+{
+	DIR *d;
+	struct dirent *e;
+	long long v;
+	size_t i;
+	int rc = -1;
+
+	d = opendir(dir);
+	if (d == NULL) {
+		fprintf(stderr, "agoractl: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if ((v = file_version(e->d_name)) < 0)
+			continue;
+		if (p->n == MIGRATIONS_MAX || load_one(p, dir, e->d_name, v))
+			goto out;
+	}
+	qsort(p->m, p->n, sizeof(p->m[0]), by_version);
+	for (i = 1; i < p->n; i++)
+		if (p->m[i].version == p->m[i - 1].version) {
+			fprintf(stderr, "agoractl: two migrations numbered %04lld\n",
+			    p->m[i].version);
+			goto out;
+		}
+	rc = 0;
+out:
+	closedir(d);
+	return rc;
+}
+
+static int
+exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *res;
+	int ok;
+
+	res = PQexec(c, sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* "already exists, skipping" and the like */
+}
+
+static PGconn *
+connect_admin(void)
+{
+	struct agora_config cfg;
+	char err[512];
+	PGconn *c = NULL;
+
+	if (agora_config_load(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "agoractl: configuration: %s\n", err);
+		agora_config_free(&cfg);
+		return NULL;
+	}
+	c = PQconnectdb(cfg.database_admin_url[0] != '\0'
+		? cfg.database_admin_url
+		: cfg.database_url);
+	agora_config_free(&cfg);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "agoractl: cannot connect: %s",
+		    PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, quiet, NULL);
+	return c;
+}
+
+static const char create_table[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL,"
+    " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+
+/* The sha256 recorded for version, "" when not applied; NULL on error. */
+static const char *
+applied_sha(PGconn *c, long long version, char *buf, size_t len)
+{
+	const char *vals[1];
+	char v[24];
+	PGresult *res;
+	const char *out = NULL;
+
+	snprintf(v, sizeof(v), "%lld", version);
+	vals[0] = v;
+	res = PQexecParams(c,
+	    "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, NULL,
+	    vals, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		snprintf(buf, len, "%s",
+		    PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+		out = buf;
+	} else {
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	}
+	PQclear(res);
+	return out;
+}
+
+static int
+record(PGconn *c, const struct migration *m)
+{
+	const char *vals[3];
+	char v[24];
+	PGresult *res;
+	int ok;
+
+	snprintf(v, sizeof(v), "%lld", m->version);
+	vals[0] = v;
+	vals[1] = m->name;
+	vals[2] = m->sha;
+	res = PQexecParams(c,
+	    "INSERT INTO schema_migrations (version, name, sha256) "
+	    "VALUES ($1, $2, $3)",
+	    3, NULL, vals, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static double
+ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+	    (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static int
+apply(PGconn *c, const struct migration *m)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	printf("applying %s ... ", m->name);
+	fflush(stdout);
+	if (exec_ok(c, "BEGIN") != 0)
+		return -1;
+	if (exec_ok(c, m->sql) != 0 || record(c, m) != 0 ||
+	    exec_ok(c, "COMMIT") != 0) {
+		exec_ok(c, "ROLLBACK");
+		printf("failed\n");
+		return -1;
+	}
+	printf("ok (%.0f ms)\n", ms_since(&t0));
+	return 0;
+}
+
+/* Apply (or, with dry, list) each migration of plan in order. */
+static int
+run(PGconn *c, const struct plan *p, int dry)
+{
+	char sha[128];
+	const char *have;
+	size_t i, applied = 0;
+
+	for (i = 0; i < p->n; i++) {
+		have = applied_sha(c, p->m[i].version, sha, sizeof(sha));
+		if (have == NULL)
+			return -1;
+		if (*have != '\0' && strcmp(have, p->m[i].sha) != 0) {
+			fprintf(stderr,
+			    "agoractl: %s changed after it was applied; "
+			    "migrations are forward-only: add a new one\n",
+			    p->m[i].name);
+			return -1;
+		}
+		if (dry) {
+			printf("%-40s %s\n", p->m[i].name,
+			    *have ? "applied" : "pending");
+			continue;
+		}
+		if (*have != '\0')
+			continue;
+		if (apply(c, &p->m[i]) != 0)
+			return -1;
+		applied++;
+	}
+	if (!dry)
+		printf("%lu applied, %lu already up to date\n",
+		    (unsigned long)applied, (unsigned long)(p->n - applied));
+	return 0;
+}
+
+static int
+migrate(int argc, char **argv, int dry)
+{
+	static struct plan plan;
+	const char *dir = AGORA_PKGDATADIR "/sql";
+	PGconn *c = NULL;
+	size_t i;
+	int rc = 1;
+
+	if (argc == 3 && strcmp(argv[1], "--dir") == 0)
+		dir = argv[2];
+	else if (argc != 1)
+		return usage();
+	if (load_plan(&plan, dir) != 0 || (c = connect_admin()) == NULL)
+		goto out;
+	if (exec_ok(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
+	    exec_ok(c, create_table) != 0)
+		goto out;
+	rc = run(c, &plan, dry) == 0 ? 0 : 1;
+out:
+	PQfinish(c);
+	for (i = 0; i < plan.n; i++)
+		free(plan.m[i].sql);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (sodium_init() < 0)
+		return 1;
+	agora_log_init("agoractl");
+	if (argc < 2)
+		return usage();
+	if (strcmp(argv[1], "migrate") == 0)
+		return migrate(argc - 1, argv + 1, 0);
+	if (strcmp(argv[1], "migrations") == 0)
+		return migrate(argc - 1, argv + 1, 1);
+	return usage();
+}
