@@ -1,0 +1,55 @@
+"""Faults while the stack runs: PostgreSQL stopped and started again,
+memcached stopped.  Requests answer 503 quickly while the database is
+down and recover without restarting the web server."""
+import time
+from agoratest import Tap, need_stack, request, svc, wait_for
+
+need_stack()
+t = Tap()
+EV = {"type": "fault", "session_id": "faults"}
+
+r = request("GET", "/api/v1/health")
+t.ok(r.status == 200, "healthy to begin with", r)
+# Warm every process up so that each holds a connection that will break.
+for _ in range(20):
+    request("GET", "/api/v1/health")
+    request("POST", "/api/v1/analytics/events", body=EV)
+
+svc("pg", "stop")
+try:
+    t0 = time.monotonic()
+    r = request("GET", "/api/v1/health")
+    took = time.monotonic() - t0
+    j = r.json() or {}
+    t.ok(r.status == 503 and took < 2.0, "PostgreSQL down: /health 503 in %.2f s" % took, r)
+    t.ok(j.get("checks", {}).get("database") == "unavailable" and r.header("Retry-After"),
+         "with the database check failed and Retry-After", r)
+    r = request("POST", "/api/v1/analytics/events", body=EV)
+    t.ok(r.is_problem(503, "service_unavailable") and r.header("Retry-After"),
+         "a write while it is down: 503 problem+json with Retry-After", r)
+    t.ok(b"postgres" not in r.body.lower() and b"connection" not in r.body.lower(),
+         "no library message reaches the client", r)
+    codes = set(request("GET", "/api/v1/health").status for _ in range(20))
+    t.ok(codes == {503}, "every process answers 503, none crashed", codes)
+finally:
+    svc("pg", "start")
+
+took = wait_for(lambda: request("GET", "/api/v1/health").status == 200, 10)
+t.ok(took is not None, "PostgreSQL back: /health 200 again, without a web server restart")
+codes = [request("POST", "/api/v1/analytics/events", body=EV).status for _ in range(20)]
+t.ok(set(codes) == {202}, "every process reconnected: 20 writes, all 202", codes)
+
+svc("mc", "stop")
+try:
+    r = request("GET", "/api/v1/health")
+    j = r.json() or {}
+    t.ok(r.status == 200 and j.get("checks", {}).get("cache") == "unavailable"
+         and j.get("status") == "degraded", "memcached down: /health 200, degraded", r)
+    codes = [request("POST", "/api/v1/analytics/events", body=EV).status for _ in range(10)]
+    t.ok(set(codes) == {202}, "memcached down: requests still succeed", codes)
+finally:
+    svc("mc", "start")
+took = wait_for(lambda: (request("GET", "/api/v1/health").json() or {}).get("status") == "ok", 15)
+t.ok(took is not None, "memcached back: the cache check recovers")
+
+t.done()
