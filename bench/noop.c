@@ -9,8 +9,8 @@ int
 main(void)
 {
 	static const char resp[] = "Status: 200 OK\r\n"
-				   "Content-Type: application/json\r\n"
-				   "Content-Length: 2\r\n\r\n{}";
+	                           "Content-Type: application/json\r\n"
+	                           "Content-Length: 2\r\n\r\n{}";
 	FCGX_Request rq;
 
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&rq, 0, 0) != 0)

@@ -18,7 +18,8 @@
 static const struct agora_stmt stmts[] = {
 	{ "events_insert",
 	    "INSERT INTO analytics_events (type, session_id, product_id, "
-	    "properties) SELECT e->>'type', e->>'session_id', e->>'product_id', "
+	    "properties) SELECT e->>'type', e->>'session_id', "
+	    "e->>'product_id', "
 	    "COALESCE(e->'properties', '{}') "
 	    "FROM jsonb_array_elements($1::jsonb) AS e" },
 };
@@ -49,8 +50,8 @@ validate(struct json_object *batch, int single, struct json_object *errors)
 	n = json_object_array_length(batch);
 	for (i = 0; i < n; i++) {
 		if (!single)
-			snprintf(prefix, sizeof(prefix), "[%lu]",
-			    (unsigned long)i);
+			snprintf(
+			    prefix, sizeof(prefix), "[%lu]", (unsigned long)i);
 		e = agora_valid(json_object_array_get_idx(batch, i), prefix,
 		    event_fields, F__MAX, v, errors);
 		if (e == AGORA_E_BAD_TYPE || rc == AGORA_OK)
@@ -96,10 +97,11 @@ post_events(struct agora_req *r)
 	errors = json_object_new_array();
 	rc = validate(batch, single, errors);
 	if (rc != AGORA_OK)
-		return agora_problem_errors(r, rc, "Some events are invalid.",
-		    errors);
+		return agora_problem_errors(
+		    r, rc, "Some events are invalid.", errors);
 	json_object_put(errors);
-	arg.json = json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN);
+	arg.json =
+	    json_object_to_json_string_ext(batch, JSON_C_TO_STRING_PLAIN);
 	rc = agora_db_tx(r, insert, &arg);
 	if (rc != AGORA_OK)
 		return rc;

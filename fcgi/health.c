@@ -23,7 +23,7 @@ storage_check(struct agora_ctx *ctx)
 	if (strcmp(ctx->cfg.storage, "local") != 0)
 		return "unchecked";
 	return access(ctx->cfg.storage_dir, W_OK | X_OK) == 0 ? "ok"
-							      : "unavailable";
+	                                                      : "unavailable";
 }
 
 static enum agora_err
@@ -42,15 +42,15 @@ health(struct agora_req *r)
 	checks = json_object_new_object();
 	json_object_object_add(checks, "database", json_object_new_string(db));
 	json_object_object_add(checks, "cache", json_object_new_string(cache));
-	json_object_object_add(checks, "storage",
-	    json_object_new_string(storage));
+	json_object_object_add(
+	    checks, "storage", json_object_new_string(storage));
 	o = json_object_new_object();
 	json_object_object_add(o, "status",
 	    json_object_new_string(down ? "unavailable"
-		    : strcmp(cache, "unavailable") == 0 ||
-			strcmp(storage, "unavailable") == 0
-		    ? "degraded"
-		    : "ok"));
+	            : strcmp(cache, "unavailable") == 0 ||
+	                strcmp(storage, "unavailable") == 0
+	            ? "degraded"
+	            : "ok"));
 	json_object_object_add(o, "checks", checks);
 	if (down)
 		agora_resp_header(r, "Retry-After",

@@ -46,7 +46,8 @@ load(struct agora_ctx *ctx)
 	fclose(f);
 	if (doc.len > DOC_MAX ||
 	    agora_json_parse(doc.text, doc.len, &o, &why) != AGORA_OK) {
-		agora_log("error", "%s is not valid JSON", ctx->cfg.openapi_file);
+		agora_log(
+		    "error", "%s is not valid JSON", ctx->cfg.openapi_file);
 		return -1;
 	}
 	json_object_put(o);
@@ -65,7 +66,7 @@ openapi(struct agora_req *r)
 	agora_resp_header(r, "Cache-Control", "public, max-age=300");
 	agora_resp_header(r, "Access-Control-Allow-Origin", "*");
 	inm = agora_header(r, "HTTP_IF_NONE_MATCH");
-	if (inm != NULL && strstr(inm, doc.etag) != NULL)
+	if (agora_etag_match(inm, doc.etag))
 		return agora_resp_raw(r, 304, NULL, NULL, 0);
 	return agora_resp_raw(r, 200, "application/json", doc.text, doc.len);
 }

@@ -29,22 +29,22 @@
  */
 enum agora_err {
 	AGORA_OK = 0,
-	AGORA_E_BAD_REQUEST,  /* 400 bad_request */
-	AGORA_E_BAD_JSON,     /* 400 malformed_json */
-	AGORA_E_BAD_TYPE,     /* 400 invalid_type, with errors[] */
+	AGORA_E_BAD_REQUEST, /* 400 bad_request */
+	AGORA_E_BAD_JSON, /* 400 malformed_json */
+	AGORA_E_BAD_TYPE, /* 400 invalid_type, with errors[] */
 	AGORA_E_UNAUTHORIZED, /* 401 unauthorized */
-	AGORA_E_FORBIDDEN,    /* 403 forbidden */
-	AGORA_E_NOT_FOUND,    /* 404 not_found */
-	AGORA_E_METHOD,	      /* 405 method_not_allowed */
-	AGORA_E_CONFLICT,     /* 409 conflict */
-	AGORA_E_TOO_LARGE,    /* 413 payload_too_large */
-	AGORA_E_MEDIA_TYPE,   /* 415 unsupported_media_type */
-	AGORA_E_VALIDATION,   /* 422 validation_failed, with errors[] */
+	AGORA_E_FORBIDDEN, /* 403 forbidden */
+	AGORA_E_NOT_FOUND, /* 404 not_found */
+	AGORA_E_METHOD, /* 405 method_not_allowed */
+	AGORA_E_CONFLICT, /* 409 conflict */
+	AGORA_E_TOO_LARGE, /* 413 payload_too_large */
+	AGORA_E_MEDIA_TYPE, /* 415 unsupported_media_type */
+	AGORA_E_VALIDATION, /* 422 validation_failed, with errors[] */
 	AGORA_E_RATE_LIMITED, /* 429 rate_limited */
-	AGORA_E_INTERNAL,     /* 500 internal_error */
-	AGORA_E_UNAVAILABLE,  /* 503 service_unavailable */
-	AGORA_E_RETRY,	      /* internal: serialization failure, retry */
-	AGORA_E_CONNLOST,     /* internal: database connection lost */
+	AGORA_E_INTERNAL, /* 500 internal_error */
+	AGORA_E_UNAVAILABLE, /* 503 service_unavailable */
+	AGORA_E_RETRY, /* internal: serialization failure, retry */
+	AGORA_E_CONNLOST, /* internal: database connection lost */
 	AGORA_E__MAX
 };
 
@@ -73,9 +73,10 @@ struct agora_config {
 int agora_config_load(struct agora_config *cfg, char *err, size_t errlen);
 int agora_config_parse(struct agora_config *cfg, const char *text,
     const char *name, char *err, size_t errlen);
-void agora_config_env(struct agora_config *cfg, char *const *envp);
-int agora_config_check(const struct agora_config *cfg, char *err,
-    size_t errlen);
+int agora_config_env(
+    struct agora_config *cfg, char *const *envp, char *err, size_t errlen);
+int agora_config_check(
+    const struct agora_config *cfg, char *err, size_t errlen);
 void agora_config_defaults(struct agora_config *cfg);
 void agora_config_free(struct agora_config *cfg);
 const char *agora_config_path(void);
@@ -109,7 +110,7 @@ struct agora_ctx {
 
 enum agora_body {
 	AGORA_BODY_NONE = 0, /* a body, if any, is ignored */
-	AGORA_BODY_JSON	     /* application/json, parsed strictly */
+	AGORA_BODY_JSON /* application/json, parsed strictly */
 };
 
 #define AGORA_MAX_PARAMS 4
@@ -131,7 +132,7 @@ struct agora_req {
 	struct timespec start;
 
 	const char *method;
-	const char *path;  /* percent-decoded, without the query */
+	const char *path; /* percent-decoded, without the query */
 	const char *query; /* raw query string, never NULL */
 	const char *request_id;
 	const char *user; /* who is calling, for the log; NULL if anonymous */
@@ -141,7 +142,7 @@ struct agora_req {
 	const char *body;
 	size_t body_len;
 	struct json_object *json; /* the parsed body of a JSON route */
-	int head;		  /* a HEAD request: send no body */
+	int head; /* a HEAD request: send no body */
 
 	int status;
 	struct agora_hdr headers[AGORA_MAX_HEADERS];
@@ -150,14 +151,14 @@ struct agora_req {
 	const char *out;
 	size_t out_len;
 	const char *error_code; /* the problem code sent, for the log */
-	const char *sqlstate;	/* of the last failed statement */
+	const char *sqlstate; /* of the last failed statement */
 	const char *constraint; /* of the last failed statement */
 };
 
 typedef enum agora_err (*agora_handler)(struct agora_req *);
 
 struct agora_route {
-	const char *method;  /* "GET", "POST", ... */
+	const char *method; /* "GET", "POST", ... */
 	const char *pattern; /* "/api/v1/orders/{id}": {x} is one segment */
 	enum agora_body body;
 	agora_handler handler;
@@ -191,8 +192,7 @@ struct agora_io {
 	void *arg;
 };
 void agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
-    struct agora_arena *arena, char *const *envp,
-    const struct agora_io *io);
+    struct agora_arena *arena, char *const *envp, const struct agora_io *io);
 
 /* Request helpers. */
 const char *agora_param(const struct agora_req *r, const char *name);
@@ -202,14 +202,20 @@ char *agora_printf(struct agora_req *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void *agora_alloc(struct agora_req *r, size_t n);
 int agora_defer_json(struct agora_req *r, struct json_object *o);
-enum agora_err agora_query_get(struct agora_req *r, const char *name,
-    const char **out);
+enum agora_err agora_query_get(
+    struct agora_req *r, const char *name, const char **out);
+
+/*
+ * Whether an If-None-Match header value (a list of entity tags, or "*")
+ * matches etag; weak comparison, as RFC 9110 asks for If-None-Match.
+ */
+int agora_etag_match(const char *if_none_match, const char *etag);
 
 /* Responses.  The last call wins; nothing is written until the end. */
-void agora_resp_header(struct agora_req *r, const char *name,
-    const char *value);
-enum agora_err agora_resp_json(struct agora_req *r, int status,
-    struct json_object *o);
+void agora_resp_header(
+    struct agora_req *r, const char *name, const char *value);
+enum agora_err agora_resp_json(
+    struct agora_req *r, int status, struct json_object *o);
 enum agora_err agora_resp_raw(struct agora_req *r, int status,
     const char *content_type, const char *body, size_t len);
 enum agora_err agora_problem(struct agora_req *r, enum agora_err e,
@@ -222,8 +228,8 @@ const char *agora_status_text(int status);
 
 /* Strict JSON (libfacts §4): see json.c for what is rejected. */
 #define AGORA_JSON_MAX_DEPTH 16
-enum agora_err agora_json_parse(const char *buf, size_t len,
-    struct json_object **out, const char **why);
+enum agora_err agora_json_parse(
+    const char *buf, size_t len, struct json_object **out, const char **why);
 int agora_utf8_valid(const char *s, size_t len);
 size_t agora_utf8_len(const char *s, size_t len);
 
@@ -260,8 +266,8 @@ struct agora_value {
 };
 
 enum agora_err agora_valid(struct json_object *obj, const char *prefix,
-    const struct agora_field *fields, size_t nfields,
-    struct agora_value *out, struct json_object *errors);
+    const struct agora_field *fields, size_t nfields, struct agora_value *out,
+    struct json_object *errors);
 
 /* Routing. */
 enum agora_err agora_route_match(const struct agora_route *routes,
@@ -270,8 +276,7 @@ enum agora_err agora_route_match(const struct agora_route *routes,
     char *allow, size_t allowlen, char *scratch, size_t scratchlen);
 
 /* Integers parsed with bounds, strtonum-style: 0 or -1. */
-int agora_parse_ll(const char *s, long long min, long long max,
-    long long *out);
+int agora_parse_ll(const char *s, long long min, long long max, long long *out);
 
 /* PostgreSQL, one connection per process. */
 struct agora_db *agora_db_new(const char *url, const struct agora_stmt *stmts,
@@ -288,8 +293,8 @@ PGconn *agora_db_conn(struct agora_db *db);
 /* memcached: every failure is a miss, never an error for the request. */
 struct agora_cache *agora_cache_new(const char *servers);
 void agora_cache_free(struct agora_cache *c);
-int agora_cache_get(struct agora_req *r, const char *key, char **val,
-    size_t *len);
+int agora_cache_get(
+    struct agora_req *r, const char *key, char **val, size_t *len);
 void agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
     size_t len, time_t ttl);
 const char *agora_cache_ping(struct agora_ctx *ctx);

@@ -77,12 +77,13 @@ agora_cache_new(const char *servers)
 		return NULL;
 	c->mc = memcached(cfg, strlen(cfg));
 	if (c->mc == NULL) {
-		agora_log("error", "memcached_servers: cannot parse \"%s\"",
-		    servers);
+		agora_log(
+		    "error", "memcached_servers: cannot parse \"%s\"", servers);
 		free(c);
 		return NULL;
 	}
-	memcached_behavior_set(c->mc, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2);
+	memcached_behavior_set(
+	    c->mc, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2);
 	memcached_behavior_set(c->mc, MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, 10);
 	return c;
 }
@@ -113,8 +114,7 @@ cache_error(struct agora_cache *c, const char *op, memcached_return_t rc)
  * and *len its length; on a miss or any error returns -1.
  */
 int
-agora_cache_get(struct agora_req *r, const char *key, char **val,
-    size_t *len)
+agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
 {
 	struct agora_cache *c = r->ctx->cache;
 	memcached_return_t rc;

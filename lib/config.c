@@ -32,10 +32,7 @@
 #define CONF_MAX_BYTES (256 * 1024)
 #define KEY_MAX 64
 
-enum ctype {
-	C_STR,
-	C_INT
-};
+enum ctype { C_STR, C_INT };
 
 struct key {
 	const char *name;
@@ -45,9 +42,14 @@ struct key {
 	long long min, max;
 };
 
-#define S(k, d) { #k, C_STR, offsetof(struct agora_config, k), d, 0, 0 }
-#define I(k, d, lo, hi) \
-	{ #k, C_INT, offsetof(struct agora_config, k), d, lo, hi }
+#define S(k, d)                                                                \
+	{                                                                      \
+#k, C_STR, offsetof(struct agora_config, k), d, 0, 0           \
+	}
+#define I(k, d, lo, hi)                                                        \
+	{                                                                      \
+#k, C_INT, offsetof(struct agora_config, k), d, lo, hi         \
+	}
 
 static const struct key keys[] = {
 	S(database_url, "dbname=agora"),
@@ -90,8 +92,8 @@ key_find(const char *name, size_t len)
 
 /* Set one key from text; returns -1 when the value is out of range. */
 static int
-key_set(struct agora_config *cfg, const struct key *k, const char *v,
-    size_t len)
+key_set(
+    struct agora_config *cfg, const struct key *k, const char *v, size_t len)
 {
 	char **sp;
 	char *copy;
@@ -139,8 +141,8 @@ trim(const char *s, const char *end, const char **tend)
 }
 
 static int
-parse_line(struct agora_config *cfg, const char *s, const char *end,
-    const char **why)
+parse_line(
+    struct agora_config *cfg, const char *s, const char *end, const char **why)
 {
 	const char *eq, *k, *kend, *v, *vend;
 	const struct key *key;
@@ -172,8 +174,8 @@ parse_line(struct agora_config *cfg, const char *s, const char *end,
  * there.  name is used in messages only.
  */
 int
-agora_config_parse(struct agora_config *cfg, const char *text,
-    const char *name, char *err, size_t errlen)
+agora_config_parse(struct agora_config *cfg, const char *text, const char *name,
+    char *err, size_t errlen)
 {
 	const char *p, *nl, *why;
 	int line;
@@ -192,9 +194,13 @@ agora_config_parse(struct agora_config *cfg, const char *text,
 	return 0;
 }
 
-/* Apply AGORA_<KEY> overrides found in envp. */
-void
-agora_config_env(struct agora_config *cfg, char *const *envp)
+/*
+ * Apply AGORA_<KEY> overrides found in envp.  A value out of range is an
+ * error, as it is in the file.
+ */
+int
+agora_config_env(
+    struct agora_config *cfg, char *const *envp, char *err, size_t errlen)
 {
 	char var[KEY_MAX + 8];
 	size_t i, j, n;
@@ -202,21 +208,24 @@ agora_config_env(struct agora_config *cfg, char *const *envp)
 
 	for (i = 0; i < NKEYS; i++) {
 		n = (size_t)snprintf(var, sizeof(var), "AGORA_");
-		for (j = 0; keys[i].name[j] != '\0' && n + 1 < sizeof(var);
-		     j++)
-			var[n++] = (char)toupper((unsigned char)keys[i].name[j]);
+		for (j = 0; keys[i].name[j] != '\0' && n + 1 < sizeof(var); j++)
+			var[n++] =
+			    (char)toupper((unsigned char)keys[i].name[j]);
 		var[n++] = '=';
 		var[n] = '\0';
 		for (j = 0; envp != NULL && envp[j] != NULL; j++) {
 			if (strncmp(envp[j], var, n) != 0)
 				continue;
 			v = envp[j] + n;
-			if (key_set(cfg, &keys[i], v, strlen(v)) != 0)
-				agora_log("warning",
-				    "ignoring %.*s: value out of range",
-				    (int)n - 1, var);
+			if (key_set(cfg, &keys[i], v, strlen(v)) != 0) {
+				snprintf(err, errlen,
+				    "%.*s: value out of range", (int)n - 1,
+				    var);
+				return -1;
+			}
 		}
 	}
+	return 0;
 }
 
 static char *
@@ -235,6 +244,8 @@ slurp(const char *path, char *err, size_t errlen, int *missing)
 	}
 	buf = malloc(CONF_MAX_BYTES + 1);
 	n = buf == NULL ? 0 : fread(buf, 1, CONF_MAX_BYTES + 1, f);
+	if (buf == NULL)
+		snprintf(err, errlen, "%s: out of memory", path);
 	if (buf != NULL && (ferror(f) || n > CONF_MAX_BYTES)) {
 		snprintf(err, errlen, "%s: unreadable or too large", path);
 		free(buf);
@@ -280,7 +291,8 @@ agora_config_load(struct agora_config *cfg, char *err, size_t errlen)
 		goto out;
 	if (text != NULL && agora_config_parse(cfg, text, path, err, errlen))
 		goto out;
-	agora_config_env(cfg, environ);
+	if (agora_config_env(cfg, environ, err, errlen) != 0)
+		goto out;
 	if (agora_config_check(cfg, err, errlen) != 0)
 		goto out;
 	rc = 0;

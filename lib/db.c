@@ -39,24 +39,26 @@ struct sqlstate_map {
 
 /* PostgREST-style: the one place where SQLSTATEs get their meaning. */
 static const struct sqlstate_map sqlstates[] = {
-	{ "23505", AGORA_E_CONFLICT },	   /* unique_violation */
-	{ "23P01", AGORA_E_CONFLICT },	   /* exclusion_violation */
-	{ "23503", AGORA_E_VALIDATION },   /* foreign_key_violation */
-	{ "23502", AGORA_E_VALIDATION },   /* not_null_violation */
-	{ "23514", AGORA_E_VALIDATION },   /* check_violation */
-	{ "22P02", AGORA_E_BAD_REQUEST },  /* invalid_text_representation */
-	{ "22003", AGORA_E_BAD_REQUEST },  /* numeric_value_out_of_range */
-	{ "22001", AGORA_E_VALIDATION },   /* string_data_right_truncation */
-	{ "40001", AGORA_E_RETRY },	   /* serialization_failure */
-	{ "40P01", AGORA_E_RETRY },	   /* deadlock_detected */
-	{ "55P03", AGORA_E_CONFLICT },	   /* lock_not_available */
-	{ "57014", AGORA_E_UNAVAILABLE },  /* query_canceled (timeout) */
-	{ "57P01", AGORA_E_CONNLOST },	   /* admin_shutdown */
-	{ "57P02", AGORA_E_CONNLOST },	   /* crash_shutdown */
-	{ "57P03", AGORA_E_CONNLOST },	   /* cannot_connect_now */
-	{ "25006", AGORA_E_UNAVAILABLE },  /* read_only_sql_transaction */
-	{ "08", AGORA_E_CONNLOST },	   /* connection_exception */
-	{ "53", AGORA_E_UNAVAILABLE },	   /* insufficient_resources */
+	{ "23505", AGORA_E_CONFLICT }, /* unique_violation */
+	{ "23P01", AGORA_E_CONFLICT }, /* exclusion_violation */
+	{ "23503", AGORA_E_VALIDATION }, /* foreign_key_violation */
+	{ "23502", AGORA_E_VALIDATION }, /* not_null_violation */
+	{ "23514", AGORA_E_VALIDATION }, /* check_violation */
+	{ "22P02", AGORA_E_BAD_REQUEST }, /* invalid_text_representation */
+	{ "22003", AGORA_E_BAD_REQUEST }, /* numeric_value_out_of_range */
+	{ "22001", AGORA_E_VALIDATION }, /* string_data_right_truncation */
+	{ "22P05", AGORA_E_VALIDATION }, /* untranslatable (\u0000 in jsonb) */
+	{ "40001", AGORA_E_RETRY }, /* serialization_failure */
+	{ "40P01", AGORA_E_RETRY }, /* deadlock_detected */
+	{ "55P03", AGORA_E_CONFLICT }, /* lock_not_available */
+	{ "57014", AGORA_E_UNAVAILABLE }, /* query_canceled (timeout) */
+	{ "57P01", AGORA_E_CONNLOST }, /* admin_shutdown */
+	{ "57P02", AGORA_E_CONNLOST }, /* crash_shutdown */
+	{ "57P03", AGORA_E_CONNLOST }, /* cannot_connect_now */
+	{ "25006", AGORA_E_UNAVAILABLE }, /* read_only_sql_transaction */
+	{ "08", AGORA_E_CONNLOST }, /* connection_exception */
+	{ "22", AGORA_E_BAD_REQUEST }, /* other data exceptions */
+	{ "53", AGORA_E_UNAVAILABLE }, /* insufficient_resources */
 };
 
 enum agora_err
@@ -129,8 +131,8 @@ prepare_all(struct agora_db *db)
 	enum agora_err rc = AGORA_OK;
 
 	for (i = 0; i < db->nstmts && rc == AGORA_OK; i++) {
-		res = PQprepare(db->conn, db->stmts[i].name, db->stmts[i].sql, 0,
-		    NULL);
+		res = PQprepare(
+		    db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			agora_log("error", "prepare %s: %s", db->stmts[i].name,
 			    PQerrorMessage(db->conn));
@@ -183,15 +185,15 @@ clear_result(void *p)
 
 /* Record and map a failed result; logs the server's message, not clients. */
 static enum agora_err
-result_err(struct agora_req *r, struct agora_db *db, PGresult *res,
-    const char *what)
+result_err(
+    struct agora_req *r, struct agora_db *db, PGresult *res, const char *what)
 {
 	const char *state, *con;
 	enum agora_err e;
 
 	state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	con = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)
-			  : NULL;
+	                  : NULL;
 	e = agora_db_sqlstate_err(state);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		e = AGORA_E_CONNLOST;
@@ -313,8 +315,8 @@ tx_once(struct agora_req *r, enum agora_err (*fn)(struct agora_req *, void *),
  * retried, because it may have succeeded.  fn must not commit or roll back.
  */
 enum agora_err
-agora_db_tx(struct agora_req *r, enum agora_err (*fn)(struct agora_req *,
-    void *), void *arg)
+agora_db_tx(struct agora_req *r,
+    enum agora_err (*fn)(struct agora_req *, void *), void *arg)
 {
 	struct agora_db *db = r->ctx->db;
 	enum agora_err rc = AGORA_E_UNAVAILABLE;

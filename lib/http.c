@@ -102,8 +102,8 @@ parse_path(struct agora_req *r)
 	q = strchr(uri, '?');
 	if (r->query == NULL)
 		r->query = q != NULL ? q + 1 : "";
-	r->path = decode(r, uri, q != NULL ? (size_t)(q - uri) : strlen(uri),
-	    0);
+	r->path =
+	    decode(r, uri, q != NULL ? (size_t)(q - uri) : strlen(uri), 0);
 	if (r->path == NULL)
 		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_path",
 		    "The path has a bad percent-escape, a NUL or bad UTF-8.");
@@ -122,8 +122,8 @@ request_id(struct agora_req *r)
 		n = strlen(id);
 		if (n > 0 && n <= REQUEST_ID_MAX &&
 		    strspn(id,
-			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			"0123456789._-") == n) {
+		        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		        "0123456789._-") == n) {
 			r->request_id = id;
 			return;
 		}
@@ -165,7 +165,7 @@ content_length(struct agora_req *r, long long *len)
 	if (*len > r->ctx->cfg.max_body_bytes)
 		return agora_problem(r, AGORA_E_TOO_LARGE, NULL,
 		    agora_printf(r, "The body is larger than %lld bytes.",
-			r->ctx->cfg.max_body_bytes));
+		        r->ctx->cfg.max_body_bytes));
 	return AGORA_OK;
 }
 
@@ -265,8 +265,8 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 	if (rc != AGORA_OK)
 		return agora_problem(r, rc, NULL,
 		    rc == AGORA_E_METHOD
-			? agora_printf(r, "%s is not allowed here.", r->method)
-			: "No such resource.");
+		        ? agora_printf(r, "%s is not allowed here.", r->method)
+		        : "No such resource.");
 	/* Params point into scratch, which dies with this frame. */
 	for (size_t i = 0; i < r->nparams; i++)
 		if ((r->params[i] = agora_strdup(r, r->params[i])) == NULL)
@@ -297,11 +297,45 @@ agora_query_get(struct agora_req *r, const char *name, const char **out)
 		    amp ? (size_t)(amp - eq - 1) : strlen(eq + 1), 1);
 		if (*out == NULL)
 			return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
-			    agora_printf(r, "Query parameter %s is badly "
-					    "encoded.", name));
+			    agora_printf(r,
+			        "Query parameter %s is badly "
+			        "encoded.",
+			        name));
 		return AGORA_OK;
 	}
 	return AGORA_OK;
+}
+
+static const char *
+etag_opaque(const char *t, size_t *len)
+{
+	if (strncmp(t, "W/", 2) == 0)
+		t += 2;
+	*len = strcspn(t, ", \t");
+	return t;
+}
+
+int
+agora_etag_match(const char *inm, const char *etag)
+{
+	const char *want, *have;
+	size_t wlen, hlen;
+
+	if (inm == NULL || etag == NULL)
+		return 0;
+	want = etag_opaque(etag, &wlen);
+	while (*inm != '\0') {
+		inm += strspn(inm, ", \t");
+		if (*inm == '*')
+			return 1;
+		if (*inm == '\0')
+			break;
+		have = etag_opaque(inm, &hlen);
+		if (hlen == wlen && strncmp(have, want, wlen) == 0)
+			return 1;
+		inm = have + hlen;
+	}
+	return 0;
 }
 
 /*
@@ -352,8 +386,8 @@ agora_resp_json(struct agora_req *r, int status, struct json_object *o)
 	size_t n;
 	char *copy;
 
-	s = json_object_to_json_string_length(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	s = json_object_to_json_string_length(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 	copy = s != NULL ? agora_alloc(r, n + 1) : NULL;
 	if (copy != NULL)
 		memcpy(copy, s, n + 1);

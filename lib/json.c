@@ -24,7 +24,7 @@ static int
 lex_ok(const char *s, size_t len, const char **why)
 {
 	size_t i;
-	int in_str = 0, esc = 0;
+	int in_str = 0, esc = 0, depth = 0;
 	unsigned char c;
 
 	for (i = 0; i < len; i++) {
@@ -42,6 +42,12 @@ lex_ok(const char *s, size_t len, const char **why)
 			}
 		} else if (c == '"') {
 			in_str = 1;
+		} else if ((c == '[' || c == '{') &&
+		    ++depth > AGORA_JSON_MAX_DEPTH) {
+			*why = "nested too deeply";
+			return 0;
+		} else if (c == ']' || c == '}') {
+			depth--;
 		} else if (c == '\0' || strchr(outside, c) == NULL) {
 			*why = "unexpected character";
 			return 0;
@@ -90,8 +96,8 @@ tree_ok(struct json_object *o, const char **why)
 	switch (json_object_get_type(o)) {
 	case json_type_double:
 		if (!isfinite(json_object_get_double(o)) ||
-		    !number_ok(json_object_to_json_string_ext(o,
-			JSON_C_TO_STRING_PLAIN))) {
+		    !number_ok(json_object_to_json_string_ext(
+		        o, JSON_C_TO_STRING_PLAIN))) {
 			*why = "invalid number";
 			return 0;
 		}
@@ -139,8 +145,8 @@ tail_ok(const char *s, size_t from, size_t len)
  * On failure returns AGORA_E_BAD_JSON with *why a static explanation.
  */
 enum agora_err
-agora_json_parse(const char *buf, size_t len, struct json_object **out,
-    const char **why)
+agora_json_parse(
+    const char *buf, size_t len, struct json_object **out, const char **why)
 {
 	json_tokener *tok;
 	struct json_object *o = NULL;
@@ -149,18 +155,20 @@ agora_json_parse(const char *buf, size_t len, struct json_object **out,
 
 	*out = NULL;
 	*why = "invalid UTF-8";
-	if (!agora_utf8_valid(buf, len) || !lex_ok(buf, len, why))
+	if (len > INT32_MAX || !agora_utf8_valid(buf, len) ||
+	    !lex_ok(buf, len, why))
 		return rc;
 	*why = "the top level must be an object or an array";
 	if (!top_ok(buf, len))
 		return rc;
-	tok = json_tokener_new_ex(AGORA_JSON_MAX_DEPTH + 1);
+	/* The scan above enforces the depth; json-c's own cap is a backstop. */
+	tok = json_tokener_new_ex(AGORA_JSON_MAX_DEPTH + 2);
 	if (tok == NULL) {
 		*why = "out of memory";
 		return AGORA_E_INTERNAL;
 	}
-	json_tokener_set_flags(tok,
-	    JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(
+	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
 	if (jerr == json_tokener_continue)
@@ -174,9 +182,11 @@ agora_json_parse(const char *buf, size_t len, struct json_object **out,
 	else if (tree_ok(o, why))
 		rc = AGORA_OK;
 	json_tokener_free(tok);
-	if (rc == AGORA_OK)
+	if (rc == AGORA_OK) {
 		*out = o;
-	else
+		*why = NULL;
+	} else {
 		json_object_put(o);
+	}
 	return rc;
 }

@@ -49,8 +49,8 @@ emit(struct json_object *o)
 	size_t n;
 	ssize_t w;
 
-	s = json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	s = json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	n = strlen(s);
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
@@ -127,11 +127,12 @@ agora_log_request(const struct agora_req *r)
 	json_object_object_add(o, "path", str_or_null(r->path));
 	json_object_object_add(o, "status", json_object_new_int(r->status));
 	snprintf(dur, sizeof(dur), "%.3f", ms);
-	json_object_object_add(o, "duration_ms", json_object_new_double_s(ms, dur));
+	json_object_object_add(
+	    o, "duration_ms", json_object_new_double_s(ms, dur));
 	json_object_object_add(o, "request_id", str_or_null(r->request_id));
 	json_object_object_add(o, "user", str_or_null(r->user));
 	if (r->error_code != NULL)
-		json_object_object_add(o, "code",
-		    json_object_new_string(r->error_code));
+		json_object_object_add(
+		    o, "code", json_object_new_string(r->error_code));
 	emit(o);
 }

@@ -27,11 +27,9 @@ static const struct problem problems[AGORA_E__MAX] = {
 	    "Authentication required" },
 	[AGORA_E_FORBIDDEN] = { 403, "forbidden", "Forbidden" },
 	[AGORA_E_NOT_FOUND] = { 404, "not_found", "Not found" },
-	[AGORA_E_METHOD] = { 405, "method_not_allowed",
-	    "Method not allowed" },
+	[AGORA_E_METHOD] = { 405, "method_not_allowed", "Method not allowed" },
 	[AGORA_E_CONFLICT] = { 409, "conflict", "Conflict" },
-	[AGORA_E_TOO_LARGE] = { 413, "payload_too_large",
-	    "Payload too large" },
+	[AGORA_E_TOO_LARGE] = { 413, "payload_too_large", "Payload too large" },
 	[AGORA_E_MEDIA_TYPE] = { 415, "unsupported_media_type",
 	    "Unsupported media type" },
 	[AGORA_E_VALIDATION] = { 422, "validation_failed",
@@ -41,8 +39,7 @@ static const struct problem problems[AGORA_E__MAX] = {
 	[AGORA_E_UNAVAILABLE] = { 503, "service_unavailable",
 	    "Service unavailable" },
 	/* The two internal errors reach clients only as 503. */
-	[AGORA_E_RETRY] = { 503, "service_unavailable",
-	    "Service unavailable" },
+	[AGORA_E_RETRY] = { 503, "service_unavailable", "Service unavailable" },
 	[AGORA_E_CONNLOST] = { 503, "service_unavailable",
 	    "Service unavailable" },
 };
@@ -69,13 +66,13 @@ agora_status_text(int status)
 	static const struct {
 		int status;
 		const char *text;
-	} texts[] = { { 200, "OK" }, { 201, "Created" },
-		{ 202, "Accepted" }, { 204, "No Content" },
-		{ 304, "Not Modified" }, { 400, "Bad Request" },
-		{ 401, "Unauthorized" }, { 403, "Forbidden" },
-		{ 404, "Not Found" }, { 405, "Method Not Allowed" },
-		{ 409, "Conflict" }, { 412, "Precondition Failed" },
-		{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
+	} texts[] = { { 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
+		{ 204, "No Content" }, { 304, "Not Modified" },
+		{ 400, "Bad Request" }, { 401, "Unauthorized" },
+		{ 403, "Forbidden" }, { 404, "Not Found" },
+		{ 405, "Method Not Allowed" }, { 409, "Conflict" },
+		{ 412, "Precondition Failed" }, { 413, "Content Too Large" },
+		{ 415, "Unsupported Media Type" },
 		{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
 		{ 500, "Internal Server Error" },
 		{ 503, "Service Unavailable" } };
@@ -88,8 +85,8 @@ agora_status_text(int status)
 }
 
 static struct json_object *
-problem_object(struct agora_req *r, enum agora_err e, const char *code,
-    const char *detail)
+problem_object(
+    struct agora_req *r, enum agora_err e, const char *code, const char *detail)
 {
 	struct json_object *o;
 	const struct problem *p;
@@ -100,13 +97,14 @@ problem_object(struct agora_req *r, enum agora_err e, const char *code,
 	o = json_object_new_object();
 	if (o == NULL)
 		return NULL;
-	json_object_object_add(o, "type", json_object_new_string("about:blank"));
+	json_object_object_add(
+	    o, "type", json_object_new_string("about:blank"));
 	json_object_object_add(o, "title", json_object_new_string(p->title));
 	json_object_object_add(o, "status", json_object_new_int(p->status));
 	json_object_object_add(o, "detail",
 	    json_object_new_string(detail != NULL ? detail : p->title));
-	json_object_object_add(o, "code",
-	    json_object_new_string(code != NULL ? code : p->code));
+	json_object_object_add(
+	    o, "code", json_object_new_string(code != NULL ? code : p->code));
 	json_object_object_add(o, "request_id",
 	    json_object_new_string(r->request_id != NULL ? r->request_id : ""));
 	return o;
@@ -137,8 +135,8 @@ problem_send(struct agora_req *r, enum agora_err e, const char *code,
  * handlers can "return agora_problem(...)".
  */
 enum agora_err
-agora_problem(struct agora_req *r, enum agora_err e, const char *code,
-    const char *detail)
+agora_problem(
+    struct agora_req *r, enum agora_err e, const char *code, const char *detail)
 {
 	problem_send(r, e, code, problem_object(r, e, code, detail));
 	return e;
@@ -146,8 +144,8 @@ agora_problem(struct agora_req *r, enum agora_err e, const char *code,
 
 /* As agora_problem, with an "errors" array of {field, message}; steals it. */
 enum agora_err
-agora_problem_errors(struct agora_req *r, enum agora_err e,
-    const char *detail, struct json_object *errors)
+agora_problem_errors(struct agora_req *r, enum agora_err e, const char *detail,
+    struct json_object *errors)
 {
 	struct json_object *o;
 

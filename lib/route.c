@@ -56,8 +56,8 @@ allow_add(char *allow, size_t len, const char *method)
 
 	if (strstr(allow, method) != NULL)
 		return;
-	snprintf(allow + used, len - used, "%s%s", used > 0 ? ", " : "",
-	    method);
+	snprintf(
+	    allow + used, len - used, "%s%s", used > 0 ? ", " : "", method);
 }
 
 /*
@@ -82,8 +82,8 @@ agora_route_match(const struct agora_route *routes, size_t nroutes,
 	for (i = 0; i < nroutes; i++) {
 		sp = scratch;
 		left = scratchlen;
-		if (!pattern_match(routes[i].pattern, path, params, nparams,
-			&sp, &left))
+		if (!pattern_match(
+		        routes[i].pattern, path, params, nparams, &sp, &left))
 			continue;
 		if (strcmp(routes[i].method, want) == 0) {
 			*found = &routes[i];

@@ -43,7 +43,8 @@ static const char *const security_headers[][2] = {
 	{ "X-Content-Type-Options", "nosniff" },
 	{ "X-Frame-Options", "DENY" },
 	{ "Referrer-Policy", "no-referrer" },
-	{ "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'" },
+	{ "Content-Security-Policy",
+	    "default-src 'none'; frame-ancestors 'none'" },
 };
 
 /* Append "name: value\r\n"; returns the bytes written, or left if cut. */
@@ -78,20 +79,20 @@ format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 	used = (size_t)snprintf(buf, cap, "Status: %d %s\r\n", r->status,
 	    agora_status_text(r->status));
 	if (r->content_type != NULL && with_type)
-		used += header_line(buf + used, cap - used, "Content-Type",
-		    r->content_type);
+		used += header_line(
+		    buf + used, cap - used, "Content-Type", r->content_type);
 	if (r->status != 204 && r->status != 304)
-		used += header_line(buf + used, cap - used, "Content-Length",
-		    len);
-	used += header_line(buf + used, cap - used, "X-Request-Id",
-	    r->request_id);
+		used +=
+		    header_line(buf + used, cap - used, "Content-Length", len);
+	used +=
+	    header_line(buf + used, cap - used, "X-Request-Id", r->request_id);
 	for (i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]);
 	     i++)
 		used += header_line(buf + used, cap - used,
 		    security_headers[i][0], security_headers[i][1]);
 	if (!has_header(r, "Cache-Control"))
-		used += header_line(buf + used, cap - used, "Cache-Control",
-		    "no-store");
+		used += header_line(
+		    buf + used, cap - used, "Cache-Control", "no-store");
 	for (i = 0; i < r->nheaders; i++)
 		used += header_line(buf + used, cap - used, r->headers[i].name,
 		    r->headers[i].value);
@@ -101,14 +102,32 @@ format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 	return used + 2;
 }
 
-static const char fallback[] =
-    "Status: 500 Internal Server Error\r\n"
-    "Content-Type: application/problem+json\r\n"
-    "Content-Length: 84\r\n"
-    "Cache-Control: no-store\r\n"
-    "X-Content-Type-Options: nosniff\r\n\r\n"
-    "{\"type\":\"about:blank\",\"title\":\"Internal error\",\"status\":500,"
-    "\"code\":\"internal_error\"}";
+/*
+ * The answer when the arena cannot hold the real one: a fixed 500, built
+ * on the stack, still with the request id.
+ */
+static int
+emit_fallback(struct agora_req *r, const struct agora_io *io)
+{
+	char body[256], all[1024];
+	int blen, n;
+
+	r->status = 500;
+	r->error_code = "internal_error";
+	blen = snprintf(body, sizeof(body),
+	    "{\"type\":\"about:blank\",\"title\":\"Internal error\","
+	    "\"status\":500,\"detail\":\"Internal error\","
+	    "\"code\":\"internal_error\",\"request_id\":\"%s\"}",
+	    r->request_id != NULL ? r->request_id : "-");
+	n = snprintf(all, sizeof(all),
+	    "Status: 500 Internal Server Error\r\n"
+	    "Content-Type: application/problem+json\r\n"
+	    "Content-Length: %d\r\nX-Request-Id: %s\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "X-Content-Type-Options: nosniff\r\n\r\n%s",
+	    blen, r->request_id != NULL ? r->request_id : "-", body);
+	return io->write(io->arg, all, (size_t)n);
+}
 
 /*
  * Write the whole response with one call.  If the arena cannot hold it,
@@ -125,13 +144,11 @@ agora_emit(struct agora_req *r, const struct agora_io *io)
 	blen = with_body ? r->out_len : 0;
 	cap = 2048 + 256 * r->nheaders;
 	buf = r->out != NULL || r->out_len == 0 ? agora_alloc(r, cap + blen)
-						 : NULL;
-	hlen = buf != NULL ? format_headers(r, buf, cap, with_body || r->head)
-			   : 0;
-	if (hlen == 0) {
-		r->status = 500;
-		return io->write(io->arg, fallback, sizeof(fallback) - 1);
-	}
+	                                        : NULL;
+	hlen =
+	    buf != NULL ? format_headers(r, buf, cap, with_body || r->head) : 0;
+	if (hlen == 0)
+		return emit_fallback(r, io);
 	if (blen > 0)
 		memcpy(buf + hlen, r->out, blen);
 	return io->write(io->arg, buf, hlen + blen);
@@ -266,8 +283,8 @@ print_routes(const struct agora_program *prog)
 	size_t i;
 
 	for (i = 0; i < prog->nroutes; i++)
-		printf("%s %s\n", prog->routes[i].method,
-		    prog->routes[i].pattern);
+		printf(
+		    "%s %s\n", prog->routes[i].method, prog->routes[i].pattern);
 }
 
 static int
@@ -285,8 +302,8 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 		agora_log("error", "configuration: %s", err);
 		return -1;
 	}
-	ctx->db = agora_db_new(ctx->cfg.database_url, prog->stmts,
-	    prog->nstmts, ctx->cfg.db_retry_after);
+	ctx->db = agora_db_new(ctx->cfg.database_url, prog->stmts, prog->nstmts,
+	    ctx->cfg.db_retry_after);
 	if (ctx->db == NULL)
 		return -1;
 	/* A database that is down now is not fatal: requests answer 503. */

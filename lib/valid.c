@@ -80,9 +80,9 @@ check_value(const struct agora_field *f, struct json_object *o,
 	if (n >= f->min && n <= f->max)
 		return NULL;
 	snprintf(msg, msglen, "must be %s %lld to %lld",
-	    f->type == AGORA_F_INT	   ? "from"
-		: f->type == AGORA_F_ARRAY ? "an array of"
-					   : "a string of",
+	    f->type == AGORA_F_INT         ? "from"
+	        : f->type == AGORA_F_ARRAY ? "an array of"
+	                                   : "a string of",
 	    f->min, f->max);
 	if (f->type == AGORA_F_ARRAY)
 		strncat(msg, " items", msglen - strlen(msg) - 1);

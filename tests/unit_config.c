@@ -34,40 +34,44 @@ main(void)
 	size_t i;
 	int rc;
 	static char e1[] = "AGORA_MAX_BODY_BYTES=4096",
-		    e2[] = "AGORA_DATABASE_URL=dbname=fromenv",
-		    e3[] = "AGORA_NOPE=1", e4[] = "OTHER=1";
+	            e2[] = "AGORA_DATABASE_URL=dbname=fromenv",
+	            e3[] = "AGORA_NOPE=1", e4[] = "OTHER=1",
+	            e5[] = "AGORA_MAX_BODY_BYTES=-1";
 	char *env[] = { e1, e2, e3, e4, NULL };
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		agora_config_defaults(&cfg);
 		err[0] = '\0';
-		rc = agora_config_parse(&cfg, cases[i].text, "test.conf", err,
-		    sizeof(err));
+		rc = agora_config_parse(
+		    &cfg, cases[i].text, "test.conf", err, sizeof(err));
 		tap_ok((rc == 0) == cases[i].ok, "%s: %s %s", cases[i].what,
 		    cases[i].ok ? "accepted" : "rejected", err);
 		agora_config_free(&cfg);
 	}
 	agora_config_defaults(&cfg);
-	agora_config_parse(&cfg, "\n\nmax_body_bytes = x\n", "a.conf", err,
-	    sizeof(err));
+	agora_config_parse(
+	    &cfg, "\n\nmax_body_bytes = x\n", "a.conf", err, sizeof(err));
 	tap_ok(strcmp(err, "a.conf:3: value out of range") == 0,
 	    "errors name the file and line: %s", err);
 	agora_config_parse(&cfg,
-	    "database_url = dbname=fromfile\nmax_body_bytes = 2048\n",
-	    "t.conf", err, sizeof(err));
+	    "database_url = dbname=fromfile\nmax_body_bytes = 2048\n", "t.conf",
+	    err, sizeof(err));
 	tap_ok(cfg.max_body_bytes == 2048 &&
-		!strcmp(cfg.database_url, "dbname=fromfile"),
+	        !strcmp(cfg.database_url, "dbname=fromfile"),
 	    "the file overrides defaults");
-	agora_config_env(&cfg, env);
-	tap_ok(cfg.max_body_bytes == 4096 &&
-		!strcmp(cfg.database_url, "dbname=fromenv"),
+	tap_ok(agora_config_env(&cfg, env, err, sizeof(err)) == 0 &&
+	        cfg.max_body_bytes == 4096 &&
+	        !strcmp(cfg.database_url, "dbname=fromenv"),
 	    "AGORA_* overrides the file");
 	tap_ok(agora_config_check(&cfg, err, sizeof(err)) == 0,
 	    "the result is consistent");
+	env[0] = e5;
+	tap_ok(agora_config_env(&cfg, env, err, sizeof(err)) != 0 &&
+	        strstr(err, "AGORA_MAX_BODY_BYTES") != NULL,
+	    "an AGORA_* value out of range is an error: %s", err);
 	agora_config_free(&cfg);
 	agora_config_defaults(&cfg);
-	tap_ok(cfg.max_body_bytes == 1048576 &&
-		!strcmp(cfg.storage, "local"),
+	tap_ok(cfg.max_body_bytes == 1048576 && !strcmp(cfg.storage, "local"),
 	    "defaults: 1 MiB bodies, local storage");
 	agora_config_parse(&cfg, "storage = ftp\n", "t", err, sizeof(err));
 	tap_ok(agora_config_check(&cfg, err, sizeof(err)) != 0,

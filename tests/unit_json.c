@@ -52,6 +52,8 @@ static const struct json_case cases[] = {
 	{ "{\"a\":1}\0", 8, 0, "NUL after the value" },
 	{ "[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]", 0, 1, "16 levels" },
 	{ "[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]", 0, 0, "17 levels" },
+	{ "[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]", 0, 0, "17 levels, empty" },
+	{ "{\"a\":{\"b\":[{\"[[[\":1}]}}", 0, 1, "brackets in strings" },
 };
 
 int
@@ -67,7 +69,7 @@ main(void)
 		why = NULL;
 		rc = agora_json_parse(cases[i].text, len, &o, &why);
 		tap_ok((rc == AGORA_OK) == cases[i].ok &&
-			(rc == AGORA_OK || rc == AGORA_E_BAD_JSON),
+		        (rc == AGORA_OK || rc == AGORA_E_BAD_JSON),
 		    "%s: %s (%s)", cases[i].ok ? "accepts" : "rejects",
 		    cases[i].what, why ? why : "-");
 		if (rc == AGORA_OK)

@@ -44,8 +44,7 @@ static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/things", AGORA_BODY_JSON, post_thing },
 };
 
-static const struct agora_program prog = { "test", routes, 2, NULL, 0,
-	NULL };
+static const struct agora_program prog = { "test", routes, 2, NULL, 0, NULL };
 
 struct fake {
 	const char *in;
@@ -130,20 +129,20 @@ test_basics(void)
 
 	o = run("GET", "/api/v1/things/a%20b?x=1", NULL, NULL, NULL);
 	tap_ok(has(o, "Status: 200 OK\r\n") && has(o, "{\"id\":\"a b\"}") &&
-		has(o, "Content-Length: 12\r\n"),
+	        has(o, "Content-Length: 12\r\n"),
 	    "GET with a decoded path parameter and Content-Length");
 	tap_ok(has(o, "X-Content-Type-Options: nosniff\r\n") &&
-		has(o, "Cache-Control: no-store\r\n") &&
-		has(o, "X-Request-Id: "),
+	        has(o, "Cache-Control: no-store\r\n") &&
+	        has(o, "X-Request-Id: "),
 	    "security headers and a request id");
 	o = run("HEAD", "/api/v1/things/1", NULL, NULL, NULL);
 	tap_ok(has(o, "Status: 200") && has(o, "Content-Length: 10\r\n") &&
-		!has(o, "{\"id\""),
+	        !has(o, "{\"id\""),
 	    "HEAD: the length without the body");
 	o = run("GET", "/api/v1/nothing", NULL, NULL, NULL);
 	tap_ok(has(o, "Status: 404") &&
-		has(o, "Content-Type: application/problem+json") &&
-		has(o, "\"code\":\"not_found\"") && has(o, "\"request_id\":"),
+	        has(o, "Content-Type: application/problem+json") &&
+	        has(o, "\"code\":\"not_found\"") && has(o, "\"request_id\":"),
 	    "unknown path: 404 problem+json");
 	o = run("DELETE", "/api/v1/things/1", NULL, NULL, NULL);
 	tap_ok(has(o, "Status: 405") && has(o, "Allow: GET, HEAD\r\n"),
@@ -169,8 +168,8 @@ test_bodies(void)
 	static char big[2048], hdr[40000];
 	const char *o;
 
-	o = run("POST", "/api/v1/things", "application/json", "{\"n\":5}",
-	    NULL);
+	o = run(
+	    "POST", "/api/v1/things", "application/json", "{\"n\":5}", NULL);
 	tap_ok(has(o, "Status: 201") && has(o, "Location: /api/v1/things/1"),
 	    "POST JSON: 201 with Location");
 	o = run("POST", "/api/v1/things", "application/json; charset=UTF-8",
@@ -181,13 +180,13 @@ test_bodies(void)
 	    "wrong Content-Type: 415");
 	o = run("POST", "/api/v1/things", "application/json", "{\"n\":5", NULL);
 	tap_ok(has(o, "Status: 400") && has(o, "malformed_json") &&
-		has(o, "truncated"),
+	        has(o, "truncated"),
 	    "truncated JSON: 400");
 	o = run("POST", "/api/v1/things", "application/json", "", NULL);
 	tap_ok(has(o, "Status: 400") && has(o, "body_required"),
 	    "empty JSON body: 400");
-	o = run("POST", "/api/v1/things", "application/json", "{\"n\":50}",
-	    NULL);
+	o = run(
+	    "POST", "/api/v1/things", "application/json", "{\"n\":50}", NULL);
 	tap_ok(has(o, "Status: 422") && has(o, "\"errors\":[{\"field\":\"n\""),
 	    "out of range: 422 with errors[]");
 	o = run("POST", "/api/v1/things", "application/json", "{\"n\":\"5\"}",
@@ -200,7 +199,7 @@ test_bodies(void)
 	ctx.cfg.max_body_bytes = 1024;
 	o = run("POST", "/api/v1/things", "application/json", big, NULL);
 	tap_ok(has(o, "Status: 413") && has(o, "payload_too_large") &&
-		fk.in_off == fk.in_len,
+	        fk.in_off == fk.in_len,
 	    "body over the limit: 413, and the body was drained");
 	ctx.cfg.max_body_bytes = 1048576;
 	memset(hdr, 'a', sizeof(hdr) - 1);
@@ -208,6 +207,19 @@ test_bodies(void)
 	o = run("GET", "/api/v1/things/1", NULL, NULL, hdr);
 	tap_ok(has(o, "Status: 413") && has(o, "headers_too_large"),
 	    "headers over the limit: 413");
+}
+
+static void
+test_etags(void)
+{
+	tap_ok(agora_etag_match("\"abc\"", "\"abc\""), "ETag: exact");
+	tap_ok(agora_etag_match("\"x\", W/\"abc\"", "\"abc\""),
+	    "ETag: weak, in a list");
+	tap_ok(agora_etag_match("*", "\"abc\""), "ETag: *");
+	tap_ok(
+	    !agora_etag_match("\"abcd\"", "\"abc\""), "ETag: no prefix match");
+	tap_ok(!agora_etag_match("\"ab\"", "\"abc\""), "ETag: no match");
+	tap_ok(!agora_etag_match(NULL, "\"abc\""), "ETag: no header");
 }
 
 int
@@ -220,6 +232,7 @@ main(void)
 	arena = agora_arena_new((size_t)ctx.cfg.request_memory_bytes);
 	test_basics();
 	test_bodies();
+	test_etags();
 	agora_arena_free(arena);
 	agora_config_free(&ctx.cfg);
 	return tap_done();

@@ -64,14 +64,17 @@ main(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		c = &cases[i];
-		rc = agora_route_match(routes, sizeof(routes) / sizeof(routes[0]),
-		    c->method, c->path, &found, params, &n, allow,
-		    sizeof(allow), scratch, sizeof(scratch));
+		rc = agora_route_match(routes,
+		    sizeof(routes) / sizeof(routes[0]), c->method, c->path,
+		    &found, params, &n, allow, sizeof(allow), scratch,
+		    sizeof(scratch));
 		tap_ok(rc == c->want &&
-			(c->index < 0 || found == &routes[c->index]) &&
-			(c->p0 == NULL || (n >= 1 && !strcmp(params[0], c->p0))) &&
-			(c->p1 == NULL || (n == 2 && !strcmp(params[1], c->p1))) &&
-			(c->allow == NULL || !strcmp(allow, c->allow)),
+		        (c->index < 0 || found == &routes[c->index]) &&
+		        (c->p0 == NULL ||
+		            (n >= 1 && !strcmp(params[0], c->p0))) &&
+		        (c->p1 == NULL ||
+		            (n == 2 && !strcmp(params[1], c->p1))) &&
+		        (c->allow == NULL || !strcmp(allow, c->allow)),
 		    "%s %s -> %d (allow \"%s\")", c->method, c->path, rc,
 		    rc == AGORA_E_METHOD ? allow : "");
 	}

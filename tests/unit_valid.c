@@ -65,7 +65,7 @@ main(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (agora_json_parse(cases[i].json, strlen(cases[i].json), &o,
-			&why) != AGORA_OK) {
+		        &why) != AGORA_OK) {
 			tap_ok(0, "case %lu parses", (unsigned long)i);
 			continue;
 		}
@@ -78,27 +78,27 @@ main(void)
 			field = json_object_get_string(f);
 		}
 		tap_ok(rc == cases[i].want &&
-			(cases[i].field == NULL ? field == NULL
-						: field != NULL &&
-				    !strcmp(field, cases[i].field)),
+		        (cases[i].field == NULL ? field == NULL
+		                                : field != NULL &&
+		                    !strcmp(field, cases[i].field)),
 		    "%s -> %d, first error on %s", cases[i].json, rc,
 		    field ? field : "(none)");
 		json_object_put(errors);
 		json_object_put(o);
 	}
-	agora_json_parse("{\"name\":\"ab\",\"quantity\":3,\"gift\":true}", 38,
-	    &o, &why);
+	agora_json_parse(
+	    "{\"name\":\"ab\",\"quantity\":3,\"gift\":true}", 38, &o, &why);
 	errors = json_object_new_array();
 	rc = agora_valid(o, "items[2]", fields, NF, v, errors);
-	tap_ok(rc == AGORA_OK && v[0].present && v[0].len == 2 &&
-		v[1].i == 3 && v[2].b == 1 && !v[3].present,
+	tap_ok(rc == AGORA_OK && v[0].present && v[0].len == 2 && v[1].i == 3 &&
+	        v[2].b == 1 && !v[3].present,
 	    "typed values come back");
 	json_object_put(errors);
 	errors = json_object_new_array();
 	json_object_object_del(o, "name");
 	agora_valid(o, "items[2]", fields, NF, v, errors);
-	json_object_object_get_ex(json_object_array_get_idx(errors, 0),
-	    "field", &f);
+	json_object_object_get_ex(
+	    json_object_array_get_idx(errors, 0), "field", &f);
 	tap_ok(!strcmp(json_object_get_string(f), "items[2].name"),
 	    "nested field names carry the prefix");
 	json_object_put(errors);

@@ -116,8 +116,7 @@ load_one(struct plan *p, const char *dir, const char *name, long long v)
 		return -1;
 	}
 	m->version = v;
-	snprintf(m->name, sizeof(m->name), "%.*s", (int)strlen(name) - 4,
-	    name);
+	snprintf(m->name, sizeof(m->name), "%.*s", (int)strlen(name) - 4, name);
 	crypto_hash_sha256(h, (unsigned char *)m->sql, len);
 	sodium_bin2hex(m->sha, sizeof(m->sha), h, sizeof(h));
 	p->n++;
@@ -147,7 +146,8 @@ load_plan(struct plan *p, const char *dir)
 	qsort(p->m, p->n, sizeof(p->m[0]), by_version);
 	for (i = 1; i < p->n; i++)
 		if (p->m[i].version == p->m[i - 1].version) {
-			fprintf(stderr, "agoractl: two migrations numbered %04lld\n",
+			fprintf(stderr,
+			    "agoractl: two migrations numbered %04lld\n",
 			    p->m[i].version);
 			goto out;
 		}
@@ -192,12 +192,12 @@ connect_admin(void)
 		return NULL;
 	}
 	c = PQconnectdb(cfg.database_admin_url[0] != '\0'
-		? cfg.database_admin_url
-		: cfg.database_url);
+	        ? cfg.database_admin_url
+	        : cfg.database_url);
 	agora_config_free(&cfg);
 	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "agoractl: cannot connect: %s",
-		    PQerrorMessage(c));
+		fprintf(
+		    stderr, "agoractl: cannot connect: %s", PQerrorMessage(c));
 		PQfinish(c);
 		return NULL;
 	}
