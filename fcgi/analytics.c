@@ -111,7 +111,8 @@ post_events(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "POST", "/api/v1/analytics/events", AGORA_BODY_JSON, post_events },
+	{ "POST", "/api/v1/analytics/events", AGORA_BODY_JSON, post_events,
+	    AGORA_ANON },
 };
 
 static const struct agora_program program = {

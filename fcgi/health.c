@@ -91,7 +91,8 @@ health(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "GET", "/api/v1/health", AGORA_BODY_NONE, health },
+	{ "GET", "/api/v1/health", AGORA_BODY_NONE, health, AGORA_ANON,
+	    AGORA_RL_NONE },
 };
 
 static const struct agora_program program = {

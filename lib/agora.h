@@ -61,6 +61,18 @@ struct agora_config {
 	long long request_memory_bytes;
 	long long db_retry_after;
 	long long log_requests;
+	char *jwt_alg;
+	char *jwt_secret_file;
+	char *jwt_private_key_file;
+	char *jwt_public_key_file;
+	char *jwt_issuer;
+	long long access_token_ttl;
+	long long refresh_token_ttl;
+	long long rate_limit_auth;
+	long long rate_limit_api;
+	long long login_failures_max;
+	long long login_failure_window;
+	long long rate_limit_login_closed;
 };
 
 /*
@@ -98,6 +110,7 @@ struct agora_stmt {
 
 struct agora_db;
 struct agora_cache;
+struct agora_auth;
 
 /* The per-process context, built before the accept loop. */
 struct agora_ctx {
@@ -105,7 +118,28 @@ struct agora_ctx {
 	struct agora_config cfg;
 	struct agora_db *db;
 	struct agora_cache *cache;
-	void *user; /* the program's own per-process state */
+	struct agora_auth *auth; /* NULL when the token keys are missing */
+};
+
+/*
+ * Who may call a route.  Every route must say: a route left at
+ * AGORA_ACCESS_UNSET stops its program at start-up (default deny).
+ * Owner-or-admin routes are AGORA_USER routes whose handler checks the
+ * owner with agora_owner_or_admin() and answers 404 to anyone else.
+ */
+enum agora_access {
+	AGORA_ACCESS_UNSET = 0,
+	AGORA_ANON,  /* anyone; a token, if sent, must be valid */
+	AGORA_USER,  /* any valid access token */
+	AGORA_ADMIN, /* a token with role admin */
+	AGORA_ACCESS__MAX
+};
+
+/* Which rate limit a route counts against. */
+enum agora_rl {
+	AGORA_RL_API = 0, /* rate_limit_api per client per minute */
+	AGORA_RL_AUTH,	  /* rate_limit_auth per IP per minute */
+	AGORA_RL_NONE	  /* not limited: health checks, the API document */
 };
 
 enum agora_body {
@@ -135,7 +169,8 @@ struct agora_req {
 	const char *path; /* percent-decoded, without the query */
 	const char *query; /* raw query string, never NULL */
 	const char *request_id;
-	const char *user; /* who is calling, for the log; NULL if anonymous */
+	const char *user; /* the caller's user id; NULL if anonymous */
+	const char *role; /* "customer" or "admin" when user is set */
 	const char *params[AGORA_MAX_PARAMS];
 	size_t nparams;
 	long long content_length;
@@ -162,6 +197,8 @@ struct agora_route {
 	const char *pattern; /* "/api/v1/orders/{id}": {x} is one segment */
 	enum agora_body body;
 	agora_handler handler;
+	enum agora_access access;
+	enum agora_rl rl;
 };
 
 struct agora_program {
@@ -298,6 +335,49 @@ int agora_cache_get(
 void agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
     size_t len, time_t ttl);
 const char *agora_cache_ping(struct agora_ctx *ctx);
+
+/* Access tokens and authorization (auth.c). */
+void agora_auth_init(struct agora_ctx *ctx);
+void agora_auth_free(struct agora_ctx *ctx);
+const char *agora_auth_jwks(struct agora_ctx *ctx);
+char *agora_token_issue(struct agora_req *r, const char *sub,
+    const char *role);
+enum agora_err agora_auth_request(struct agora_req *r,
+    enum agora_access access);
+int agora_owner_or_admin(const struct agora_req *r, const char *owner);
+
+/* Passwords: Argon2id through libsodium (password.c). */
+#define AGORA_PASSWORD_HASH_MAX 128
+int agora_password_hash(const char *pw, size_t len, char *out,
+    size_t outlen);
+int agora_password_verify(const char *stored, const char *pw, size_t len,
+    int *rehash);
+void agora_password_dummy(const char *pw, size_t len);
+
+/* Rate limits shared through memcached (ratelimit.c). */
+enum agora_err agora_rate_limit(struct agora_req *r, const char *klass,
+    const char *who, long long limit, long long window, int fail_closed);
+long long agora_rate_count(struct agora_req *r, const char *klass,
+    const char *who, long long window, int *down);
+void agora_rate_hit(struct agora_req *r, const char *klass, const char *who,
+    long long window);
+long long agora_rate_reset(long long window);
+int agora_cache_incr(struct agora_ctx *ctx, const char *key, time_t ttl,
+    uint64_t *value);
+
+/* Accounts shared by the auth and users programs and agoractl. */
+#define AGORA_USER_COLUMNS \
+	"id::text, email, name, role, agora_time(created_at)"
+struct json_object *agora_user_json(PGresult *res, int row);
+int agora_email_valid(const char *s, size_t len);
+#define AGORA_PASSWORD_MIN 10
+#define AGORA_PASSWORD_MAX 1024
+
+/* Lists: limit (1..100, default 20) and an opaque keyset cursor. */
+enum agora_err agora_page_params(struct agora_req *r, long long *limit,
+    const char **after);
+struct json_object *agora_page(struct agora_req *r, struct json_object *data,
+    int has_more, const char *last_key);
 
 /* Logging: one JSON object per line on stderr, written with one write(2). */
 void agora_log_init(const char *program);

@@ -154,6 +154,28 @@ agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
 		cache_error(c, "set", rc);
 }
 
+/*
+ * Add one to the counter key, creating it at 1 with expiry ttl.  Returns
+ * 0 with *value the new count, or -1 when the cache cannot say.
+ */
+int
+agora_cache_incr(struct agora_ctx *ctx, const char *key, time_t ttl,
+    uint64_t *value)
+{
+	struct agora_cache *c = ctx->cache;
+	memcached_return_t rc;
+
+	if (c == NULL || strlen(key) > KEY_MAX)
+		return -1;
+	rc = memcached_increment_with_initial(c->mc, key, strlen(key), 1, 1,
+	    ttl, value);
+	if (rc != MEMCACHED_SUCCESS) {
+		cache_error(c, "increment", rc);
+		return -1;
+	}
+	return 0;
+}
+
 /* For health: "ok", "unavailable" or "disabled". */
 const char *
 agora_cache_ping(struct agora_ctx *ctx)

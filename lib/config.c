@@ -63,6 +63,18 @@ static const struct key keys[] = {
 	I(request_memory_bytes, "33554432", 1024 * 1024, 1LL << 32),
 	I(db_retry_after, "2", 1, 3600),
 	I(log_requests, "1", 0, 1),
+	S(jwt_alg, "HS256"),
+	S(jwt_secret_file, AGORA_SYSCONFDIR "/agora/jwt.secret"),
+	S(jwt_private_key_file, ""),
+	S(jwt_public_key_file, ""),
+	S(jwt_issuer, "agora"),
+	I(access_token_ttl, "900", 60, 86400),
+	I(refresh_token_ttl, "2592000", 3600, 365LL * 86400),
+	I(rate_limit_auth, "20", 0, 1000000),
+	I(rate_limit_api, "600", 0, 100000000),
+	I(login_failures_max, "5", 1, 1000),
+	I(login_failure_window, "900", 60, 86400),
+	I(rate_limit_login_closed, "0", 0, 1),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -263,6 +275,12 @@ agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 	if (strcmp(cfg->storage, "local") != 0 &&
 	    strcmp(cfg->storage, "s3") != 0) {
 		snprintf(err, errlen, "storage must be local or s3");
+		return -1;
+	}
+	if (strcmp(cfg->jwt_alg, "HS256") != 0 &&
+	    strcmp(cfg->jwt_alg, "RS256") != 0 &&
+	    strcmp(cfg->jwt_alg, "ES256") != 0) {
+		snprintf(err, errlen, "jwt_alg must be HS256, RS256 or ES256");
 		return -1;
 	}
 	if (cfg->request_memory_bytes < 2 * cfg->max_body_bytes) {

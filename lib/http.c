@@ -237,6 +237,30 @@ parse_json_body(struct agora_req *r)
 }
 
 /*
+ * Count the request against its route's limit: auth routes per IP, the
+ * others per user, or per IP when anonymous.
+ */
+static enum agora_err
+rate_limit(struct agora_req *r, const struct agora_route *route)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *ip;
+
+	ip = agora_param(r, "REMOTE_ADDR");
+	if (ip == NULL)
+		ip = "-";
+	if (route->rl == AGORA_RL_NONE)
+		return AGORA_OK;
+	if (route->rl == AGORA_RL_AUTH)
+		return agora_rate_limit(r, "auth", ip, cfg->rate_limit_auth, 60,
+		    0);
+	return agora_rate_limit(r, "api",
+	    r->user != NULL ? agora_printf(r, "u%s", r->user)
+			    : agora_printf(r, "ip%s", ip),
+	    cfg->rate_limit_api, 60, 0);
+}
+
+/*
  * Parse the request up to the handler: id, path, header and body caps,
  * route, body.  On failure the problem answer is already set.
  */
@@ -271,6 +295,9 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 	for (size_t i = 0; i < r->nparams; i++)
 		if ((r->params[i] = agora_strdup(r, r->params[i])) == NULL)
 			return AGORA_E_TOO_LARGE;
+	if ((rc = agora_auth_request(r, (*route)->access)) != AGORA_OK ||
+	    (rc = rate_limit(r, *route)) != AGORA_OK)
+		return rc;
 	if ((*route)->body == AGORA_BODY_NONE)
 		return AGORA_OK;
 	if ((rc = read_body(r, io, (size_t)len)) != AGORA_OK)

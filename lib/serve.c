@@ -309,14 +309,32 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 	/* A database that is down now is not fatal: requests answer 503. */
 	agora_db_connect(ctx->db);
 	ctx->cache = agora_cache_new(ctx->cfg.memcached_servers);
+	agora_auth_init(ctx);
 	if (prog->init != NULL && prog->init(ctx) != 0)
 		return -1;
 	return 0;
 }
 
+/* Default deny: a route that does not say who may call it is a bug. */
+static int
+routes_ok(const struct agora_program *prog)
+{
+	size_t i;
+
+	for (i = 0; i < prog->nroutes; i++)
+		if (prog->routes[i].access == AGORA_ACCESS_UNSET ||
+		    prog->routes[i].access >= AGORA_ACCESS__MAX) {
+			agora_log("error", "route %s %s declares no access rule",
+			    prog->routes[i].method, prog->routes[i].pattern);
+			return 0;
+		}
+	return 1;
+}
+
 static void
 ctx_close(struct agora_ctx *ctx)
 {
+	agora_auth_free(ctx);
 	agora_cache_free(ctx->cache);
 	agora_db_free(ctx->db);
 	agora_config_free(&ctx->cfg);
@@ -336,6 +354,9 @@ agora_main(int argc, char **argv, const struct agora_program *prog)
 		return 0;
 	}
 	agora_log_init(prog->name);
+	memset(&ctx, 0, sizeof(ctx));
+	if (!routes_ok(prog))
+		return 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);

@@ -126,3 +126,40 @@ def wait_for(pred, seconds):
             return time.monotonic() - t0
         time.sleep(0.05)
     return None
+
+
+def cgi(prog, method, uri, body=b"", ctype=None, headers=None, env=None):
+    """Run an installed program once as plain CGI.
+
+    Returns a Resp built from its output, so that CGI answers can be
+    checked like HTTP ones.  env adds variables (AGORA_* overrides).
+    """
+    e = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method, "REQUEST_URI": uri,
+         "SERVER_PROTOCOL": "HTTP/1.1", "AGORA_CONFIG": os.environ["AGORA_CONFIG"],
+         "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": str(len(body))}
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        e["CONTENT_LENGTH"] = str(len(body))
+        ctype = ctype or "application/json"
+    if ctype:
+        e["CONTENT_TYPE"] = ctype
+    for k, v in (headers or {}).items():
+        e["HTTP_" + k.upper().replace("-", "_")] = v
+    e.update(env or {})
+    p = subprocess.run([os.path.join(os.environ["AGORA_TEST_CGIDIR"], prog)], input=body,
+                       env=e, capture_output=True, timeout=60)
+    head, _, payload = p.stdout.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and lines[0].startswith("Status:") else 0
+    hdrs = [tuple(x.split(": ", 1)) for x in lines[1:] if ": " in x]
+    return Resp(status, hdrs, payload)
+
+
+def config_value(key):
+    """A key of the stack's agora.conf."""
+    with open(os.environ["AGORA_CONFIG"]) as f:
+        for line in f:
+            k, _, v = line.partition("=")
+            if k.strip() == key:
+                return v.strip()
+    return None

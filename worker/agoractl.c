@@ -3,6 +3,9 @@
  *
  *   agoractl migrate [--dir DIR]   apply the pending migrations in order
  *   agoractl migrations [--dir DIR] list each migration and its state
+ *   agoractl user add --email E --name N [--role R] --password-stdin
+ *   agoractl user list
+ *   agoractl user set-role EMAIL ROLE
  *
  * Migrations are the files NNNN_name.sql, applied in version order, each
  * in its own transaction together with its row in schema_migrations, under
@@ -50,7 +53,11 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: agoractl migrate [--dir DIR]\n"
-	    "       agoractl migrations [--dir DIR]\n");
+	    "       agoractl migrations [--dir DIR]\n"
+	    "       agoractl user add --email E --name N [--role customer|admin] "
+	    "--password-stdin\n"
+	    "       agoractl user list\n"
+	    "       agoractl user set-role EMAIL customer|admin\n");
 	return 2;
 }
 
@@ -350,6 +357,148 @@ out:
 	return rc;
 }
 
+/* --- users ------------------------------------------------------------ */
+
+static int
+role_ok(const char *role)
+{
+	return strcmp(role, "customer") == 0 || strcmp(role, "admin") == 0;
+}
+
+/* One line from stdin, without its newline; NULL when empty or too long. */
+static char *
+read_password(char *buf, size_t len)
+{
+	size_t n;
+
+	if (fgets(buf, (int)len, stdin) == NULL)
+		return NULL;
+	n = strlen(buf);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	else if (n == len - 1)
+		return NULL;
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	return n > 0 ? buf : NULL;
+}
+
+static int
+exec_params(PGconn *c, const char *sql, int n, const char *const *vals,
+    int print)
+{
+	PGresult *res;
+	int ok, i, j;
+
+	res = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok) {
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		fprintf(stderr, "agoractl: %s\n",
+		    st != NULL && strcmp(st, "23505") == 0
+			? "an account with this email exists"
+			: PQerrorMessage(c));
+	}
+	for (i = 0; ok && print && i < PQntuples(res); i++) {
+		for (j = 0; j < PQnfields(res); j++)
+			printf("%s%s", j ? "\t" : "", PQgetvalue(res, i, j));
+		printf("\n");
+	}
+	if (ok && !print && PQntuples(res) == 0 &&
+	    PQresultStatus(res) == PGRES_TUPLES_OK) {
+		fprintf(stderr, "agoractl: no such user\n");
+		ok = 0;
+	}
+	PQclear(res);
+	return ok ? 0 : 1;
+}
+
+static int
+user_add(int argc, char **argv)
+{
+	const char *email = NULL, *name = NULL, *role = "customer";
+	char pw[AGORA_PASSWORD_MAX + 2], hash[AGORA_PASSWORD_HASH_MAX];
+	const char *vals[4];
+	int i, from_stdin = 0, rc = 1;
+	PGconn *c;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--password-stdin") == 0)
+			from_stdin = 1;
+		else if (i + 1 < argc && strcmp(argv[i], "--email") == 0)
+			email = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--name") == 0)
+			name = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--role") == 0)
+			role = argv[++i];
+		else
+			return usage();
+	}
+	if (email == NULL || name == NULL || !from_stdin || !role_ok(role))
+		return usage();
+	if (!agora_email_valid(email, strlen(email))) {
+		fprintf(stderr, "agoractl: %s is not an email address\n", email);
+		return 1;
+	}
+	if (read_password(pw, sizeof(pw)) == NULL ||
+	    agora_utf8_len(pw, strlen(pw)) < AGORA_PASSWORD_MIN) {
+		fprintf(stderr, "agoractl: the password (one line on stdin) "
+				"needs %d to %d characters\n",
+		    AGORA_PASSWORD_MIN, AGORA_PASSWORD_MAX);
+		return 1;
+	}
+	if (agora_password_hash(pw, strlen(pw), hash, sizeof(hash)) != 0 ||
+	    (c = connect_admin()) == NULL)
+		goto out;
+	vals[0] = email;
+	vals[1] = name;
+	vals[2] = role;
+	vals[3] = hash;
+	rc = exec_params(c,
+	    "INSERT INTO users (email, name, role, password_hash) "
+	    "VALUES (lower($1), $2, $3, $4) RETURNING id::text, email, role",
+	    4, vals, 1);
+	PQfinish(c);
+out:
+	sodium_memzero(pw, sizeof(pw));
+	return rc;
+}
+
+static int
+user_cmd(int argc, char **argv)
+{
+	const char *vals[2];
+	PGconn *c;
+	int rc;
+
+	if (argc >= 1 && strcmp(argv[0], "add") == 0)
+		return user_add(argc - 1, argv + 1);
+	if (!((argc == 1 && strcmp(argv[0], "list") == 0) ||
+		(argc == 3 && strcmp(argv[0], "set-role") == 0 &&
+		    role_ok(argv[2]))))
+		return usage();
+	if ((c = connect_admin()) == NULL)
+		return 1;
+	if (argc == 1) {
+		rc = exec_params(c,
+		    "SELECT id::text, email, role, name, agora_time(created_at) "
+		    "FROM users ORDER BY id",
+		    0, NULL, 1);
+	} else {
+		vals[0] = argv[1];
+		vals[1] = argv[2];
+		rc = exec_params(c,
+		    "UPDATE users SET role = $2, updated_at = now() "
+		    "WHERE email = lower($1) RETURNING id",
+		    2, vals, 0);
+		if (rc == 0)
+			printf("%s is now %s\n", argv[1], argv[2]);
+	}
+	PQfinish(c);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -362,5 +511,7 @@ main(int argc, char **argv)
 		return migrate(argc - 1, argv + 1, 0);
 	if (strcmp(argv[1], "migrations") == 0)
 		return migrate(argc - 1, argv + 1, 1);
+	if (strcmp(argv[1], "user") == 0)
+		return user_cmd(argc - 2, argv + 2);
 	return usage();
 }

@@ -1,0 +1,412 @@
+/*
+ * auth.c: the /api/v1/auth routes and /.well-known/jwks.json.
+ *
+ * Registration, login, refresh and logout.  Login answers an unknown email
+ * exactly as a wrong password, after paying for a hash all the same, and
+ * counts failures per email in memcached so that guessing one account is
+ * cut off across every process and host.  Refresh tokens are 256 random
+ * bits, stored as their SHA-256, rotated on every use; a rotated one
+ * presented again revokes its whole family (a stolen copy was used).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agora.h"
+
+#define REFRESH_BYTES 32
+#define REFRESH_TEXT 64 /* base64url of 32 bytes, with room */
+
+static const struct agora_stmt stmts[] = {
+	{ "user_insert",
+	    "INSERT INTO users (email, name, password_hash) "
+	    "VALUES (lower($1), $2, $3) RETURNING " AGORA_USER_COLUMNS },
+	{ "user_by_email",
+	    "SELECT id::text, role, password_hash FROM users "
+	    "WHERE email = lower($1)" },
+	{ "user_rehash",
+	    "UPDATE users SET password_hash = $2 WHERE id = $1::bigint" },
+	{ "token_insert",
+	    "INSERT INTO refresh_tokens (user_id, family, token_sha256, "
+	    "expires_at) VALUES ($1::bigint, $2, $3, "
+	    "now() + make_interval(secs => $4::bigint))" },
+	{ "token_take",
+	    "SELECT rt.id::text, rt.user_id::text, rt.family, "
+	    "rt.rotated_at IS NOT NULL OR rt.revoked_at IS NOT NULL, "
+	    "rt.expires_at < now(), u.role FROM refresh_tokens rt "
+	    "JOIN users u ON u.id = rt.user_id "
+	    "WHERE rt.token_sha256 = $1 FOR UPDATE OF rt" },
+	{ "token_rotate",
+	    "UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1::bigint" },
+	{ "family_revoke",
+	    "UPDATE refresh_tokens SET revoked_at = now() "
+	    "WHERE family = $1 AND revoked_at IS NULL" },
+	{ "logout",
+	    "UPDATE refresh_tokens SET revoked_at = now() WHERE family IN "
+	    "(SELECT family FROM refresh_tokens WHERE token_sha256 = $1 "
+	    "AND user_id = $2::bigint) AND revoked_at IS NULL" },
+};
+
+static void
+sha256_hex(const char *s, char out[2 * crypto_hash_sha256_BYTES + 1])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, (const unsigned char *)s, strlen(s));
+	sodium_bin2hex(out, 2 * crypto_hash_sha256_BYTES + 1, h, sizeof(h));
+}
+
+/* --- register ----------------------------------------------------------- */
+
+enum { R_EMAIL, R_PASSWORD, R_NAME, R__MAX };
+
+static const struct agora_field register_fields[R__MAX] = {
+	[R_EMAIL] = { "email", AGORA_F_STRING, AGORA_F_REQUIRED, 3, 254 },
+	[R_PASSWORD] = { "password", AGORA_F_STRING, AGORA_F_REQUIRED,
+	    AGORA_PASSWORD_MIN, AGORA_PASSWORD_MAX },
+	[R_NAME] = { "name", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+};
+
+static enum agora_err
+valid_body(struct agora_req *r, const struct agora_field *f, size_t n,
+    struct agora_value *v)
+{
+	struct json_object *errors = json_object_new_array();
+	enum agora_err rc;
+
+	rc = agora_valid(r->json, "", f, n, v, errors);
+	if (rc == AGORA_OK && f == register_fields &&
+	    !agora_email_valid(v[R_EMAIL].s, v[R_EMAIL].len)) {
+		json_object_array_add(errors, json_object_new_object());
+		json_object_object_add(json_object_array_get_idx(errors, 0),
+		    "field", json_object_new_string("email"));
+		json_object_object_add(json_object_array_get_idx(errors, 0),
+		    "message", json_object_new_string("is not an email address"));
+		rc = AGORA_E_VALIDATION;
+	}
+	if (rc != AGORA_OK)
+		return agora_problem_errors(r, rc, "The request has errors.",
+		    errors);
+	json_object_put(errors);
+	return AGORA_OK;
+}
+
+static enum agora_err
+post_register(struct agora_req *r)
+{
+	struct agora_value v[R__MAX];
+	char hash[AGORA_PASSWORD_HASH_MAX];
+	const char *vals[3];
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = valid_body(r, register_fields, R__MAX, v)) != AGORA_OK)
+		return rc;
+	if (agora_password_hash(v[R_PASSWORD].s, v[R_PASSWORD].len, hash,
+		sizeof(hash)) != 0)
+		return AGORA_E_INTERNAL;
+	vals[0] = v[R_EMAIL].s;
+	vals[1] = v[R_NAME].s;
+	vals[2] = hash;
+	rc = agora_db_query(r, "user_insert", 3, vals, &res);
+	if (rc == AGORA_E_CONFLICT)
+		return agora_problem(r, rc, "email_taken",
+		    "An account with this email exists.");
+	if (rc != AGORA_OK)
+		return rc;
+	agora_resp_header(r, "Location",
+	    agora_printf(r, "/api/v1/users/%s", PQgetvalue(res, 0, 0)));
+	return agora_resp_json(r, 201, agora_user_json(res, 0));
+}
+
+/* --- tokens ------------------------------------------------------------- */
+
+struct grant {
+	const char *user;
+	const char *role;
+	const char *family; /* NULL: a new login */
+	char token[REFRESH_TEXT];
+};
+
+/* Store a new refresh token for g->user in g->family. */
+static enum agora_err
+refresh_new(struct agora_req *r, struct grant *g)
+{
+	unsigned char raw[REFRESH_BYTES];
+	char hash[2 * crypto_hash_sha256_BYTES + 1], fam[33];
+	const char *vals[4];
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(g->token, sizeof(g->token), raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sha256_hex(g->token, hash);
+	if (g->family == NULL) {
+		agora_random_hex(fam, 16);
+		g->family = agora_strdup(r, fam);
+	}
+	vals[0] = g->user;
+	vals[1] = g->family;
+	vals[2] = hash;
+	vals[3] = agora_printf(r, "%lld", r->ctx->cfg.refresh_token_ttl);
+	return agora_db_query(r, "token_insert", 4, vals, NULL);
+}
+
+static enum agora_err
+send_tokens(struct agora_req *r, const struct grant *g)
+{
+	struct json_object *o;
+	char *access;
+
+	access = agora_token_issue(r, g->user, g->role);
+	if (access == NULL)
+		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
+		    "Access tokens cannot be issued now.");
+	o = json_object_new_object();
+	json_object_object_add(o, "access_token", json_object_new_string(access));
+	json_object_object_add(o, "token_type", json_object_new_string("Bearer"));
+	json_object_object_add(o, "expires_in",
+	    json_object_new_int64(r->ctx->cfg.access_token_ttl));
+	json_object_object_add(o, "refresh_token",
+	    json_object_new_string(g->token));
+	return agora_resp_json(r, 200, o);
+}
+
+static enum agora_err
+tx_new_login(struct agora_req *r, void *arg)
+{
+	return refresh_new(r, arg);
+}
+
+/* --- login -------------------------------------------------------------- */
+
+enum { L_EMAIL, L_PASSWORD, L__MAX };
+
+static const struct agora_field login_fields[L__MAX] = {
+	[L_EMAIL] = { "email", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 254 },
+	[L_PASSWORD] = { "password", AGORA_F_STRING, AGORA_F_REQUIRED, 1,
+	    AGORA_PASSWORD_MAX },
+};
+
+static enum agora_err
+invalid_credentials(struct agora_req *r, const char *email)
+{
+	agora_rate_hit(r, "loginfail", email, r->ctx->cfg.login_failure_window);
+	return agora_problem(r, AGORA_E_UNAUTHORIZED, "invalid_credentials",
+	    "The email or the password is wrong.");
+}
+
+/* Too many failures for this email in the window: 429 before any work. */
+static enum agora_err
+login_allowed(struct agora_req *r, const char *email)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	long long n, reset;
+	int down;
+
+	n = agora_rate_count(r, "loginfail", email, cfg->login_failure_window,
+	    &down);
+	if (down && cfg->rate_limit_login_closed)
+		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
+		    "Logins are paused while limits cannot be checked.");
+	if (n < cfg->login_failures_max)
+		return AGORA_OK;
+	reset = agora_rate_reset(cfg->login_failure_window);
+	agora_resp_header(r, "Retry-After", agora_printf(r, "%lld", reset));
+	return agora_problem(r, AGORA_E_RATE_LIMITED, "too_many_failures",
+	    "Too many failed logins for this account; try again later.");
+}
+
+static char *
+email_key(struct agora_req *r, const char *email)
+{
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+
+	sha256_hex(email, hex);
+	return agora_strdup(r, hex);
+}
+
+static void
+maybe_rehash(struct agora_req *r, const char *id, const struct agora_value *pw)
+{
+	char hash[AGORA_PASSWORD_HASH_MAX];
+	const char *vals[2] = { id, hash };
+
+	if (agora_password_hash(pw->s, pw->len, hash, sizeof(hash)) == 0)
+		(void)agora_db_query(r, "user_rehash", 2, vals, NULL);
+}
+
+static enum agora_err
+post_login(struct agora_req *r)
+{
+	struct agora_value v[L__MAX];
+	struct grant g;
+	const char *vals[1];
+	char *email;
+	PGresult *res;
+	enum agora_err rc;
+	int rehash = 0;
+
+	if ((rc = valid_body(r, login_fields, L__MAX, v)) != AGORA_OK)
+		return rc;
+	/* The failure counter's key: a digest of the case-folded email, so
+	 * any text makes a valid memcached key. */
+	email = agora_strdup(r, v[L_EMAIL].s);
+	for (char *p = email; p != NULL && *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	if (email == NULL || (email = email_key(r, email)) == NULL)
+		return AGORA_E_TOO_LARGE;
+	if ((rc = login_allowed(r, email)) != AGORA_OK)
+		return rc;
+	vals[0] = v[L_EMAIL].s;
+	if ((rc = agora_db_query(r, "user_by_email", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0) {
+		agora_password_dummy(v[L_PASSWORD].s, v[L_PASSWORD].len);
+		return invalid_credentials(r, email);
+	}
+	if (!agora_password_verify(PQgetvalue(res, 0, 2), v[L_PASSWORD].s,
+		v[L_PASSWORD].len, &rehash))
+		return invalid_credentials(r, email);
+	memset(&g, 0, sizeof(g));
+	g.user = PQgetvalue(res, 0, 0);
+	g.role = PQgetvalue(res, 0, 1);
+	if (rehash)
+		maybe_rehash(r, g.user, &v[L_PASSWORD]);
+	if ((rc = agora_db_tx(r, tx_new_login, &g)) != AGORA_OK)
+		return rc;
+	r->user = g.user;
+	return send_tokens(r, &g);
+}
+
+/* --- refresh and logout ------------------------------------------------- */
+
+static const struct agora_field token_fields[] = {
+	{ "refresh_token", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+};
+
+enum refresh_outcome { RF_OK, RF_INVALID, RF_REUSED };
+
+struct refresh {
+	const char *hash;
+	struct grant g;
+	enum refresh_outcome outcome;
+};
+
+/*
+ * Take the token under a row lock, so that two uses of one token are
+ * ordered: the second sees it rotated and revokes the family.
+ */
+static enum agora_err
+tx_refresh(struct agora_req *r, void *arg)
+{
+	struct refresh *rf = arg;
+	const char *vals[1] = { rf->hash };
+	PGresult *res;
+	enum agora_err rc;
+
+	rf->outcome = RF_INVALID;
+	if ((rc = agora_db_query(r, "token_take", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 || *PQgetvalue(res, 0, 4) == 't')
+		return AGORA_OK;
+	rf->g.family = PQgetvalue(res, 0, 2);
+	if (*PQgetvalue(res, 0, 3) == 't') {
+		rf->outcome = RF_REUSED;
+		vals[0] = rf->g.family;
+		return agora_db_query(r, "family_revoke", 1, vals, NULL);
+	}
+	vals[0] = PQgetvalue(res, 0, 0);
+	if ((rc = agora_db_query(r, "token_rotate", 1, vals, NULL)) != AGORA_OK)
+		return rc;
+	rf->g.user = PQgetvalue(res, 0, 1);
+	rf->g.role = PQgetvalue(res, 0, 5);
+	rf->outcome = RF_OK;
+	return refresh_new(r, &rf->g);
+}
+
+static enum agora_err
+post_refresh(struct agora_req *r)
+{
+	struct agora_value v[1];
+	struct refresh rf;
+	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	enum agora_err rc;
+
+	if ((rc = valid_body(r, token_fields, 1, v)) != AGORA_OK)
+		return rc;
+	memset(&rf, 0, sizeof(rf));
+	sha256_hex(v[0].s, hash);
+	rf.hash = hash;
+	if ((rc = agora_db_tx(r, tx_refresh, &rf)) != AGORA_OK)
+		return rc;
+	if (rf.outcome == RF_REUSED)
+		agora_log("warning", "a rotated refresh token was presented "
+				     "again; its family is revoked");
+	if (rf.outcome != RF_OK)
+		return agora_problem(r, AGORA_E_UNAUTHORIZED,
+		    "invalid_refresh_token",
+		    "The refresh token is invalid, expired or revoked.");
+	r->user = rf.g.user;
+	return send_tokens(r, &rf.g);
+}
+
+static enum agora_err
+post_logout(struct agora_req *r)
+{
+	struct agora_value v[1];
+	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	const char *vals[2];
+	enum agora_err rc;
+
+	if ((rc = valid_body(r, token_fields, 1, v)) != AGORA_OK)
+		return rc;
+	sha256_hex(v[0].s, hash);
+	vals[0] = hash;
+	vals[1] = r->user;
+	/* 204 whether or not it was the caller's: nothing to probe. */
+	if ((rc = agora_db_query(r, "logout", 2, vals, NULL)) != AGORA_OK)
+		return rc;
+	return agora_resp_raw(r, 204, NULL, NULL, 0);
+}
+
+static enum agora_err
+get_jwks(struct agora_req *r)
+{
+	const char *jwks = agora_auth_jwks(r->ctx);
+
+	if (jwks == NULL)
+		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
+		    "The signing keys are not configured.");
+	agora_resp_header(r, "Cache-Control", "public, max-age=300");
+	return agora_resp_raw(r, 200, "application/json", jwks, strlen(jwks));
+}
+
+static const struct agora_route routes[] = {
+	{ "POST", "/api/v1/auth/register", AGORA_BODY_JSON, post_register,
+	    AGORA_ANON, AGORA_RL_AUTH },
+	{ "POST", "/api/v1/auth/login", AGORA_BODY_JSON, post_login,
+	    AGORA_ANON, AGORA_RL_AUTH },
+	{ "POST", "/api/v1/auth/refresh", AGORA_BODY_JSON, post_refresh,
+	    AGORA_ANON, AGORA_RL_AUTH },
+	{ "POST", "/api/v1/auth/logout", AGORA_BODY_JSON, post_logout,
+	    AGORA_USER, AGORA_RL_API },
+	{ "GET", "/.well-known/jwks.json", AGORA_BODY_NONE, get_jwks,
+	    AGORA_ANON, AGORA_RL_NONE },
+};
+
+static const struct agora_program program = {
+	.name = "auth",
+	.routes = routes,
+	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.stmts = stmts,
+	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+};
+
+int
+main(int argc, char **argv)
+{
+	return agora_main(argc, argv, &program);
+}

@@ -1,0 +1,251 @@
+/*
+ * users.c: /api/v1/users: the caller's profile, and user administration.
+ *
+ * Everyone may read and change their own profile (name, or password with
+ * the current one); admins list users and change roles.  Another user's
+ * id answers 404 to a customer, never 403, so ids cannot be probed.
+ * Changing a password revokes every refresh token of the account.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "agora.h"
+
+static const struct agora_stmt stmts[] = {
+	{ "user_get",
+	    "SELECT " AGORA_USER_COLUMNS " FROM users WHERE id = $1::bigint" },
+	{ "user_hash", "SELECT password_hash FROM users WHERE id = $1::bigint" },
+	{ "user_update",
+	    "UPDATE users SET name = COALESCE($2, name), "
+	    "password_hash = COALESCE($3, password_hash), updated_at = now() "
+	    "WHERE id = $1::bigint RETURNING " AGORA_USER_COLUMNS },
+	{ "user_revoke_tokens",
+	    "UPDATE refresh_tokens SET revoked_at = now() "
+	    "WHERE user_id = $1::bigint AND revoked_at IS NULL" },
+	{ "user_set_role",
+	    "UPDATE users SET role = $2, updated_at = now() "
+	    "WHERE id = $1::bigint RETURNING " AGORA_USER_COLUMNS },
+	{ "user_list",
+	    "SELECT " AGORA_USER_COLUMNS " FROM users "
+	    "WHERE $1::bigint IS NULL OR id < $1::bigint "
+	    "ORDER BY id DESC LIMIT $2::int" },
+};
+
+/* Ids are decimal text; anything else cannot name a user. */
+static int
+id_ok(const char *id)
+{
+	long long n;
+
+	return agora_parse_ll(id, 1, INT64_MAX, &n) == 0;
+}
+
+static enum agora_err
+send_user(struct agora_req *r, const char *stmt, int n, const char **vals)
+{
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_db_query(r, stmt, n, vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+	return agora_resp_json(r, 200, agora_user_json(res, 0));
+}
+
+static enum agora_err
+get_me(struct agora_req *r)
+{
+	const char *vals[1] = { r->user };
+
+	return send_user(r, "user_get", 1, vals);
+}
+
+static enum agora_err
+get_user(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] };
+
+	if (!id_ok(r->params[0]) || !agora_owner_or_admin(r, r->params[0]))
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+	return send_user(r, "user_get", 1, vals);
+}
+
+enum { P_NAME, P_PASSWORD, P_CURRENT, P__MAX };
+
+static const struct agora_field patch_fields[P__MAX] = {
+	[P_NAME] = { "name", AGORA_F_STRING, 0, 1, 200 },
+	[P_PASSWORD] = { "password", AGORA_F_STRING, 0, AGORA_PASSWORD_MIN,
+	    AGORA_PASSWORD_MAX },
+	[P_CURRENT] = { "current_password", AGORA_F_STRING, 0, 1,
+	    AGORA_PASSWORD_MAX },
+};
+
+static enum agora_err
+field_problem(struct agora_req *r, enum agora_err e, const char *field,
+    const char *message)
+{
+	struct json_object *errors, *o;
+
+	errors = json_object_new_array();
+	o = json_object_new_object();
+	json_object_object_add(o, "field", json_object_new_string(field));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	json_object_array_add(errors, o);
+	return agora_problem_errors(r, e, "The request has errors.", errors);
+}
+
+/* The new password's hash into hash, once the current one is proven. */
+static enum agora_err
+new_password(struct agora_req *r, const struct agora_value *v, char *hash,
+    size_t len)
+{
+	const char *vals[1] = { r->user };
+	PGresult *res;
+	enum agora_err rc;
+	int rehash;
+
+	if (!v[P_CURRENT].present)
+		return field_problem(r, AGORA_E_VALIDATION, "current_password",
+		    "is required to change the password");
+	if ((rc = agora_db_query(r, "user_hash", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 ||
+	    !agora_password_verify(PQgetvalue(res, 0, 0), v[P_CURRENT].s,
+		v[P_CURRENT].len, &rehash))
+		return field_problem(r, AGORA_E_VALIDATION, "current_password",
+		    "is wrong");
+	return agora_password_hash(v[P_PASSWORD].s, v[P_PASSWORD].len, hash,
+		   len) == 0
+	    ? AGORA_OK
+	    : AGORA_E_INTERNAL;
+}
+
+struct patch {
+	const char *vals[3];
+	PGresult *res;
+};
+
+static enum agora_err
+tx_patch(struct agora_req *r, void *arg)
+{
+	struct patch *p = arg;
+	enum agora_err rc;
+
+	rc = agora_db_query(r, "user_update", 3, p->vals, &p->res);
+	if (rc == AGORA_OK && p->vals[2] != NULL)
+		rc = agora_db_query(r, "user_revoke_tokens", 1, p->vals, NULL);
+	return rc;
+}
+
+static enum agora_err
+patch_me(struct agora_req *r)
+{
+	struct agora_value v[P__MAX];
+	struct json_object *errors = json_object_new_array();
+	char hash[AGORA_PASSWORD_HASH_MAX];
+	struct patch p;
+	enum agora_err rc;
+
+	rc = agora_valid(r->json, "", patch_fields, P__MAX, v, errors);
+	if (rc != AGORA_OK)
+		return agora_problem_errors(r, rc, "The request has errors.",
+		    errors);
+	json_object_put(errors);
+	if (!v[P_NAME].present && !v[P_PASSWORD].present)
+		return field_problem(r, AGORA_E_VALIDATION, "name",
+		    "give a name or a password to change");
+	memset(&p, 0, sizeof(p));
+	p.vals[0] = r->user;
+	p.vals[1] = v[P_NAME].present ? v[P_NAME].s : NULL;
+	if (v[P_PASSWORD].present) {
+		if ((rc = new_password(r, v, hash, sizeof(hash))) != AGORA_OK)
+			return rc;
+		p.vals[2] = hash;
+	}
+	if ((rc = agora_db_tx(r, tx_patch, &p)) != AGORA_OK)
+		return rc;
+	if (PQntuples(p.res) == 0)
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+	return agora_resp_json(r, 200, agora_user_json(p.res, 0));
+}
+
+static const struct agora_field role_fields[] = {
+	{ "role", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 20 },
+};
+
+static enum agora_err
+patch_user(struct agora_req *r)
+{
+	struct agora_value v[1];
+	struct json_object *errors = json_object_new_array();
+	const char *vals[2];
+	enum agora_err rc;
+
+	rc = agora_valid(r->json, "", role_fields, 1, v, errors);
+	if (rc != AGORA_OK)
+		return agora_problem_errors(r, rc, "The request has errors.",
+		    errors);
+	json_object_put(errors);
+	if (strcmp(v[0].s, "customer") != 0 && strcmp(v[0].s, "admin") != 0)
+		return field_problem(r, AGORA_E_VALIDATION, "role",
+		    "must be customer or admin");
+	if (!id_ok(r->params[0]))
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+	vals[0] = r->params[0];
+	vals[1] = v[0].s;
+	return send_user(r, "user_set_role", 2, vals);
+}
+
+static enum agora_err
+list_users(struct agora_req *r)
+{
+	struct json_object *data;
+	const char *vals[2], *after;
+	long long limit;
+	PGresult *res;
+	enum agora_err rc;
+	int i, n;
+
+	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
+		return rc;
+	if (after != NULL && !id_ok(after))
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
+		    "The cursor is not one this API gave out.");
+	vals[0] = after;
+	vals[1] = agora_printf(r, "%lld", limit + 1);
+	if ((rc = agora_db_query(r, "user_list", 2, vals, &res)) != AGORA_OK)
+		return rc;
+	n = PQntuples(res);
+	data = json_object_new_array();
+	for (i = 0; i < n && i < limit; i++)
+		json_object_array_add(data, agora_user_json(res, i));
+	return agora_resp_json(r, 200,
+	    agora_page(r, data, n > limit,
+		n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
+}
+
+static const struct agora_route routes[] = {
+	{ "GET", "/api/v1/users/me", AGORA_BODY_NONE, get_me, AGORA_USER },
+	{ "PATCH", "/api/v1/users/me", AGORA_BODY_JSON, patch_me, AGORA_USER },
+	{ "GET", "/api/v1/users", AGORA_BODY_NONE, list_users, AGORA_ADMIN },
+	{ "GET", "/api/v1/users/{id}", AGORA_BODY_NONE, get_user, AGORA_USER },
+	{ "PATCH", "/api/v1/users/{id}", AGORA_BODY_JSON, patch_user,
+	    AGORA_ADMIN },
+};
+
+static const struct agora_program program = {
+	.name = "users",
+	.routes = routes,
+	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.stmts = stmts,
+	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+};
+
+int
+main(int argc, char **argv)
+{
+	return agora_main(argc, argv, &program);
+}

@@ -1,0 +1,88 @@
+/*
+ * page.c: list pagination, keyset style.
+ *
+ * A cursor is the base64url of "k:" and the sort key of the last row sent,
+ * so it is opaque to clients and cheap to check: anything else is a
+ * forged cursor and answers 400.  New rows never shift a page, because
+ * the next page starts strictly after the key.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agora.h"
+
+#define KEY_MAX 200
+
+static enum agora_err
+decode_cursor(struct agora_req *r, const char *c, const char **after)
+{
+	unsigned char bin[KEY_MAX + 3];
+	size_t n;
+	char *key;
+
+	if (strlen(c) > 2 * KEY_MAX ||
+	    sodium_base642bin(bin, sizeof(bin) - 1, c, strlen(c), NULL, &n,
+		NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    n < 3 || memcmp(bin, "k:", 2) != 0 || memchr(bin, '\0', n) != NULL)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
+		    "The cursor is not one this API gave out.");
+	key = agora_alloc(r, n - 1);
+	if (key == NULL)
+		return AGORA_E_TOO_LARGE;
+	memcpy(key, bin + 2, n - 2);
+	key[n - 2] = '\0';
+	*after = key;
+	return AGORA_OK;
+}
+
+/* limit and cursor from the query; *after is NULL for the first page. */
+enum agora_err
+agora_page_params(struct agora_req *r, long long *limit, const char **after)
+{
+	const char *v;
+	enum agora_err rc;
+
+	*limit = 20;
+	*after = NULL;
+	if ((rc = agora_query_get(r, "limit", &v)) != AGORA_OK)
+		return rc;
+	if (v != NULL && agora_parse_ll(v, 1, 100, limit) != 0)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_limit",
+		    "limit must be an integer from 1 to 100.");
+	if ((rc = agora_query_get(r, "cursor", &v)) != AGORA_OK)
+		return rc;
+	return v != NULL ? decode_cursor(r, v, after) : AGORA_OK;
+}
+
+/* {data, has_more, next_cursor}; steals data. */
+struct json_object *
+agora_page(struct agora_req *r, struct json_object *data, int has_more,
+    const char *last_key)
+{
+	struct json_object *o;
+	char raw[KEY_MAX + 3], *enc;
+	size_t n, elen;
+
+	o = json_object_new_object();
+	json_object_object_add(o, "data", data);
+	json_object_object_add(o, "has_more", json_object_new_boolean(has_more));
+	n = last_key != NULL ? strlen(last_key) : 0;
+	if (!has_more || n == 0 || n > KEY_MAX) {
+		json_object_object_add(o, "next_cursor", NULL);
+		return o;
+	}
+	memcpy(raw, "k:", 2);
+	memcpy(raw + 2, last_key, n);
+	elen = sodium_base64_ENCODED_LEN(n + 2,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	enc = agora_alloc(r, elen);
+	if (enc != NULL)
+		sodium_bin2base64(enc, elen, (unsigned char *)raw, n + 2,
+		    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	json_object_object_add(o, "next_cursor",
+	    enc != NULL ? json_object_new_string(enc) : NULL);
+	return o;
+}
