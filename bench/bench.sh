@@ -18,7 +18,7 @@ BENCH_OUT=${BENCH_OUT:-$DEV/bench-results.txt}
 bench_extra() {
 	local server=$1 mode=$2 noop=$BUILD/bench/noop u=()
 	if [ "$mode" = pool ]; then
-		is_root && u=(-u www-data -g www-data -U www-data -G www-data)
+		if is_root; then u=(-u www-data -g www-data -U www-data -G www-data); fi
 		rm -f "$RUNDIR/noop.sock"
 		spawn-fcgi -s "$RUNDIR/noop.sock" -F "${AGORA_POOL_PROCS:-8}" -M 0660 \
 			"${u[@]}" -- "$noop" 2>&1 | sed -n 's/.*PID: \([0-9]*\).*/\1/p' \

@@ -39,7 +39,8 @@ static const struct agora_stmt stmts[] = {
 	    "JOIN users u ON u.id = rt.user_id "
 	    "WHERE rt.token_sha256 = $1 FOR UPDATE OF rt" },
 	{ "token_rotate",
-	    "UPDATE refresh_tokens SET rotated_at = now() WHERE id = $1::bigint" },
+	    "UPDATE refresh_tokens SET rotated_at = now() WHERE id = "
+	    "$1::bigint" },
 	{ "family_revoke",
 	    "UPDATE refresh_tokens SET revoked_at = now() "
 	    "WHERE family = $1 AND revoked_at IS NULL" },
@@ -83,12 +84,13 @@ valid_body(struct agora_req *r, const struct agora_field *f, size_t n,
 		json_object_object_add(json_object_array_get_idx(errors, 0),
 		    "field", json_object_new_string("email"));
 		json_object_object_add(json_object_array_get_idx(errors, 0),
-		    "message", json_object_new_string("is not an email address"));
+		    "message",
+		    json_object_new_string("is not an email address"));
 		rc = AGORA_E_VALIDATION;
 	}
 	if (rc != AGORA_OK)
-		return agora_problem_errors(r, rc, "The request has errors.",
-		    errors);
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
 	json_object_put(errors);
 	return AGORA_OK;
 }
@@ -104,16 +106,16 @@ post_register(struct agora_req *r)
 
 	if ((rc = valid_body(r, register_fields, R__MAX, v)) != AGORA_OK)
 		return rc;
-	if (agora_password_hash(v[R_PASSWORD].s, v[R_PASSWORD].len, hash,
-		sizeof(hash)) != 0)
+	if (agora_password_hash(
+	        v[R_PASSWORD].s, v[R_PASSWORD].len, hash, sizeof(hash)) != 0)
 		return AGORA_E_INTERNAL;
 	vals[0] = v[R_EMAIL].s;
 	vals[1] = v[R_NAME].s;
 	vals[2] = hash;
 	rc = agora_db_query(r, "user_insert", 3, vals, &res);
 	if (rc == AGORA_E_CONFLICT)
-		return agora_problem(r, rc, "email_taken",
-		    "An account with this email exists.");
+		return agora_problem(
+		    r, rc, "email_taken", "An account with this email exists.");
 	if (rc != AGORA_OK)
 		return rc;
 	agora_resp_header(r, "Location",
@@ -164,12 +166,14 @@ send_tokens(struct agora_req *r, const struct grant *g)
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
 		    "Access tokens cannot be issued now.");
 	o = json_object_new_object();
-	json_object_object_add(o, "access_token", json_object_new_string(access));
-	json_object_object_add(o, "token_type", json_object_new_string("Bearer"));
+	json_object_object_add(
+	    o, "access_token", json_object_new_string(access));
+	json_object_object_add(
+	    o, "token_type", json_object_new_string("Bearer"));
 	json_object_object_add(o, "expires_in",
 	    json_object_new_int64(r->ctx->cfg.access_token_ttl));
-	json_object_object_add(o, "refresh_token",
-	    json_object_new_string(g->token));
+	json_object_object_add(
+	    o, "refresh_token", json_object_new_string(g->token));
 	return agora_resp_json(r, 200, o);
 }
 
@@ -205,8 +209,8 @@ login_allowed(struct agora_req *r, const char *email)
 	long long n, reset;
 	int down;
 
-	n = agora_rate_count(r, "loginfail", email, cfg->login_failure_window,
-	    &down);
+	n = agora_rate_count(
+	    r, "loginfail", email, cfg->login_failure_window, &down);
 	if (down && cfg->rate_limit_login_closed)
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
 		    "Logins are paused while limits cannot be checked.");
@@ -261,14 +265,15 @@ post_login(struct agora_req *r)
 	if ((rc = login_allowed(r, email)) != AGORA_OK)
 		return rc;
 	vals[0] = v[L_EMAIL].s;
-	if ((rc = agora_db_query(r, "user_by_email", 1, vals, &res)) != AGORA_OK)
+	if ((rc = agora_db_query(r, "user_by_email", 1, vals, &res)) !=
+	    AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0) {
 		agora_password_dummy(v[L_PASSWORD].s, v[L_PASSWORD].len);
 		return invalid_credentials(r, email);
 	}
 	if (!agora_password_verify(PQgetvalue(res, 0, 2), v[L_PASSWORD].s,
-		v[L_PASSWORD].len, &rehash))
+	        v[L_PASSWORD].len, &rehash))
 		return invalid_credentials(r, email);
 	memset(&g, 0, sizeof(g));
 	g.user = PQgetvalue(res, 0, 0);
@@ -343,8 +348,9 @@ post_refresh(struct agora_req *r)
 	if ((rc = agora_db_tx(r, tx_refresh, &rf)) != AGORA_OK)
 		return rc;
 	if (rf.outcome == RF_REUSED)
-		agora_log("warning", "a rotated refresh token was presented "
-				     "again; its family is revoked");
+		agora_log("warning",
+		    "a rotated refresh token was presented "
+		    "again; its family is revoked");
 	if (rf.outcome != RF_OK)
 		return agora_problem(r, AGORA_E_UNAUTHORIZED,
 		    "invalid_refresh_token",
@@ -387,8 +393,8 @@ get_jwks(struct agora_req *r)
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/auth/register", AGORA_BODY_JSON, post_register,
 	    AGORA_ANON, AGORA_RL_AUTH },
-	{ "POST", "/api/v1/auth/login", AGORA_BODY_JSON, post_login,
-	    AGORA_ANON, AGORA_RL_AUTH },
+	{ "POST", "/api/v1/auth/login", AGORA_BODY_JSON, post_login, AGORA_ANON,
+	    AGORA_RL_AUTH },
 	{ "POST", "/api/v1/auth/refresh", AGORA_BODY_JSON, post_refresh,
 	    AGORA_ANON, AGORA_RL_AUTH },
 	{ "POST", "/api/v1/auth/logout", AGORA_BODY_JSON, post_logout,

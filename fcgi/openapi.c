@@ -72,8 +72,8 @@ openapi(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "GET", "/api/v1/openapi.json", AGORA_BODY_NONE, openapi,
-	    AGORA_ANON, AGORA_RL_NONE },
+	{ "GET", "/api/v1/openapi.json", AGORA_BODY_NONE, openapi, AGORA_ANON,
+	    AGORA_RL_NONE },
 };
 
 static const struct agora_program program = {

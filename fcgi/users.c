@@ -15,7 +15,8 @@
 static const struct agora_stmt stmts[] = {
 	{ "user_get",
 	    "SELECT " AGORA_USER_COLUMNS " FROM users WHERE id = $1::bigint" },
-	{ "user_hash", "SELECT password_hash FROM users WHERE id = $1::bigint" },
+	{ "user_hash",
+	    "SELECT password_hash FROM users WHERE id = $1::bigint" },
 	{ "user_update",
 	    "UPDATE users SET name = COALESCE($2, name), "
 	    "password_hash = COALESCE($3, password_hash), updated_at = now() "
@@ -51,7 +52,8 @@ send_user(struct agora_req *r, const char *stmt, int n, const char **vals)
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	return agora_resp_json(r, 200, agora_user_json(res, 0));
 }
 
@@ -69,7 +71,8 @@ get_user(struct agora_req *r)
 	const char *vals[1] = { r->params[0] };
 
 	if (!id_ok(r->params[0]) || !agora_owner_or_admin(r, r->params[0]))
-		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	return send_user(r, "user_get", 1, vals);
 }
 
@@ -99,8 +102,8 @@ field_problem(struct agora_req *r, enum agora_err e, const char *field,
 
 /* The new password's hash into hash, once the current one is proven. */
 static enum agora_err
-new_password(struct agora_req *r, const struct agora_value *v, char *hash,
-    size_t len)
+new_password(
+    struct agora_req *r, const struct agora_value *v, char *hash, size_t len)
 {
 	const char *vals[1] = { r->user };
 	PGresult *res;
@@ -114,11 +117,11 @@ new_password(struct agora_req *r, const struct agora_value *v, char *hash,
 		return rc;
 	if (PQntuples(res) == 0 ||
 	    !agora_password_verify(PQgetvalue(res, 0, 0), v[P_CURRENT].s,
-		v[P_CURRENT].len, &rehash))
-		return field_problem(r, AGORA_E_VALIDATION, "current_password",
-		    "is wrong");
-	return agora_password_hash(v[P_PASSWORD].s, v[P_PASSWORD].len, hash,
-		   len) == 0
+	        v[P_CURRENT].len, &rehash))
+		return field_problem(
+		    r, AGORA_E_VALIDATION, "current_password", "is wrong");
+	return agora_password_hash(
+	           v[P_PASSWORD].s, v[P_PASSWORD].len, hash, len) == 0
 	    ? AGORA_OK
 	    : AGORA_E_INTERNAL;
 }
@@ -151,8 +154,8 @@ patch_me(struct agora_req *r)
 
 	rc = agora_valid(r->json, "", patch_fields, P__MAX, v, errors);
 	if (rc != AGORA_OK)
-		return agora_problem_errors(r, rc, "The request has errors.",
-		    errors);
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
 	json_object_put(errors);
 	if (!v[P_NAME].present && !v[P_PASSWORD].present)
 		return field_problem(r, AGORA_E_VALIDATION, "name",
@@ -168,7 +171,8 @@ patch_me(struct agora_req *r)
 	if ((rc = agora_db_tx(r, tx_patch, &p)) != AGORA_OK)
 		return rc;
 	if (PQntuples(p.res) == 0)
-		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	return agora_resp_json(r, 200, agora_user_json(p.res, 0));
 }
 
@@ -186,14 +190,15 @@ patch_user(struct agora_req *r)
 
 	rc = agora_valid(r->json, "", role_fields, 1, v, errors);
 	if (rc != AGORA_OK)
-		return agora_problem_errors(r, rc, "The request has errors.",
-		    errors);
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
 	json_object_put(errors);
 	if (strcmp(v[0].s, "customer") != 0 && strcmp(v[0].s, "admin") != 0)
-		return field_problem(r, AGORA_E_VALIDATION, "role",
-		    "must be customer or admin");
+		return field_problem(
+		    r, AGORA_E_VALIDATION, "role", "must be customer or admin");
 	if (!id_ok(r->params[0]))
-		return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	vals[0] = r->params[0];
 	vals[1] = v[0].s;
 	return send_user(r, "user_set_role", 2, vals);
@@ -224,7 +229,7 @@ list_users(struct agora_req *r)
 		json_object_array_add(data, agora_user_json(res, i));
 	return agora_resp_json(r, 200,
 	    agora_page(r, data, n > limit,
-		n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
+	        n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
 }
 
 static const struct agora_route routes[] = {

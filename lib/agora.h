@@ -129,8 +129,8 @@ struct agora_ctx {
  */
 enum agora_access {
 	AGORA_ACCESS_UNSET = 0,
-	AGORA_ANON,  /* anyone; a token, if sent, must be valid */
-	AGORA_USER,  /* any valid access token */
+	AGORA_ANON, /* anyone; a token, if sent, must be valid */
+	AGORA_USER, /* any valid access token */
 	AGORA_ADMIN, /* a token with role admin */
 	AGORA_ACCESS__MAX
 };
@@ -138,8 +138,8 @@ enum agora_access {
 /* Which rate limit a route counts against. */
 enum agora_rl {
 	AGORA_RL_API = 0, /* rate_limit_api per client per minute */
-	AGORA_RL_AUTH,	  /* rate_limit_auth per IP per minute */
-	AGORA_RL_NONE	  /* not limited: health checks, the API document */
+	AGORA_RL_AUTH, /* rate_limit_auth per IP per minute */
+	AGORA_RL_NONE /* not limited: health checks, the API document */
 };
 
 enum agora_body {
@@ -251,6 +251,7 @@ int agora_etag_match(const char *if_none_match, const char *etag);
 /* Responses.  The last call wins; nothing is written until the end. */
 void agora_resp_header(
     struct agora_req *r, const char *name, const char *value);
+int agora_resp_has_header(const struct agora_req *r, const char *name);
 enum agora_err agora_resp_json(
     struct agora_req *r, int status, struct json_object *o);
 enum agora_err agora_resp_raw(struct agora_req *r, int status,
@@ -340,18 +341,16 @@ const char *agora_cache_ping(struct agora_ctx *ctx);
 void agora_auth_init(struct agora_ctx *ctx);
 void agora_auth_free(struct agora_ctx *ctx);
 const char *agora_auth_jwks(struct agora_ctx *ctx);
-char *agora_token_issue(struct agora_req *r, const char *sub,
-    const char *role);
-enum agora_err agora_auth_request(struct agora_req *r,
-    enum agora_access access);
+char *agora_token_issue(struct agora_req *r, const char *sub, const char *role);
+enum agora_err agora_auth_request(
+    struct agora_req *r, enum agora_access access);
 int agora_owner_or_admin(const struct agora_req *r, const char *owner);
 
 /* Passwords: Argon2id through libsodium (password.c). */
 #define AGORA_PASSWORD_HASH_MAX 128
-int agora_password_hash(const char *pw, size_t len, char *out,
-    size_t outlen);
-int agora_password_verify(const char *stored, const char *pw, size_t len,
-    int *rehash);
+int agora_password_hash(const char *pw, size_t len, char *out, size_t outlen);
+int agora_password_verify(
+    const char *stored, const char *pw, size_t len, int *rehash);
 void agora_password_dummy(const char *pw, size_t len);
 
 /* Rate limits shared through memcached (ratelimit.c). */
@@ -359,23 +358,22 @@ enum agora_err agora_rate_limit(struct agora_req *r, const char *klass,
     const char *who, long long limit, long long window, int fail_closed);
 long long agora_rate_count(struct agora_req *r, const char *klass,
     const char *who, long long window, int *down);
-void agora_rate_hit(struct agora_req *r, const char *klass, const char *who,
-    long long window);
+void agora_rate_hit(
+    struct agora_req *r, const char *klass, const char *who, long long window);
 long long agora_rate_reset(long long window);
-int agora_cache_incr(struct agora_ctx *ctx, const char *key, time_t ttl,
-    uint64_t *value);
+int agora_cache_incr(
+    struct agora_ctx *ctx, const char *key, time_t ttl, uint64_t *value);
 
 /* Accounts shared by the auth and users programs and agoractl. */
-#define AGORA_USER_COLUMNS \
-	"id::text, email, name, role, agora_time(created_at)"
+#define AGORA_USER_COLUMNS "id::text, email, name, role, agora_time(created_at)"
 struct json_object *agora_user_json(PGresult *res, int row);
 int agora_email_valid(const char *s, size_t len);
 #define AGORA_PASSWORD_MIN 10
 #define AGORA_PASSWORD_MAX 1024
 
 /* Lists: limit (1..100, default 20) and an opaque keyset cursor. */
-enum agora_err agora_page_params(struct agora_req *r, long long *limit,
-    const char **after);
+enum agora_err agora_page_params(
+    struct agora_req *r, long long *limit, const char **after);
 struct json_object *agora_page(struct agora_req *r, struct json_object *data,
     int has_more, const char *last_key);
 

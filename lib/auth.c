@@ -66,8 +66,8 @@ read_key(const char *path, size_t *len)
 static void
 b64url(char *out, size_t outlen, const unsigned char *in, size_t len)
 {
-	sodium_bin2base64(out, outlen, in, len,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(
+	    out, outlen, in, len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
 /* A big-number parameter of pkey, base64url-encoded; NULL on failure. */
@@ -81,8 +81,7 @@ bn_param(EVP_PKEY *pkey, const char *name, size_t pad)
 
 	if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
 		return NULL;
-	n = pad > 0 ? BN_bn2binpad(bn, buf, (int)pad)
-		    : BN_bn2bin(bn, buf);
+	n = pad > 0 ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
 	BN_free(bn);
 	if (n <= 0 || (size_t)n > sizeof(buf))
 		return NULL;
@@ -109,26 +108,32 @@ make_jwk(struct agora_auth *a, const char *algname)
 	BIO_free(bio);
 	if (pkey == NULL)
 		return NULL;
-	x = bn_param(pkey, rsa ? OSSL_PKEY_PARAM_RSA_N : OSSL_PKEY_PARAM_EC_PUB_X,
+	x = bn_param(pkey,
+	    rsa ? OSSL_PKEY_PARAM_RSA_N : OSSL_PKEY_PARAM_EC_PUB_X,
 	    rsa ? 0 : 32);
-	y = bn_param(pkey, rsa ? OSSL_PKEY_PARAM_RSA_E : OSSL_PKEY_PARAM_EC_PUB_Y,
+	y = bn_param(pkey,
+	    rsa ? OSSL_PKEY_PARAM_RSA_E : OSSL_PKEY_PARAM_EC_PUB_Y,
 	    rsa ? 0 : 32);
 	EVP_PKEY_free(pkey);
 	if (x == NULL || y == NULL)
 		goto out;
 	if (rsa)
-		snprintf(canon, sizeof(canon), "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}",
+		snprintf(canon, sizeof(canon),
+		    "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}",
 		    json_object_get_string(y), json_object_get_string(x));
 	else
 		snprintf(canon, sizeof(canon),
-		    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+		    "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%"
+		    "s\"}",
 		    json_object_get_string(x), json_object_get_string(y));
 	crypto_hash_sha256(h, (unsigned char *)canon, strlen(canon));
 	b64url(a->kid, sizeof(a->kid), h, sizeof(h));
 	k = json_object_new_object();
-	json_object_object_add(k, "kty", json_object_new_string(rsa ? "RSA" : "EC"));
+	json_object_object_add(
+	    k, "kty", json_object_new_string(rsa ? "RSA" : "EC"));
 	if (!rsa)
-		json_object_object_add(k, "crv", json_object_new_string("P-256"));
+		json_object_object_add(
+		    k, "crv", json_object_new_string("P-256"));
 	json_object_object_add(k, rsa ? "n" : "x", json_object_get(x));
 	json_object_object_add(k, rsa ? "e" : "y", json_object_get(y));
 	json_object_object_add(k, "use", json_object_new_string("sig"));
@@ -146,8 +151,9 @@ load_keys(struct agora_auth *a, const struct agora_config *cfg)
 	if (a->alg == JWT_ALG_HS256) {
 		a->sign = read_key(cfg->jwt_secret_file, &a->sign_len);
 		if (a->sign == NULL || a->sign_len < SECRET_MIN) {
-			agora_log("error", "jwt_secret_file %s: missing, "
-					   "unreadable or under %d bytes",
+			agora_log("error",
+			    "jwt_secret_file %s: missing, "
+			    "unreadable or under %d bytes",
 			    cfg->jwt_secret_file, SECRET_MIN);
 			return -1;
 		}
@@ -162,7 +168,8 @@ load_keys(struct agora_auth *a, const struct agora_config *cfg)
 	a->sign = read_key(cfg->jwt_private_key_file, &a->sign_len);
 	a->verify = read_key(cfg->jwt_public_key_file, &a->verify_len);
 	if (a->verify == NULL) {
-		agora_log("error", "jwt_public_key_file %s: missing or unreadable",
+		agora_log("error",
+		    "jwt_public_key_file %s: missing or unreadable",
 		    cfg->jwt_public_key_file);
 		return -1;
 	}
@@ -178,8 +185,9 @@ build_jwks(struct agora_auth *a, const char *algname)
 	if (a->alg != JWT_ALG_HS256) {
 		k = make_jwk(a, algname);
 		if (k == NULL) {
-			agora_log("error", "jwt_public_key_file is not a %s "
-					   "public key in PEM",
+			agora_log("error",
+			    "jwt_public_key_file is not a %s "
+			    "public key in PEM",
 			    algname);
 			json_object_put(keys);
 			return -1;
@@ -188,8 +196,8 @@ build_jwks(struct agora_auth *a, const char *algname)
 	}
 	o = json_object_new_object();
 	json_object_object_add(o, "keys", keys);
-	a->jwks = strdup(json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	a->jwks = strdup(json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return a->jwks != NULL ? 0 : -1;
 }
@@ -226,10 +234,11 @@ agora_auth_init(struct agora_ctx *ctx)
 		return;
 	a->alg = strcmp(alg, "RS256") == 0 ? JWT_ALG_RS256
 	    : strcmp(alg, "ES256") == 0    ? JWT_ALG_ES256
-					   : JWT_ALG_HS256;
+	                                   : JWT_ALG_HS256;
 	if (load_keys(a, &ctx->cfg) != 0 || build_jwks(a, alg) != 0) {
-		agora_log("error", "access tokens are disabled until the keys "
-				   "are fixed");
+		agora_log("error",
+		    "access tokens are disabled until the keys "
+		    "are fixed");
 		auth_free(a);
 		return;
 	}
@@ -314,8 +323,8 @@ claims_ok(jwt_t *j, const struct agora_config *cfg, time_t now)
 static enum agora_err
 unauthorized(struct agora_req *r, const char *detail)
 {
-	agora_resp_header(r, "WWW-Authenticate",
-	    "Bearer error=\"invalid_token\"");
+	agora_resp_header(
+	    r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 	return agora_problem(r, AGORA_E_UNAUTHORIZED, "invalid_token", detail);
 }
 
@@ -371,8 +380,8 @@ agora_auth_request(struct agora_req *r, enum agora_access access)
 	if ((rc = verify(r, tok)) != AGORA_OK)
 		return rc;
 	if (access == AGORA_ADMIN && strcmp(r->role, "admin") != 0)
-		return agora_problem(r, AGORA_E_FORBIDDEN, NULL,
-		    "This needs the admin role.");
+		return agora_problem(
+		    r, AGORA_E_FORBIDDEN, NULL, "This needs the admin role.");
 	return AGORA_OK;
 }
 

@@ -159,16 +159,16 @@ agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
  * 0 with *value the new count, or -1 when the cache cannot say.
  */
 int
-agora_cache_incr(struct agora_ctx *ctx, const char *key, time_t ttl,
-    uint64_t *value)
+agora_cache_incr(
+    struct agora_ctx *ctx, const char *key, time_t ttl, uint64_t *value)
 {
 	struct agora_cache *c = ctx->cache;
 	memcached_return_t rc;
 
 	if (c == NULL || strlen(key) > KEY_MAX)
 		return -1;
-	rc = memcached_increment_with_initial(c->mc, key, strlen(key), 1, 1,
-	    ttl, value);
+	rc = memcached_increment_with_initial(
+	    c->mc, key, strlen(key), 1, 1, ttl, value);
 	if (rc != MEMCACHED_SUCCESS) {
 		cache_error(c, "increment", rc);
 		return -1;

@@ -252,11 +252,11 @@ rate_limit(struct agora_req *r, const struct agora_route *route)
 	if (route->rl == AGORA_RL_NONE)
 		return AGORA_OK;
 	if (route->rl == AGORA_RL_AUTH)
-		return agora_rate_limit(r, "auth", ip, cfg->rate_limit_auth, 60,
-		    0);
+		return agora_rate_limit(
+		    r, "auth", ip, cfg->rate_limit_auth, 60, 0);
 	return agora_rate_limit(r, "api",
 	    r->user != NULL ? agora_printf(r, "u%s", r->user)
-			    : agora_printf(r, "ip%s", ip),
+	                    : agora_printf(r, "ip%s", ip),
 	    cfg->rate_limit_api, 60, 0);
 }
 
@@ -391,6 +391,17 @@ agora_resp_header(struct agora_req *r, const char *name, const char *value)
 	r->headers[r->nheaders].name = name;
 	r->headers[r->nheaders].value = value;
 	r->nheaders++;
+}
+
+int
+agora_resp_has_header(const struct agora_req *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			return 1;
+	return 0;
 }
 
 enum agora_err

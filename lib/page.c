@@ -25,7 +25,7 @@ decode_cursor(struct agora_req *r, const char *c, const char **after)
 
 	if (strlen(c) > 2 * KEY_MAX ||
 	    sodium_base642bin(bin, sizeof(bin) - 1, c, strlen(c), NULL, &n,
-		NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	        NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    n < 3 || memcmp(bin, "k:", 2) != 0 || memchr(bin, '\0', n) != NULL)
 		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
 		    "The cursor is not one this API gave out.");
@@ -68,7 +68,8 @@ agora_page(struct agora_req *r, struct json_object *data, int has_more,
 
 	o = json_object_new_object();
 	json_object_object_add(o, "data", data);
-	json_object_object_add(o, "has_more", json_object_new_boolean(has_more));
+	json_object_object_add(
+	    o, "has_more", json_object_new_boolean(has_more));
 	n = last_key != NULL ? strlen(last_key) : 0;
 	if (!has_more || n == 0 || n > KEY_MAX) {
 		json_object_object_add(o, "next_cursor", NULL);
@@ -76,13 +77,13 @@ agora_page(struct agora_req *r, struct json_object *data, int has_more,
 	}
 	memcpy(raw, "k:", 2);
 	memcpy(raw + 2, last_key, n);
-	elen = sodium_base64_ENCODED_LEN(n + 2,
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	elen = sodium_base64_ENCODED_LEN(
+	    n + 2, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	enc = agora_alloc(r, elen);
 	if (enc != NULL)
 		sodium_bin2base64(enc, elen, (unsigned char *)raw, n + 2,
 		    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	json_object_object_add(o, "next_cursor",
-	    enc != NULL ? json_object_new_string(enc) : NULL);
+	json_object_object_add(
+	    o, "next_cursor", enc != NULL ? json_object_new_string(enc) : NULL);
 	return o;
 }

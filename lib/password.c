@@ -36,18 +36,19 @@ agora_password_hash(const char *pw, size_t len, char *out, size_t outlen)
  * with other parameters than today's.
  */
 int
-agora_password_verify(const char *stored, const char *pw, size_t len,
-    int *rehash)
+agora_password_verify(
+    const char *stored, const char *pw, size_t len, int *rehash)
 {
 	*rehash = 0;
 	if (strncmp(stored, "$argon2id$", 10) != 0) {
-		agora_log("error", "refusing a password hash of unknown scheme");
+		agora_log(
+		    "error", "refusing a password hash of unknown scheme");
 		return 0;
 	}
 	if (crypto_pwhash_str_verify(stored, pw, len) != 0)
 		return 0;
-	*rehash = crypto_pwhash_str_needs_rehash(stored, PW_OPSLIMIT,
-		      PW_MEMLIMIT) != 0;
+	*rehash = crypto_pwhash_str_needs_rehash(
+	              stored, PW_OPSLIMIT, PW_MEMLIMIT) != 0;
 	return 1;
 }
 

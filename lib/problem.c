@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "agora.h"
 
@@ -124,7 +125,8 @@ problem_send(struct agora_req *r, enum agora_err e, const char *code,
 	if (agora_err_status(e) == 503)
 		agora_resp_header(r, "Retry-After",
 		    agora_printf(r, "%lld", r->ctx->cfg.db_retry_after));
-	if (agora_err_status(e) == 401)
+	if (agora_err_status(e) == 401 &&
+	    !agora_resp_has_header(r, "WWW-Authenticate"))
 		agora_resp_header(r, "WWW-Authenticate", "Bearer");
 	return rc;
 }

@@ -17,8 +17,8 @@
 #include "agora.h"
 
 static void
-set_headers(struct agora_req *r, long long limit, long long remaining,
-    long long reset)
+set_headers(
+    struct agora_req *r, long long limit, long long remaining, long long reset)
 {
 	agora_resp_header(r, "RateLimit-Limit", agora_printf(r, "%lld", limit));
 	agora_resp_header(r, "RateLimit-Remaining",
@@ -56,14 +56,15 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
 	window_key(key, sizeof(key), klass, who, window, &reset);
 	if (agora_cache_incr(r->ctx, key, (time_t)window + 1, &n) != 0)
 		return fail_closed ? agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
-					 "Rate limits cannot be checked now.")
-				   : AGORA_OK;
+		                         "Rate limits cannot be checked now.")
+		                   : AGORA_OK;
 	set_headers(r, limit, limit - (long long)n, reset);
 	if ((long long)n <= limit)
 		return AGORA_OK;
 	agora_resp_header(r, "Retry-After", agora_printf(r, "%lld", reset));
 	return agora_problem(r, AGORA_E_RATE_LIMITED, NULL,
-	    agora_printf(r, "Too many requests; retry in %lld seconds.", reset));
+	    agora_printf(
+	        r, "Too many requests; retry in %lld seconds.", reset));
 }
 
 /*
@@ -91,8 +92,8 @@ agora_rate_count(struct agora_req *r, const char *klass, const char *who,
 
 /* Count one event of who in class, with no limit and no headers. */
 void
-agora_rate_hit(struct agora_req *r, const char *klass, const char *who,
-    long long window)
+agora_rate_hit(
+    struct agora_req *r, const char *klass, const char *who, long long window)
 {
 	char key[256];
 	long long reset;

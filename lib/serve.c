@@ -57,17 +57,6 @@ header_line(char *dst, size_t left, const char *name, const char *value)
 	return n < 0 || (size_t)n >= left ? left : (size_t)n;
 }
 
-static int
-has_header(const struct agora_req *r, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < r->nheaders; i++)
-		if (strcasecmp(r->headers[i].name, name) == 0)
-			return 1;
-	return 0;
-}
-
 /* Format the header block into buf; returns its length, 0 on overflow. */
 static size_t
 format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
@@ -90,7 +79,7 @@ format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 	     i++)
 		used += header_line(buf + used, cap - used,
 		    security_headers[i][0], security_headers[i][1]);
-	if (!has_header(r, "Cache-Control"))
+	if (!agora_resp_has_header(r, "Cache-Control"))
 		used += header_line(
 		    buf + used, cap - used, "Cache-Control", "no-store");
 	for (i = 0; i < r->nheaders; i++)
@@ -324,7 +313,8 @@ routes_ok(const struct agora_program *prog)
 	for (i = 0; i < prog->nroutes; i++)
 		if (prog->routes[i].access == AGORA_ACCESS_UNSET ||
 		    prog->routes[i].access >= AGORA_ACCESS__MAX) {
-			agora_log("error", "route %s %s declares no access rule",
+			agora_log("error",
+			    "route %s %s declares no access rule",
 			    prog->routes[i].method, prog->routes[i].pattern);
 			return 0;
 		}

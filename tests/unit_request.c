@@ -40,7 +40,8 @@ post_thing(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "GET", "/api/v1/things/{id}", AGORA_BODY_NONE, get_thing, AGORA_ANON },
+	{ "GET", "/api/v1/things/{id}", AGORA_BODY_NONE, get_thing,
+	    AGORA_ANON },
 	{ "POST", "/api/v1/things", AGORA_BODY_JSON, post_thing, AGORA_ANON },
 };
 

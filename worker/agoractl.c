@@ -54,7 +54,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: agoractl migrate [--dir DIR]\n"
 	    "       agoractl migrations [--dir DIR]\n"
-	    "       agoractl user add --email E --name N [--role customer|admin] "
+	    "       agoractl user add --email E --name N [--role "
+	    "customer|admin] "
 	    "--password-stdin\n"
 	    "       agoractl user list\n"
 	    "       agoractl user set-role EMAIL customer|admin\n");
@@ -384,8 +385,8 @@ read_password(char *buf, size_t len)
 }
 
 static int
-exec_params(PGconn *c, const char *sql, int n, const char *const *vals,
-    int print)
+exec_params(
+    PGconn *c, const char *sql, int n, const char *const *vals, int print)
 {
 	PGresult *res;
 	int ok, i, j;
@@ -397,8 +398,8 @@ exec_params(PGconn *c, const char *sql, int n, const char *const *vals,
 		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		fprintf(stderr, "agoractl: %s\n",
 		    st != NULL && strcmp(st, "23505") == 0
-			? "an account with this email exists"
-			: PQerrorMessage(c));
+		        ? "an account with this email exists"
+		        : PQerrorMessage(c));
 	}
 	for (i = 0; ok && print && i < PQntuples(res); i++) {
 		for (j = 0; j < PQnfields(res); j++)
@@ -438,13 +439,15 @@ user_add(int argc, char **argv)
 	if (email == NULL || name == NULL || !from_stdin || !role_ok(role))
 		return usage();
 	if (!agora_email_valid(email, strlen(email))) {
-		fprintf(stderr, "agoractl: %s is not an email address\n", email);
+		fprintf(
+		    stderr, "agoractl: %s is not an email address\n", email);
 		return 1;
 	}
 	if (read_password(pw, sizeof(pw)) == NULL ||
 	    agora_utf8_len(pw, strlen(pw)) < AGORA_PASSWORD_MIN) {
-		fprintf(stderr, "agoractl: the password (one line on stdin) "
-				"needs %d to %d characters\n",
+		fprintf(stderr,
+		    "agoractl: the password (one line on stdin) "
+		    "needs %d to %d characters\n",
 		    AGORA_PASSWORD_MIN, AGORA_PASSWORD_MAX);
 		return 1;
 	}
@@ -475,14 +478,15 @@ user_cmd(int argc, char **argv)
 	if (argc >= 1 && strcmp(argv[0], "add") == 0)
 		return user_add(argc - 1, argv + 1);
 	if (!((argc == 1 && strcmp(argv[0], "list") == 0) ||
-		(argc == 3 && strcmp(argv[0], "set-role") == 0 &&
-		    role_ok(argv[2]))))
+	        (argc == 3 && strcmp(argv[0], "set-role") == 0 &&
+	            role_ok(argv[2]))))
 		return usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	if (argc == 1) {
 		rc = exec_params(c,
-		    "SELECT id::text, email, role, name, agora_time(created_at) "
+		    "SELECT id::text, email, role, name, "
+		    "agora_time(created_at) "
 		    "FROM users ORDER BY id",
 		    0, NULL, 1);
 	} else {
