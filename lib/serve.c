@@ -80,8 +80,8 @@ format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 		used += header_line(buf + used, cap - used,
 		    security_headers[i][0], security_headers[i][1]);
 	if (!agora_resp_has_header(r, "Cache-Control"))
-		used += header_line(
-		    buf + used, cap - used, "Cache-Control", "no-store");
+		used += header_line(buf + used, cap - used, "Cache-Control",
+		    r->user != NULL ? "private, no-store" : "no-store");
 	for (i = 0; i < r->nheaders; i++)
 		used += header_line(buf + used, cap - used, r->headers[i].name,
 		    r->headers[i].value);

@@ -77,7 +77,7 @@ A = tok.get("access_token", "")
 RA = tok.get("refresh_token", "")
 r = request("GET", "/api/v1/users/me", headers=bearer(A))
 t.ok(r.status == 200 and (r.json() or {}).get("email") == email_a
-     and r.header("Cache-Control") == "no-store", "GET /users/me with the token", r)
+     and r.header("Cache-Control") == "private, no-store", "GET /users/me with the token", r)
 parts = A.split(".")
 claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=="))
 t.ok({"sub", "role", "iat", "exp", "iss", "jti"} <= set(claims) and claims["exp"] - claims["iat"] == 900,
