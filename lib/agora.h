@@ -207,6 +207,9 @@ struct agora_program {
 	size_t nroutes;
 	const struct agora_stmt *stmts;
 	size_t nstmts;
+	/* Optional: SQL run on every new connection, before the statements
+	 * are prepared (session settings). */
+	const char *session_sql;
 	/* Optional: runs once after configuration, before the accept loop. */
 	int (*init)(struct agora_ctx *ctx);
 };
@@ -318,7 +321,7 @@ int agora_parse_ll(const char *s, long long min, long long max, long long *out);
 
 /* PostgreSQL, one connection per process. */
 struct agora_db *agora_db_new(const char *url, const struct agora_stmt *stmts,
-    size_t nstmts, long long retry_after);
+    size_t nstmts, long long retry_after, const char *session_sql);
 void agora_db_free(struct agora_db *db);
 enum agora_err agora_db_connect(struct agora_db *db);
 enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
@@ -376,6 +379,17 @@ enum agora_err agora_page_params(
     struct agora_req *r, long long *limit, const char **after);
 struct json_object *agora_page(struct agora_req *r, struct json_object *data,
     int has_more, const char *last_key);
+
+/* Versioned read-through caching (cache.c). */
+int agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
+    const char **body, size_t *len, char *ver, size_t verlen);
+void agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
+    const char *body, size_t len, time_t ttl);
+void agora_cache_bump(struct agora_ctx *ctx, const char *verkey);
+
+/* Query strings: the next decoded key=value pair after *pos. */
+enum agora_err agora_query_next(
+    struct agora_req *r, const char **pos, const char **key, const char **val);
 
 /* Logging: one JSON object per line on stderr, written with one write(2). */
 void agora_log_init(const char *program);

@@ -194,3 +194,112 @@ agora_cache_ping(struct agora_ctx *ctx)
 	}
 	return "ok";
 }
+
+/* Fetch two keys in one round trip; values are arena copies or NULL. */
+static void
+get_two(struct agora_req *r, const char *k1, const char *k2, char **v1,
+    size_t *l1, char **v2, size_t *l2)
+{
+	struct agora_cache *c = r->ctx->cache;
+	const char *keys[2] = { k1, k2 };
+	size_t lens[2] = { strlen(k1), strlen(k2) };
+	memcached_result_st *res;
+	memcached_return_t rc;
+	const char *key;
+	char **dst;
+
+	*v1 = *v2 = NULL;
+	rc = memcached_mget(c->mc, keys, lens, 2);
+	if (rc != MEMCACHED_SUCCESS) {
+		cache_error(c, "mget", rc);
+		return;
+	}
+	while ((res = memcached_fetch_result(c->mc, NULL, &rc)) != NULL) {
+		key = memcached_result_key_value(res);
+		dst = memcached_result_key_length(res) == lens[0] &&
+		        memcmp(key, k1, lens[0]) == 0
+		    ? v1
+		    : v2;
+		*dst = agora_alloc(r, memcached_result_length(res) + 1);
+		if (*dst != NULL) {
+			memcpy(*dst, memcached_result_value(res),
+			    memcached_result_length(res));
+			(*dst)[memcached_result_length(res)] = '\0';
+			*(dst == v1 ? l1 : l2) = memcached_result_length(res);
+		}
+		memcached_result_free(res);
+	}
+}
+
+/*
+ * Versioned read-through.  An entry is "<version>\n<body>"; it is a hit
+ * only while verkey still holds that version, so a writer that bumps
+ * verkey after its commit makes every older entry a miss on every host.
+ * On a miss *ver is the version to store the fresh entry under ("" when
+ * none could be had: then do not store).  Returns 0 on a hit.
+ */
+int
+agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
+    const char **body, size_t *len, char *ver, size_t verlen)
+{
+	char *v = NULL, *e = NULL, *nl;
+	size_t vl = 0, el = 0;
+	char fresh[32];
+
+	*ver = '\0';
+	if (r->ctx->cache == NULL || strlen(key) > KEY_MAX)
+		return -1;
+	get_two(r, verkey, key, &v, &vl, &e, &el);
+	if (v == NULL) {
+		/* A new version no old entry can carry: the time in us. */
+		snprintf(fresh, sizeof(fresh), "%lld",
+		    (long long)time(NULL) * 1000000 + (long long)getpid());
+		if (memcached_add(r->ctx->cache->mc, verkey, strlen(verkey),
+		        fresh, strlen(fresh), 0, 0) == MEMCACHED_SUCCESS)
+			snprintf(ver, verlen, "%s", fresh);
+		return -1;
+	}
+	snprintf(ver, verlen, "%s", v);
+	if (e == NULL || (nl = memchr(e, '\n', el)) == NULL ||
+	    (size_t)(nl - e) != vl || memcmp(e, v, vl) != 0)
+		return -1;
+	*body = nl + 1;
+	*len = el - (size_t)(nl + 1 - e);
+	return 0;
+}
+
+/* Store body under key for version ver (from agora_cache_vget). */
+void
+agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
+    const char *body, size_t len, time_t ttl)
+{
+	size_t vl = strlen(ver);
+	char *buf;
+
+	if (r->ctx->cache == NULL || vl == 0)
+		return;
+	buf = agora_alloc(r, vl + 1 + len);
+	if (buf == NULL)
+		return;
+	memcpy(buf, ver, vl);
+	buf[vl] = '\n';
+	memcpy(buf + vl + 1, body, len);
+	agora_cache_set(r->ctx, key, buf, vl + 1 + len, ttl);
+}
+
+/*
+ * Make every entry stored under verkey stale.  If the bump fails the key
+ * is deleted, which a reader also takes as a new version.
+ */
+void
+agora_cache_bump(struct agora_ctx *ctx, const char *verkey)
+{
+	uint64_t n;
+
+	if (ctx->cache == NULL)
+		return;
+	if (memcached_increment(ctx->cache->mc, verkey, strlen(verkey), 1,
+	        &n) != MEMCACHED_SUCCESS)
+		(void)memcached_delete(
+		    ctx->cache->mc, verkey, strlen(verkey), 0);
+}

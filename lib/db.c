@@ -30,6 +30,7 @@ struct agora_db {
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
 	struct timespec last_try;
 	long long retry_after;
+	const char *session_sql;
 };
 
 struct sqlstate_map {
@@ -78,7 +79,7 @@ agora_db_sqlstate_err(const char *state)
 
 struct agora_db *
 agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts,
-    long long retry_after)
+    long long retry_after, const char *session_sql)
 {
 	struct agora_db *db;
 
@@ -93,6 +94,7 @@ agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts,
 	db->stmts = stmts;
 	db->nstmts = nstmts;
 	db->retry_after = retry_after;
+	db->session_sql = session_sql;
 	return db;
 }
 
@@ -130,6 +132,15 @@ prepare_all(struct agora_db *db)
 	size_t i;
 	enum agora_err rc = AGORA_OK;
 
+	if (db->session_sql != NULL) {
+		res = PQexec(db->conn, db->session_sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			agora_log("error", "session setup: %s",
+			    PQerrorMessage(db->conn));
+			rc = AGORA_E_UNAVAILABLE;
+		}
+		PQclear(res);
+	}
 	for (i = 0; i < db->nstmts && rc == AGORA_OK; i++) {
 		res = PQprepare(
 		    db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);

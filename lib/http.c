@@ -366,6 +366,36 @@ agora_etag_match(const char *inm, const char *etag)
 }
 
 /*
+ * Iterate over the query: start with *pos = NULL; each call decodes the
+ * next pair into *key and *val (both NULL at the end).  A pair without
+ * '=' has an empty value.
+ */
+enum agora_err
+agora_query_next(
+    struct agora_req *r, const char **pos, const char **key, const char **val)
+{
+	const char *p, *amp, *eq, *end;
+
+	p = *pos == NULL ? r->query : *pos;
+	*key = *val = NULL;
+	while (p != NULL && *p == '&')
+		p++;
+	if (p == NULL || *p == '\0')
+		return AGORA_OK;
+	amp = strchr(p, '&');
+	end = amp != NULL ? amp : p + strlen(p);
+	eq = memchr(p, '=', (size_t)(end - p));
+	*key = decode(r, p, (size_t)((eq != NULL ? eq : end) - p), 1);
+	*val = eq != NULL ? decode(r, eq + 1, (size_t)(end - eq - 1), 1)
+	                  : agora_strdup(r, "");
+	*pos = end;
+	if (*key == NULL || *val == NULL)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
+		    "The query string is badly encoded.");
+	return AGORA_OK;
+}
+
+/*
  * Add a response header.  Names and values are kept as given (they must
  * live as long as the request); a value with CR or LF is refused, so that
  * nothing a client sent can split the header block.

@@ -1,0 +1,167 @@
+/*
+ * categories.c: /api/v1/categories: the category tree.
+ *
+ * Anyone reads the whole tree as a flat list in which each category names
+ * its parent; admins add categories.  The tree is small, so it is read
+ * whole and cached under the catalog version like product lists.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "agora.h"
+
+#define CATEGORY_JSON                                                          \
+	"json_build_object('id', id::text, 'name', name, 'slug', slug, "       \
+	"'parent_id', parent_id::text, 'created_at', agora_time(created_at))"
+
+static const struct agora_stmt stmts[] = {
+	{ "category_list",
+	    "SELECT COALESCE(json_agg(" CATEGORY_JSON " ORDER BY id), '[]') "
+	    "FROM categories" },
+	{ "category_get",
+	    "SELECT " CATEGORY_JSON " FROM categories WHERE id = $1::bigint" },
+	{ "category_insert",
+	    "INSERT INTO categories (name, slug, parent_id) "
+	    "VALUES ($1, $2, $3::bigint) RETURNING id::text, " CATEGORY_JSON },
+};
+
+static enum agora_err
+list_categories(struct agora_req *r)
+{
+	const char *body;
+	char ver[32];
+	PGresult *res;
+	enum agora_err rc;
+	size_t len;
+
+	agora_resp_header(r, "Cache-Control",
+	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
+	if (agora_cache_vget(r, "agora:cv", "agora:categories", &body, &len,
+	        ver, sizeof(ver)) == 0)
+		return agora_resp_raw(r, 200, "application/json", body, len);
+	rc = agora_db_query(r, "category_list", 0, NULL, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	body = agora_printf(r, "{\"data\":%s}", PQgetvalue(res, 0, 0));
+	if (body == NULL)
+		return AGORA_E_TOO_LARGE;
+	len = strlen(body);
+	agora_cache_vset(r, "agora:categories", ver, body, len, 300);
+	return agora_resp_raw(r, 200, "application/json", body, len);
+}
+
+static enum agora_err
+get_category(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] };
+	long long n;
+	PGresult *res;
+	enum agora_err rc;
+
+	if (agora_parse_ll(r->params[0], 1, INT64_MAX, &n) != 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such category.");
+	if ((rc = agora_db_query(r, "category_get", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such category.");
+	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0));
+}
+
+static const struct agora_field fields[] = {
+	{ "name", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 100 },
+	{ "slug", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 100 },
+	{ "parent_id", AGORA_F_STRING, 0, 1, 20 },
+};
+
+static enum agora_err
+field_error(struct agora_req *r, const char *field, const char *message)
+{
+	struct json_object *errors = json_object_new_array(), *e;
+
+	e = json_object_new_object();
+	json_object_object_add(e, "field", json_object_new_string(field));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_array_add(errors, e);
+	return agora_problem_errors(
+	    r, AGORA_E_VALIDATION, "The request has errors.", errors);
+}
+
+static int
+slug_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || s[0] == '-' || s[n - 1] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		        (s[i] >= '0' && s[i] <= '9') ||
+		        (s[i] == '-' && s[i + 1] != '-')))
+			return 0;
+	return 1;
+}
+
+static enum agora_err
+post_category(struct agora_req *r)
+{
+	struct agora_value v[3];
+	struct json_object *errors = json_object_new_array();
+	const char *vals[3];
+	long long n;
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_valid(r->json, "", fields, 3, v, errors);
+	if (rc != AGORA_OK)
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
+	json_object_put(errors);
+	if (!slug_ok(v[1].s))
+		return field_error(r, "slug",
+		    "must be lower-case letters and digits joined by '-'");
+	if (v[2].present && agora_parse_ll(v[2].s, 1, INT64_MAX, &n) != 0)
+		return field_error(r, "parent_id", "is not a category");
+	vals[0] = v[0].s;
+	vals[1] = v[1].s;
+	vals[2] = v[2].present ? v[2].s : NULL;
+	rc = agora_db_query(r, "category_insert", 3, vals, &res);
+	if (rc == AGORA_E_CONFLICT)
+		return agora_problem(
+		    r, rc, "slug_taken", "A category with this slug exists.");
+	if (rc == AGORA_E_VALIDATION)
+		return field_error(r, "parent_id", "is not a category");
+	if (rc != AGORA_OK)
+		return rc;
+	agora_cache_bump(r->ctx, "agora:cv");
+	agora_resp_header(r, "Location",
+	    agora_printf(r, "/api/v1/categories/%s", PQgetvalue(res, 0, 0)));
+	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 1),
+	    (size_t)PQgetlength(res, 0, 1));
+}
+
+static const struct agora_route routes[] = {
+	{ "GET", "/api/v1/categories", AGORA_BODY_NONE, list_categories,
+	    AGORA_ANON },
+	{ "POST", "/api/v1/categories", AGORA_BODY_JSON, post_category,
+	    AGORA_ADMIN },
+	{ "GET", "/api/v1/categories/{id}", AGORA_BODY_NONE, get_category,
+	    AGORA_ANON },
+};
+
+static const struct agora_program program = {
+	.name = "categories",
+	.routes = routes,
+	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.stmts = stmts,
+	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+};
+
+int
+main(int argc, char **argv)
+{
+	return agora_main(argc, argv, &program);
+}

@@ -1,0 +1,691 @@
+/*
+ * products.c: /api/v1/products: search, browse, read, and admin writes.
+ *
+ * A product's JSON is built by PostgreSQL (product_doc()) and cached in
+ * memcached as is, under a per-product version key; lists are cached under
+ * a catalog-wide version key.  Writers bump the versions after they
+ * commit, so the next read on any process or host sees the write.  The
+ * search (catalog_query(): the words, and the last one as a prefix) is
+ * one prepared statement per sort order (the ORDER BY cannot be
+ * a parameter); every filter is a parameter that may be NULL, and the
+ * session plans each execution with the actual values
+ * (plan_cache_mode = force_custom_plan) so that the indexes are used and
+ * the unused filters vanish.  The in-stock filter is a scalar subquery, so
+ * that it costs one index probe per candidate row when asked for, and
+ * nothing otherwise (an EXISTS under OR became a scan of all inventory).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agora.h"
+
+#define Q_MAX 200
+#define ATTR_MAX 8
+#define LIST_TTL 30
+#define ITEM_TTL 300
+
+/* The filters every search statement shares; $9 is the limit. */
+#define FILTERS                                                                \
+	" FROM products p WHERE p.archived_at IS NULL"                         \
+	" AND ($1::text IS NULL OR p.search @@ catalog_query($1, $11, $10))"   \
+	" AND ($2::bigint IS NULL OR p.category_id IN (WITH RECURSIVE "        \
+	"sub(id) AS (SELECT $2::bigint UNION ALL SELECT c.id FROM "            \
+	"categories c JOIN sub ON c.parent_id = sub.id) SELECT id FROM sub))"  \
+	" AND ($3::bigint IS NULL OR p.price_cents >= $3)"                     \
+	" AND ($4::bigint IS NULL OR p.price_cents <= $4)"                     \
+	" AND (NOT $5::bool OR (SELECT i.on_hand > i.reserved FROM "           \
+	"inventory i WHERE i.product_id = p.id))"                              \
+	" AND ($6::jsonb IS NULL OR p.attributes @> $6)"
+
+#define RANK "ts_rank(p.search, catalog_query($1, $11, $10))::float8"
+
+/* One search: the sort key's text (for the cursor), the doc. */
+#define SEARCH(KEY, TYPE, OP, ORDER)                                           \
+	"SELECT (" KEY ")::text, p.id::text, product_doc(p)::text" FILTERS     \
+	" AND ($7::text IS NULL OR (" KEY ", p.id) " OP " ($7::" TYPE          \
+	", $8::bigint)) ORDER BY " ORDER " LIMIT $9"
+
+enum sort { S_NEWEST, S_PRICE, S_PRICE_DESC, S_RATING, S_RELEVANCE, S__MAX };
+
+static const char *const sort_names[S__MAX] = { "newest", "price", "-price",
+	"rating", "relevance" };
+
+static const char *const sort_stmts[S__MAX] = { "search_newest", "search_price",
+	"search_price_desc", "search_rating", "search_relevance" };
+
+static const struct agora_stmt stmts[] = {
+	{ "search_newest",
+	    SEARCH("p.created_at", "timestamptz", "<",
+	        "p.created_at DESC, p.id DESC") },
+	{ "search_price",
+	    SEARCH("p.price_cents", "bigint", ">", "p.price_cents, p.id") },
+	{ "search_price_desc",
+	    SEARCH("p.price_cents", "bigint", "<",
+	        "p.price_cents DESC, p.id DESC") },
+	{ "search_rating",
+	    SEARCH("p.rating_avg", "numeric", "<",
+	        "p.rating_avg DESC, p.id DESC") },
+	{ "search_relevance",
+	    SEARCH(RANK, "float8", "<", RANK " DESC, p.id DESC") },
+	{ "category_exists", "SELECT 1 FROM categories WHERE id = $1::bigint" },
+	{ "product_get",
+	    "SELECT product_doc(p)::text FROM products p "
+	    "WHERE p.id = $1::bigint AND p.archived_at IS NULL" },
+	{ "product_insert",
+	    "INSERT INTO products (sku, name, description, price_cents, "
+	    "currency, category_id, attributes) VALUES ($1, $2, "
+	    "COALESCE($3, ''), $4::bigint, COALESCE($5, 'USD'), $6::bigint, "
+	    "COALESCE($7::jsonb, '{}')) RETURNING id::text" },
+	{ "inventory_insert",
+	    "INSERT INTO inventory (product_id, on_hand) "
+	    "VALUES ($1::bigint, COALESCE($2::int, 0))" },
+	{ "product_update",
+	    "UPDATE products SET sku = COALESCE($2, sku), "
+	    "name = COALESCE($3, name), "
+	    "description = COALESCE($4, description), "
+	    "price_cents = COALESCE($5::bigint, price_cents), "
+	    "currency = COALESCE($6, currency), "
+	    "category_id = COALESCE($7::bigint, category_id), "
+	    "attributes = COALESCE($8::jsonb, attributes), updated_at = now() "
+	    "WHERE id = $1::bigint AND archived_at IS NULL RETURNING "
+	    "id::text" },
+	{ "product_archive",
+	    "UPDATE products SET archived_at = now(), updated_at = now() "
+	    "WHERE id = $1::bigint AND archived_at IS NULL RETURNING id" },
+};
+
+/* --- reading ------------------------------------------------------------ */
+
+static int
+id_ok(const char *s)
+{
+	long long n;
+
+	return s != NULL && agora_parse_ll(s, 1, INT64_MAX, &n) == 0;
+}
+
+/* Public caching for anonymous readers, an ETag for everyone. */
+static enum agora_err
+send_doc(struct agora_req *r, const char *body, size_t len)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[33];
+	const char *etag;
+
+	crypto_hash_sha256(h, (const unsigned char *)body, len);
+	sodium_bin2hex(hex, sizeof(hex), h, 16);
+	etag = agora_printf(r, "\"%s\"", hex);
+	agora_resp_header(r, "ETag", etag);
+	agora_resp_header(r, "Cache-Control",
+	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
+	agora_resp_header(r, "Vary", "Authorization");
+	if (agora_etag_match(agora_param(r, "HTTP_IF_NONE_MATCH"), etag))
+		return agora_resp_raw(r, 304, NULL, NULL, 0);
+	return agora_resp_raw(r, 200, "application/json", body, len);
+}
+
+static enum agora_err
+get_product(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] }, *body;
+	char verkey[64], key[64], ver[32];
+	PGresult *res;
+	enum agora_err rc;
+	size_t len;
+
+	if (!id_ok(r->params[0]))
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+	snprintf(verkey, sizeof(verkey), "agora:pv:%s", r->params[0]);
+	snprintf(key, sizeof(key), "agora:p:%s", r->params[0]);
+	if (agora_cache_vget(r, verkey, key, &body, &len, ver, sizeof(ver)) ==
+	    0)
+		return send_doc(r, body, len);
+	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+	body = PQgetvalue(res, 0, 0);
+	len = (size_t)PQgetlength(res, 0, 0);
+	agora_cache_vset(r, key, ver, body, len, ITEM_TTL);
+	return send_doc(r, body, len);
+}
+
+struct search {
+	const char *vals[11];
+	enum sort sort;
+	struct json_object *attrs;
+};
+
+static enum agora_err
+bad_param(struct agora_req *r, const char *name, const char *why)
+{
+	return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_parameter",
+	    agora_printf(r, "Query parameter %s %s.", name, why));
+}
+
+static enum agora_err
+num_param(struct agora_req *r, struct search *s, int slot, const char *k,
+    const char *v, long long min, long long max)
+{
+	long long n;
+
+	if (agora_parse_ll(v, min, max, &n) != 0)
+		return bad_param(r, k,
+		    agora_printf(
+		        r, "must be an integer from %lld to %lld", min, max));
+	s->vals[slot] = v;
+	return AGORA_OK;
+}
+
+static enum agora_err
+sort_param(struct agora_req *r, struct search *s, const char *v)
+{
+	int i;
+
+	for (i = 0; i < S__MAX; i++)
+		if (strcmp(v, sort_names[i]) == 0) {
+			s->sort = (enum sort)i;
+			return AGORA_OK;
+		}
+	return bad_param(
+	    r, "sort", "must be relevance, price, -price, newest or rating");
+}
+
+static enum agora_err
+attr_param(struct agora_req *r, struct search *s, const char *k, const char *v)
+{
+	if (s->attrs == NULL) {
+		s->attrs = json_object_new_object();
+		if (agora_defer_json(r, s->attrs) != 0)
+			return AGORA_E_TOO_LARGE;
+	}
+	if (json_object_object_length(s->attrs) == ATTR_MAX || k[5] == '\0' ||
+	    strlen(k) > 69 || strlen(v) > 200)
+		return bad_param(r, k, "is too long, empty or one too many");
+	json_object_object_add(s->attrs, k + 5, json_object_new_string(v));
+	return AGORA_OK;
+}
+
+/*
+ * The last word of q, when it is 2 to 32 ASCII letters and digits, lower
+ * case: it is matched as a prefix, and *rest is what comes before it.
+ * Anything else gives NULL, so that no client text reaches to_tsquery's
+ * own syntax.
+ */
+static const char *
+prefix_word(struct agora_req *r, const char *q, const char **rest)
+{
+	const char *end = q + strlen(q), *start;
+	char *w;
+	size_t n, i;
+
+	while (end > q && !isalnum((unsigned char)end[-1]))
+		end--;
+	for (start = end; start > q && isalnum((unsigned char)start[-1]);
+	     start--)
+		;
+	n = (size_t)(end - start);
+	if (n < 2 || n > 32 || (start > q && (unsigned char)start[-1] >= 0x80))
+		return NULL;
+	w = agora_alloc(r, n + 1);
+	*rest = agora_printf(r, "%.*s", (int)(start - q), q);
+	if (w == NULL || *rest == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		w[i] = (char)tolower((unsigned char)start[i]);
+	w[n] = '\0';
+	return w;
+}
+
+/* One query parameter into s; unknown names are refused. */
+static enum agora_err
+one_param(struct agora_req *r, struct search *s, const char *k, const char *v)
+{
+	if (strcmp(k, "q") == 0) {
+		if (agora_utf8_len(v, strlen(v)) > Q_MAX)
+			return bad_param(r, k, "is longer than 200 characters");
+		s->vals[0] = *v != '\0' ? v : NULL;
+		s->vals[9] = prefix_word(r, v, &s->vals[10]);
+		return AGORA_OK;
+	}
+	if (strcmp(k, "category") == 0)
+		return num_param(r, s, 1, k, v, 1, INT64_MAX);
+	if (strcmp(k, "min_price") == 0)
+		return num_param(r, s, 2, k, v, 0, INT64_MAX);
+	if (strcmp(k, "max_price") == 0)
+		return num_param(r, s, 3, k, v, 0, INT64_MAX);
+	if (strcmp(k, "in_stock") == 0) {
+		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+			return bad_param(r, k, "must be true or false");
+		s->vals[4] = v;
+		return AGORA_OK;
+	}
+	if (strcmp(k, "sort") == 0)
+		return sort_param(r, s, v);
+	if (strncmp(k, "attr.", 5) == 0)
+		return attr_param(r, s, k, v);
+	if (strcmp(k, "limit") == 0 || strcmp(k, "cursor") == 0)
+		return AGORA_OK;
+	return agora_problem(r, AGORA_E_BAD_REQUEST, "unknown_parameter",
+	    agora_printf(r, "Unknown query parameter %s.", k));
+}
+
+static enum agora_err
+parse_search(struct agora_req *r, struct search *s)
+{
+	const char *pos = NULL, *k, *v;
+	enum agora_err rc;
+
+	memset(s, 0, sizeof(*s));
+	s->vals[4] = "false";
+	s->sort = S__MAX;
+	for (;;) {
+		if ((rc = agora_query_next(r, &pos, &k, &v)) != AGORA_OK)
+			return rc;
+		if (k == NULL)
+			break;
+		if ((rc = one_param(r, s, k, v)) != AGORA_OK)
+			return rc;
+	}
+	if (s->sort == S__MAX)
+		s->sort = s->vals[0] != NULL ? S_RELEVANCE : S_NEWEST;
+	if (s->sort == S_RELEVANCE && s->vals[0] == NULL)
+		s->sort = S_NEWEST;
+	if (s->attrs != NULL)
+		s->vals[5] = json_object_to_json_string_ext(
+		    s->attrs, JSON_C_TO_STRING_PLAIN);
+	return AGORA_OK;
+}
+
+/* The cursor's key is "<sort>|<sort key>|<id>": another sort's is forged. */
+static enum agora_err
+apply_cursor(struct agora_req *r, struct search *s, const char *after)
+{
+	const char *p, *q;
+	char *key;
+	size_t n = strlen(sort_names[s->sort]);
+
+	if (after == NULL)
+		return AGORA_OK;
+	p = strncmp(after, sort_names[s->sort], n) == 0 && after[n] == '|'
+	    ? after + n + 1
+	    : NULL;
+	q = p != NULL ? strrchr(p, '|') : NULL;
+	if (q == NULL || !id_ok(q + 1) || q == p)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
+		    "The cursor is not one this API gave out for this sort.");
+	key = agora_alloc(r, (size_t)(q - p) + 1);
+	if (key == NULL)
+		return AGORA_E_TOO_LARGE;
+	memcpy(key, p, (size_t)(q - p));
+	key[q - p] = '\0';
+	s->vals[6] = key;
+	s->vals[7] = q + 1;
+	return AGORA_OK;
+}
+
+/* '{"data":[' doc, doc ... '],' — the docs are JSON already. */
+static char *
+join_docs(struct agora_req *r, PGresult *res, int n, size_t *len)
+{
+	size_t total = 16, off;
+	char *buf;
+	int i;
+
+	for (i = 0; i < n; i++)
+		total += (size_t)PQgetlength(res, i, 2) + 1;
+	buf = agora_alloc(r, total);
+	if (buf == NULL)
+		return NULL;
+	memcpy(buf, "{\"data\":[", 9);
+	off = 9;
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf[off++] = ',';
+		memcpy(buf + off, PQgetvalue(res, i, 2),
+		    (size_t)PQgetlength(res, i, 2));
+		off += (size_t)PQgetlength(res, i, 2);
+	}
+	buf[off++] = ']';
+	*len = off;
+	return buf;
+}
+
+/* The page's body: the docs, then has_more and next_cursor. */
+static enum agora_err
+page_body(struct agora_req *r, const struct search *s, PGresult *res,
+    long long limit, const char **body, size_t *len)
+{
+	struct json_object *tail;
+	const char *ts, *last = NULL;
+	char *docs, *out;
+	int n = PQntuples(res), shown = n > limit ? (int)limit : n;
+	size_t dl, tl;
+
+	if (n > limit)
+		last = agora_printf(r, "%s|%s|%s", sort_names[s->sort],
+		    PQgetvalue(res, shown - 1, 0),
+		    PQgetvalue(res, shown - 1, 1));
+	tail = agora_page(r, json_object_new_array(), n > limit, last);
+	json_object_object_del(tail, "data");
+	ts = json_object_to_json_string_ext(tail, JSON_C_TO_STRING_PLAIN);
+	docs = join_docs(r, res, shown, &dl);
+	tl = strlen(ts);
+	out = docs != NULL ? agora_alloc(r, dl + tl) : NULL;
+	if (out != NULL) {
+		memcpy(out, docs, dl);
+		out[dl] = ',';
+		memcpy(out + dl + 1, ts + 1, tl - 1); /* ts without its '{' */
+		*body = out;
+		*len = dl + tl;
+	}
+	json_object_put(tail);
+	return out != NULL ? AGORA_OK : AGORA_E_TOO_LARGE;
+}
+
+static enum agora_err
+category_known(struct agora_req *r, const char *id)
+{
+	const char *vals[1] = { id };
+	PGresult *res;
+	enum agora_err rc;
+
+	if (id == NULL)
+		return AGORA_OK;
+	if ((rc = agora_db_query(r, "category_exists", 1, vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_problem(r, AGORA_E_VALIDATION, "unknown_category",
+		    "No such category.");
+	return AGORA_OK;
+}
+
+static enum agora_err
+list_products(struct agora_req *r)
+{
+	struct search s;
+	const char *after, *body;
+	char key[80], ver[32];
+	unsigned char h[crypto_hash_sha256_BYTES];
+	long long limit;
+	PGresult *res;
+	enum agora_err rc;
+	size_t len;
+
+	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK ||
+	    (rc = parse_search(r, &s)) != AGORA_OK ||
+	    (rc = apply_cursor(r, &s, after)) != AGORA_OK ||
+	    (rc = category_known(r, s.vals[1])) != AGORA_OK)
+		return rc;
+	s.vals[8] = agora_printf(r, "%lld", limit + 1);
+	crypto_hash_sha256(
+	    h, (const unsigned char *)r->query, strlen(r->query));
+	sodium_bin2hex(key, sizeof(key), h, 20);
+	memmove(key + 8, key, 41);
+	memcpy(key, "agora:l:", 8);
+	if (agora_cache_vget(
+	        r, "agora:cv", key, &body, &len, ver, sizeof(ver)) == 0)
+		return send_doc(r, body, len);
+	rc = agora_db_query(r, sort_stmts[s.sort], 11, s.vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if ((rc = page_body(r, &s, res, limit, &body, &len)) != AGORA_OK)
+		return rc;
+	agora_cache_vset(r, key, ver, body, len, LIST_TTL);
+	return send_doc(r, body, len);
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+enum {
+	F_SKU,
+	F_NAME,
+	F_DESC,
+	F_PRICE,
+	F_CURRENCY,
+	F_CATEGORY,
+	F_ATTRS,
+	F_STOCK,
+	F__MAX
+};
+
+static const struct agora_field create_fields[F__MAX] = {
+	[F_SKU] = { "sku", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 64 },
+	[F_NAME] = { "name", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+	[F_DESC] = { "description", AGORA_F_STRING, 0, 0, 10000 },
+	[F_PRICE] = { "price_cents", AGORA_F_INT, AGORA_F_REQUIRED, 0,
+	    1000000000000LL },
+	[F_CURRENCY] = { "currency", AGORA_F_STRING, 0, 3, 3 },
+	[F_CATEGORY] = { "category_id", AGORA_F_STRING, 0, 1, 20 },
+	[F_ATTRS] = { "attributes", AGORA_F_OBJECT, 0, 0, 0 },
+	[F_STOCK] = { "stock", AGORA_F_INT, 0, 0, 1000000000 },
+};
+
+/* PATCH takes the same fields, none required, and no stock. */
+static const struct agora_field update_fields[F_STOCK] = {
+	[F_SKU] = { "sku", AGORA_F_STRING, 0, 1, 64 },
+	[F_NAME] = { "name", AGORA_F_STRING, 0, 1, 200 },
+	[F_DESC] = { "description", AGORA_F_STRING, 0, 0, 10000 },
+	[F_PRICE] = { "price_cents", AGORA_F_INT, 0, 0, 1000000000000LL },
+	[F_CURRENCY] = { "currency", AGORA_F_STRING, 0, 3, 3 },
+	[F_CATEGORY] = { "category_id", AGORA_F_STRING, 0, 1, 20 },
+	[F_ATTRS] = { "attributes", AGORA_F_OBJECT, 0, 0, 0 },
+};
+
+static enum agora_err
+one_error(struct agora_req *r, const char *field, const char *message)
+{
+	struct json_object *errors = json_object_new_array(), *e;
+
+	e = json_object_new_object();
+	json_object_object_add(e, "field", json_object_new_string(field));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_array_add(errors, e);
+	return agora_problem_errors(
+	    r, AGORA_E_VALIDATION, "The request has errors.", errors);
+}
+
+/* Validate, then check what the table cannot say in types. */
+static enum agora_err
+product_fields(struct agora_req *r, const struct agora_field *f, size_t n,
+    struct agora_value *v)
+{
+	struct json_object *errors = json_object_new_array();
+	enum agora_err rc;
+	const char *c;
+
+	rc = agora_valid(r->json, "", f, n, v, errors);
+	if (rc != AGORA_OK)
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
+	json_object_put(errors);
+	c = v[F_CURRENCY].present ? v[F_CURRENCY].s : "USD";
+	if (strspn(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+		return one_error(r, "currency", "must be an ISO 4217 code");
+	if (v[F_CATEGORY].present && !id_ok(v[F_CATEGORY].s))
+		return one_error(r, "category_id", "is not a category id");
+	return AGORA_OK;
+}
+
+static void
+fill_vals(const struct agora_value *v, const char **vals, char num[2][24])
+{
+	vals[0] = v[F_SKU].present ? v[F_SKU].s : NULL;
+	vals[1] = v[F_NAME].present ? v[F_NAME].s : NULL;
+	vals[2] = v[F_DESC].present ? v[F_DESC].s : NULL;
+	snprintf(num[0], 24, "%lld", v[F_PRICE].i);
+	vals[3] = v[F_PRICE].present ? num[0] : NULL;
+	vals[4] = v[F_CURRENCY].present ? v[F_CURRENCY].s : NULL;
+	vals[5] = v[F_CATEGORY].present ? v[F_CATEGORY].s : NULL;
+	vals[6] = v[F_ATTRS].present ? json_object_to_json_string_ext(
+	                                   v[F_ATTRS].o, JSON_C_TO_STRING_PLAIN)
+	                             : NULL;
+	snprintf(num[1], 24, "%lld", v[F_STOCK].i);
+	vals[7] = v[F_STOCK].present ? num[1] : NULL;
+}
+
+struct write {
+	const char *vals[8];
+	const char *id;
+};
+
+static enum agora_err
+tx_create(struct agora_req *r, void *arg)
+{
+	struct write *w = arg;
+	const char *inv[2];
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_db_query(r, "product_insert", 7, w->vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	w->id = PQgetvalue(res, 0, 0);
+	inv[0] = w->id;
+	inv[1] = w->vals[7];
+	return agora_db_query(r, "inventory_insert", 2, inv, NULL);
+}
+
+/* The answer to a failed write: the constraint says which field. */
+static enum agora_err
+write_error(struct agora_req *r, enum agora_err rc)
+{
+	if (rc == AGORA_E_CONFLICT && r->constraint != NULL &&
+	    strcmp(r->constraint, "products_sku_key") == 0)
+		return agora_problem(
+		    r, rc, "sku_taken", "A product with this sku exists.");
+	if (rc == AGORA_E_VALIDATION && r->sqlstate != NULL &&
+	    strcmp(r->sqlstate, "23503") == 0)
+		return one_error(r, "category_id", "is not a category");
+	return rc;
+}
+
+static void
+bump(struct agora_req *r, const char *id)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "agora:pv:%s", id);
+	agora_cache_bump(r->ctx, key);
+	agora_cache_bump(r->ctx, "agora:cv");
+}
+
+static enum agora_err
+created(struct agora_req *r, const char *id)
+{
+	const char *vals[1] = { id };
+	PGresult *res;
+	enum agora_err rc;
+
+	bump(r, id);
+	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	agora_resp_header(
+	    r, "Location", agora_printf(r, "/api/v1/products/%s", id));
+	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0));
+}
+
+static enum agora_err
+post_product(struct agora_req *r)
+{
+	struct agora_value v[F__MAX];
+	struct write w;
+	char num[2][24];
+	enum agora_err rc;
+
+	if ((rc = product_fields(r, create_fields, F__MAX, v)) != AGORA_OK)
+		return rc;
+	memset(&w, 0, sizeof(w));
+	fill_vals(v, w.vals, num);
+	if ((rc = agora_db_tx(r, tx_create, &w)) != AGORA_OK)
+		return write_error(r, rc);
+	return created(r, w.id);
+}
+
+static enum agora_err
+patch_product(struct agora_req *r)
+{
+	struct agora_value v[F__MAX];
+	const char *vals[8], *fv[8];
+	char num[2][24];
+	PGresult *res;
+	enum agora_err rc;
+
+	if (!id_ok(r->params[0]))
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+	memset(v, 0, sizeof(v));
+	if ((rc = product_fields(r, update_fields, F_STOCK, v)) != AGORA_OK)
+		return rc;
+	fill_vals(v, fv, num);
+	vals[0] = r->params[0];
+	memcpy(vals + 1, fv, 7 * sizeof(vals[0]));
+	rc = agora_db_query(r, "product_update", 8, vals, &res);
+	if (rc != AGORA_OK)
+		return write_error(r, rc);
+	if (PQntuples(res) == 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+	bump(r, r->params[0]);
+	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0));
+}
+
+static enum agora_err
+delete_product(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] };
+	PGresult *res;
+	enum agora_err rc;
+
+	if (!id_ok(r->params[0]))
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+	rc = agora_db_query(r, "product_archive", 1, vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+	bump(r, r->params[0]);
+	return agora_resp_raw(r, 204, NULL, NULL, 0);
+}
+
+static const struct agora_route routes[] = {
+	{ "GET", "/api/v1/products", AGORA_BODY_NONE, list_products,
+	    AGORA_ANON },
+	{ "POST", "/api/v1/products", AGORA_BODY_JSON, post_product,
+	    AGORA_ADMIN },
+	{ "GET", "/api/v1/products/{id}", AGORA_BODY_NONE, get_product,
+	    AGORA_ANON },
+	{ "PATCH", "/api/v1/products/{id}", AGORA_BODY_JSON, patch_product,
+	    AGORA_ADMIN },
+	{ "DELETE", "/api/v1/products/{id}", AGORA_BODY_NONE, delete_product,
+	    AGORA_ADMIN },
+};
+
+static const struct agora_program program = {
+	.name = "products",
+	.routes = routes,
+	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.stmts = stmts,
+	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+	.session_sql = "SET plan_cache_mode = force_custom_plan",
+};
+
+int
+main(int argc, char **argv)
+{
+	return agora_main(argc, argv, &program);
+}

@@ -1,0 +1,315 @@
+"""The catalog (api.md section 3) against the real stack: products,
+categories, search with filters, sorts and cursors, inventory with
+reservations, the cache that must never serve a stale write, and bad
+input of every kind."""
+import os
+import subprocess
+import threading
+import urllib.parse
+import uuid
+
+from agoratest import Tap, need_stack, psql, request
+
+need_stack()
+t = Tap()
+# A word no other product has, letters only, so full-text search finds it.
+RUN = "".join("abcdefghijklmnop"[int(c, 16)] for c in uuid.uuid4().hex[:10])
+PW = "catalog admin password"
+
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}
+
+
+admin_email = "cat.%s@example.com" % RUN
+ctl = os.path.join(os.environ["AGORA_TEST_PREFIX"], "sbin", "agoractl")
+subprocess.run([ctl, "user", "add", "--email", admin_email, "--name", "Cat", "--role", "admin",
+                "--password-stdin"], input=PW + "\n", capture_output=True, text=True, check=True)
+ADM = bearer(request("POST", "/api/v1/auth/login",
+                     body={"email": admin_email, "password": PW}).json()["access_token"])
+request("POST", "/api/v1/auth/register", body={"email": "shopper.%s@example.com" % RUN,
+                                               "password": PW, "name": "Shopper"})
+CUS = bearer(request("POST", "/api/v1/auth/login", body={"email": "shopper.%s@example.com" % RUN,
+                                                         "password": PW}).json()["access_token"])
+
+# --- categories -------------------------------------------------------------
+r = request("POST", "/api/v1/categories", body={"name": "Outdoor", "slug": "outdoor-" + RUN},
+            headers=ADM)
+top = r.json() or {}
+t.ok(r.status == 201 and top.get("slug") == "outdoor-" + RUN and top.get("parent_id") is None
+     and r.header("Location") == "/api/v1/categories/" + str(top.get("id")),
+     "POST /categories: 201 with Location", r)
+r = request("POST", "/api/v1/categories", body={"name": "Tents", "slug": "tents-" + RUN,
+                                                "parent_id": top.get("id")}, headers=ADM)
+leaf = r.json() or {}
+t.ok(r.status == 201 and leaf.get("parent_id") == top.get("id"), "a child category", r)
+r = request("POST", "/api/v1/categories", body={"name": "Again", "slug": "tents-" + RUN},
+            headers=ADM)
+t.ok(r.is_problem(409, "slug_taken"), "a taken slug: 409", r)
+for slug in ["Upper", "a--b", "-a", "a b", "ä"]:
+    r = request("POST", "/api/v1/categories", body={"name": "x", "slug": slug}, headers=ADM)
+    t.ok(r.is_problem(422), "a bad slug %r: 422" % slug, r)
+r = request("POST", "/api/v1/categories", body={"name": "x", "slug": "orphan-" + RUN,
+                                                "parent_id": "999999999"}, headers=ADM)
+t.ok(r.is_problem(422), "an unknown parent: 422", r)
+r = request("POST", "/api/v1/categories", body={"name": "x", "slug": "c-" + RUN}, headers=CUS)
+t.ok(r.is_problem(403), "a customer cannot add categories: 403", r)
+r = request("GET", "/api/v1/categories")
+ids = [c["id"] for c in (r.json() or {}).get("data", [])]
+t.ok(r.status == 200 and top.get("id") in ids and leaf.get("id") in ids,
+     "GET /categories lists the tree", r)
+r = request("GET", "/api/v1/categories/" + str(leaf.get("id")))
+t.ok(r.status == 200 and (r.json() or {}).get("slug") == "tents-" + RUN, "GET /categories/{id}", r)
+
+# --- products: create and read ---------------------------------------------
+def create(name, price, color="red", stock=5, category=None, sku=None, desc="A fine thing."):
+    body = {"sku": sku or "T-%s-%s" % (RUN, uuid.uuid4().hex[:8]), "name": name,
+            "description": desc, "price_cents": price,
+            "attributes": {"color": color, "size": "M"}, "stock": stock}
+    if category:
+        body["category_id"] = category
+    return request("POST", "/api/v1/products", body=body, headers=ADM)
+
+
+r = create("%s Mountain Tent" % RUN.capitalize(), 19999, category=leaf.get("id"),
+           sku="TENT-" + RUN, desc="A %s tent for Grüße from Žluťoučký kůň." % RUN)
+tent = r.json() or {}
+t.ok(r.status == 201 and tent.get("sku") == "TENT-" + RUN and tent.get("price_cents") == 19999
+     and tent.get("currency") == "USD" and tent.get("stock_available") == 5
+     and tent.get("attributes") == {"color": "red", "size": "M"}
+     and tent.get("category_id") == leaf.get("id") and isinstance(tent.get("id"), str)
+     and r.header("Location") == "/api/v1/products/" + str(tent.get("id")),
+     "POST /products: 201 with the product and Location", r)
+TID = str(tent.get("id"))
+r = request("GET", "/api/v1/products/" + TID)
+t.ok(r.status == 200
+     and (r.json() or {}).get("description") == "A %s tent for Grüße from Žluťoučký kůň." % RUN,
+     "GET /products/{id}: UTF-8 round trip", r)
+t.ok(r.header("Cache-Control") == "public, max-age=30" and r.header("ETag"),
+     "anonymous reads: public Cache-Control and an ETag", r)
+r2 = request("GET", "/api/v1/products/" + TID, headers={"If-None-Match": r.header("ETag") or "x"})
+t.ok(r2.status == 304 and r2.body == b"", "If-None-Match: 304", r2)
+r = request("GET", "/api/v1/products/" + TID, headers=CUS)
+t.ok(r.status == 200 and "private" in (r.header("Cache-Control") or ""),
+     "signed-in reads are private", r)
+
+r = create("Dup", 100, sku="TENT-" + RUN)
+t.ok(r.is_problem(409, "sku_taken"), "a taken sku: 409 sku_taken", r)
+bad_bodies = [
+    ({"sku": "b1-" + RUN, "name": "x", "price_cents": -1}, 422, "a negative price"),
+    ({"sku": "b2-" + RUN, "name": "x", "price_cents": 1.5}, 400, "a fractional price"),
+    ({"sku": "b3-" + RUN, "name": "x", "price_cents": "100"}, 400, "a price as a string"),
+    ({"sku": "b4-" + RUN, "name": "x", "price_cents": 10**13}, 422, "a price over the cap"),
+    ({"sku": "b5-" + RUN, "name": "x", "price_cents": 1, "category_id": "999999999"}, 422,
+     "an unknown category"),
+    ({"sku": "b6-" + RUN, "name": "x", "price_cents": 1, "category_id": "abc"}, 422,
+     "a malformed category id"),
+    ({"sku": "b7-" + RUN, "name": "x", "price_cents": 1, "currency": "usd"}, 422,
+     "a lower-case currency"),
+    ({"sku": "b8-" + RUN, "name": "", "price_cents": 1}, 422, "an empty name"),
+    ({"sku": "b9-" + RUN, "price_cents": 1}, 422, "no name"),
+    ({"sku": "b10-" + RUN, "name": "x", "price_cents": 1, "attributes": [1]}, 400,
+     "attributes not an object"),
+    ({"sku": "b11-" + RUN, "name": "x", "price_cents": 1, "stock": -5}, 422, "negative stock"),
+]
+for body, status, what in bad_bodies:
+    r = request("POST", "/api/v1/products", body=body, headers=ADM)
+    t.ok(r.is_problem(status), "%s: %d" % (what, status), r)
+n = psql("SELECT count(*) FROM products WHERE sku LIKE 'b%%-%s'" % RUN)[1]
+t.ok(n == "0", "no rejected product was written", n)
+r = request("POST", "/api/v1/products", body={"sku": "c-" + RUN, "name": "x", "price_cents": 1},
+            headers=CUS)
+t.ok(r.is_problem(403), "a customer cannot create products: 403", r)
+r = request("POST", "/api/v1/products", body={"sku": "c-" + RUN, "name": "x", "price_cents": 1})
+t.ok(r.is_problem(401), "anonymous writes: 401", r)
+for bad in ["abc", "0", "-3", "99999999999999999999", "999999999"]:
+    r = request("GET", "/api/v1/products/" + bad)
+    t.ok(r.is_problem(404), "GET /products/%s: 404" % bad, r)
+
+# --- writes are visible at once, whatever process cached the old one -------
+for _ in range(12):
+    request("GET", "/api/v1/products/" + TID)
+r = request("PATCH", "/api/v1/products/" + TID, body={"name": "%s Storm Tent" % RUN.capitalize(),
+                                                      "price_cents": 24999}, headers=ADM)
+t.ok(r.status == 200 and (r.json() or {}).get("price_cents") == 24999, "PATCH /products/{id}", r)
+seen = set((request("GET", "/api/v1/products/" + TID).json() or {}).get("price_cents")
+           for _ in range(12))
+t.ok(seen == {24999}, "every later read, on every process, sees the write", seen)
+r = request("PATCH", "/api/v1/products/" + TID, body={"price_cents": -5}, headers=ADM)
+t.ok(r.is_problem(422), "PATCH with a negative price: 422", r)
+r = request("PATCH", "/api/v1/products/999999999", body={"name": "x"}, headers=ADM)
+t.ok(r.is_problem(404), "PATCH an unknown product: 404", r)
+
+# --- search, filters, sorts ------------------------------------------------
+made = [create("%s Lantern %d" % (RUN.capitalize(), i), 1000 + 100 * i,
+               color=["blue", "green"][i % 2], stock=i % 3, category=top.get("id")).json()
+        for i in range(6)]
+q = urllib.parse.quote
+
+
+def search(qs):
+    return request("GET", "/api/v1/products?" + qs)
+
+
+r = search("q=" + RUN)
+names = [p["name"] for p in (r.json() or {}).get("data", [])]
+t.ok(r.status == 200 and len(names) == 7, "full-text search finds all 7 of this run", names)
+t.ok(names and "Tent" in names[0], "ranked by relevance: the word in the name and the description first",
+     names)
+r = search("q=" + RUN[:5])
+t.ok(len((r.json() or {}).get("data", [])) == 7, "a partial word finds them too (prefix)", r)
+r = search("q=%s+lantern&sort=price" % RUN)
+prices = [p["price_cents"] for p in (r.json() or {}).get("data", [])]
+t.ok(prices == sorted(prices) and len(prices) == 6, "sort=price ascends", prices)
+r = search("q=%s&sort=-price" % RUN)
+prices = [p["price_cents"] for p in (r.json() or {}).get("data", [])]
+t.ok(prices == sorted(prices, reverse=True) and prices[0] == 24999, "sort=-price descends", prices)
+r = search("q=%s&min_price=1100&max_price=1300" % RUN)
+prices = sorted(p["price_cents"] for p in (r.json() or {}).get("data", []))
+t.ok(prices == [1100, 1200, 1300], "price range", prices)
+r = search("q=%s&attr.color=blue" % RUN)
+colors = {p["attributes"]["color"] for p in (r.json() or {}).get("data", [])}
+t.ok(r.status == 200 and colors == {"blue"} and len(r.json()["data"]) == 3, "attr.color=blue", r)
+r = search("q=%s&attr.color=blue&attr.size=M" % RUN)
+t.ok(len((r.json() or {}).get("data", [])) == 3, "two attributes combine", r)
+r = search("q=%s&attr.color=%s" % (RUN, q("blue' OR '1'='1")))
+t.ok(r.status == 200 and r.json()["data"] == [], "an injection-shaped attribute is plain data", r)
+r = search("q=%s&in_stock=true" % RUN)
+stock = [p["stock_available"] for p in (r.json() or {}).get("data", [])]
+t.ok(stock and min(stock) > 0 and len(stock) == 5, "in_stock=true leaves out what is sold out", stock)
+r = search("q=%s&category=%s" % (RUN, top.get("id")))
+t.ok(len((r.json() or {}).get("data", [])) == 7,
+     "a category includes its descendants (the tent sits in a child)", r)
+r = search("q=%s&category=%s" % (RUN, leaf.get("id")))
+t.ok(len((r.json() or {}).get("data", [])) == 1, "the child alone", r)
+r = search("category=999999999")
+t.ok(r.is_problem(422, "unknown_category"), "an unknown category: 422", r)
+for qs, what in [("q=" + q("'; DROP TABLE products; --"), "SQL-shaped"),
+                 ("q=" + q('" OR 1=1 | !! & <->'), "tsquery operators"),
+                 ("q=" + q("\u00e9t\u00e9 \u2603"), "non-ASCII")]:
+    r = search(qs)
+    t.ok(r.status == 200 and isinstance((r.json() or {}).get("data"), list),
+         "a %s query is plain data: 200" % what, r)
+t.ok(psql("SELECT count(*) > 0 FROM products")[1] == "t", "and the products are still there")
+r = search("q=" + "a" * 201)
+t.ok(r.is_problem(400, "bad_parameter"), "a 201-character query: 400", r)
+r = search("q=" + "a" * 10000)
+t.ok(r.status in (400, 414, 431), "a 10,000-character query: refused with 4xx", r)
+for qs in ["limit=0", "limit=101", "limit=x", "cursor=forged", "sort=cheapest", "in_stock=yes",
+           "min_price=-1", "max_price=1.5", "category=abc", "colour=red", "attr.=x"]:
+    r = search(qs)
+    t.ok(r.is_problem(400), "GET /products?%s: 400" % qs, r)
+
+# --- keyset pages stay stable while products are added ----------------------
+def walk(qs, limit=2):
+    seen, cursor, pages = [], None, 0
+    while pages < 20:
+        r = search(qs + "&limit=%d" % limit + ("&cursor=" + cursor if cursor else ""))
+        j = r.json() or {}
+        seen += [p["id"] for p in j.get("data", [])]
+        pages += 1
+        if pages == 1:
+            create("%s Lantern late" % RUN.capitalize(), 1, stock=1, category=top.get("id"))
+        if not j.get("has_more"):
+            return seen, j
+        cursor = j.get("next_cursor")
+    return seen, None
+
+
+for sort in ["newest", "price", "-price", "rating", "relevance"]:
+    ids, last = walk("q=%s+lantern&sort=%s" % (RUN, sort))
+    t.ok(last is not None and len(ids) == len(set(ids)) and len(ids) >= 6,
+         "sort=%s: pages without repeats or gaps while products are added" % sort, ids)
+r = search("q=%s&sort=price&limit=1" % RUN)
+cur = (r.json() or {}).get("next_cursor") or ""
+r = search("q=%s&sort=newest&cursor=%s" % (RUN, cur))
+t.ok(r.is_problem(400, "bad_cursor"), "a cursor of another sort: 400", r)
+
+# --- archive -----------------------------------------------------------------
+victim = made[0].get("id")
+r = request("DELETE", "/api/v1/products/" + victim, headers=ADM)
+t.ok(r.status == 204, "DELETE archives: 204", r)
+r = request("GET", "/api/v1/products/" + victim)
+t.ok(r.is_problem(404), "an archived product is gone from the catalog", r)
+t.ok(victim not in [p["id"] for p in search("q=" + RUN).json()["data"]], "and from search")
+t.ok(psql("SELECT archived_at IS NOT NULL FROM products WHERE id = %s" % victim)[1] == "t",
+     "but its row is kept for the orders that hold it")
+r = request("DELETE", "/api/v1/products/" + victim, headers=ADM)
+t.ok(r.is_problem(404), "archiving twice: 404", r)
+
+# --- inventory -----------------------------------------------------------------
+r = request("GET", "/api/v1/inventory/" + TID)
+t.ok(r.status == 200 and r.json() == {"product_id": TID, "on_hand": 5, "reserved": 0, "available": 5},
+     "GET /inventory/{id}", r)
+r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 10}, headers=ADM)
+t.ok(r.status == 200 and (r.json() or {}).get("on_hand") == 10, "PUT on_hand", r)
+order = "ord-" + RUN
+r = request("PUT", "/api/v1/inventory/%s/reserve" % TID, body={"order_id": order, "quantity": 4},
+            headers=ADM)
+t.ok(r.status == 200 and (r.json() or {}).get("reserved") == 4, "reserve 4", r)
+r = request("PUT", "/api/v1/inventory/%s/reserve" % TID, body={"order_id": order, "quantity": 4},
+            headers=ADM)
+t.ok(r.status == 200 and (r.json() or {}).get("reserved") == 4, "the same reservation again: no change", r)
+t.ok((request("GET", "/api/v1/products/" + TID).json() or {}).get("stock_available") == 6,
+     "the product shows the new availability at once")
+r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 3}, headers=ADM)
+t.ok(r.is_problem(409, "stock_below_reserved"), "on_hand under reserved: 409", r)
+r = request("PUT", "/api/v1/inventory/%s/reserve" % TID, body={"order_id": order + "-2", "quantity": 7},
+            headers=ADM)
+t.ok(r.is_problem(409, "insufficient_stock"), "reserving more than available: 409", r)
+for body, status, what in [({"order_id": order, "quantity": 0}, 422, "quantity 0"),
+                           ({"order_id": order, "quantity": 1001}, 422, "quantity 1001"),
+                           ({"order_id": order, "quantity": "1"}, 400, "quantity as a string"),
+                           ({"order_id": "", "quantity": 1}, 422, "an empty order id"),
+                           ({"quantity": 1}, 422, "no order id")]:
+    r = request("PUT", "/api/v1/inventory/%s/reserve" % TID, body=body, headers=ADM)
+    t.ok(r.is_problem(status), "reserve with %s: %d" % (what, status), r)
+results = []
+
+
+def release():
+    results.append(request("PUT", "/api/v1/inventory/%s/release" % TID, body={"order_id": order},
+                           headers=ADM).status)
+
+
+threads = [threading.Thread(target=release) for _ in range(6)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+inv = request("GET", "/api/v1/inventory/" + TID).json() or {}
+t.ok(results == [200] * 6 and inv.get("reserved") == 0 and inv.get("on_hand") == 10,
+     "six concurrent releases release once", (results, inv))
+r = request("PUT", "/api/v1/inventory/%s/release" % TID, body={"order_id": "never-" + RUN}, headers=ADM)
+t.ok(r.is_problem(404, "no_reservation"), "releasing what was never reserved: 404", r)
+r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 10}, headers=CUS)
+t.ok(r.is_problem(403), "a customer cannot set stock: 403", r)
+r = request("GET", "/api/v1/inventory/999999999")
+t.ok(r.is_problem(404), "inventory of an unknown product: 404", r)
+
+# Twenty orders race for five units.
+request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 5}, headers=ADM)
+codes = []
+
+
+def grab(i):
+    codes.append(request("PUT", "/api/v1/inventory/%s/reserve" % TID,
+                         body={"order_id": "race-%s-%d" % (RUN, i), "quantity": 1}, headers=ADM).status)
+
+
+threads = [threading.Thread(target=grab, args=(i,)) for i in range(20)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+inv = request("GET", "/api/v1/inventory/" + TID).json() or {}
+t.ok(sorted(codes) == [200] * 5 + [409] * 15 and inv.get("reserved") == 5 and inv.get("available") == 0,
+     "20 concurrent reservations of 5 units: exactly 5 succeed", (sorted(codes), inv))
+rc, out, err = psql("UPDATE inventory SET reserved = on_hand + 1 WHERE product_id = %s" % TID,
+                    check=False)
+t.ok(rc != 0 and "inventory_reserved_le_on_hand" in err,
+     "the database itself refuses reserved > on_hand", err)
+rc, out, err = psql("UPDATE inventory SET on_hand = -1 WHERE product_id = %s" % TID, check=False)
+t.ok(rc != 0 and "check constraint" in err, "and negative stock", err)
+
+t.done()
