@@ -46,9 +46,11 @@ bench_extra() {
 	esac
 }
 
-# Print "req/s p50_ms p99_ms errors" for one wrk run.
+# Print "req/s p50_ms p99_ms errors" for one wrk run; $3 is a Lua script.
 bench_wrk() {
-	wrk -t2 -c"$1" -d"${BENCH_SECONDS}s" --latency "$2" 2>&1 | awk '
+	local script=()
+	[ -n "${3:-}" ] && script=(-s "$3")
+	wrk -t2 -c"$1" -d"${BENCH_SECONDS}s" --latency "${script[@]}" "$2" 2>&1 | awk '
 		function ms(v) {
 			if (v ~ /us$/) return v / 1000
 			if (v ~ /ms$/) return v + 0
@@ -63,9 +65,51 @@ bench_wrk() {
 		END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err }'
 }
 
+bench_row() {
+	printf '%-9s %-8s %-15s %6s %9s %8s %9s %7s %8s %8s\n' "$@" | tee -a "$BENCH_OUT"
+}
+
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }'
+}
+
+# The catalog targets at 50 connections: a cached product read and a mix
+# of searches (bench/search.lua) with the cache warm, then, with the cache
+# off (AGORA_MEMCACHED_SERVERS empty), random product reads and the same
+# searches, all against the 100,000-product catalog.
+bench_catalog() {
+	local server=$1 mode=$2 noop=$3 static=$4 base=http://127.0.0.1:$HTTP_PORT
+	local line rps p50 p99 err id
+	id=$(psql -qAt "$ADMIN_URL" -c "SELECT min(id) FROM products WHERE sku LIKE 'SEED-%' AND archived_at IS NULL")
+	wrk -t2 -c50 -d2s "$base/api/v1/products/$id" >/dev/null 2>&1
+	line=$(bench_wrk 50 "$base/api/v1/products/$id")
+	read -r rps p50 p99 err <<<"$line"
+	bench_row "$server" "$mode" product-cached 50 "$rps" "$p50" "$p99" "$err" \
+		"$(ratio "$rps" "$noop")" "$(ratio "$rps" "$static")"
+	wrk -t2 -c50 -d2s -s "$TOP/bench/search.lua" "$base" >/dev/null 2>&1
+	line=$(bench_wrk 50 "$base" "$TOP/bench/search.lua")
+	read -r rps p50 p99 err <<<"$line"
+	bench_row "$server" "$mode" search-cached 50 "$rps" "$p50" "$p99" "$err" \
+		"$(ratio "$rps" "$noop")" "$(ratio "$rps" "$static")"
+	web_stop
+	AGORA_MEMCACHED_SERVERS= BENCH_INCLUDE=$STATE/bench-extra.conf \
+		web_start "$server" "$mode" 2>/dev/null
+	for target in product-nocache search-nocache; do
+		case $target in
+		product-*) script=$TOP/bench/product.lua ;;
+		search-*) script=$TOP/bench/search.lua ;;
+		esac
+		wrk -t2 -c50 -d2s -s "$script" "$base" >/dev/null 2>&1
+		line=$(bench_wrk 50 "$base" "$script")
+		read -r rps p50 p99 err <<<"$line"
+		bench_row "$server" "$mode" "$target" 50 "$rps" "$p50" "$p99" "$err" \
+			"$(ratio "$rps" "$noop")" "$(ratio "$rps" "$static")"
+	done
+}
+
 bench_one() {
 	local server=$1 mode=$2 base=http://127.0.0.1:$HTTP_PORT c target path
-	local static noop line rps p50 p99 err
+	local static noop line rps p50 p99 err noop50=0 static50=0
 	bench_extra "$server" "$mode" > "$STATE/bench-extra.conf"
 	BENCH_INCLUDE=$STATE/bench-extra.conf web_start "$server" "$mode"
 	# Warm up: managed servers start their processes lazily.
@@ -83,15 +127,14 @@ bench_one() {
 			esac
 			line=$(bench_wrk "$c" "$base$path")
 			read -r rps p50 p99 err <<<"$line"
-			[ "$target" = static ] && static=$rps
-			[ "$target" = noop ] && noop=$rps
-			printf '%-9s %-8s %-7s %6s %9s %8s %9s %7s %8s %8s\n' \
-				"$server" "$mode" "$target" "$c" "$rps" "$p50" "$p99" "$err" \
-				"$(awk -v a="$rps" -v b="$noop" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }')" \
-				"$(awk -v a="$rps" -v b="$static" 'BEGIN { printf (b > 0 ? "%.2f" : "-"), a / b }')" |
-				tee -a "$BENCH_OUT"
+			if [ "$target" = static ]; then static=$rps; fi
+			if [ "$target" = noop ]; then noop=$rps; fi
+			bench_row "$server" "$mode" "$target" "$c" "$rps" "$p50" "$p99" \
+				"$err" "$(ratio "$rps" "$noop")" "$(ratio "$rps" "$static")"
 		done
+		if [ "$c" = 50 ]; then noop50=$noop; static50=$static; fi
 	done
+	bench_catalog "$server" "$mode" "$noop50" "$static50"
 	web_stop
 	if [ -f "$RUNDIR/noop.pids" ]; then
 		xargs kill < "$RUNDIR/noop.pids" 2>/dev/null || true
@@ -105,9 +148,16 @@ bench_main() {
 	command -v wrk >/dev/null || die "wrk is not installed"
 	{
 		echo "# ./dev bench, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, ${BENCH_SECONDS}s per run"
-		printf '%-9s %-8s %-7s %6s %9s %8s %9s %7s %8s %8s\n' server mode target conns \
+		printf '%-9s %-8s %-15s %6s %9s %8s %9s %7s %8s %8s\n' server mode target conns \
 			req/s p50_ms p99_ms errors vs_noop vs_static
 	} | tee "$BENCH_OUT"
+	n=$(psql -qAt "$ADMIN_URL" -c "SELECT count(*) FROM products WHERE sku LIKE 'SEED-%'")
+	if [ "$n" -lt 100000 ]; then
+		say "seeding 100,000 products"
+		"$PREFIX/sbin/agoractl" seed --products 100000 >/dev/null
+	fi
+	export ID_MIN ID_MAX
+	read -r ID_MIN ID_MAX <<<"$(psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT min(id), max(id) FROM products WHERE sku LIKE 'SEED-%'")"
 	for server in $BENCH_SERVERS; do
 		for mode in $BENCH_MODES; do
 			web_stop

@@ -37,6 +37,7 @@ list_categories(struct agora_req *r)
 
 	agora_resp_header(r, "Cache-Control",
 	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
+	agora_resp_header(r, "Vary", "Authorization");
 	if (agora_cache_vget(r, "agora:cv", "agora:categories", &body, &len,
 	        ver, sizeof(ver)) == 0)
 		return agora_resp_raw(r, 200, "application/json", body, len);
@@ -55,11 +56,10 @@ static enum agora_err
 get_category(struct agora_req *r)
 {
 	const char *vals[1] = { r->params[0] };
-	long long n;
 	PGresult *res;
 	enum agora_err rc;
 
-	if (agora_parse_ll(r->params[0], 1, INT64_MAX, &n) != 0)
+	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such category.");
 	if ((rc = agora_db_query(r, "category_get", 1, vals, &res)) != AGORA_OK)
@@ -111,7 +111,6 @@ post_category(struct agora_req *r)
 	struct agora_value v[3];
 	struct json_object *errors = json_object_new_array();
 	const char *vals[3];
-	long long n;
 	PGresult *res;
 	enum agora_err rc;
 
@@ -123,7 +122,7 @@ post_category(struct agora_req *r)
 	if (!slug_ok(v[1].s))
 		return field_error(r, "slug",
 		    "must be lower-case letters and digits joined by '-'");
-	if (v[2].present && agora_parse_ll(v[2].s, 1, INT64_MAX, &n) != 0)
+	if (v[2].present && !agora_id_ok(v[2].s))
 		return field_error(r, "parent_id", "is not a category");
 	vals[0] = v[0].s;
 	vals[1] = v[1].s;

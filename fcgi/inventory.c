@@ -24,9 +24,14 @@ static const struct agora_stmt stmts[] = {
 	    "ON p.id = i.product_id WHERE i.product_id = $1::bigint "
 	    "AND p.archived_at IS NULL" },
 	{ "inv_set",
-	    "UPDATE inventory SET on_hand = $2::int, updated_at = now() "
-	    "WHERE product_id = $1::bigint RETURNING " INVENTORY_JSON
+	    "UPDATE inventory i SET on_hand = $2::int, updated_at = now() "
+	    "FROM products p WHERE p.id = i.product_id AND p.archived_at IS "
+	    "NULL "
+	    "AND i.product_id = $1::bigint RETURNING " INVENTORY_JSON
 	    "::text" },
+	{ "product_live",
+	    "SELECT 1 FROM products WHERE id = $1::bigint "
+	    "AND archived_at IS NULL" },
 	{ "res_insert",
 	    "INSERT INTO reservations (order_id, product_id, quantity) "
 	    "VALUES ($2, $1::bigint, $3::int) ON CONFLICT DO NOTHING "
@@ -46,14 +51,6 @@ static const struct agora_stmt stmts[] = {
 	    "UPDATE inventory SET reserved = reserved - $2::int, "
 	    "updated_at = now() WHERE product_id = $1::bigint" },
 };
-
-static int
-id_ok(const char *s)
-{
-	long long n;
-
-	return agora_parse_ll(s, 1, INT64_MAX, &n) == 0;
-}
 
 static enum agora_err
 not_found(struct agora_req *r)
@@ -80,7 +77,7 @@ send_inventory(struct agora_req *r)
 static enum agora_err
 get_inventory(struct agora_req *r)
 {
-	if (!id_ok(r->params[0]))
+	if (!agora_id_ok(r->params[0]))
 		return not_found(r);
 	return send_inventory(r);
 }
@@ -103,7 +100,7 @@ body_values(struct agora_req *r, const struct agora_field *f, size_t n,
 	struct json_object *errors = json_object_new_array();
 	enum agora_err rc;
 
-	if (!id_ok(r->params[0])) {
+	if (!agora_id_ok(r->params[0])) {
 		json_object_put(errors);
 		return not_found(r);
 	}
@@ -146,7 +143,7 @@ put_inventory(struct agora_req *r)
 	    (size_t)PQgetlength(res, 0, 0));
 }
 
-enum outcome { DONE, ALREADY, SHORT, MISSING };
+enum outcome { DONE, ALREADY, SHORT, MISSING, MISSING_PRODUCT };
 
 struct move {
 	const char *vals[3];
@@ -161,6 +158,11 @@ tx_reserve(struct agora_req *r, void *arg)
 	PGresult *res;
 	enum agora_err rc;
 
+	m->outcome = MISSING;
+	if ((rc = agora_db_query(r, "product_live", 1, m->vals, &res)) !=
+	        AGORA_OK ||
+	    PQntuples(res) == 0)
+		return rc;
 	m->outcome = ALREADY;
 	if ((rc = agora_db_query(r, "res_insert", 3, m->vals, &res)) !=
 	    AGORA_OK)
@@ -193,6 +195,8 @@ put_reserve(struct agora_req *r)
 	m.vals[1] = v[0].s;
 	m.vals[2] = agora_printf(r, "%lld", v[1].i);
 	rc = agora_db_tx(r, tx_reserve, &m);
+	if (rc == AGORA_OK && m.outcome == MISSING)
+		return not_found(r);
 	if (m.outcome == SHORT)
 		return agora_problem(r, AGORA_E_CONFLICT, "insufficient_stock",
 		    "Not enough stock is available.");
@@ -213,6 +217,11 @@ tx_release(struct agora_req *r, void *arg)
 	PGresult *res;
 	enum agora_err rc;
 
+	m->outcome = MISSING_PRODUCT;
+	if ((rc = agora_db_query(r, "product_live", 1, m->vals, &res)) !=
+	        AGORA_OK ||
+	    PQntuples(res) == 0)
+		return rc;
 	if ((rc = agora_db_query(r, "res_release", 2, m->vals, &res)) !=
 	    AGORA_OK)
 		return rc;
@@ -247,6 +256,8 @@ put_release(struct agora_req *r)
 	m.vals[1] = v[0].s;
 	if ((rc = agora_db_tx(r, tx_release, &m)) != AGORA_OK)
 		return rc;
+	if (m.outcome == MISSING_PRODUCT)
+		return not_found(r);
 	if (m.outcome == MISSING)
 		return agora_problem(r, AGORA_E_NOT_FOUND, "no_reservation",
 		    "This order holds no reservation of this product.");

@@ -101,14 +101,6 @@ static const struct agora_stmt stmts[] = {
 
 /* --- reading ------------------------------------------------------------ */
 
-static int
-id_ok(const char *s)
-{
-	long long n;
-
-	return s != NULL && agora_parse_ll(s, 1, INT64_MAX, &n) == 0;
-}
-
 /* Public caching for anonymous readers, an ETag for everyone. */
 static enum agora_err
 send_doc(struct agora_req *r, const char *body, size_t len)
@@ -138,7 +130,7 @@ get_product(struct agora_req *r)
 	enum agora_err rc;
 	size_t len;
 
-	if (!id_ok(r->params[0]))
+	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	snprintf(verkey, sizeof(verkey), "agora:pv:%s", r->params[0]);
@@ -213,6 +205,17 @@ attr_param(struct agora_req *r, struct search *s, const char *k, const char *v)
 	return AGORA_OK;
 }
 
+static int
+quotes_open(const char *q, const char *upto)
+{
+	int open = 0;
+
+	for (; q < upto; q++)
+		if (*q == '"')
+			open = !open;
+	return open;
+}
+
 /*
  * The last word of q, when it is 2 to 32 ASCII letters and digits, lower
  * case: it is matched as a prefix, and *rest is what comes before it.
@@ -232,7 +235,11 @@ prefix_word(struct agora_req *r, const char *q, const char **rest)
 	     start--)
 		;
 	n = (size_t)(end - start);
-	if (n < 2 || n > 32 || (start > q && (unsigned char)start[-1] >= 0x80))
+	/* Not a word cut from UTF-8, a negated word or one inside quotes. */
+	if (n < 2 || n > 32 ||
+	    (start > q &&
+	        ((unsigned char)start[-1] >= 0x80 || start[-1] == '-')) ||
+	    quotes_open(q, start))
 		return NULL;
 	w = agora_alloc(r, n + 1);
 	*rest = agora_printf(r, "%.*s", (int)(start - q), q);
@@ -318,7 +325,7 @@ apply_cursor(struct agora_req *r, struct search *s, const char *after)
 	    ? after + n + 1
 	    : NULL;
 	q = p != NULL ? strrchr(p, '|') : NULL;
-	if (q == NULL || !id_ok(q + 1) || q == p)
+	if (q == NULL || !agora_id_ok(q + 1) || q == p)
 		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
 		    "The cursor is not one this API gave out for this sort.");
 	key = agora_alloc(r, (size_t)(q - p) + 1);
@@ -435,6 +442,9 @@ list_products(struct agora_req *r)
 	        r, "agora:cv", key, &body, &len, ver, sizeof(ver)) == 0)
 		return send_doc(r, body, len);
 	rc = agora_db_query(r, sort_stmts[s.sort], 11, s.vals, &res);
+	if (rc == AGORA_E_BAD_REQUEST && after != NULL)
+		return agora_problem(r, rc, "bad_cursor",
+		    "The cursor is not one this API gave out for this sort.");
 	if (rc != AGORA_OK)
 		return rc;
 	if ((rc = page_body(r, &s, res, limit, &body, &len)) != AGORA_OK)
@@ -510,7 +520,7 @@ product_fields(struct agora_req *r, const struct agora_field *f, size_t n,
 	c = v[F_CURRENCY].present ? v[F_CURRENCY].s : "USD";
 	if (strspn(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
 		return one_error(r, "currency", "must be an ISO 4217 code");
-	if (v[F_CATEGORY].present && !id_ok(v[F_CATEGORY].s))
+	if (v[F_CATEGORY].present && !agora_id_ok(v[F_CATEGORY].s))
 		return one_error(r, "category_id", "is not a category id");
 	return AGORA_OK;
 }
@@ -620,7 +630,7 @@ patch_product(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!id_ok(r->params[0]))
+	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	memset(v, 0, sizeof(v));
@@ -649,7 +659,7 @@ delete_product(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!id_ok(r->params[0]))
+	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	rc = agora_db_query(r, "product_archive", 1, vals, &res);

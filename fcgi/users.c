@@ -34,14 +34,6 @@ static const struct agora_stmt stmts[] = {
 };
 
 /* Ids are decimal text; anything else cannot name a user. */
-static int
-id_ok(const char *id)
-{
-	long long n;
-
-	return agora_parse_ll(id, 1, INT64_MAX, &n) == 0;
-}
-
 static enum agora_err
 send_user(struct agora_req *r, const char *stmt, int n, const char **vals)
 {
@@ -70,7 +62,8 @@ get_user(struct agora_req *r)
 {
 	const char *vals[1] = { r->params[0] };
 
-	if (!id_ok(r->params[0]) || !agora_owner_or_admin(r, r->params[0]))
+	if (!agora_id_ok(r->params[0]) ||
+	    !agora_owner_or_admin(r, r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	return send_user(r, "user_get", 1, vals);
@@ -196,7 +189,7 @@ patch_user(struct agora_req *r)
 	if (strcmp(v[0].s, "customer") != 0 && strcmp(v[0].s, "admin") != 0)
 		return field_problem(
 		    r, AGORA_E_VALIDATION, "role", "must be customer or admin");
-	if (!id_ok(r->params[0]))
+	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	vals[0] = r->params[0];
@@ -216,7 +209,7 @@ list_users(struct agora_req *r)
 
 	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
 		return rc;
-	if (after != NULL && !id_ok(after))
+	if (after != NULL && !agora_id_ok(after))
 		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
 		    "The cursor is not one this API gave out.");
 	vals[0] = after;

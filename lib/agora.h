@@ -316,6 +316,13 @@ enum agora_err agora_route_match(const struct agora_route *routes,
     const struct agora_route **found, const char **params, size_t *nparams,
     char *allow, size_t allowlen, char *scratch, size_t scratchlen);
 
+/*
+ * Whether s is a row id as the API writes them: a decimal from 1 to
+ * INT64_MAX with no sign, no leading zero and no spaces, so that each row
+ * has exactly one spelling (cache keys depend on it).
+ */
+int agora_id_ok(const char *s);
+
 /* Integers parsed with bounds, strtonum-style: 0 or -1. */
 int agora_parse_ll(const char *s, long long min, long long max, long long *out);
 

@@ -333,6 +333,19 @@ agora_config_free(struct agora_config *cfg)
 }
 
 int
+agora_id_ok(const char *s)
+{
+	long long n;
+	size_t len;
+
+	if (s == NULL || *s < '1' || *s > '9')
+		return 0;
+	len = strlen(s);
+	return len <= 19 && strspn(s, "0123456789") == len &&
+	    agora_parse_ll(s, 1, INT64_MAX, &n) == 0;
+}
+
+int
 agora_parse_ll(const char *s, long long min, long long max, long long *out)
 {
 	char *end;

@@ -236,6 +236,18 @@ t.ok(psql("SELECT archived_at IS NOT NULL FROM products WHERE id = %s" % victim)
      "but its row is kept for the orders that hold it")
 r = request("DELETE", "/api/v1/products/" + victim, headers=ADM)
 t.ok(r.is_problem(404), "archiving twice: 404", r)
+for path, body in [("", {"on_hand": 3}), ("/reserve", {"order_id": "a-" + RUN, "quantity": 1}),
+                   ("/release", {"order_id": "a-" + RUN})]:
+    r = request("PUT", "/api/v1/inventory/%s%s" % (victim, path), body=body, headers=ADM)
+    t.ok(r.is_problem(404, "not_found"), "inventory%s of an archived product: 404" % path, r)
+t.ok(psql("SELECT count(*) FROM reservations WHERE product_id = %s" % victim)[1] == "0",
+     "and nothing was reserved for it")
+for alias in ["0" + TID, "+" + TID, TID + " "]:
+    r = request("GET", "/api/v1/products/" + urllib.parse.quote(alias))
+    t.ok(r.is_problem(404), "another spelling of an id (%r) is not the product" % alias, r)
+r = search("q=" + q("%s lantern -late" % RUN))
+t.ok(r.status == 200 and all("late" not in p["name"] for p in r.json()["data"]),
+     "a negated last word stays negated", r)
 
 # --- inventory -----------------------------------------------------------------
 r = request("GET", "/api/v1/inventory/" + TID)
