@@ -70,28 +70,19 @@ static const struct agora_field register_fields[R__MAX] = {
 	[R_NAME] = { "name", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
 };
 
+/* The body against f; a registration's email must look like one too. */
 static enum agora_err
 valid_body(struct agora_req *r, const struct agora_field *f, size_t n,
     struct agora_value *v)
 {
-	struct json_object *errors = json_object_new_array();
 	enum agora_err rc;
 
-	rc = agora_valid(r->json, "", f, n, v, errors);
-	if (rc == AGORA_OK && f == register_fields &&
-	    !agora_email_valid(v[R_EMAIL].s, v[R_EMAIL].len)) {
-		json_object_array_add(errors, json_object_new_object());
-		json_object_object_add(json_object_array_get_idx(errors, 0),
-		    "field", json_object_new_string("email"));
-		json_object_object_add(json_object_array_get_idx(errors, 0),
-		    "message",
-		    json_object_new_string("is not an email address"));
-		rc = AGORA_E_VALIDATION;
-	}
-	if (rc != AGORA_OK)
-		return agora_problem_errors(
-		    r, rc, "The request has errors.", errors);
-	json_object_put(errors);
+	if ((rc = agora_valid_body(r, f, n, v)) != AGORA_OK)
+		return rc;
+	if (f == register_fields &&
+	    !agora_email_valid(v[R_EMAIL].s, v[R_EMAIL].len))
+		return agora_problem_field(
+		    r, AGORA_E_VALIDATION, "email", "is not an email address");
 	return AGORA_OK;
 }
 
@@ -406,13 +397,9 @@ static const struct agora_route routes[] = {
 static const struct agora_program program = {
 	.name = "auth",
 	.routes = routes,
-	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
-	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+	.nstmts = AGORA_NELEM(stmts),
 };
 
-int
-main(int argc, char **argv)
-{
-	return agora_main(argc, argv, &program);
-}
+AGORA_MAIN(program)

@@ -77,19 +77,6 @@ static const struct agora_field fields[] = {
 	{ "parent_id", AGORA_F_STRING, 0, 1, 20 },
 };
 
-static enum agora_err
-field_error(struct agora_req *r, const char *field, const char *message)
-{
-	struct json_object *errors = json_object_new_array(), *e;
-
-	e = json_object_new_object();
-	json_object_object_add(e, "field", json_object_new_string(field));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	json_object_array_add(errors, e);
-	return agora_problem_errors(
-	    r, AGORA_E_VALIDATION, "The request has errors.", errors);
-}
-
 static int
 slug_ok(const char *s)
 {
@@ -109,21 +96,18 @@ static enum agora_err
 post_category(struct agora_req *r)
 {
 	struct agora_value v[3];
-	struct json_object *errors = json_object_new_array();
 	const char *vals[3];
 	PGresult *res;
 	enum agora_err rc;
 
-	rc = agora_valid(r->json, "", fields, 3, v, errors);
-	if (rc != AGORA_OK)
-		return agora_problem_errors(
-		    r, rc, "The request has errors.", errors);
-	json_object_put(errors);
+	if ((rc = agora_valid_body(r, fields, 3, v)) != AGORA_OK)
+		return rc;
 	if (!slug_ok(v[1].s))
-		return field_error(r, "slug",
+		return agora_problem_field(r, AGORA_E_VALIDATION, "slug",
 		    "must be lower-case letters and digits joined by '-'");
 	if (v[2].present && !agora_id_ok(v[2].s))
-		return field_error(r, "parent_id", "is not a category");
+		return agora_problem_field(
+		    r, AGORA_E_VALIDATION, "parent_id", "is not a category");
 	vals[0] = v[0].s;
 	vals[1] = v[1].s;
 	vals[2] = v[2].present ? v[2].s : NULL;
@@ -132,7 +116,8 @@ post_category(struct agora_req *r)
 		return agora_problem(
 		    r, rc, "slug_taken", "A category with this slug exists.");
 	if (rc == AGORA_E_VALIDATION)
-		return field_error(r, "parent_id", "is not a category");
+		return agora_problem_field(
+		    r, AGORA_E_VALIDATION, "parent_id", "is not a category");
 	if (rc != AGORA_OK)
 		return rc;
 	agora_cache_bump(r->ctx, "agora:cv");
@@ -154,13 +139,9 @@ static const struct agora_route routes[] = {
 static const struct agora_program program = {
 	.name = "categories",
 	.routes = routes,
-	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
-	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+	.nstmts = AGORA_NELEM(stmts),
 };
 
-int
-main(int argc, char **argv)
-{
-	return agora_main(argc, argv, &program);
-}
+AGORA_MAIN(program)

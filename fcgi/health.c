@@ -98,13 +98,9 @@ static const struct agora_route routes[] = {
 static const struct agora_program program = {
 	.name = "health",
 	.routes = routes,
-	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
-	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+	.nstmts = AGORA_NELEM(stmts),
 };
 
-int
-main(int argc, char **argv)
-{
-	return agora_main(argc, argv, &program);
-}
+AGORA_MAIN(program)

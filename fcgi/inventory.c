@@ -97,19 +97,9 @@ static enum agora_err
 body_values(struct agora_req *r, const struct agora_field *f, size_t n,
     struct agora_value *v)
 {
-	struct json_object *errors = json_object_new_array();
-	enum agora_err rc;
-
-	if (!agora_id_ok(r->params[0])) {
-		json_object_put(errors);
+	if (!agora_id_ok(r->params[0]))
 		return not_found(r);
-	}
-	rc = agora_valid(r->json, "", f, n, v, errors);
-	if (rc != AGORA_OK)
-		return agora_problem_errors(
-		    r, rc, "The request has errors.", errors);
-	json_object_put(errors);
-	return AGORA_OK;
+	return agora_valid_body(r, f, n, v);
 }
 
 static const struct agora_field set_fields[] = {
@@ -280,13 +270,9 @@ static const struct agora_route routes[] = {
 static const struct agora_program program = {
 	.name = "inventory",
 	.routes = routes,
-	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
-	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+	.nstmts = AGORA_NELEM(stmts),
 };
 
-int
-main(int argc, char **argv)
-{
-	return agora_main(argc, argv, &program);
-}
+AGORA_MAIN(program)

@@ -79,12 +79,8 @@ static const struct agora_route routes[] = {
 static const struct agora_program program = {
 	.name = "openapi",
 	.routes = routes,
-	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.nroutes = AGORA_NELEM(routes),
 	.init = load,
 };
 
-int
-main(int argc, char **argv)
-{
-	return agora_main(argc, argv, &program);
-}
+AGORA_MAIN(program)

@@ -490,38 +490,23 @@ static const struct agora_field update_fields[F_STOCK] = {
 	[F_ATTRS] = { "attributes", AGORA_F_OBJECT, 0, 0, 0 },
 };
 
-static enum agora_err
-one_error(struct agora_req *r, const char *field, const char *message)
-{
-	struct json_object *errors = json_object_new_array(), *e;
-
-	e = json_object_new_object();
-	json_object_object_add(e, "field", json_object_new_string(field));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	json_object_array_add(errors, e);
-	return agora_problem_errors(
-	    r, AGORA_E_VALIDATION, "The request has errors.", errors);
-}
-
 /* Validate, then check what the table cannot say in types. */
 static enum agora_err
 product_fields(struct agora_req *r, const struct agora_field *f, size_t n,
     struct agora_value *v)
 {
-	struct json_object *errors = json_object_new_array();
 	enum agora_err rc;
 	const char *c;
 
-	rc = agora_valid(r->json, "", f, n, v, errors);
-	if (rc != AGORA_OK)
-		return agora_problem_errors(
-		    r, rc, "The request has errors.", errors);
-	json_object_put(errors);
+	if ((rc = agora_valid_body(r, f, n, v)) != AGORA_OK)
+		return rc;
 	c = v[F_CURRENCY].present ? v[F_CURRENCY].s : "USD";
 	if (strspn(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
-		return one_error(r, "currency", "must be an ISO 4217 code");
+		return agora_problem_field(r, AGORA_E_VALIDATION, "currency",
+		    "must be an ISO 4217 code");
 	if (v[F_CATEGORY].present && !agora_id_ok(v[F_CATEGORY].s))
-		return one_error(r, "category_id", "is not a category id");
+		return agora_problem_field(r, AGORA_E_VALIDATION, "category_id",
+		    "is not a category id");
 	return AGORA_OK;
 }
 
@@ -574,7 +559,8 @@ write_error(struct agora_req *r, enum agora_err rc)
 		    r, rc, "sku_taken", "A product with this sku exists.");
 	if (rc == AGORA_E_VALIDATION && r->sqlstate != NULL &&
 	    strcmp(r->sqlstate, "23503") == 0)
-		return one_error(r, "category_id", "is not a category");
+		return agora_problem_field(
+		    r, AGORA_E_VALIDATION, "category_id", "is not a category");
 	return rc;
 }
 
@@ -688,14 +674,10 @@ static const struct agora_route routes[] = {
 static const struct agora_program program = {
 	.name = "products",
 	.routes = routes,
-	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
-	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+	.nstmts = AGORA_NELEM(stmts),
 	.session_sql = "SET plan_cache_mode = force_custom_plan",
 };
 
-int
-main(int argc, char **argv)
-{
-	return agora_main(argc, argv, &program);
-}
+AGORA_MAIN(program)

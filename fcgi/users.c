@@ -79,20 +79,6 @@ static const struct agora_field patch_fields[P__MAX] = {
 	    AGORA_PASSWORD_MAX },
 };
 
-static enum agora_err
-field_problem(struct agora_req *r, enum agora_err e, const char *field,
-    const char *message)
-{
-	struct json_object *errors, *o;
-
-	errors = json_object_new_array();
-	o = json_object_new_object();
-	json_object_object_add(o, "field", json_object_new_string(field));
-	json_object_object_add(o, "message", json_object_new_string(message));
-	json_object_array_add(errors, o);
-	return agora_problem_errors(r, e, "The request has errors.", errors);
-}
-
 /* The new password's hash into hash, once the current one is proven. */
 static enum agora_err
 new_password(
@@ -104,14 +90,14 @@ new_password(
 	int rehash;
 
 	if (!v[P_CURRENT].present)
-		return field_problem(r, AGORA_E_VALIDATION, "current_password",
-		    "is required to change the password");
+		return agora_problem_field(r, AGORA_E_VALIDATION,
+		    "current_password", "is required to change the password");
 	if ((rc = agora_db_query(r, "user_hash", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0 ||
 	    !agora_password_verify(PQgetvalue(res, 0, 0), v[P_CURRENT].s,
 	        v[P_CURRENT].len, &rehash))
-		return field_problem(
+		return agora_problem_field(
 		    r, AGORA_E_VALIDATION, "current_password", "is wrong");
 	return agora_password_hash(
 	           v[P_PASSWORD].s, v[P_PASSWORD].len, hash, len) == 0
@@ -140,18 +126,14 @@ static enum agora_err
 patch_me(struct agora_req *r)
 {
 	struct agora_value v[P__MAX];
-	struct json_object *errors = json_object_new_array();
 	char hash[AGORA_PASSWORD_HASH_MAX];
 	struct patch p;
 	enum agora_err rc;
 
-	rc = agora_valid(r->json, "", patch_fields, P__MAX, v, errors);
-	if (rc != AGORA_OK)
-		return agora_problem_errors(
-		    r, rc, "The request has errors.", errors);
-	json_object_put(errors);
+	if ((rc = agora_valid_body(r, patch_fields, P__MAX, v)) != AGORA_OK)
+		return rc;
 	if (!v[P_NAME].present && !v[P_PASSWORD].present)
-		return field_problem(r, AGORA_E_VALIDATION, "name",
+		return agora_problem_field(r, AGORA_E_VALIDATION, "name",
 		    "give a name or a password to change");
 	memset(&p, 0, sizeof(p));
 	p.vals[0] = r->user;
@@ -177,17 +159,13 @@ static enum agora_err
 patch_user(struct agora_req *r)
 {
 	struct agora_value v[1];
-	struct json_object *errors = json_object_new_array();
 	const char *vals[2];
 	enum agora_err rc;
 
-	rc = agora_valid(r->json, "", role_fields, 1, v, errors);
-	if (rc != AGORA_OK)
-		return agora_problem_errors(
-		    r, rc, "The request has errors.", errors);
-	json_object_put(errors);
+	if ((rc = agora_valid_body(r, role_fields, 1, v)) != AGORA_OK)
+		return rc;
 	if (strcmp(v[0].s, "customer") != 0 && strcmp(v[0].s, "admin") != 0)
-		return field_problem(
+		return agora_problem_field(
 		    r, AGORA_E_VALIDATION, "role", "must be customer or admin");
 	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
@@ -237,13 +215,9 @@ static const struct agora_route routes[] = {
 static const struct agora_program program = {
 	.name = "users",
 	.routes = routes,
-	.nroutes = sizeof(routes) / sizeof(routes[0]),
+	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
-	.nstmts = sizeof(stmts) / sizeof(stmts[0]),
+	.nstmts = AGORA_NELEM(stmts),
 };
 
-int
-main(int argc, char **argv)
-{
-	return agora_main(argc, argv, &program);
-}
+AGORA_MAIN(program)

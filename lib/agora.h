@@ -214,6 +214,15 @@ struct agora_program {
 	int (*init)(struct agora_ctx *ctx);
 };
 
+#define AGORA_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A program's main(): serve prog (a struct agora_program). */
+#define AGORA_MAIN(prog)                                                       \
+	int main(int argc, char **argv)                                        \
+	{                                                                      \
+		return agora_main(argc, argv, &(prog));                        \
+	}
+
 /*
  * Serve requests: FastCGI when started by a web server or spawn-fcgi, one
  * request as plain CGI otherwise.  "--routes" prints the route table.
@@ -309,6 +318,11 @@ struct agora_value {
 enum agora_err agora_valid(struct json_object *obj, const char *prefix,
     const struct agora_field *fields, size_t nfields, struct agora_value *out,
     struct json_object *errors);
+
+enum agora_err agora_valid_body(struct agora_req *r,
+    const struct agora_field *fields, size_t nfields, struct agora_value *v);
+enum agora_err agora_problem_field(struct agora_req *r, enum agora_err e,
+    const char *field, const char *message);
 
 /* Routing. */
 enum agora_err agora_route_match(const struct agora_route *routes,

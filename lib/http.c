@@ -110,6 +110,22 @@ parse_path(struct agora_req *r)
 	return AGORA_OK;
 }
 
+/*
+ * A new request id: 64 random bits drawn once per process, then a
+ * counter, in 32 hex digits.  Unique across processes and hosts without a
+ * system call per request; it is a trace id, not a secret.
+ */
+static void
+next_request_id(char out[33])
+{
+	static char prefix[17];
+	static unsigned long long counter;
+
+	if (prefix[0] == '\0')
+		agora_random_hex(prefix, 8);
+	snprintf(out, 33, "%s%016llx", prefix, ++counter);
+}
+
 static void
 request_id(struct agora_req *r)
 {
@@ -130,7 +146,7 @@ request_id(struct agora_req *r)
 	}
 	gen = agora_alloc(r, 33);
 	if (gen != NULL)
-		agora_random_hex(gen, 16);
+		next_request_id(gen);
 	r->request_id = gen != NULL ? gen : "-";
 }
 

@@ -121,6 +121,38 @@ unknown_fields(struct json_object *obj, const char *prefix,
 }
 
 /*
+ * Answer e (422 unless told) with an errors list naming one field.
+ */
+enum agora_err
+agora_problem_field(struct agora_req *r, enum agora_err e, const char *field,
+    const char *message)
+{
+	struct json_object *errors = json_object_new_array();
+
+	error_add(errors, "", field, message);
+	return agora_problem_errors(r, e, "The request has errors.", errors);
+}
+
+/*
+ * Validate the request's JSON body against fields into v; on failure the
+ * problem (400 or 422 with errors[]) is the answer already.
+ */
+enum agora_err
+agora_valid_body(struct agora_req *r, const struct agora_field *fields,
+    size_t nfields, struct agora_value *v)
+{
+	struct json_object *errors = json_object_new_array();
+	enum agora_err rc;
+
+	rc = agora_valid(r->json, "", fields, nfields, v, errors);
+	if (rc != AGORA_OK)
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
+	json_object_put(errors);
+	return AGORA_OK;
+}
+
+/*
  * Validate obj against fields; out[i] receives the value of fields[i].
  * prefix names obj in messages ("items[0]"), "" for the top level.
  */

@@ -285,6 +285,17 @@ codes = [cgi("users", "GET", "/api/v1/users/me", headers=bearer(B),
              env={"AGORA_RATE_LIMIT_API": "2"}).status for _ in range(3)]
 t.ok(codes[-1] == 429 and codes[0] == 200, "other routes: per user, 429 past the limit", codes)
 
+# --- memcached unreachable: reads fail open, login as configured ----------
+down = {"AGORA_MEMCACHED_SERVERS": "127.0.0.1:1"}
+r = cgi("users", "GET", "/api/v1/users/me", headers=bearer(B), env=down)
+t.ok(r.status == 200, "memcached unreachable: other routes fail open", r)
+r = cgi("auth", "POST", "/api/v1/auth/login", body={"email": email_b, "password": PW}, env=down)
+t.ok(r.status == 200, "memcached unreachable: login goes on by default", r)
+r = cgi("auth", "POST", "/api/v1/auth/login", body={"email": email_b, "password": PW},
+        env=dict(down, AGORA_RATE_LIMIT_LOGIN_CLOSED="1"))
+t.ok(r.is_problem(503) and r.header("Retry-After"),
+     "with rate_limit_login_closed = 1 it answers 503 instead", r)
+
 # --- RS256 and ES256, checked by PyJWT from the JWKS ----------------------
 try:
     import jwt as pyjwt
