@@ -103,7 +103,7 @@ post_register(struct agora_req *r)
 	vals[0] = v[R_EMAIL].s;
 	vals[1] = v[R_NAME].s;
 	vals[2] = hash;
-	rc = agora_db_query(r, "user_insert", 3, vals, &res);
+	rc = agora_db_write(r, "user_insert", 3, vals, &res);
 	if (rc == AGORA_E_CONFLICT)
 		return agora_problem(
 		    r, rc, "email_taken", "An account with this email exists.");
@@ -185,32 +185,10 @@ static const struct agora_field login_fields[L__MAX] = {
 };
 
 static enum agora_err
-invalid_credentials(struct agora_req *r, const char *email)
+invalid_credentials(struct agora_req *r)
 {
-	agora_rate_hit(r, "loginfail", email, r->ctx->cfg.login_failure_window);
 	return agora_problem(r, AGORA_E_UNAUTHORIZED, "invalid_credentials",
 	    "The email or the password is wrong.");
-}
-
-/* Too many failures for this email in the window: 429 before any work. */
-static enum agora_err
-login_allowed(struct agora_req *r, const char *email)
-{
-	const struct agora_config *cfg = &r->ctx->cfg;
-	long long n, reset;
-	int down;
-
-	n = agora_rate_count(
-	    r, "loginfail", email, cfg->login_failure_window, &down);
-	if (down && cfg->rate_limit_login_closed)
-		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
-		    "Logins are paused while limits cannot be checked.");
-	if (n < cfg->login_failures_max)
-		return AGORA_OK;
-	reset = agora_rate_reset(cfg->login_failure_window);
-	agora_resp_header(r, "Retry-After", agora_printf(r, "%lld", reset));
-	return agora_problem(r, AGORA_E_RATE_LIMITED, "too_many_failures",
-	    "Too many failed logins for this account; try again later.");
 }
 
 static char *
@@ -229,12 +207,13 @@ maybe_rehash(struct agora_req *r, const char *id, const struct agora_value *pw)
 	const char *vals[2] = { id, hash };
 
 	if (agora_password_hash(pw->s, pw->len, hash, sizeof(hash)) == 0)
-		(void)agora_db_query(r, "user_rehash", 2, vals, NULL);
+		(void)agora_db_write(r, "user_rehash", 2, vals, NULL);
 }
 
 static enum agora_err
 post_login(struct agora_req *r)
 {
+	const struct agora_config *cfg = &r->ctx->cfg;
 	struct agora_value v[L__MAX];
 	struct grant g;
 	const char *vals[1];
@@ -253,7 +232,12 @@ post_login(struct agora_req *r)
 			*p = (char)(*p - 'A' + 'a');
 	if (email == NULL || (email = email_key(r, email)) == NULL)
 		return AGORA_E_TOO_LARGE;
-	if ((rc = login_allowed(r, email)) != AGORA_OK)
+	if (!agora_auth_can_sign(r->ctx))
+		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
+		    "Access tokens cannot be issued now.");
+	rc = agora_guard_enter(r, "loginfail", email, cfg->login_failures_max,
+	    cfg->login_failure_window, (int)cfg->rate_limit_login_closed);
+	if (rc != AGORA_OK)
 		return rc;
 	vals[0] = v[L_EMAIL].s;
 	if ((rc = agora_db_query(r, "user_by_email", 1, vals, &res)) !=
@@ -261,11 +245,12 @@ post_login(struct agora_req *r)
 		return rc;
 	if (PQntuples(res) == 0) {
 		agora_password_dummy(v[L_PASSWORD].s, v[L_PASSWORD].len);
-		return invalid_credentials(r, email);
+		return invalid_credentials(r);
 	}
 	if (!agora_password_verify(PQgetvalue(res, 0, 2), v[L_PASSWORD].s,
 	        v[L_PASSWORD].len, &rehash))
-		return invalid_credentials(r, email);
+		return invalid_credentials(r);
+	agora_guard_pass(r, "loginfail", email, cfg->login_failure_window);
 	memset(&g, 0, sizeof(g));
 	g.user = PQgetvalue(res, 0, 0);
 	g.role = PQgetvalue(res, 0, 1);
@@ -333,6 +318,10 @@ post_refresh(struct agora_req *r)
 
 	if ((rc = valid_body(r, token_fields, 1, v)) != AGORA_OK)
 		return rc;
+	/* Never spend a refresh token on a pair that cannot be issued. */
+	if (!agora_auth_can_sign(r->ctx))
+		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
+		    "Access tokens cannot be issued now.");
 	memset(&rf, 0, sizeof(rf));
 	sha256_hex(v[0].s, hash);
 	rf.hash = hash;
@@ -364,7 +353,7 @@ post_logout(struct agora_req *r)
 	vals[0] = hash;
 	vals[1] = r->user;
 	/* 204 whether or not it was the caller's: nothing to probe. */
-	if ((rc = agora_db_query(r, "logout", 2, vals, NULL)) != AGORA_OK)
+	if ((rc = agora_db_write(r, "logout", 2, vals, NULL)) != AGORA_OK)
 		return rc;
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }

@@ -111,7 +111,7 @@ post_category(struct agora_req *r)
 	vals[0] = v[0].s;
 	vals[1] = v[1].s;
 	vals[2] = v[2].present ? v[2].s : NULL;
-	rc = agora_db_query(r, "category_insert", 3, vals, &res);
+	rc = agora_db_write(r, "category_insert", 3, vals, &res);
 	if (rc == AGORA_E_CONFLICT)
 		return agora_problem(
 		    r, rc, "slug_taken", "A category with this slug exists.");
@@ -120,7 +120,7 @@ post_category(struct agora_req *r)
 		    r, AGORA_E_VALIDATION, "parent_id", "is not a category");
 	if (rc != AGORA_OK)
 		return rc;
-	agora_cache_bump(r->ctx, "agora:cv");
+	agora_cache_bump(r->ctx, "agora:cv", NULL);
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/categories/%s", PQgetvalue(res, 0, 0)));
 	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 1),

@@ -86,11 +86,12 @@ get_inventory(struct agora_req *r)
 static void
 bump(struct agora_req *r)
 {
-	char key[64];
+	char key[64], data[64];
 
 	snprintf(key, sizeof(key), "agora:pv:%s", r->params[0]);
-	agora_cache_bump(r->ctx, key);
-	agora_cache_bump(r->ctx, "agora:cv");
+	snprintf(data, sizeof(data), "agora:p:%s", r->params[0]);
+	agora_cache_bump(r->ctx, key, data);
+	agora_cache_bump(r->ctx, "agora:cv", NULL);
 }
 
 static enum agora_err
@@ -118,7 +119,7 @@ put_inventory(struct agora_req *r)
 		return rc;
 	vals[0] = r->params[0];
 	vals[1] = agora_printf(r, "%lld", v[0].i);
-	rc = agora_db_query(r, "inv_set", 2, vals, &res);
+	rc = agora_db_write(r, "inv_set", 2, vals, &res);
 	if (rc == AGORA_E_VALIDATION && r->constraint != NULL &&
 	    strcmp(r->constraint, "inventory_reserved_le_on_hand") == 0)
 		return agora_problem(r, AGORA_E_CONFLICT,

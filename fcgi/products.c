@@ -27,7 +27,7 @@
 #define Q_MAX 200
 #define ATTR_MAX 8
 #define LIST_TTL 30
-#define ITEM_TTL 300
+#define ITEM_TTL 60
 
 /* The filters every search statement shares; $9 is the limit. */
 #define FILTERS                                                                \
@@ -567,11 +567,12 @@ write_error(struct agora_req *r, enum agora_err rc)
 static void
 bump(struct agora_req *r, const char *id)
 {
-	char key[64];
+	char key[64], data[64];
 
 	snprintf(key, sizeof(key), "agora:pv:%s", id);
-	agora_cache_bump(r->ctx, key);
-	agora_cache_bump(r->ctx, "agora:cv");
+	snprintf(data, sizeof(data), "agora:p:%s", id);
+	agora_cache_bump(r->ctx, key, data);
+	agora_cache_bump(r->ctx, "agora:cv", NULL);
 }
 
 static enum agora_err
@@ -625,7 +626,7 @@ patch_product(struct agora_req *r)
 	fill_vals(v, fv, num);
 	vals[0] = r->params[0];
 	memcpy(vals + 1, fv, 7 * sizeof(vals[0]));
-	rc = agora_db_query(r, "product_update", 8, vals, &res);
+	rc = agora_db_write(r, "product_update", 8, vals, &res);
 	if (rc != AGORA_OK)
 		return write_error(r, rc);
 	if (PQntuples(res) == 0)
@@ -648,7 +649,7 @@ delete_product(struct agora_req *r)
 	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-	rc = agora_db_query(r, "product_archive", 1, vals, &res);
+	rc = agora_db_write(r, "product_archive", 1, vals, &res);
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)

@@ -35,12 +35,14 @@ static const struct agora_stmt stmts[] = {
 
 /* Ids are decimal text; anything else cannot name a user. */
 static enum agora_err
-send_user(struct agora_req *r, const char *stmt, int n, const char **vals)
+send_user(
+    struct agora_req *r, const char *stmt, int n, const char **vals, int write)
 {
 	PGresult *res;
 	enum agora_err rc;
 
-	rc = agora_db_query(r, stmt, n, vals, &res);
+	rc = write ? agora_db_write(r, stmt, n, vals, &res)
+	           : agora_db_query(r, stmt, n, vals, &res);
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
@@ -54,7 +56,7 @@ get_me(struct agora_req *r)
 {
 	const char *vals[1] = { r->user };
 
-	return send_user(r, "user_get", 1, vals);
+	return send_user(r, "user_get", 1, vals, 0);
 }
 
 static enum agora_err
@@ -66,7 +68,7 @@ get_user(struct agora_req *r)
 	    !agora_owner_or_admin(r, r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
-	return send_user(r, "user_get", 1, vals);
+	return send_user(r, "user_get", 1, vals, 0);
 }
 
 enum { P_NAME, P_PASSWORD, P_CURRENT, P__MAX };
@@ -89,9 +91,18 @@ new_password(
 	enum agora_err rc;
 	int rehash;
 
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *who = agora_printf(r, "u%s", r->user);
+
 	if (!v[P_CURRENT].present)
 		return agora_problem_field(r, AGORA_E_VALIDATION,
 		    "current_password", "is required to change the password");
+	/* A stolen access token must not turn this into a password oracle:
+	 * wrong current passwords count like failed logins. */
+	rc = agora_guard_enter(r, "pwfail", who, cfg->login_failures_max,
+	    cfg->login_failure_window, (int)cfg->rate_limit_login_closed);
+	if (rc != AGORA_OK)
+		return rc;
 	if ((rc = agora_db_query(r, "user_hash", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0 ||
@@ -99,6 +110,7 @@ new_password(
 	        v[P_CURRENT].len, &rehash))
 		return agora_problem_field(
 		    r, AGORA_E_VALIDATION, "current_password", "is wrong");
+	agora_guard_pass(r, "pwfail", who, cfg->login_failure_window);
 	return agora_password_hash(
 	           v[P_PASSWORD].s, v[P_PASSWORD].len, hash, len) == 0
 	    ? AGORA_OK
@@ -172,7 +184,7 @@ patch_user(struct agora_req *r)
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	vals[0] = r->params[0];
 	vals[1] = v[0].s;
-	return send_user(r, "user_set_role", 2, vals);
+	return send_user(r, "user_set_role", 2, vals, 1);
 }
 
 static enum agora_err

@@ -278,6 +278,7 @@ const char *agora_status_text(int status);
 
 /* Strict JSON (libfacts §4): see json.c for what is rejected. */
 #define AGORA_JSON_MAX_DEPTH 16
+#define AGORA_JSON_MAX_VALUES 20000
 enum agora_err agora_json_parse(
     const char *buf, size_t len, struct json_object **out, const char **why);
 int agora_utf8_valid(const char *s, size_t len);
@@ -349,6 +350,8 @@ enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out);
 enum agora_err agora_db_tx(struct agora_req *r,
     enum agora_err (*fn)(struct agora_req *, void *), void *arg);
+enum agora_err agora_db_write(struct agora_req *r, const char *stmt, int n,
+    const char *const *vals, PGresult **out);
 enum agora_err agora_db_sqlstate_err(const char *sqlstate);
 PGconn *agora_db_conn(struct agora_db *db);
 
@@ -365,6 +368,7 @@ const char *agora_cache_ping(struct agora_ctx *ctx);
 void agora_auth_init(struct agora_ctx *ctx);
 void agora_auth_free(struct agora_ctx *ctx);
 const char *agora_auth_jwks(struct agora_ctx *ctx);
+int agora_auth_can_sign(struct agora_ctx *ctx);
 char *agora_token_issue(struct agora_req *r, const char *sub, const char *role);
 enum agora_err agora_auth_request(
     struct agora_req *r, enum agora_access access);
@@ -380,11 +384,11 @@ void agora_password_dummy(const char *pw, size_t len);
 /* Rate limits shared through memcached (ratelimit.c). */
 enum agora_err agora_rate_limit(struct agora_req *r, const char *klass,
     const char *who, long long limit, long long window, int fail_closed);
-long long agora_rate_count(struct agora_req *r, const char *klass,
-    const char *who, long long window, int *down);
-void agora_rate_hit(
+enum agora_err agora_guard_enter(struct agora_req *r, const char *klass,
+    const char *who, long long max, long long window, int fail_closed);
+void agora_guard_pass(
     struct agora_req *r, const char *klass, const char *who, long long window);
-long long agora_rate_reset(long long window);
+void agora_cache_decr(struct agora_ctx *ctx, const char *key);
 int agora_cache_incr(
     struct agora_ctx *ctx, const char *key, time_t ttl, uint64_t *value);
 
@@ -406,7 +410,8 @@ int agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
     const char **body, size_t *len, char *ver, size_t verlen);
 void agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
     const char *body, size_t len, time_t ttl);
-void agora_cache_bump(struct agora_ctx *ctx, const char *verkey);
+void agora_cache_bump(
+    struct agora_ctx *ctx, const char *verkey, const char *key);
 
 /* Query strings: the next decoded key=value pair after *pos. */
 enum agora_err agora_query_next(

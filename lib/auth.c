@@ -81,6 +81,10 @@ bn_param(EVP_PKEY *pkey, const char *name, size_t pad)
 
 	if (!EVP_PKEY_get_bn_param(pkey, name, &bn))
 		return NULL;
+	if ((size_t)BN_num_bytes(bn) > sizeof(buf) || pad > sizeof(buf)) {
+		BN_free(bn);
+		return NULL;
+	}
 	n = pad > 0 ? BN_bn2binpad(bn, buf, (int)pad) : BN_bn2bin(bn, buf);
 	BN_free(bn);
 	if (n <= 0 || (size_t)n > sizeof(buf))
@@ -243,6 +247,13 @@ agora_auth_init(struct agora_ctx *ctx)
 		return;
 	}
 	ctx->auth = a;
+}
+
+/* Whether this process can issue access tokens (has a signing key). */
+int
+agora_auth_can_sign(struct agora_ctx *ctx)
+{
+	return ctx->auth != NULL && ctx->auth->sign != NULL;
 }
 
 const char *

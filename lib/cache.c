@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <libmemcached/memcached.h>
+#include <sodium.h>
 
 #include "agora.h"
 
@@ -176,6 +177,17 @@ agora_cache_incr(
 	return 0;
 }
 
+/* Take one from the counter key, if it is there. */
+void
+agora_cache_decr(struct agora_ctx *ctx, const char *key)
+{
+	uint64_t n;
+
+	if (ctx->cache != NULL)
+		(void)memcached_decrement(
+		    ctx->cache->mc, key, strlen(key), 1, &n);
+}
+
 /* For health: "ok", "unavailable" or "disabled". */
 const char *
 agora_cache_ping(struct agora_ctx *ctx)
@@ -231,6 +243,15 @@ get_two(struct agora_req *r, const char *k1, const char *k2, char **v1,
 	}
 }
 
+static uint64_t
+random_u64(void)
+{
+	uint64_t v;
+
+	randombytes_buf(&v, sizeof(v));
+	return v;
+}
+
 /*
  * Versioned read-through.  An entry is "<version>\n<body>"; it is a hit
  * only while verkey still holds that version, so a writer that bumps
@@ -251,9 +272,9 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
 		return -1;
 	get_two(r, verkey, key, &v, &vl, &e, &el);
 	if (v == NULL) {
-		/* A new version no old entry can carry: the time in us. */
-		snprintf(fresh, sizeof(fresh), "%lld",
-		    (long long)time(NULL) * 1000000 + (long long)getpid());
+		/* A new version no old entry can carry: 63 random bits. */
+		snprintf(fresh, sizeof(fresh), "%llu",
+		    (unsigned long long)(random_u64() >> 1));
 		if (memcached_add(r->ctx->cache->mc, verkey, strlen(verkey),
 		        fresh, strlen(fresh), 0, 0) == MEMCACHED_SUCCESS)
 			snprintf(ver, verlen, "%s", fresh);
@@ -288,18 +309,36 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 }
 
 /*
- * Make every entry stored under verkey stale.  If the bump fails the key
- * is deleted, which a reader also takes as a new version.
+ * Make every entry stored under verkey stale, and delete key (the entry
+ * of the one thing written, may be NULL).  A missing version key is
+ * already a new version for readers.  If the server cannot be told, it is
+ * tried again and the failure logged as an error: until the entries
+ * expire, readers may see the old data.
  */
 void
-agora_cache_bump(struct agora_ctx *ctx, const char *verkey)
+agora_cache_bump(struct agora_ctx *ctx, const char *verkey, const char *key)
 {
+	memcached_return_t rc = MEMCACHED_FAILURE;
 	uint64_t n;
+	int i;
 
 	if (ctx->cache == NULL)
 		return;
-	if (memcached_increment(ctx->cache->mc, verkey, strlen(verkey), 1,
-	        &n) != MEMCACHED_SUCCESS)
-		(void)memcached_delete(
-		    ctx->cache->mc, verkey, strlen(verkey), 0);
+	for (i = 0; i < 2; i++) {
+		if (key != NULL)
+			(void)memcached_delete(
+			    ctx->cache->mc, key, strlen(key), 0);
+		rc = memcached_increment(
+		    ctx->cache->mc, verkey, strlen(verkey), 1, &n);
+		if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND)
+			return;
+		rc =
+		    memcached_delete(ctx->cache->mc, verkey, strlen(verkey), 0);
+		if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND)
+			return;
+	}
+	agora_log("error",
+	    "memcached: cannot invalidate %s (%s); cached reads may be stale "
+	    "until they expire",
+	    verkey, memcached_strerror(ctx->cache->mc, rc));
 }

@@ -156,6 +156,13 @@ prepare_all(struct agora_db *db)
 	return rc;
 }
 
+static void
+quiet_notice(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 /*
  * Make sure the connection is usable: connect or reset it and prepare the
  * statements.  Returns AGORA_E_UNAVAILABLE while the server is down.
@@ -171,10 +178,14 @@ agora_db_connect(struct agora_db *db)
 	if (db->last_try.tv_sec != 0 && ms_since(&db->last_try) < RECONNECT_MS)
 		return AGORA_E_UNAVAILABLE;
 	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
-	if (db->conn == NULL)
+	if (db->conn == NULL) {
 		db->conn = PQconnectdb(db->url);
-	else
+		/* NOTICEs ("only stop words") would reach the log raw. */
+		if (db->conn != NULL)
+			PQsetNoticeProcessor(db->conn, quiet_notice, NULL);
+	} else {
 		PQreset(db->conn);
+	}
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		agora_log("error", "database: %s",
 		    db->conn != NULL ? PQerrorMessage(db->conn) : "no memory");
@@ -218,6 +229,18 @@ result_err(
 	return e;
 }
 
+/* Only a SELECT is safe to run again after its connection broke. */
+static int
+is_select(const struct agora_db *db, const char *stmt)
+{
+	size_t i;
+
+	for (i = 0; i < db->nstmts; i++)
+		if (strcmp(db->stmts[i].name, stmt) == 0)
+			return strncmp(db->stmts[i].sql, "SELECT ", 7) == 0;
+	return 0;
+}
+
 /*
  * Run the prepared statement stmt with n text parameters.  On success
  * *out (if not NULL) is a result the arena releases.  Errors are mapped
@@ -253,9 +276,10 @@ query_once(struct agora_req *r, const char *stmt, int n,
  * Run the prepared statement stmt with n text parameters.  On success
  * *out (if not NULL) is a result the arena releases.  Errors are mapped
  * through the SQLSTATE table; r->sqlstate and r->constraint say more.
- * Outside agora_db_tx a statement that met a lost connection is tried once
- * more on a new one: use single statements outside a transaction for reads
- * only, since a write might have committed before the connection broke.
+ * Outside agora_db_tx a SELECT that met a lost connection is tried once
+ * more on a new one; any other statement answers 503 then, since it might
+ * have committed before the connection broke (writes that should survive
+ * a reconnect belong in agora_db_tx, where COMMIT was never sent).
  */
 enum agora_err
 agora_db_query(struct agora_req *r, const char *stmt, int n,
@@ -265,7 +289,8 @@ agora_db_query(struct agora_req *r, const char *stmt, int n,
 	enum agora_err rc;
 
 	rc = query_once(r, stmt, n, vals, &res);
-	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx) {
+	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx &&
+	    is_select(r->ctx->db, stmt)) {
 		r->ctx->db->last_try.tv_sec = 0;
 		rc = query_once(r, stmt, n, vals, &res);
 	}
@@ -351,4 +376,32 @@ agora_db_tx(struct agora_req *r,
 	if (rc == AGORA_E_RETRY || rc == AGORA_E_CONNLOST)
 		rc = AGORA_E_UNAVAILABLE;
 	return rc;
+}
+
+struct one_write {
+	const char *stmt;
+	int n;
+	const char *const *vals;
+	PGresult **out;
+};
+
+static enum agora_err
+tx_one(struct agora_req *r, void *arg)
+{
+	struct one_write *w = arg;
+
+	return agora_db_query(r, w->stmt, w->n, w->vals, w->out);
+}
+
+/*
+ * One writing statement in a transaction of its own, so that a connection
+ * lost before COMMIT is retried on a new one (agora_db_tx).
+ */
+enum agora_err
+agora_db_write(struct agora_req *r, const char *stmt, int n,
+    const char *const *vals, PGresult **out)
+{
+	struct one_write w = { stmt, n, vals, out };
+
+	return agora_db_tx(r, tx_one, &w);
 }

@@ -20,10 +20,34 @@
 /* Outside strings JSON has structure, whitespace, numbers and literals. */
 static const char outside[] = " \t\r\n{}[],:-+.0123456789eEtrufalsn";
 
+/* Whether s[i], outside strings, begins a number. */
+static int
+number_start(const char *s, size_t i)
+{
+	if (s[i] != '-' && (s[i] < '0' || s[i] > '9'))
+		return 0;
+	return i == 0 || strchr("0123456789.eE+-", s[i - 1]) == NULL;
+}
+
+static int
+leading_zero(const char *s, size_t left)
+{
+	if (*s == '-') {
+		s++;
+		left--;
+	}
+	return left >= 2 && s[0] == '0' && s[1] >= '0' && s[1] <= '9';
+}
+
+/*
+ * The scan outside strings; it also caps the number of values (commas),
+ * since json-c's objects are not counted against the request's arena and
+ * a megabyte of "[{},{},...]" costs hundreds of megabytes of them.
+ */
 static int
 lex_ok(const char *s, size_t len, const char **why)
 {
-	size_t i;
+	size_t i, values = 0;
 	int in_str = 0, esc = 0, depth = 0;
 	unsigned char c;
 
@@ -40,6 +64,12 @@ lex_ok(const char *s, size_t len, const char **why)
 				*why = "control character in a string";
 				return 0;
 			}
+		} else if (c == ',' && ++values > AGORA_JSON_MAX_VALUES) {
+			*why = "too many values";
+			return 0;
+		} else if (number_start(s, i) && leading_zero(s + i, len - i)) {
+			*why = "a number with a leading zero";
+			return 0;
 		} else if (c == '"') {
 			in_str = 1;
 		} else if ((c == '[' || c == '{') &&
@@ -176,7 +206,7 @@ agora_json_parse(
 	else if (jerr == json_tokener_error_depth)
 		*why = "nested too deeply";
 	else if (jerr != json_tokener_success)
-		*why = json_tokener_error_desc(jerr);
+		*why = "syntax error"; /* json-c's own words stay inside */
 	else if (!tail_ok(buf, json_tokener_get_parse_end(tok), len))
 		*why = "trailing data after the JSON value";
 	else if (tree_ok(o, why))

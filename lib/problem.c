@@ -121,6 +121,9 @@ problem_send(struct agora_req *r, enum agora_err e, const char *code,
 		return AGORA_E_INTERNAL;
 	rc = agora_resp_json(r, agora_err_status(e), o);
 	r->content_type = "application/problem+json";
+	/* An error is never cacheable, whatever the route had set. */
+	agora_resp_header(r, "Cache-Control",
+	    r->user != NULL ? "private, no-store" : "no-store");
 	r->error_code = code != NULL ? code : agora_err_code(e);
 	if (agora_err_status(e) == 503)
 		agora_resp_header(r, "Retry-After",

@@ -68,44 +68,42 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
 }
 
 /*
- * How many events of who in class this window has seen, without counting
- * one; 0 when unknown.  *down is set when the cache cannot be reached.
+ * Guard an attempt that may fail (a password check): count it before it
+ * is made, so that concurrent attempts cannot all slip under the limit,
+ * and answer 429 once more than max were made in the window.  A
+ * successful attempt is taken back with agora_guard_pass(), so that only
+ * failures add up.  When the cache is down the guard lets the attempt
+ * through, or answers 503 when fail_closed is set.
  */
-long long
-agora_rate_count(struct agora_req *r, const char *klass, const char *who,
-    long long window, int *down)
-{
-	char key[256], *val;
-	long long reset, n = 0;
-	size_t len;
-
-	window_key(key, sizeof(key), klass, who, window, &reset);
-	*down = 0;
-	if (agora_cache_get(r, key, &val, &len) != 0) {
-		*down = strcmp(agora_cache_ping(r->ctx), "unavailable") == 0;
-		return 0;
-	}
-	if (agora_parse_ll(val, 0, INT64_MAX, &n) != 0)
-		n = 0;
-	return n;
-}
-
-/* Count one event of who in class, with no limit and no headers. */
-void
-agora_rate_hit(
-    struct agora_req *r, const char *klass, const char *who, long long window)
+enum agora_err
+agora_guard_enter(struct agora_req *r, const char *klass, const char *who,
+    long long max, long long window, int fail_closed)
 {
 	char key[256];
 	long long reset;
 	uint64_t n;
 
 	window_key(key, sizeof(key), klass, who, window, &reset);
-	(void)agora_cache_incr(r->ctx, key, (time_t)window + 1, &n);
+	if (agora_cache_incr(r->ctx, key, (time_t)window + 1, &n) != 0) {
+		if (fail_closed && r->ctx->cache != NULL)
+			return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
+			    "Attempts cannot be counted now; try again soon.");
+		return AGORA_OK;
+	}
+	if ((long long)n <= max)
+		return AGORA_OK;
+	agora_resp_header(r, "Retry-After", agora_printf(r, "%lld", reset));
+	return agora_problem(r, AGORA_E_RATE_LIMITED, "too_many_failures",
+	    "Too many failed attempts for this account; try again later.");
 }
 
-/* Seconds until the current window of length window ends. */
-long long
-agora_rate_reset(long long window)
+void
+agora_guard_pass(
+    struct agora_req *r, const char *klass, const char *who, long long window)
 {
-	return window - (long long)time(NULL) % window;
+	char key[256];
+	long long reset;
+
+	window_key(key, sizeof(key), klass, who, window, &reset);
+	agora_cache_decr(r->ctx, key);
 }

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@
 #include "internal.h"
 
 extern char **environ;
+
+#define TRIM_BYTES (256 * 1024)
 
 static volatile sig_atomic_t busy;
 static volatile sig_atomic_t stopping;
@@ -177,6 +180,7 @@ agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 	struct agora_req r;
 	const struct agora_route *route = NULL;
 	enum agora_err rc;
+	int big;
 
 	memset(&r, 0, sizeof(r));
 	r.ctx = ctx;
@@ -195,7 +199,12 @@ agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 		agora_log("warning", "the client went away before the answer");
 	if (ctx->cfg.log_requests || r.status >= 500)
 		agora_log_request(&r);
+	big = agora_arena_used(arena) > TRIM_BYTES || r.body_len > TRIM_BYTES;
 	agora_arena_reset(arena);
+	/* json-c's objects and libpq's results live in malloc's heap; after
+	 * a large request, give the memory back rather than keep the peak. */
+	if (big)
+		malloc_trim(0);
 }
 
 /* Plain CGI: the body on fd 0, the response on fd 1. */

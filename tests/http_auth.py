@@ -220,6 +220,16 @@ r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": session.get("
 t.ok(r.is_problem(401), "a password change revokes the refresh tokens", r)
 t.ok(login(email_a).status == 401 and login(email_a, "new password 123").status == 200,
      "the old password stops working, the new one works")
+AT2 = (login(email_a, "new password 123").json() or {}).get("access_token", "")
+codes = [request("PATCH", "/api/v1/users/me", body={"password": "another password",
+                                                     "current_password": "guess %d" % i},
+                 headers=bearer(AT2)).status for i in range(4)]
+r = request("PATCH", "/api/v1/users/me", body={"password": "another password",
+                                               "current_password": "new password 123"},
+            headers=bearer(AT2))
+# One wrong current password came before: with these four, five failures.
+t.ok(codes == [422] * 4 and r.is_problem(429, "too_many_failures"),
+     "wrong current passwords count like failed logins: 429 after five", (codes, r))
 
 # --- what the database holds --------------------------------------------
 rc, out, err = psql("SELECT password_hash FROM users WHERE email = '%s'" % email_a)

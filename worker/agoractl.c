@@ -225,7 +225,7 @@ catalog_changed(void)
 	memset(&ctx, 0, sizeof(ctx));
 	if (agora_config_load(&ctx.cfg, err, sizeof(err)) == 0) {
 		ctx.cache = agora_cache_new(ctx.cfg.memcached_servers);
-		agora_cache_bump(&ctx, "agora:cv");
+		agora_cache_bump(&ctx, "agora:cv", NULL);
 		agora_cache_free(ctx.cache);
 	}
 	agora_config_free(&ctx.cfg);
