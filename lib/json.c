@@ -47,7 +47,7 @@ leading_zero(const char *s, size_t left)
 static int
 lex_ok(const char *s, size_t len, const char **why)
 {
-	size_t i, values = 0;
+	size_t i, values = 0; /* commas so far: one value fewer */
 	int in_str = 0, esc = 0, depth = 0;
 	unsigned char c;
 
@@ -64,7 +64,7 @@ lex_ok(const char *s, size_t len, const char **why)
 				*why = "control character in a string";
 				return 0;
 			}
-		} else if (c == ',' && ++values > AGORA_JSON_MAX_VALUES) {
+		} else if (c == ',' && ++values >= AGORA_JSON_MAX_VALUES) {
 			*why = "too many values";
 			return 0;
 		} else if (number_start(s, i) && leading_zero(s + i, len - i)) {

@@ -50,6 +50,10 @@ for body, what in bad_json:
     r = request("POST", P, body=body.encode("latin-1"), headers=JSON)
     t.ok(r.is_problem(400, "malformed_json"), "%s: 400 malformed_json" % what, r)
 
+many = b"[" + b",".join([b"{}"] * 30000) + b"]"
+r = request("POST", P, body=many, headers=JSON)
+t.ok(r.is_problem(400, "malformed_json") and b"too many values" in r.body,
+     "30,000 values in one body: 400 before json-c builds them", r)
 r = request("POST", P, body=b"", headers=JSON)
 t.ok(r.is_problem(400, "body_required"), "an empty body: 400", r)
 for ct in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx",

@@ -59,6 +59,27 @@ static const struct json_case cases[] = {
 	{ "{\"a\":{\"b\":[{\"[[[\":1}]}}", 0, 1, "brackets in strings" },
 };
 
+static void
+test_value_cap(void)
+{
+	static char buf[3 * (AGORA_JSON_MAX_VALUES + 2) + 2];
+	struct json_object *o;
+	const char *why = NULL;
+	size_t n, i;
+
+	for (n = AGORA_JSON_MAX_VALUES; n <= AGORA_JSON_MAX_VALUES + 1; n++) {
+		buf[0] = '[';
+		for (i = 0; i < n; i++)
+			memcpy(buf + 1 + 2 * i, i + 1 < n ? "1," : "1]", 2);
+		o = NULL;
+		tap_ok((agora_json_parse(buf, 1 + 2 * n, &o, &why) ==
+		           AGORA_OK) == (n == AGORA_JSON_MAX_VALUES),
+		    "%lu values: %s", (unsigned long)n,
+		    n == AGORA_JSON_MAX_VALUES ? "accepted" : "refused");
+		json_object_put(o);
+	}
+}
+
 int
 main(void)
 {
@@ -79,5 +100,6 @@ main(void)
 			json_object_put(o);
 	}
 	tap_ok(agora_utf8_len("h\xc3\xa9!", 4) == 3, "counts code points");
+	test_value_cap();
 	return tap_done();
 }
