@@ -27,10 +27,11 @@ static const struct agora_stmt stmts[] = {
 	{ "user_set_role",
 	    "UPDATE users SET role = $2, updated_at = now() "
 	    "WHERE id = $1::bigint RETURNING " AGORA_USER_COLUMNS },
+	/* users.id, not the id::text column: text would sort "9" above "10". */
 	{ "user_list",
 	    "SELECT " AGORA_USER_COLUMNS " FROM users "
 	    "WHERE $1::bigint IS NULL OR id < $1::bigint "
-	    "ORDER BY id DESC LIMIT $2::int" },
+	    "ORDER BY users.id DESC LIMIT $2::int" },
 };
 
 /* Ids are decimal text; anything else cannot name a user. */

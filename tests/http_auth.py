@@ -163,6 +163,19 @@ ids1 = [u["id"] for u in page.get("data", [])]
 ids2 = [u["id"] for u in (r2.json() or {}).get("data", [])]
 t.ok(r2.status == 200 and ids2 and not set(ids1) & set(ids2) and int(ids2[0]) < int(ids1[-1]),
      "the next page continues after the first", (ids1, ids2))
+everyone, cursor = [], None
+for _ in range(1000):
+    rr = request("GET", "/api/v1/users?limit=100" + ("&cursor=" + cursor if cursor else ""),
+                 headers=bearer(ADM))
+    page = rr.json() or {}
+    everyone += [int(u["id"]) for u in page.get("data", [])]
+    cursor = page.get("next_cursor")
+    if not page.get("has_more"):
+        break
+total = int(psql("SELECT count(*) FROM users")[1])
+t.ok(everyone == sorted(everyone, reverse=True) and len(everyone) == total,
+     "walking every page lists each user once, newest first, across digit counts",
+     (everyone[:12], total))
 for q in ["limit=0", "limit=101", "limit=abc", "cursor=forged", "cursor=" + b64(b"k:1 OR 1=1")]:
     r = request("GET", "/api/v1/users?" + q, headers=bearer(ADM))
     t.ok(r.is_problem(400), "GET /users?%s: 400" % q, r)

@@ -505,7 +505,7 @@ user_cmd(int argc, char **argv)
 		rc = exec_params(c,
 		    "SELECT id::text, email, role, name, "
 		    "agora_time(created_at) "
-		    "FROM users ORDER BY id",
+		    "FROM users ORDER BY users.id",
 		    0, NULL, 1);
 	} else {
 		vals[0] = argv[1];
