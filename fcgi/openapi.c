@@ -65,7 +65,7 @@ openapi(struct agora_req *r)
 	agora_resp_header(r, "ETag", doc.etag);
 	agora_resp_header(r, "Cache-Control", "public, max-age=300");
 	agora_resp_header(r, "Access-Control-Allow-Origin", "*");
-	inm = agora_header(r, "HTTP_IF_NONE_MATCH");
+	inm = agora_param(r, "HTTP_IF_NONE_MATCH");
 	if (agora_etag_match(inm, doc.etag))
 		return agora_resp_raw(r, 304, NULL, NULL, 0);
 	return agora_resp_raw(r, 200, "application/json", doc.text, doc.len);

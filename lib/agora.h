@@ -245,7 +245,6 @@ void agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 
 /* Request helpers. */
 const char *agora_param(const struct agora_req *r, const char *name);
-const char *agora_header(const struct agora_req *r, const char *cgi_name);
 char *agora_strdup(struct agora_req *r, const char *s);
 char *agora_printf(struct agora_req *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -343,7 +342,7 @@ int agora_parse_ll(const char *s, long long min, long long max, long long *out);
 
 /* PostgreSQL, one connection per process. */
 struct agora_db *agora_db_new(const char *url, const struct agora_stmt *stmts,
-    size_t nstmts, long long retry_after, const char *session_sql);
+    size_t nstmts, const char *session_sql);
 void agora_db_free(struct agora_db *db);
 enum agora_err agora_db_connect(struct agora_db *db);
 enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
@@ -383,7 +382,7 @@ void agora_password_dummy(const char *pw, size_t len);
 
 /* Rate limits shared through memcached (ratelimit.c). */
 enum agora_err agora_rate_limit(struct agora_req *r, const char *klass,
-    const char *who, long long limit, long long window, int fail_closed);
+    const char *who, long long limit, long long window);
 enum agora_err agora_guard_enter(struct agora_req *r, const char *klass,
     const char *who, long long max, long long window, int fail_closed);
 void agora_guard_pass(

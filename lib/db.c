@@ -29,7 +29,6 @@ struct agora_db {
 	int ready; /* connected and statements prepared */
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
 	struct timespec last_try;
-	long long retry_after;
 	const char *session_sql;
 };
 
@@ -79,7 +78,7 @@ agora_db_sqlstate_err(const char *state)
 
 struct agora_db *
 agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts,
-    long long retry_after, const char *session_sql)
+    const char *session_sql)
 {
 	struct agora_db *db;
 
@@ -93,7 +92,6 @@ agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts,
 	}
 	db->stmts = stmts;
 	db->nstmts = nstmts;
-	db->retry_after = retry_after;
 	db->session_sql = session_sql;
 	return db;
 }

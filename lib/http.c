@@ -32,12 +32,6 @@ agora_param(const struct agora_req *r, const char *name)
 	return NULL;
 }
 
-const char *
-agora_header(const struct agora_req *r, const char *cgi_name)
-{
-	return agora_param(r, cgi_name);
-}
-
 static int
 hexval(int c)
 {
@@ -269,11 +263,11 @@ rate_limit(struct agora_req *r, const struct agora_route *route)
 		return AGORA_OK;
 	if (route->rl == AGORA_RL_AUTH)
 		return agora_rate_limit(
-		    r, "auth", ip, cfg->rate_limit_auth, 60, 0);
+		    r, "auth", ip, cfg->rate_limit_auth, 60);
 	return agora_rate_limit(r, "api",
 	    r->user != NULL ? agora_printf(r, "u%s", r->user)
 	                    : agora_printf(r, "ip%s", ip),
-	    cfg->rate_limit_api, 60, 0);
+	    cfg->rate_limit_api, 60);
 }
 
 /*

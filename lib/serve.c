@@ -301,7 +301,7 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 		return -1;
 	}
 	ctx->db = agora_db_new(ctx->cfg.database_url, prog->stmts, prog->nstmts,
-	    ctx->cfg.db_retry_after, prog->session_sql);
+	    prog->session_sql);
 	if (ctx->db == NULL)
 		return -1;
 	/* A database that is down now is not fatal: requests answer 503. */

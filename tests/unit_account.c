@@ -71,7 +71,7 @@ test_tokens(void)
 {
 	struct agora_ctx ctx;
 	struct agora_req r;
-	char path[] = "/tmp/agora-unit-XXXXXX", err[256];
+	char path[] = "/tmp/agora-unit-XXXXXX";
 	char *tok, *env[2], hdr[2048];
 	int fd;
 
@@ -113,7 +113,6 @@ test_tokens(void)
 	agora_auth_init(&ctx);
 	tap_ok(ctx.auth == NULL, "a missing secret disables tokens");
 	agora_config_free(&ctx.cfg);
-	(void)err;
 }
 
 int

@@ -223,6 +223,34 @@ test_etags(void)
 	tap_ok(!agora_etag_match(NULL, "\"abc\""), "ETag: no header");
 }
 
+/* The one SQLSTATE table: what each class of server error becomes. */
+static void
+test_sqlstates(void)
+{
+	static const struct {
+		const char *state;
+		enum agora_err want;
+	} cases[] = { { "23505", AGORA_E_CONFLICT },
+		{ "23503", AGORA_E_VALIDATION },
+		{ "23514", AGORA_E_VALIDATION },
+		{ "22P02", AGORA_E_BAD_REQUEST },
+		{ "22012", AGORA_E_BAD_REQUEST },
+		{ "22P05", AGORA_E_VALIDATION }, { "40001", AGORA_E_RETRY },
+		{ "40P01", AGORA_E_RETRY }, { "08006", AGORA_E_CONNLOST },
+		{ "57P01", AGORA_E_CONNLOST }, { NULL, AGORA_E_CONNLOST },
+		{ "53300", AGORA_E_UNAVAILABLE }, { "XX000", AGORA_E_INTERNAL },
+		{ "42601", AGORA_E_INTERNAL } };
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		tap_ok(agora_db_sqlstate_err(cases[i].state) == cases[i].want,
+		    "SQLSTATE %s -> %d",
+		    cases[i].state ? cases[i].state : "none", cases[i].want);
+	tap_ok(agora_err_status(AGORA_E_RETRY) == 503 &&
+	        agora_err_status(AGORA_E_CONNLOST) == 503,
+	    "retries used up and lost connections reach clients as 503");
+}
+
 int
 main(void)
 {
@@ -234,6 +262,7 @@ main(void)
 	test_basics();
 	test_bodies();
 	test_etags();
+	test_sqlstates();
 	agora_arena_free(arena);
 	agora_config_free(&ctx.cfg);
 	return tap_done();
