@@ -105,20 +105,9 @@ static const struct agora_stmt stmts[] = {
 static enum agora_err
 send_doc(struct agora_req *r, const char *body, size_t len)
 {
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[33];
-	const char *etag;
-
-	crypto_hash_sha256(h, (const unsigned char *)body, len);
-	sodium_bin2hex(hex, sizeof(hex), h, 16);
-	etag = agora_printf(r, "\"%s\"", hex);
-	agora_resp_header(r, "ETag", etag);
-	agora_resp_header(r, "Cache-Control",
-	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 	agora_resp_header(r, "Vary", "Authorization");
-	if (agora_etag_match(agora_param(r, "HTTP_IF_NONE_MATCH"), etag))
-		return agora_resp_raw(r, 304, NULL, NULL, 0);
-	return agora_resp_raw(r, 200, "application/json", body, len);
+	return agora_resp_doc(r, body, len,
+	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 }
 
 static enum agora_err

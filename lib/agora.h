@@ -73,6 +73,8 @@ struct agora_config {
 	long long login_failures_max;
 	long long login_failure_window;
 	long long rate_limit_login_closed;
+	long long order_ttl;
+	long long order_wait_max;
 };
 
 /*
@@ -144,7 +146,8 @@ enum agora_rl {
 
 enum agora_body {
 	AGORA_BODY_NONE = 0, /* a body, if any, is ignored */
-	AGORA_BODY_JSON /* application/json, parsed strictly */
+	AGORA_BODY_JSON, /* application/json, parsed strictly */
+	AGORA_BODY_JSON_OPTIONAL /* the same, or no body at all (json NULL) */
 };
 
 #define AGORA_MAX_PARAMS 4
@@ -230,6 +233,9 @@ struct agora_program {
  */
 int agora_main(int argc, char **argv, const struct agora_program *prog);
 
+/* Whether SIGTERM asked the process to stop; long waits end early. */
+int agora_stopping(void);
+
 /*
  * Handle one request whose CGI variables are envp and whose body is
  * readable through rd.  Writes the whole response with wr.  Exposed so
@@ -271,6 +277,11 @@ enum agora_err agora_problem(struct agora_req *r, enum agora_err e,
     const char *code, const char *detail);
 enum agora_err agora_problem_errors(struct agora_req *r, enum agora_err e,
     const char *detail, struct json_object *errors);
+enum agora_err agora_problem_ext(struct agora_req *r, enum agora_err e,
+    const char *code, const char *detail, const char *name,
+    struct json_object *value);
+enum agora_err agora_resp_doc(struct agora_req *r, const char *body,
+    size_t len, const char *cache_control);
 int agora_err_status(enum agora_err e);
 const char *agora_err_code(enum agora_err e);
 const char *agora_status_text(int status);
@@ -321,6 +332,8 @@ enum agora_err agora_valid(struct json_object *obj, const char *prefix,
 
 enum agora_err agora_valid_body(struct agora_req *r,
     const struct agora_field *fields, size_t nfields, struct agora_value *v);
+void agora_error_add(struct json_object *errors, const char *prefix,
+    const char *name, const char *message);
 enum agora_err agora_problem_field(struct agora_req *r, enum agora_err e,
     const char *field, const char *message);
 
@@ -421,6 +434,60 @@ void agora_log_init(const char *program);
 void agora_log(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void agora_log_request(const struct agora_req *r);
+
+/*
+ * Idempotency keys (api.md section 1).  A route that honours the
+ * Idempotency-Key header lists AGORA_IDEM_STMTS among its statements,
+ * calls agora_idem_init() before its transaction, and inside it calls
+ * agora_idem_claim() first and agora_idem_store() last.  A claimed key
+ * with a stored answer replays it (k->replayed); one that another request
+ * holds answers 409 idempotency_key_in_use; one used with another method,
+ * path or body answers 422 idempotency_key_reused.  Nothing is stored when
+ * the transaction rolls back, so a failed request may be retried.
+ */
+#define AGORA_IDEM_STMTS                                                       \
+	{ "agora_idem_claim",                                                  \
+	    "SELECT busy, fingerprint, status, location, body "               \
+	    "FROM idempotency_claim($1::bigint, $2)" },                        \
+	{                                                                      \
+		"agora_idem_store",                                            \
+		    "INSERT INTO idempotency_keys (user_id, key, "             \
+		    "fingerprint, status, location, body) VALUES "             \
+		    "($1::bigint, $2, $3, $4::int, $5, $6)"                    \
+	}
+#define AGORA_IDEM_KEY_MAX 255
+struct agora_idem {
+	const char *key; /* NULL: the request carried no key */
+	char fingerprint[65];
+	int replayed;
+};
+enum agora_err agora_idem_init(struct agora_req *r, struct agora_idem *k);
+enum agora_err agora_idem_claim(struct agora_req *r, struct agora_idem *k);
+enum agora_err agora_idem_store(struct agora_req *r, struct agora_idem *k);
+
+/*
+ * Placing orders (order.c), shared by the orders and cart programs: both
+ * list AGORA_ORDER_STMTS and AGORA_IDEM_STMTS among their statements.
+ */
+#define AGORA_ORDER_RESULT                                                     \
+	"SELECT t.r->'order', t.r->'order'->>'id', t.r->>'error', "            \
+	"t.r->'products', t.r->>'product_ids' FROM "
+#define AGORA_ORDER_STMTS                                                      \
+	{ "agora_order_place",                                                 \
+	    AGORA_ORDER_RESULT "order_place($1::bigint, $2::bigint[], "        \
+	                       "$3::int[], $4::jsonb, $5::jsonb, $6::int) "    \
+	                       "AS t(r)" },                                    \
+	{                                                                      \
+		"agora_cart_checkout", AGORA_ORDER_RESULT                      \
+		"cart_checkout($1::bigint, $2::jsonb, $3::jsonb, $4::int) "    \
+		"AS t(r)"                                                      \
+	}
+enum agora_err agora_order_extras(struct agora_req *r,
+    struct json_object *payment, struct json_object *address,
+    const char **payment_json, const char **address_json);
+enum agora_err agora_order_submit(
+    struct agora_req *r, const char *stmt, int n, const char *const *vals);
+void agora_order_bump(struct agora_req *r, const char *products);
 
 /* Random identifiers from libsodium: hex of n random bytes into out. */
 void agora_random_hex(char *out, size_t nbytes);

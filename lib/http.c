@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "agora.h"
 #include "internal.h"
 
@@ -224,11 +226,13 @@ read_body(struct agora_req *r, const struct agora_io *io, size_t len)
 }
 
 static enum agora_err
-parse_json_body(struct agora_req *r)
+parse_json_body(struct agora_req *r, enum agora_body kind)
 {
 	const char *why = NULL;
 	enum agora_err rc;
 
+	if (r->body_len == 0 && kind == AGORA_BODY_JSON_OPTIONAL)
+		return AGORA_OK;
 	if (r->body_len == 0)
 		return agora_problem(r, AGORA_E_BAD_JSON, "body_required",
 		    "A JSON body is required.");
@@ -312,7 +316,7 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 		return AGORA_OK;
 	if ((rc = read_body(r, io, (size_t)len)) != AGORA_OK)
 		return rc;
-	return parse_json_body(r);
+	return parse_json_body(r, (*route)->body);
 }
 
 /* The value of query parameter name, decoded; *out NULL when absent. */
@@ -476,4 +480,28 @@ agora_resp_json(struct agora_req *r, int status, struct json_object *o)
 		return AGORA_E_TOO_LARGE;
 	}
 	return agora_resp_raw(r, status, "application/json", copy, n);
+}
+
+/*
+ * Answer 200 with the JSON document body and a strong ETag of it, or 304
+ * when If-None-Match names that tag.  cache_control, when not NULL,
+ * replaces the default Cache-Control.
+ */
+enum agora_err
+agora_resp_doc(struct agora_req *r, const char *body, size_t len,
+    const char *cache_control)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[33];
+	const char *etag;
+
+	crypto_hash_sha256(h, (const unsigned char *)body, len);
+	sodium_bin2hex(hex, sizeof(hex), h, 16);
+	etag = agora_printf(r, "\"%s\"", hex);
+	agora_resp_header(r, "ETag", etag);
+	if (cache_control != NULL)
+		agora_resp_header(r, "Cache-Control", cache_control);
+	if (agora_etag_match(agora_param(r, "HTTP_IF_NONE_MATCH"), etag))
+		return agora_resp_raw(r, 304, NULL, NULL, 0);
+	return agora_resp_raw(r, 200, "application/json", body, len);
 }

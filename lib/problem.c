@@ -147,19 +147,30 @@ agora_problem(
 	return e;
 }
 
+/*
+ * As agora_problem, with one more member name: value (RFC 9457 allows
+ * extension members); steals value.
+ */
+enum agora_err
+agora_problem_ext(struct agora_req *r, enum agora_err e, const char *code,
+    const char *detail, const char *name, struct json_object *value)
+{
+	struct json_object *o;
+
+	o = problem_object(r, e, code, detail);
+	if (o == NULL) {
+		json_object_put(value);
+		return AGORA_E_INTERNAL;
+	}
+	json_object_object_add(o, name, value);
+	problem_send(r, e, code, o);
+	return e;
+}
+
 /* As agora_problem, with an "errors" array of {field, message}; steals it. */
 enum agora_err
 agora_problem_errors(struct agora_req *r, enum agora_err e, const char *detail,
     struct json_object *errors)
 {
-	struct json_object *o;
-
-	o = problem_object(r, e, NULL, detail);
-	if (o == NULL) {
-		json_object_put(errors);
-		return AGORA_E_INTERNAL;
-	}
-	json_object_object_add(o, "errors", errors);
-	problem_send(r, e, NULL, o);
-	return e;
+	return agora_problem_ext(r, e, NULL, detail, "errors", errors);
 }

@@ -33,6 +33,13 @@ extern char **environ;
 static volatile sig_atomic_t busy;
 static volatile sig_atomic_t stopping;
 
+/* Whether SIGTERM asked the process to stop: long waits end early. */
+int
+agora_stopping(void)
+{
+	return stopping;
+}
+
 static void
 on_term(int sig)
 {

@@ -30,9 +30,10 @@ static const enum json_type json_types[AGORA_F__MAX] = {
 	[AGORA_F_ARRAY] = json_type_array,
 };
 
-static void
-error_add(struct json_object *errors, const char *prefix, const char *name,
-    const char *message)
+/* Add {field: prefix.name, message} to errors. */
+void
+agora_error_add(struct json_object *errors, const char *prefix,
+    const char *name, const char *message)
 {
 	struct json_object *e;
 	char field[256];
@@ -113,7 +114,7 @@ unknown_fields(struct json_object *obj, const char *prefix,
 	{
 		(void)val;
 		if (field_find(fields, n, key) == NULL) {
-			error_add(errors, prefix, key, "is not a known field");
+			agora_error_add(errors, prefix, key, "is not a known field");
 			bad = 1;
 		}
 	}
@@ -129,7 +130,7 @@ agora_problem_field(struct agora_req *r, enum agora_err e, const char *field,
 {
 	struct json_object *errors = json_object_new_array();
 
-	error_add(errors, "", field, message);
+	agora_error_add(errors, "", field, message);
 	return agora_problem_errors(r, e, "The request has errors.", errors);
 }
 
@@ -169,14 +170,14 @@ agora_valid(struct json_object *obj, const char *prefix,
 
 	memset(out, 0, nfields * sizeof(*out));
 	if (!json_object_is_type(obj, json_type_object)) {
-		error_add(errors, prefix, "", "must be an object");
+		agora_error_add(errors, prefix, "", "must be an object");
 		return AGORA_E_BAD_TYPE;
 	}
 	for (i = 0; i < nfields; i++) {
 		if (!json_object_object_get_ex(obj, fields[i].name, &o) ||
 		    o == NULL) {
 			if (fields[i].flags & AGORA_F_REQUIRED) {
-				error_add(errors, prefix, fields[i].name,
+				agora_error_add(errors, prefix, fields[i].name,
 				    "is required");
 				bad = 1;
 			}
@@ -185,14 +186,14 @@ agora_valid(struct json_object *obj, const char *prefix,
 		if (!json_object_is_type(o, json_types[fields[i].type])) {
 			snprintf(buf, sizeof(buf), "must be %s",
 			    type_names[fields[i].type]);
-			error_add(errors, prefix, fields[i].name, buf);
+			agora_error_add(errors, prefix, fields[i].name, buf);
 			bad_type = 1;
 			continue;
 		}
 		out[i].present = 1;
 		msg = check_value(&fields[i], o, &out[i], buf, sizeof(buf));
 		if (msg != NULL) {
-			error_add(errors, prefix, fields[i].name, msg);
+			agora_error_add(errors, prefix, fields[i].name, msg);
 			bad = 1;
 		}
 	}

@@ -163,3 +163,21 @@ def config_value(key):
             if k.strip() == key:
                 return v.strip()
     return None
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token}
+
+
+def new_user(email, role="customer", password="integration test password"):
+    """Make a user (an admin through agoractl) and log in; returns auth headers."""
+    if role == "admin":
+        ctl = os.path.join(os.environ["AGORA_TEST_PREFIX"], "sbin", "agoractl")
+        subprocess.run([ctl, "user", "add", "--email", email, "--name", "Admin", "--role", "admin",
+                        "--password-stdin"], input=password + "\n", capture_output=True,
+                       text=True, check=True)
+    else:
+        request("POST", "/api/v1/auth/register",
+                body={"email": email, "password": password, "name": "Shopper"})
+    r = request("POST", "/api/v1/auth/login", body={"email": email, "password": password})
+    return bearer(r.json()["access_token"])

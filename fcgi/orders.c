@@ -1,0 +1,591 @@
+/*
+ * orders.c: /api/v1/orders: placing, reading, cancelling, tracking and
+ * fulfilling orders.
+ *
+ * Placing is order_place() in the database, run by libagora's order.c
+ * under the Idempotency-Key (the cart's checkout shares it).  Every status
+ * change goes through order_transition(), whose table of allowed moves is
+ * the order state machine; it releases stock exactly once and announces
+ * the change with NOTIFY agora_order_<id>, which GET .../events?wait=
+ * listens for.  Other users' orders answer 404.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agora.h"
+
+#define ITEMS_MAX 100
+#define LINE_QTY_MAX 1000
+
+#define EVENTS_JSON                                                            \
+	"(SELECT COALESCE(json_agg(json_build_object('seq', e.seq, "           \
+	"'status', e.status, 'at', agora_time(e.at), 'detail', e.detail) "     \
+	"ORDER BY e.seq), '[]') FROM order_events e WHERE e.order_id = o.id "  \
+	"AND e.seq > $2::int)::text"
+
+static const struct agora_stmt stmts[] = {
+	AGORA_IDEM_STMTS,
+	AGORA_ORDER_STMTS,
+	{ "order_get",
+	    "SELECT o.user_id::text, order_doc(o.id)::text FROM orders o "
+	    "WHERE o.id = $1::bigint" },
+	{ "order_list_user",
+	    "SELECT o.id::text, order_doc(o.id)::text FROM orders o "
+	    "WHERE o.user_id = $1::bigint "
+	    "AND ($2::text IS NULL OR o.status = $2) "
+	    "AND ($3::bigint IS NULL OR o.id < $3::bigint) "
+	    "ORDER BY o.id DESC LIMIT $4::int" },
+	/* $1 is the absent user filter: both lists take the same values. */
+	{ "order_list_all",
+	    "SELECT o.id::text, order_doc(o.id)::text FROM orders o "
+	    "WHERE ($2::text IS NULL OR o.status = $2) "
+	    "AND ($3::bigint IS NULL OR o.id < $3::bigint) "
+	    "AND $1::text IS NULL ORDER BY o.id DESC LIMIT $4::int" },
+	{ "order_transition",
+	    "SELECT order_transition($1::bigint, $2, $3, $4)" },
+	{ "order_events",
+	    "SELECT o.user_id::text, o.last_seq, " EVENTS_JSON
+	    " FROM orders o WHERE o.id = $1::bigint" },
+	{ "order_products",
+	    "SELECT string_agg(product_id::text, ',') FROM order_items "
+	    "WHERE order_id = $1::bigint" },
+};
+
+static enum agora_err
+not_found(struct agora_req *r)
+{
+	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such order.");
+}
+
+/* --- placing ------------------------------------------------------------ */
+
+struct line {
+	long long product;
+	long long quantity;
+};
+
+static int
+line_cmp(const void *a, const void *b)
+{
+	const struct line *x = a, *y = b;
+
+	return (x->product > y->product) - (x->product < y->product);
+}
+
+static const struct agora_field item_fields[] = {
+	{ "product_id", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 20 },
+	{ "quantity", AGORA_F_INT, AGORA_F_REQUIRED, 1, LINE_QTY_MAX },
+};
+
+/* Check one line into *l; adds to errors and returns the error kind. */
+static enum agora_err
+line_get(struct json_object *item, size_t i, struct line *l,
+    struct json_object *errors)
+{
+	struct agora_value v[2];
+	char prefix[32];
+	enum agora_err rc;
+
+	snprintf(prefix, sizeof(prefix), "items[%zu]", i);
+	rc = agora_valid(item, prefix, item_fields, 2, v, errors);
+	if (rc != AGORA_OK)
+		return rc;
+	if (!agora_id_ok(v[0].s) ||
+	    agora_parse_ll(v[0].s, 1, INT64_MAX, &l->product) != 0) {
+		agora_error_add(
+		    errors, prefix, "product_id", "is not a product's id");
+		return AGORA_E_VALIDATION;
+	}
+	l->quantity = v[1].i;
+	return AGORA_OK;
+}
+
+/* Sort the lines by product and merge repeats; returns the new count. */
+static size_t
+lines_merge(struct line *l, size_t n)
+{
+	size_t i, out = 0;
+
+	qsort(l, n, sizeof(*l), line_cmp);
+	for (i = 0; i < n; i++) {
+		if (out > 0 && l[out - 1].product == l[i].product)
+			l[out - 1].quantity += l[i].quantity;
+		else
+			l[out++] = l[i];
+	}
+	return out;
+}
+
+/* Postgres array literals "{1,2,3}" of the products and quantities. */
+static enum agora_err
+lines_arrays(struct agora_req *r, const struct line *l, size_t n,
+    const char **products, const char **quantities)
+{
+	size_t cap = n * 22 + 3, pi = 0, qi = 0, i;
+	char *p, *q;
+
+	p = agora_alloc(r, cap);
+	q = agora_alloc(r, cap);
+	if (p == NULL || q == NULL)
+		return AGORA_E_TOO_LARGE;
+	p[pi++] = '{';
+	q[qi++] = '{';
+	for (i = 0; i < n; i++) {
+		pi += (size_t)snprintf(p + pi, cap - pi, "%s%lld",
+		    i ? "," : "", l[i].product);
+		qi += (size_t)snprintf(q + qi, cap - qi, "%s%lld",
+		    i ? "," : "", l[i].quantity);
+	}
+	snprintf(p + pi, cap - pi, "}");
+	snprintf(q + qi, cap - qi, "}");
+	*products = p;
+	*quantities = q;
+	return AGORA_OK;
+}
+
+/* Read items[] into sorted, merged lines; the problem is sent on error. */
+static enum agora_err
+items_get(struct agora_req *r, struct json_object *items, struct line **out,
+    size_t *nout)
+{
+	struct json_object *errors = json_object_new_array();
+	size_t i, n = json_object_array_length(items);
+	struct line *l;
+	enum agora_err rc = AGORA_OK, e;
+
+	l = agora_alloc(r, (n + 1) * sizeof(*l));
+	if (l == NULL) {
+		json_object_put(errors);
+		return AGORA_E_TOO_LARGE;
+	}
+	for (i = 0; i < n; i++) {
+		e = line_get(json_object_array_get_idx(items, i), i, &l[i],
+		    errors);
+		if (e == AGORA_E_BAD_TYPE || rc == AGORA_OK)
+			rc = e != AGORA_OK ? e : rc;
+	}
+	if (rc != AGORA_OK)
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
+	json_object_put(errors);
+	n = lines_merge(l, n);
+	for (i = 0; i < n; i++)
+		if (l[i].quantity > LINE_QTY_MAX)
+			return agora_problem_field(r, AGORA_E_VALIDATION,
+			    "items", "a product's quantities add up to more "
+			             "than 1000");
+	*out = l;
+	*nout = n;
+	return AGORA_OK;
+}
+
+static const struct agora_field order_fields[] = {
+	{ "items", AGORA_F_ARRAY, AGORA_F_REQUIRED, 1, ITEMS_MAX },
+	{ "payment", AGORA_F_OBJECT, 0, 0, 0 },
+	{ "shipping_address", AGORA_F_OBJECT, 0, 0, 0 },
+};
+
+static enum agora_err
+post_order(struct agora_req *r)
+{
+	struct agora_value v[3];
+	const char *vals[6];
+	struct line *lines = NULL;
+	size_t n = 0;
+	enum agora_err rc;
+
+	if ((rc = agora_valid_body(r, order_fields, 3, v)) != AGORA_OK)
+		return rc;
+	if ((rc = items_get(r, v[0].o, &lines, &n)) != AGORA_OK)
+		return rc;
+	if ((rc = agora_order_extras(r, v[1].o, v[2].o, &vals[4],
+	         &vals[3])) != AGORA_OK)
+		return rc;
+	if ((rc = lines_arrays(r, lines, n, &vals[1], &vals[2])) != AGORA_OK)
+		return rc;
+	vals[0] = r->user;
+	vals[5] = agora_printf(r, "%lld", r->ctx->cfg.order_ttl);
+	return agora_order_submit(r, "agora_order_place", 6, vals);
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static enum agora_err
+get_order(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] };
+	PGresult *res;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	if ((rc = agora_db_query(r, "order_get", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 ||
+	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
+		return not_found(r);
+	return agora_resp_doc(r, PQgetvalue(res, 0, 1),
+	    (size_t)PQgetlength(res, 0, 1), NULL);
+}
+
+static const char *const statuses[] = { "pending", "paid", "completed",
+	"shipped", "delivered", "payment_failed", "cancelled" };
+
+static int
+status_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(statuses); i++)
+		if (strcmp(s, statuses[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* status and user_id filters; only an admin may name another user. */
+static enum agora_err
+list_filters(struct agora_req *r, const char **status, const char **user)
+{
+	enum agora_err rc;
+
+	if ((rc = agora_query_get(r, "status", status)) != AGORA_OK ||
+	    (rc = agora_query_get(r, "user_id", user)) != AGORA_OK)
+		return rc;
+	if (*status != NULL && !status_ok(*status))
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_status",
+		    "status must be one of pending, paid, completed, "
+		    "shipped, delivered, payment_failed, cancelled.");
+	if (strcmp(r->role, "admin") != 0) {
+		if (*user != NULL && strcmp(*user, r->user) != 0)
+			return agora_problem(r, AGORA_E_FORBIDDEN, NULL,
+			    "Only an admin may list other users' orders.");
+		*user = r->user;
+	}
+	if (*user != NULL && !agora_id_ok(*user))
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_user_id",
+		    "user_id must be a user's id.");
+	return AGORA_OK;
+}
+
+static enum agora_err
+list_orders(struct agora_req *r)
+{
+	struct json_object *data;
+	const char *vals[4], *after;
+	long long limit;
+	PGresult *res;
+	enum agora_err rc;
+	int i, n;
+
+	if ((rc = list_filters(r, &vals[1], &vals[0])) != AGORA_OK ||
+	    (rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
+		return rc;
+	if (after != NULL && !agora_id_ok(after))
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
+		    "The cursor is not one this API gave out.");
+	vals[2] = after;
+	vals[3] = agora_printf(r, "%lld", limit + 1);
+	rc = agora_db_query(r,
+	    vals[0] != NULL ? "order_list_user" : "order_list_all", 4, vals,
+	    &res);
+	if (rc != AGORA_OK)
+		return rc;
+	n = PQntuples(res);
+	data = json_object_new_array();
+	for (i = 0; i < n && i < limit; i++)
+		json_object_array_add(
+		    data, json_tokener_parse(PQgetvalue(res, i, 1)));
+	return agora_resp_json(r, 200,
+	    agora_page(r, data, n > limit,
+	        n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
+}
+
+/* --- status changes ----------------------------------------------------- */
+
+struct move {
+	const char *vals[4];
+	const char *outcome; /* ok, unchanged, invalid, not_found */
+	const char *doc;
+	size_t doclen;
+	const char *products;
+};
+
+static enum agora_err
+tx_move(struct agora_req *r, void *arg)
+{
+	struct move *m = arg;
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_db_query(r, "order_transition", 4, m->vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	m->outcome = PQgetvalue(res, 0, 0);
+	if (strcmp(m->outcome, "not_found") == 0)
+		return AGORA_OK;
+	if ((rc = agora_db_query(r, "order_get", 1, m->vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	m->doc = PQgetvalue(res, 0, 1);
+	m->doclen = (size_t)PQgetlength(res, 0, 1);
+	if ((rc = agora_db_query(r, "order_products", 1, m->vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	m->products = PQgetvalue(res, 0, 0);
+	return AGORA_OK;
+}
+
+/*
+ * Move the order in r->params[0], whose owner the caller has checked, to
+ * status; answers the order, or 409 with bad_code when the machine has no
+ * such move.
+ */
+static enum agora_err
+move(struct agora_req *r, struct move *m, const char *bad_code,
+    const char *bad_detail)
+{
+	enum agora_err rc;
+
+	m->vals[0] = r->params[0];
+	if ((rc = agora_db_tx(r, tx_move, m)) != AGORA_OK)
+		return rc;
+	if (strcmp(m->outcome, "not_found") == 0)
+		return not_found(r);
+	if (strcmp(m->outcome, "invalid") == 0)
+		return agora_problem(r, AGORA_E_CONFLICT, bad_code, bad_detail);
+	if (strcmp(m->outcome, "ok") == 0 &&
+	    strcmp(m->vals[1], "cancelled") == 0)
+		agora_order_bump(r, m->products);
+	return agora_resp_raw(r, 200, "application/json", m->doc, m->doclen);
+}
+
+/* The order's owner, for the 404 of everyone else. */
+static enum agora_err
+owner_check(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] };
+	PGresult *res;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	if ((rc = agora_db_query(r, "order_get", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 ||
+	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
+		return not_found(r);
+	return AGORA_OK;
+}
+
+static enum agora_err
+put_cancel(struct agora_req *r)
+{
+	struct move m;
+	enum agora_err rc;
+
+	if ((rc = owner_check(r)) != AGORA_OK)
+		return rc;
+	memset(&m, 0, sizeof(m));
+	m.vals[1] = "cancelled";
+	m.vals[2] = strcmp(r->role, "admin") == 0 ? "cancelled by an admin"
+	                                          : "cancelled by the customer";
+	return move(r, &m, "not_cancellable",
+	    "Only a pending or paid order can be cancelled.");
+}
+
+static const struct agora_field status_fields[] = {
+	{ "status", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 20 },
+	{ "tracking_number", AGORA_F_STRING, 0, 1, 100 },
+};
+
+static enum agora_err
+put_status(struct agora_req *r)
+{
+	struct agora_value v[2];
+	struct move m;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	if ((rc = agora_valid_body(r, status_fields, 2, v)) != AGORA_OK)
+		return rc;
+	if (strcmp(v[0].s, "shipped") != 0 && strcmp(v[0].s, "delivered") != 0)
+		return agora_problem_field(r, AGORA_E_VALIDATION, "status",
+		    "must be \"shipped\" or \"delivered\"");
+	memset(&m, 0, sizeof(m));
+	m.vals[1] = v[0].s;
+	m.vals[3] = v[1].present ? v[1].s : NULL;
+	return move(r, &m, "invalid_transition",
+	    "Orders go completed, then shipped, then delivered.");
+}
+
+/* --- tracking ----------------------------------------------------------- */
+
+struct events {
+	const char *vals[2];
+	const char *json; /* the events after vals[1], a JSON array */
+	const char *last_seq;
+	int found;
+};
+
+/* Read the events after the cursor; 404 for others' orders. */
+static enum agora_err
+events_read(struct agora_req *r, struct events *ev)
+{
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_db_query(r, "order_events", 2, ev->vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 ||
+	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
+		return not_found(r);
+	ev->last_seq = PQgetvalue(res, 0, 1);
+	ev->json = PQgetvalue(res, 0, 2);
+	ev->found = strcmp(ev->json, "[]") != 0;
+	return AGORA_OK;
+}
+
+static int
+simple_exec(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static long long
+ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (deadline->tv_sec - now.tv_sec) * 1000LL +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/*
+ * Sleep on the connection's socket until a notification arrives, the
+ * deadline passes or SIGTERM comes.  Returns 1 when notified.
+ */
+static int
+wait_notify(PGconn *conn, const struct timespec *deadline)
+{
+	struct pollfd pfd;
+	PGnotify *n;
+	long long left;
+	int got = 0;
+
+	pfd.fd = PQsocket(conn);
+	pfd.events = POLLIN;
+	while (!got && !agora_stopping() && (left = ms_left(deadline)) > 0) {
+		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) < 0 &&
+		    errno != EINTR)
+			break;
+		if (PQconsumeInput(conn) == 0)
+			break;
+		while ((n = PQnotifies(conn)) != NULL) {
+			got = 1;
+			PQfreemem(n);
+		}
+	}
+	return got;
+}
+
+/*
+ * Wait up to secs seconds for an event after the cursor.  LISTEN comes
+ * before the second read, so an event committed between the two is seen
+ * by the read or announced to the wait.
+ */
+static enum agora_err
+events_wait(struct agora_req *r, struct events *ev, long long secs)
+{
+	PGconn *conn = agora_db_conn(r->ctx->db);
+	struct timespec deadline;
+	char listen[64], unlisten[64];
+	PGnotify *n;
+	enum agora_err rc = AGORA_OK;
+
+	if (conn == NULL)
+		return AGORA_E_UNAVAILABLE;
+	snprintf(listen, sizeof(listen), "LISTEN agora_order_%s", ev->vals[0]);
+	snprintf(unlisten, sizeof(unlisten), "UNLISTEN agora_order_%s",
+	    ev->vals[0]);
+	if (simple_exec(conn, listen) != 0)
+		return AGORA_E_UNAVAILABLE;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += secs;
+	while ((rc = events_read(r, ev)) == AGORA_OK && !ev->found &&
+	    wait_notify(conn, &deadline))
+		;
+	if (PQstatus(conn) == CONNECTION_OK)
+		simple_exec(conn, unlisten);
+	while ((n = PQnotifies(conn)) != NULL)
+		PQfreemem(n);
+	return rc;
+}
+
+static enum agora_err
+get_events(struct agora_req *r)
+{
+	struct events ev;
+	const char *after, *wait, *body;
+	long long a = 0, w = 0;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	if ((rc = agora_query_get(r, "after", &after)) != AGORA_OK ||
+	    (rc = agora_query_get(r, "wait", &wait)) != AGORA_OK)
+		return rc;
+	if ((after != NULL && agora_parse_ll(after, 0, INT32_MAX, &a) != 0) ||
+	    (wait != NULL && agora_parse_ll(wait, 0, 30, &w) != 0))
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_parameter",
+		    "after must be an event's seq and wait 0 to 30 seconds.");
+	memset(&ev, 0, sizeof(ev));
+	ev.vals[0] = r->params[0];
+	ev.vals[1] = agora_printf(r, "%lld", a);
+	if ((rc = events_read(r, &ev)) != AGORA_OK)
+		return rc;
+	if (w > r->ctx->cfg.order_wait_max)
+		w = r->ctx->cfg.order_wait_max;
+	if (!ev.found && w > 0 && (rc = events_wait(r, &ev, w)) != AGORA_OK)
+		return rc;
+	body = agora_printf(
+	    r, "{\"data\":%s,\"last_seq\":%s}", ev.json, ev.last_seq);
+	if (body == NULL)
+		return AGORA_E_TOO_LARGE;
+	return agora_resp_raw(r, 200, "application/json", body, strlen(body));
+}
+
+static const struct agora_route routes[] = {
+	{ "POST", "/api/v1/orders", AGORA_BODY_JSON, post_order, AGORA_USER },
+	{ "GET", "/api/v1/orders", AGORA_BODY_NONE, list_orders, AGORA_USER },
+	{ "GET", "/api/v1/orders/{id}", AGORA_BODY_NONE, get_order,
+	    AGORA_USER },
+	{ "PUT", "/api/v1/orders/{id}/cancel", AGORA_BODY_NONE, put_cancel,
+	    AGORA_USER },
+	{ "PUT", "/api/v1/orders/{id}/status", AGORA_BODY_JSON, put_status,
+	    AGORA_ADMIN },
+	{ "GET", "/api/v1/orders/{id}/events", AGORA_BODY_NONE, get_events,
+	    AGORA_USER },
+};
+
+static const struct agora_program program = {
+	.name = "orders",
+	.routes = routes,
+	.nroutes = AGORA_NELEM(routes),
+	.stmts = stmts,
+	.nstmts = AGORA_NELEM(stmts),
+};
+
+AGORA_MAIN(program)

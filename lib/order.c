@@ -1,0 +1,189 @@
+/*
+ * order.c: placing an order, shared by POST /orders and POST /cart/checkout
+ * so that both make it exactly the same way.
+ *
+ * The work is one SQL function (order_place or cart_checkout in
+ * sql/0005_orders.sql) called inside a transaction that first claims the
+ * Idempotency-Key and last stores the answer.  When the function reports
+ * a problem (stock short, a product unknown) the transaction rolls back,
+ * taking any stock it had reserved with it.  After the commit, the cached
+ * documents of the products involved are invalidated, since their
+ * stock_available changed.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agora.h"
+
+static const struct agora_field payment_fields[] = {
+	{ "method", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 16 },
+	{ "token", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 255 },
+};
+
+static const struct agora_field address_fields[] = {
+	{ "name", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+	{ "line1", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+	{ "line2", AGORA_F_STRING, 0, 0, 200 },
+	{ "city", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 100 },
+	{ "region", AGORA_F_STRING, 0, 0, 100 },
+	{ "postal_code", AGORA_F_STRING, 0, 0, 20 },
+	{ "country", AGORA_F_STRING, AGORA_F_REQUIRED, 2, 2 },
+};
+
+static enum agora_err
+worse(enum agora_err a, enum agora_err b)
+{
+	if (a == AGORA_E_BAD_TYPE || b == AGORA_E_BAD_TYPE)
+		return AGORA_E_BAD_TYPE;
+	return a != AGORA_OK ? a : b;
+}
+
+static const char *
+json_text(struct agora_req *r, struct json_object *o)
+{
+	return o == NULL ? NULL
+	                 : agora_strdup(r, json_object_to_json_string_ext(o,
+	                       JSON_C_TO_STRING_PLAIN |
+	                           JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/*
+ * Check the optional payment and shipping_address objects of an order
+ * request (NULL when absent) and give them back as JSON text for the
+ * database.  On failure the problem is the answer already.
+ */
+enum agora_err
+agora_order_extras(struct agora_req *r, struct json_object *payment,
+    struct json_object *address, const char **payment_json,
+    const char **address_json)
+{
+	struct json_object *errors = json_object_new_array();
+	struct agora_value pv[AGORA_NELEM(payment_fields)];
+	struct agora_value av[AGORA_NELEM(address_fields)];
+	enum agora_err rc = AGORA_OK;
+
+	if (payment != NULL) {
+		rc = agora_valid(payment, "payment", payment_fields,
+		    AGORA_NELEM(payment_fields), pv, errors);
+		if (rc == AGORA_OK && strcmp(pv[0].s, "card") != 0) {
+			json_object_put(errors);
+			return agora_problem_field(r, AGORA_E_VALIDATION,
+			    "payment.method", "must be \"card\"");
+		}
+	}
+	if (address != NULL)
+		rc = worse(rc, agora_valid(address, "shipping_address",
+		                   address_fields, AGORA_NELEM(address_fields),
+		                   av, errors));
+	if (rc != AGORA_OK)
+		return agora_problem_errors(
+		    r, rc, "The request has errors.", errors);
+	json_object_put(errors);
+	*payment_json = json_text(r, payment);
+	*address_json = json_text(r, address);
+	return AGORA_OK;
+}
+
+struct place {
+	const char *stmt;
+	int n;
+	const char *const *vals;
+	struct agora_idem *idem;
+	const char *products; /* "1,2,3": whose cache to invalidate */
+};
+
+/* Answer the problem the SQL function reported; the caller rolls back. */
+static enum agora_err
+place_problem(struct agora_req *r, PGresult *res)
+{
+	const char *code = PQgetvalue(res, 0, 2);
+	struct json_object *products = NULL;
+
+	if (!PQgetisnull(res, 0, 3))
+		products = json_tokener_parse(PQgetvalue(res, 0, 3));
+	if (strcmp(code, "insufficient_stock") == 0)
+		return agora_problem_ext(r, AGORA_E_CONFLICT, code,
+		    "Not enough stock for some products.", "products",
+		    products);
+	if (strcmp(code, "unknown_product") == 0)
+		return agora_problem_ext(r, AGORA_E_VALIDATION, code,
+		    "Some products do not exist or are no longer sold.",
+		    "products", products);
+	json_object_put(products);
+	if (strcmp(code, "mixed_currency") == 0)
+		return agora_problem(r, AGORA_E_VALIDATION, code,
+		    "An order's products must share one currency.");
+	if (strcmp(code, "cart_empty") == 0)
+		return agora_problem(
+		    r, AGORA_E_VALIDATION, code, "The cart is empty.");
+	return agora_problem(
+	    r, AGORA_E_VALIDATION, code, "The order has no items.");
+}
+
+static enum agora_err
+tx_place(struct agora_req *r, void *arg)
+{
+	struct place *p = arg;
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_idem_claim(r, p->idem);
+	if (rc != AGORA_OK || p->idem->replayed)
+		return rc;
+	if ((rc = agora_db_query(r, p->stmt, p->n, p->vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) != 1)
+		return AGORA_E_INTERNAL;
+	if (!PQgetisnull(res, 0, 2))
+		return place_problem(r, res);
+	agora_resp_header(r, "Location",
+	    agora_printf(r, "/api/v1/orders/%s", PQgetvalue(res, 0, 1)));
+	p->products = PQgetvalue(res, 0, 4);
+	agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0));
+	return agora_idem_store(r, p->idem);
+}
+
+/*
+ * The stock of these products (a comma-separated id list) changed:
+ * their cached documents and every cached list are stale.
+ */
+void
+agora_order_bump(struct agora_req *r, const char *products)
+{
+	char key[64], data[64];
+	const char *s, *e;
+
+	for (s = products; s != NULL && *s != '\0'; s = *e ? e + 1 : e) {
+		e = strchr(s, ',');
+		if (e == NULL)
+			e = s + strlen(s);
+		snprintf(key, sizeof(key), "agora:pv:%.*s", (int)(e - s), s);
+		snprintf(data, sizeof(data), "agora:p:%.*s", (int)(e - s), s);
+		agora_cache_bump(r->ctx, key, data);
+	}
+	agora_cache_bump(r->ctx, "agora:cv", NULL);
+}
+
+/*
+ * Run stmt (AGORA_ORDER_PLACE or AGORA_CART_CHECKOUT) with vals under the
+ * request's Idempotency-Key and answer 201 with the order, a replay, or
+ * the problem.
+ */
+enum agora_err
+agora_order_submit(
+    struct agora_req *r, const char *stmt, int n, const char *const *vals)
+{
+	struct agora_idem idem;
+	struct place p = { stmt, n, vals, &idem, NULL };
+	enum agora_err rc;
+
+	if ((rc = agora_idem_init(r, &idem)) != AGORA_OK)
+		return rc;
+	rc = agora_db_tx(r, tx_place, &p);
+	if (rc == AGORA_OK && !idem.replayed)
+		agora_order_bump(r, p.products);
+	return rc;
+}
