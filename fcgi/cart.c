@@ -57,8 +57,8 @@ get_cart(struct agora_req *r)
 
 	if ((rc = agora_db_query(r, "cart_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
-	return agora_resp_doc(r, PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0), NULL);
+	return agora_resp_doc(
+	    r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), NULL);
 }
 
 static enum agora_err
@@ -144,8 +144,8 @@ post_checkout(struct agora_req *r)
 		return rc;
 	if (r->json == NULL)
 		memset(v, 0, sizeof(v));
-	if ((rc = agora_order_extras(r, v[0].o, v[1].o, &vals[2],
-	         &vals[1])) != AGORA_OK)
+	if ((rc = agora_order_extras(r, v[0].o, v[1].o, &vals[2], &vals[1])) !=
+	    AGORA_OK)
 		return rc;
 	vals[0] = r->user;
 	vals[3] = agora_printf(r, "%lld", r->ctx->cfg.order_ttl);
@@ -159,8 +159,7 @@ static const struct agora_route routes[] = {
 	{ "DELETE", "/api/v1/cart/items/{product_id}", AGORA_BODY_NONE,
 	    delete_item, AGORA_USER },
 	{ "POST", "/api/v1/cart/checkout", AGORA_BODY_JSON_OPTIONAL,
-	    post_checkout,
-	    AGORA_USER },
+	    post_checkout, AGORA_USER },
 };
 
 static const struct agora_program program = {

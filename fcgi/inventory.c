@@ -86,12 +86,7 @@ get_inventory(struct agora_req *r)
 static void
 bump(struct agora_req *r)
 {
-	char key[64], data[64];
-
-	snprintf(key, sizeof(key), "agora:pv:%s", r->params[0]);
-	snprintf(data, sizeof(data), "agora:p:%s", r->params[0]);
-	agora_cache_bump(r->ctx, key, data);
-	agora_cache_bump(r->ctx, "agora:cv", NULL);
+	agora_catalog_bump(r, r->params[0]);
 }
 
 static enum agora_err

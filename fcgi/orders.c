@@ -137,10 +137,10 @@ lines_arrays(struct agora_req *r, const struct line *l, size_t n,
 	p[pi++] = '{';
 	q[qi++] = '{';
 	for (i = 0; i < n; i++) {
-		pi += (size_t)snprintf(p + pi, cap - pi, "%s%lld",
-		    i ? "," : "", l[i].product);
-		qi += (size_t)snprintf(q + qi, cap - qi, "%s%lld",
-		    i ? "," : "", l[i].quantity);
+		pi += (size_t)snprintf(
+		    p + pi, cap - pi, "%s%lld", i ? "," : "", l[i].product);
+		qi += (size_t)snprintf(
+		    q + qi, cap - qi, "%s%lld", i ? "," : "", l[i].quantity);
 	}
 	snprintf(p + pi, cap - pi, "}");
 	snprintf(q + qi, cap - qi, "}");
@@ -165,8 +165,8 @@ items_get(struct agora_req *r, struct json_object *items, struct line **out,
 		return AGORA_E_TOO_LARGE;
 	}
 	for (i = 0; i < n; i++) {
-		e = line_get(json_object_array_get_idx(items, i), i, &l[i],
-		    errors);
+		e = line_get(
+		    json_object_array_get_idx(items, i), i, &l[i], errors);
 		if (e == AGORA_E_BAD_TYPE || rc == AGORA_OK)
 			rc = e != AGORA_OK ? e : rc;
 	}
@@ -178,8 +178,9 @@ items_get(struct agora_req *r, struct json_object *items, struct line **out,
 	for (i = 0; i < n; i++)
 		if (l[i].quantity > LINE_QTY_MAX)
 			return agora_problem_field(r, AGORA_E_VALIDATION,
-			    "items", "a product's quantities add up to more "
-			             "than 1000");
+			    "items",
+			    "a product's quantities add up to more "
+			    "than 1000");
 	*out = l;
 	*nout = n;
 	return AGORA_OK;
@@ -204,8 +205,8 @@ post_order(struct agora_req *r)
 		return rc;
 	if ((rc = items_get(r, v[0].o, &lines, &n)) != AGORA_OK)
 		return rc;
-	if ((rc = agora_order_extras(r, v[1].o, v[2].o, &vals[4],
-	         &vals[3])) != AGORA_OK)
+	if ((rc = agora_order_extras(r, v[1].o, v[2].o, &vals[4], &vals[3])) !=
+	    AGORA_OK)
 		return rc;
 	if ((rc = lines_arrays(r, lines, n, &vals[1], &vals[2])) != AGORA_OK)
 		return rc;
@@ -230,8 +231,8 @@ get_order(struct agora_req *r)
 	if (PQntuples(res) == 0 ||
 	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
 		return not_found(r);
-	return agora_resp_doc(r, PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1), NULL);
+	return agora_resp_doc(
+	    r, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), NULL);
 }
 
 static const char *const statuses[] = { "pending", "paid", "completed",
@@ -329,8 +330,7 @@ tx_move(struct agora_req *r, void *arg)
 	m->outcome = PQgetvalue(res, 0, 0);
 	if (strcmp(m->outcome, "not_found") == 0)
 		return AGORA_OK;
-	if ((rc = agora_db_query(r, "order_get", 1, m->vals, &res)) !=
-	    AGORA_OK)
+	if ((rc = agora_db_query(r, "order_get", 1, m->vals, &res)) != AGORA_OK)
 		return rc;
 	m->doc = PQgetvalue(res, 0, 1);
 	m->doclen = (size_t)PQgetlength(res, 0, 1);
@@ -361,7 +361,7 @@ move(struct agora_req *r, struct move *m, const char *bad_code,
 		return agora_problem(r, AGORA_E_CONFLICT, bad_code, bad_detail);
 	if (strcmp(m->outcome, "ok") == 0 &&
 	    strcmp(m->vals[1], "cancelled") == 0)
-		agora_order_bump(r, m->products);
+		agora_catalog_bump(r, m->products);
 	return agora_resp_raw(r, 200, "application/json", m->doc, m->doclen);
 }
 
@@ -518,8 +518,8 @@ events_wait(struct agora_req *r, struct events *ev, long long secs)
 	if (conn == NULL)
 		return AGORA_E_UNAVAILABLE;
 	snprintf(listen, sizeof(listen), "LISTEN agora_order_%s", ev->vals[0]);
-	snprintf(unlisten, sizeof(unlisten), "UNLISTEN agora_order_%s",
-	    ev->vals[0]);
+	snprintf(
+	    unlisten, sizeof(unlisten), "UNLISTEN agora_order_%s", ev->vals[0]);
 	if (simple_exec(conn, listen) != 0)
 		return AGORA_E_UNAVAILABLE;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);

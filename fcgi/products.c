@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "agora.h"
+#include "reviews.h"
 
 #define Q_MAX 200
 #define ATTR_MAX 8
@@ -59,6 +60,7 @@ static const char *const sort_stmts[S__MAX] = { "search_newest", "search_price",
 	"search_price_desc", "search_rating", "search_relevance" };
 
 static const struct agora_stmt stmts[] = {
+	REVIEW_STMTS,
 	{ "search_newest",
 	    SEARCH("p.created_at", "timestamptz", "<",
 	        "p.created_at DESC, p.id DESC") },
@@ -556,12 +558,7 @@ write_error(struct agora_req *r, enum agora_err rc)
 static void
 bump(struct agora_req *r, const char *id)
 {
-	char key[64], data[64];
-
-	snprintf(key, sizeof(key), "agora:pv:%s", id);
-	snprintf(data, sizeof(data), "agora:p:%s", id);
-	agora_cache_bump(r->ctx, key, data);
-	agora_cache_bump(r->ctx, "agora:cv", NULL);
+	agora_catalog_bump(r, id);
 }
 
 static enum agora_err
@@ -659,6 +656,14 @@ static const struct agora_route routes[] = {
 	    AGORA_ADMIN },
 	{ "DELETE", "/api/v1/products/{id}", AGORA_BODY_NONE, delete_product,
 	    AGORA_ADMIN },
+	{ "GET", "/api/v1/products/{id}/reviews", AGORA_BODY_NONE, review_list,
+	    AGORA_ANON },
+	{ "POST", "/api/v1/products/{id}/reviews", AGORA_BODY_JSON, review_post,
+	    AGORA_USER },
+	{ "GET", "/api/v1/reviews/{id}", AGORA_BODY_NONE, review_get,
+	    AGORA_ANON },
+	{ "DELETE", "/api/v1/reviews/{id}", AGORA_BODY_NONE, review_delete,
+	    AGORA_USER },
 };
 
 static const struct agora_program program = {

@@ -280,8 +280,8 @@ enum agora_err agora_problem_errors(struct agora_req *r, enum agora_err e,
 enum agora_err agora_problem_ext(struct agora_req *r, enum agora_err e,
     const char *code, const char *detail, const char *name,
     struct json_object *value);
-enum agora_err agora_resp_doc(struct agora_req *r, const char *body,
-    size_t len, const char *cache_control);
+enum agora_err agora_resp_doc(struct agora_req *r, const char *body, size_t len,
+    const char *cache_control);
 int agora_err_status(enum agora_err e);
 const char *agora_err_code(enum agora_err e);
 const char *agora_status_text(int status);
@@ -447,8 +447,8 @@ void agora_log_request(const struct agora_req *r);
  */
 #define AGORA_IDEM_STMTS                                                       \
 	{ "agora_idem_claim",                                                  \
-	    "SELECT busy, fingerprint, status, location, body "               \
-	    "FROM idempotency_claim($1::bigint, $2)" },                        \
+		"SELECT busy, fingerprint, status, location, body "            \
+		"FROM idempotency_claim($1::bigint, $2)" },                    \
 	{                                                                      \
 		"agora_idem_store",                                            \
 		    "INSERT INTO idempotency_keys (user_id, key, "             \
@@ -474,20 +474,23 @@ enum agora_err agora_idem_store(struct agora_req *r, struct agora_idem *k);
 	"t.r->'products', t.r->>'product_ids' FROM "
 #define AGORA_ORDER_STMTS                                                      \
 	{ "agora_order_place",                                                 \
-	    AGORA_ORDER_RESULT "order_place($1::bigint, $2::bigint[], "        \
-	                       "$3::int[], $4::jsonb, $5::jsonb, $6::int) "    \
-	                       "AS t(r)" },                                    \
+		AGORA_ORDER_RESULT                                             \
+		"order_place($1::bigint, $2::bigint[], "                       \
+		"$3::int[], $4::jsonb, $5::jsonb, $6::int) "                   \
+		"AS t(r)" },                                                   \
 	{                                                                      \
-		"agora_cart_checkout", AGORA_ORDER_RESULT                      \
-		"cart_checkout($1::bigint, $2::jsonb, $3::jsonb, $4::int) "    \
-		"AS t(r)"                                                      \
+		"agora_cart_checkout",                                         \
+		    AGORA_ORDER_RESULT "cart_checkout($1::bigint, $2::jsonb, " \
+		                       "$3::jsonb, $4::int) "                  \
+		                       "AS t(r)"                               \
 	}
 enum agora_err agora_order_extras(struct agora_req *r,
     struct json_object *payment, struct json_object *address,
     const char **payment_json, const char **address_json);
 enum agora_err agora_order_submit(
     struct agora_req *r, const char *stmt, int n, const char *const *vals);
-void agora_order_bump(struct agora_req *r, const char *products);
+/* Products (a comma-separated id list) changed: drop their cached copies. */
+void agora_catalog_bump(struct agora_req *r, const char *products);
 
 /* Random identifiers from libsodium: hex of n random bytes into out. */
 void agora_random_hex(char *out, size_t nbytes);

@@ -38,8 +38,8 @@ fingerprint(struct agora_req *r, char *out, size_t outlen)
 	unsigned char h[crypto_hash_sha256_BYTES];
 
 	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, (const unsigned char *)r->method,
-	    strlen(r->method) + 1);
+	crypto_hash_sha256_update(
+	    &st, (const unsigned char *)r->method, strlen(r->method) + 1);
 	crypto_hash_sha256_update(
 	    &st, (const unsigned char *)r->path, strlen(r->path) + 1);
 	if (r->body_len > 0)

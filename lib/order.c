@@ -43,10 +43,11 @@ worse(enum agora_err a, enum agora_err b)
 static const char *
 json_text(struct agora_req *r, struct json_object *o)
 {
-	return o == NULL ? NULL
-	                 : agora_strdup(r, json_object_to_json_string_ext(o,
-	                       JSON_C_TO_STRING_PLAIN |
-	                           JSON_C_TO_STRING_NOSLASHESCAPE));
+	return o == NULL
+	    ? NULL
+	    : agora_strdup(r,
+	          json_object_to_json_string_ext(o,
+	              JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /*
@@ -74,9 +75,9 @@ agora_order_extras(struct agora_req *r, struct json_object *payment,
 		}
 	}
 	if (address != NULL)
-		rc = worse(rc, agora_valid(address, "shipping_address",
-		                   address_fields, AGORA_NELEM(address_fields),
-		                   av, errors));
+		rc = worse(rc,
+		    agora_valid(address, "shipping_address", address_fields,
+		        AGORA_NELEM(address_fields), av, errors));
 	if (rc != AGORA_OK)
 		return agora_problem_errors(
 		    r, rc, "The request has errors.", errors);
@@ -151,7 +152,7 @@ tx_place(struct agora_req *r, void *arg)
  * their cached documents and every cached list are stale.
  */
 void
-agora_order_bump(struct agora_req *r, const char *products)
+agora_catalog_bump(struct agora_req *r, const char *products)
 {
 	char key[64], data[64];
 	const char *s, *e;
@@ -184,6 +185,6 @@ agora_order_submit(
 		return rc;
 	rc = agora_db_tx(r, tx_place, &p);
 	if (rc == AGORA_OK && !idem.replayed)
-		agora_order_bump(r, p.products);
+		agora_catalog_bump(r, p.products);
 	return rc;
 }

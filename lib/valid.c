@@ -114,7 +114,8 @@ unknown_fields(struct json_object *obj, const char *prefix,
 	{
 		(void)val;
 		if (field_find(fields, n, key) == NULL) {
-			agora_error_add(errors, prefix, key, "is not a known field");
+			agora_error_add(
+			    errors, prefix, key, "is not a known field");
 			bad = 1;
 		}
 	}
