@@ -107,6 +107,31 @@ bench_catalog() {
 	done
 }
 
+# The orders target at 50 connections: POST /api/v1/orders (two lines) by
+# one customer over 50 products with stock that never runs out, against
+# pgbench running the same transaction (bench/orders.sql) in the same run.
+bench_orders() {
+	local server=$1 mode=$2 noop=$3 base=http://127.0.0.1:$HTTP_PORT
+	local line rps p50 p99 err pg pglat
+	ORDER_TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
+		-d "{\"email\":\"bench@example.com\",\"password\":\"bench password 1\"}" \
+		"$base/api/v1/auth/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+	export ORDER_TOKEN
+	wrk -t2 -c50 -d2s -s "$TOP/bench/orders.lua" "$base" >/dev/null 2>&1
+	read -r pg pglat <<<"$(pgbench -n -M prepared -c 50 -j 2 -T "$BENCH_SECONDS" \
+		-D pmin="$ORDER_PMIN" -D pmax="$ORDER_PMAX" -D uid="$ORDER_UID" \
+		-f "$TOP/bench/orders.sql" "$APP_URL" 2>/dev/null | awk '
+		/^latency average/ { lat = $4 }
+		/^tps/ { tps = $3 }
+		END { printf "%.0f %.2f\n", tps, lat }')"
+	bench_row "$server" "$mode" orders-pgbench 50 "$pg" "$pglat" - 0 - -
+	line=$(bench_wrk 50 "$base" "$TOP/bench/orders.lua")
+	read -r rps p50 p99 err <<<"$line"
+	bench_row "$server" "$mode" orders 50 "$rps" "$p50" "$p99" "$err" \
+		"$(ratio "$rps" "$noop")" -
+	echo "$server $mode: orders / pgbench = $(ratio "$rps" "$pg")" | tee -a "$BENCH_OUT"
+}
+
 bench_one() {
 	local server=$1 mode=$2 base=http://127.0.0.1:$HTTP_PORT c target path
 	local static noop line rps p50 p99 err noop50=0 static50=0
@@ -134,6 +159,7 @@ bench_one() {
 		done
 		if [ "$c" = 50 ]; then noop50=$noop; static50=$static; fi
 	done
+	bench_orders "$server" "$mode" "$noop50"
 	bench_catalog "$server" "$mode" "$noop50" "$static50"
 	web_stop
 	if [ -f "$RUNDIR/noop.pids" ]; then
@@ -141,6 +167,24 @@ bench_one() {
 		rm -f "$RUNDIR/noop.pids" "$RUNDIR/noop.sock"
 	fi
 	rm -f "$STATE/bench-extra.conf"
+}
+
+# A customer and 50 products whose stock the orders never exhaust.
+bench_order_setup() {
+	"$PREFIX/sbin/agoractl" user add --email bench@example.com --name Bench \
+		--password-stdin <<<"bench password 1" >/dev/null 2>&1 || true
+	psql -qAt "$ADMIN_URL" >/dev/null <<-SQL
+		INSERT INTO products (sku, name, price_cents)
+		SELECT 'BENCH-ORDER-' || g, 'Bench item ' || g, 100 + g
+		FROM generate_series(1, 50) g ON CONFLICT (sku) DO NOTHING;
+		INSERT INTO inventory (product_id, on_hand)
+		SELECT id, 1000000000 FROM products WHERE sku LIKE 'BENCH-ORDER-%'
+		ON CONFLICT (product_id) DO UPDATE SET on_hand = 1000000000;
+	SQL
+	export ORDER_PMIN ORDER_PMAX ORDER_UID
+	read -r ORDER_PMIN ORDER_PMAX <<<"$(psql -qAt -F ' ' "$ADMIN_URL" -c \
+		"SELECT min(id), max(id) FROM products WHERE sku LIKE 'BENCH-ORDER-%'")"
+	ORDER_UID=$(psql -qAt "$ADMIN_URL" -c "SELECT id FROM users WHERE email = 'bench@example.com'")
 }
 
 bench_main() {
@@ -156,6 +200,7 @@ bench_main() {
 		say "seeding 100,000 products"
 		"$PREFIX/sbin/agoractl" seed --products 100000 >/dev/null
 	fi
+	bench_order_setup
 	export ID_MIN ID_MAX
 	read -r ID_MIN ID_MAX <<<"$(psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT min(id), max(id) FROM products WHERE sku LIKE 'SEED-%'")"
 	for server in $BENCH_SERVERS; do
