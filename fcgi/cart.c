@@ -148,7 +148,7 @@ post_checkout(struct agora_req *r)
 	    AGORA_OK)
 		return rc;
 	vals[0] = r->user;
-	vals[3] = agora_printf(r, "%lld", r->ctx->cfg.order_ttl);
+	vals[3] = agora_printf(r, "%lld", r->ctx->cfg.order_expiry_seconds);
 	return agora_order_submit(r, "agora_cart_checkout", 4, vals);
 }
 

@@ -6,28 +6,19 @@
  * under the Idempotency-Key (the cart's checkout shares it).  Every status
  * change goes through order_transition(), whose table of allowed moves is
  * the order state machine; it releases stock exactly once and announces
- * the change with NOTIFY agora_order_<id>, which GET .../events?wait=
- * listens for.  Other users' orders answer 404.
+ * the change with NOTIFY agora_order_<id>, which the tracking program
+ * (GET .../events?wait=) listens for.  Other users' orders answer 404.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agora.h"
 
 #define ITEMS_MAX 100
 #define LINE_QTY_MAX 1000
-
-#define EVENTS_JSON                                                            \
-	"(SELECT COALESCE(json_agg(json_build_object('seq', e.seq, "           \
-	"'status', e.status, 'at', agora_time(e.at), 'detail', e.detail) "     \
-	"ORDER BY e.seq), '[]') FROM order_events e WHERE e.order_id = o.id "  \
-	"AND e.seq > $2::int)::text"
 
 static const struct agora_stmt stmts[] = {
 	AGORA_IDEM_STMTS,
@@ -49,9 +40,6 @@ static const struct agora_stmt stmts[] = {
 	    "AND $1::text IS NULL ORDER BY o.id DESC LIMIT $4::int" },
 	{ "order_transition",
 	    "SELECT order_transition($1::bigint, $2, $3, $4)" },
-	{ "order_events",
-	    "SELECT o.user_id::text, o.last_seq, " EVENTS_JSON
-	    " FROM orders o WHERE o.id = $1::bigint" },
 	{ "order_products",
 	    "SELECT string_agg(product_id::text, ',') FROM order_items "
 	    "WHERE order_id = $1::bigint" },
@@ -211,7 +199,7 @@ post_order(struct agora_req *r)
 	if ((rc = lines_arrays(r, lines, n, &vals[1], &vals[2])) != AGORA_OK)
 		return rc;
 	vals[0] = r->user;
-	vals[5] = agora_printf(r, "%lld", r->ctx->cfg.order_ttl);
+	vals[5] = agora_printf(r, "%lld", r->ctx->cfg.order_expiry_seconds);
 	return agora_order_submit(r, "agora_order_place", 6, vals);
 }
 
@@ -425,148 +413,6 @@ put_status(struct agora_req *r)
 	    "Orders go completed, then shipped, then delivered.");
 }
 
-/* --- tracking ----------------------------------------------------------- */
-
-struct events {
-	const char *vals[2];
-	const char *json; /* the events after vals[1], a JSON array */
-	const char *last_seq;
-	int found;
-};
-
-/* Read the events after the cursor; 404 for others' orders. */
-static enum agora_err
-events_read(struct agora_req *r, struct events *ev)
-{
-	PGresult *res;
-	enum agora_err rc;
-
-	rc = agora_db_query(r, "order_events", 2, ev->vals, &res);
-	if (rc != AGORA_OK)
-		return rc;
-	if (PQntuples(res) == 0 ||
-	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
-		return not_found(r);
-	ev->last_seq = PQgetvalue(res, 0, 1);
-	ev->json = PQgetvalue(res, 0, 2);
-	ev->found = strcmp(ev->json, "[]") != 0;
-	return AGORA_OK;
-}
-
-static int
-simple_exec(PGconn *conn, const char *sql)
-{
-	PGresult *res = PQexec(conn, sql);
-	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-	PQclear(res);
-	return ok ? 0 : -1;
-}
-
-static long long
-ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (deadline->tv_sec - now.tv_sec) * 1000LL +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-}
-
-/*
- * Sleep on the connection's socket until a notification arrives, the
- * deadline passes or SIGTERM comes.  Returns 1 when notified.
- */
-static int
-wait_notify(PGconn *conn, const struct timespec *deadline)
-{
-	struct pollfd pfd;
-	PGnotify *n;
-	long long left;
-	int got = 0;
-
-	pfd.fd = PQsocket(conn);
-	pfd.events = POLLIN;
-	while (!got && !agora_stopping() && (left = ms_left(deadline)) > 0) {
-		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) < 0 &&
-		    errno != EINTR)
-			break;
-		if (PQconsumeInput(conn) == 0)
-			break;
-		while ((n = PQnotifies(conn)) != NULL) {
-			got = 1;
-			PQfreemem(n);
-		}
-	}
-	return got;
-}
-
-/*
- * Wait up to secs seconds for an event after the cursor.  LISTEN comes
- * before the second read, so an event committed between the two is seen
- * by the read or announced to the wait.
- */
-static enum agora_err
-events_wait(struct agora_req *r, struct events *ev, long long secs)
-{
-	PGconn *conn = agora_db_conn(r->ctx->db);
-	struct timespec deadline;
-	char listen[64], unlisten[64];
-	PGnotify *n;
-	enum agora_err rc = AGORA_OK;
-
-	if (conn == NULL)
-		return AGORA_E_UNAVAILABLE;
-	snprintf(listen, sizeof(listen), "LISTEN agora_order_%s", ev->vals[0]);
-	snprintf(
-	    unlisten, sizeof(unlisten), "UNLISTEN agora_order_%s", ev->vals[0]);
-	if (simple_exec(conn, listen) != 0)
-		return AGORA_E_UNAVAILABLE;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += secs;
-	while ((rc = events_read(r, ev)) == AGORA_OK && !ev->found &&
-	    wait_notify(conn, &deadline))
-		;
-	if (PQstatus(conn) == CONNECTION_OK)
-		simple_exec(conn, unlisten);
-	while ((n = PQnotifies(conn)) != NULL)
-		PQfreemem(n);
-	return rc;
-}
-
-static enum agora_err
-get_events(struct agora_req *r)
-{
-	struct events ev;
-	const char *after, *wait, *body;
-	long long a = 0, w = 0;
-	enum agora_err rc;
-
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
-	if ((rc = agora_query_get(r, "after", &after)) != AGORA_OK ||
-	    (rc = agora_query_get(r, "wait", &wait)) != AGORA_OK)
-		return rc;
-	if ((after != NULL && agora_parse_ll(after, 0, INT32_MAX, &a) != 0) ||
-	    (wait != NULL && agora_parse_ll(wait, 0, 30, &w) != 0))
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_parameter",
-		    "after must be an event's seq and wait 0 to 30 seconds.");
-	memset(&ev, 0, sizeof(ev));
-	ev.vals[0] = r->params[0];
-	ev.vals[1] = agora_printf(r, "%lld", a);
-	if ((rc = events_read(r, &ev)) != AGORA_OK)
-		return rc;
-	if (w > r->ctx->cfg.order_wait_max)
-		w = r->ctx->cfg.order_wait_max;
-	if (!ev.found && w > 0 && (rc = events_wait(r, &ev, w)) != AGORA_OK)
-		return rc;
-	body = agora_printf(
-	    r, "{\"data\":%s,\"last_seq\":%s}", ev.json, ev.last_seq);
-	if (body == NULL)
-		return AGORA_E_TOO_LARGE;
-	return agora_resp_raw(r, 200, "application/json", body, strlen(body));
-}
-
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/orders", AGORA_BODY_JSON, post_order, AGORA_USER },
 	{ "GET", "/api/v1/orders", AGORA_BODY_NONE, list_orders, AGORA_USER },
@@ -576,8 +422,6 @@ static const struct agora_route routes[] = {
 	    AGORA_USER },
 	{ "PUT", "/api/v1/orders/{id}/status", AGORA_BODY_JSON, put_status,
 	    AGORA_ADMIN },
-	{ "GET", "/api/v1/orders/{id}/events", AGORA_BODY_NONE, get_events,
-	    AGORA_USER },
 };
 
 static const struct agora_program program = {

@@ -73,7 +73,7 @@ struct agora_config {
 	long long login_failures_max;
 	long long login_failure_window;
 	long long rate_limit_login_closed;
-	long long order_ttl;
+	long long order_expiry_seconds;
 	long long order_wait_max;
 };
 
@@ -366,6 +366,7 @@ enum agora_err agora_db_write(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out);
 enum agora_err agora_db_sqlstate_err(const char *sqlstate);
 PGconn *agora_db_conn(struct agora_db *db);
+unsigned long agora_db_generation(const struct agora_db *db);
 
 /* memcached: every failure is a miss, never an error for the request. */
 struct agora_cache *agora_cache_new(const char *servers);

@@ -75,7 +75,7 @@ static const struct key keys[] = {
 	I(login_failures_max, "5", 1, 1000),
 	I(login_failure_window, "900", 60, 86400),
 	I(rate_limit_login_closed, "0", 0, 1),
-	I(order_ttl, "1800", 60, 7 * 86400),
+	I(order_expiry_seconds, "1800", 60, 7 * 86400),
 	I(order_wait_max, "30", 0, 30),
 };
 

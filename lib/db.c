@@ -30,6 +30,7 @@ struct agora_db {
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
 	struct timespec last_try;
 	const char *session_sql;
+	unsigned long generation; /* counts connections made */
 };
 
 struct sqlstate_map {
@@ -113,6 +114,16 @@ agora_db_conn(struct agora_db *db)
 	return db->ready ? db->conn : NULL;
 }
 
+/*
+ * Changes whenever the connection is made again, which drops its session
+ * state (LISTEN, SET): a caller that relies on it compares before and after.
+ */
+unsigned long
+agora_db_generation(const struct agora_db *db)
+{
+	return db->generation;
+}
+
 static long long
 ms_since(const struct timespec *t)
 {
@@ -193,6 +204,7 @@ agora_db_connect(struct agora_db *db)
 	if (rc == AGORA_OK) {
 		db->ready = 1;
 		db->last_try.tv_sec = 0;
+		db->generation++;
 	}
 	return rc;
 }
@@ -354,11 +366,18 @@ agora_db_tx(struct agora_req *r,
 {
 	struct agora_db *db = r->ctx->db;
 	enum agora_err rc = AGORA_E_UNAVAILABLE;
+	size_t nheaders = r->nheaders;
 	int attempt;
 
 	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
 		if (attempt > 0)
 			backoff(attempt);
+		/* What a failed attempt answered must not leak into the next.
+		 */
+		r->nheaders = nheaders;
+		r->status = 0;
+		r->out = NULL;
+		r->out_len = 0;
 		if (rc == AGORA_E_CONNLOST)
 			db->last_try.tv_sec = 0;
 		rc = agora_db_connect(db);

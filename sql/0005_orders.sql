@@ -37,7 +37,7 @@ CREATE TABLE orders (
 		'cancelled')),
 	payment_status text NOT NULL DEFAULT 'unpaid'
 		CHECK (payment_status IN ('unpaid', 'pending', 'paid', 'failed',
-			'refund_pending', 'refunded')),
+			'voided', 'refund_pending', 'refunded')),
 	currency text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
 	subtotal_cents bigint NOT NULL CHECK (subtotal_cents >= 0),
 	total_cents bigint NOT NULL CHECK (total_cents >= 0),
@@ -175,11 +175,18 @@ RETURNS void LANGUAGE sql AS $$
 	SELECT pg_notify('agora_outbox', '');
 $$;
 
+-- A line of an order as placed: what the product was when it was read.
+CREATE TYPE order_line AS (product_id bigint, sku text, name text,
+	unit_price_cents bigint, currency text, quantity integer);
+
 -- Place an order for p_user: lines (p_products[i], p_quantities[i]).
 -- Returns {"order": {...}, "product_ids": "1,2"} or {"error": code,
 -- "products": [...]}; on an
 -- error the caller must roll back, since stock of other lines may already
--- be reserved.  Prices, names and currency come from the products table.
+-- be reserved.  Prices, names and currency come from the products table,
+-- read once: every statement of a plpgsql function takes a new snapshot,
+-- so reading products twice could price the items and the total from two
+-- different versions of a product that an admin changed in between.
 CREATE FUNCTION order_place(p_user bigint, p_products bigint[],
 	p_quantities integer[], p_shipping jsonb, p_payment jsonb,
 	p_ttl integer)
@@ -187,6 +194,7 @@ RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
 	v_ids bigint[];
 	v_qty integer[];
+	v_lines order_line[];
 	v_bad json;
 	v_currency text;
 	v_order bigint;
@@ -203,18 +211,23 @@ BEGIN
 	IF v_ids IS NULL THEN
 		RETURN json_build_object('error', 'no_items');
 	END IF;
+	SELECT array_agg(ROW(p.id, p.sku, p.name, p.price_cents, p.currency,
+		w.q)::order_line ORDER BY p.id)
+	INTO v_lines
+	FROM unnest(v_ids, v_qty) AS w(id, q)
+	JOIN products p ON p.id = w.id AND p.archived_at IS NULL;
 	SELECT json_agg(w.id::text ORDER BY w.id) INTO v_bad
 	FROM unnest(v_ids) AS w(id)
-	WHERE NOT EXISTS (SELECT 1 FROM products p
-		WHERE p.id = w.id AND p.archived_at IS NULL);
+	WHERE w.id <> ALL (SELECT l.product_id
+		FROM unnest(COALESCE(v_lines, '{}')) AS l);
 	IF v_bad IS NOT NULL THEN
 		RETURN json_build_object('error', 'unknown_product',
 			'products', v_bad);
 	END IF;
-	SELECT min(p.currency), sum(p.price_cents * w.q)
+	SELECT min(l.currency), sum(l.unit_price_cents * l.quantity)
 	INTO v_currency, v_subtotal
-	FROM unnest(v_ids, v_qty) AS w(id, q) JOIN products p ON p.id = w.id
-	HAVING count(DISTINCT p.currency) = 1;
+	FROM unnest(v_lines) AS l
+	HAVING count(DISTINCT l.currency) = 1;
 	IF v_currency IS NULL THEN
 		RETURN json_build_object('error', 'mixed_currency');
 	END IF;
@@ -245,8 +258,9 @@ BEGIN
 	RETURNING id INTO v_order;
 	INSERT INTO order_items (order_id, product_id, sku, name,
 		unit_price_cents, quantity)
-	SELECT v_order, p.id, p.sku, p.name, p.price_cents, w.q
-	FROM unnest(v_ids, v_qty) AS w(id, q) JOIN products p ON p.id = w.id;
+	SELECT v_order, l.product_id, l.sku, l.name, l.unit_price_cents,
+		l.quantity
+	FROM unnest(v_lines) AS l;
 	INSERT INTO reservations (order_id, product_id, quantity)
 	SELECT v_order::text, w.id, w.q FROM unnest(v_ids, v_qty) AS w(id, q);
 	INSERT INTO order_events (order_id, seq, status)
@@ -319,6 +333,8 @@ BEGIN
 			WHEN p_to = 'payment_failed' THEN 'failed'
 			WHEN p_to = 'cancelled' AND o.status = 'paid'
 				THEN 'refund_pending'
+			WHEN p_to = 'cancelled' AND payment_status = 'pending'
+				THEN 'voided'
 			ELSE payment_status END
 	WHERE id = p_order RETURNING last_seq INTO v_seq;
 	INSERT INTO order_events (order_id, seq, status, detail)
@@ -327,6 +343,14 @@ BEGIN
 		PERFORM order_release(p_order, false);
 	ELSIF p_to = 'shipped' THEN
 		PERFORM order_release(p_order, true);
+	END IF;
+	-- A payment request not yet taken by a worker is withdrawn.  One a
+	-- worker has claimed may still charge the card: the worker then finds
+	-- the order cancelled (order_transition to paid says 'invalid') and
+	-- must refund what it charged.
+	IF p_to = 'cancelled' AND o.payment_status = 'pending' THEN
+		DELETE FROM outbox WHERE aggregate_id = 'order:' || p_order
+			AND topic = 'payment.requested' AND state = 'pending';
 	END IF;
 	IF p_to = 'cancelled' AND o.status = 'paid' THEN
 		PERFORM outbox_add('payment.refund', 'order:' || p_order,

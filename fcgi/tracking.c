@@ -1,0 +1,230 @@
+/*
+ * tracking.c: GET /api/v1/orders/{id}/events: an order's status history,
+ * and real-time tracking by long poll.
+ *
+ * With ?wait=N the request stays open until an event newer than ?after=
+ * exists or N seconds pass.  It waits on LISTEN agora_order_<id>, which
+ * order_transition() notifies in the transaction of each change.  A
+ * waiting request holds its process (a FastCGI process serves one request
+ * at a time), which is why tracking is a program of its own: waiting
+ * clients can use up the tracking processes but never the ones that place
+ * and change orders.  Each user may have at most WAITERS_MAX requests
+ * waiting at once (counted in memcached); more answer at once, as with
+ * wait=0, so one client cannot hold every process.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "agora.h"
+
+#define WAITERS_MAX 4
+
+#define EVENTS_JSON                                                            \
+	"(SELECT COALESCE(json_agg(json_build_object('seq', e.seq, "           \
+	"'status', e.status, 'at', agora_time(e.at), 'detail', e.detail) "     \
+	"ORDER BY e.seq), '[]') FROM order_events e WHERE e.order_id = o.id "  \
+	"AND e.seq > $2::int)::text"
+
+static const struct agora_stmt stmts[] = {
+	{ "order_events",
+	    "SELECT o.user_id::text, o.last_seq, " EVENTS_JSON
+	    " FROM orders o WHERE o.id = $1::bigint" },
+};
+
+static enum agora_err
+not_found(struct agora_req *r)
+{
+	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such order.");
+}
+
+struct events {
+	const char *vals[2];
+	const char *json; /* the events after vals[1], a JSON array */
+	const char *last_seq;
+	int found;
+};
+
+/* Read the events after the cursor; 404 for others' orders. */
+static enum agora_err
+events_read(struct agora_req *r, struct events *ev)
+{
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_db_query(r, "order_events", 2, ev->vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 ||
+	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
+		return not_found(r);
+	ev->last_seq = PQgetvalue(res, 0, 1);
+	ev->json = PQgetvalue(res, 0, 2);
+	ev->found = strcmp(ev->json, "[]") != 0;
+	return AGORA_OK;
+}
+
+static int
+simple_exec(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static long long
+ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (deadline->tv_sec - now.tv_sec) * 1000LL +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+enum woke { W_NOTIFIED, W_TIMEOUT, W_BROKEN };
+
+/*
+ * Sleep on the connection's socket until a notification arrives, the
+ * deadline passes or SIGTERM comes.  W_BROKEN: the connection failed.
+ */
+static enum woke
+wait_notify(PGconn *conn, const struct timespec *deadline)
+{
+	struct pollfd pfd;
+	PGnotify *n;
+	long long left;
+	enum woke w = W_TIMEOUT;
+
+	pfd.fd = PQsocket(conn);
+	pfd.events = POLLIN;
+	while (w == W_TIMEOUT && !agora_stopping() &&
+	    (left = ms_left(deadline)) > 0) {
+		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) < 0 &&
+		    errno != EINTR)
+			return W_BROKEN;
+		if (PQconsumeInput(conn) == 0)
+			return W_BROKEN;
+		while ((n = PQnotifies(conn)) != NULL) {
+			w = W_NOTIFIED;
+			PQfreemem(n);
+		}
+	}
+	return w;
+}
+
+/*
+ * Wait up to secs seconds for an event after the cursor.  LISTEN comes
+ * before the second read, so an event committed between the two is seen
+ * by the read or announced to the wait.  The reads go through
+ * agora_db_query; if it had to reconnect, the LISTEN is gone, so a new
+ * connection ends the wait with 503.
+ */
+static enum agora_err
+events_wait(struct agora_req *r, struct events *ev, long long secs)
+{
+	PGconn *conn = agora_db_conn(r->ctx->db);
+	unsigned long gen = agora_db_generation(r->ctx->db);
+	struct timespec deadline;
+	char listen[64];
+	PGnotify *n;
+	enum agora_err rc;
+	enum woke w = W_NOTIFIED;
+
+	if (conn == NULL)
+		return AGORA_E_UNAVAILABLE;
+	/* The id passed agora_id_ok: digits only, a safe identifier. */
+	snprintf(listen, sizeof(listen), "LISTEN agora_order_%s", ev->vals[0]);
+	if (simple_exec(conn, listen) != 0)
+		return AGORA_E_UNAVAILABLE;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += secs;
+	while ((rc = events_read(r, ev)) == AGORA_OK && !ev->found &&
+	    w == W_NOTIFIED) {
+		if (agora_db_generation(r->ctx->db) != gen)
+			w = W_BROKEN;
+		else
+			w = wait_notify(conn, &deadline);
+	}
+	if (PQstatus(conn) == CONNECTION_OK)
+		simple_exec(conn, "UNLISTEN *");
+	while ((n = PQnotifies(conn)) != NULL)
+		PQfreemem(n);
+	if (rc == AGORA_OK && w == W_BROKEN)
+		rc = AGORA_E_UNAVAILABLE;
+	return rc;
+}
+
+/* Count this request among the user's waiters; 0 when over the cap. */
+static int
+waiter_enter(struct agora_req *r, const char *key)
+{
+	uint64_t n;
+
+	/* Without memcached there is no count: let it wait. */
+	if (agora_cache_incr(r->ctx, key, 60, &n) != 0)
+		return 1;
+	if (n <= WAITERS_MAX)
+		return 1;
+	agora_cache_decr(r->ctx, key);
+	return 0;
+}
+
+static enum agora_err
+get_events(struct agora_req *r)
+{
+	struct events ev;
+	const char *after, *wait, *body, *key;
+	long long a = 0, w = 0;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	if ((rc = agora_query_get(r, "after", &after)) != AGORA_OK ||
+	    (rc = agora_query_get(r, "wait", &wait)) != AGORA_OK)
+		return rc;
+	if ((after != NULL && agora_parse_ll(after, 0, INT32_MAX, &a) != 0) ||
+	    (wait != NULL && agora_parse_ll(wait, 0, 30, &w) != 0))
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_parameter",
+		    "after must be an event's seq and wait 0 to 30 seconds.");
+	memset(&ev, 0, sizeof(ev));
+	ev.vals[0] = r->params[0];
+	ev.vals[1] = agora_printf(r, "%lld", a);
+	if ((rc = events_read(r, &ev)) != AGORA_OK)
+		return rc;
+	if (w > r->ctx->cfg.order_wait_max)
+		w = r->ctx->cfg.order_wait_max;
+	key = agora_printf(r, "agora:waiters:%s", r->user);
+	if (!ev.found && w > 0 && key != NULL && waiter_enter(r, key)) {
+		rc = events_wait(r, &ev, w);
+		agora_cache_decr(r->ctx, key);
+		if (rc != AGORA_OK)
+			return rc;
+	}
+	body = agora_printf(
+	    r, "{\"data\":%s,\"last_seq\":%s}", ev.json, ev.last_seq);
+	if (body == NULL)
+		return AGORA_E_TOO_LARGE;
+	return agora_resp_raw(r, 200, "application/json", body, strlen(body));
+}
+
+static const struct agora_route routes[] = {
+	{ "GET", "/api/v1/orders/{id}/events", AGORA_BODY_NONE, get_events,
+	    AGORA_USER },
+};
+
+static const struct agora_program program = {
+	.name = "tracking",
+	.routes = routes,
+	.nroutes = AGORA_NELEM(routes),
+	.stmts = stmts,
+	.nstmts = AGORA_NELEM(stmts),
+};
+
+AGORA_MAIN(program)
