@@ -40,6 +40,11 @@ static const struct agora_stmt stmts[] = {
 	    "AND $1::text IS NULL ORDER BY o.id DESC LIMIT $4::int" },
 	{ "order_transition",
 	    "SELECT order_transition($1::bigint, $2, $3, $4)" },
+	{ "order_payments",
+	    "SELECT o.user_id::text, (SELECT COALESCE(json_agg(payment_doc(p) "
+	    "ORDER BY p.id), '[]') FROM payments p "
+	    "WHERE p.order_id = o.id)::text FROM orders o "
+	    "WHERE o.id = $1::bigint" },
 	{ "order_products",
 	    "SELECT string_agg(product_id::text, ',') FROM order_items "
 	    "WHERE order_id = $1::bigint" },
@@ -413,6 +418,27 @@ put_status(struct agora_req *r)
 	    "Orders go completed, then shipped, then delivered.");
 }
 
+static enum agora_err
+get_payments(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] }, *body;
+	PGresult *res;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	rc = agora_db_query(r, "order_payments", 1, vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 ||
+	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
+		return not_found(r);
+	body = agora_printf(r, "{\"data\":%s}", PQgetvalue(res, 0, 1));
+	if (body == NULL)
+		return AGORA_E_TOO_LARGE;
+	return agora_resp_raw(r, 200, "application/json", body, strlen(body));
+}
+
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/orders", AGORA_BODY_JSON, post_order, AGORA_USER },
 	{ "GET", "/api/v1/orders", AGORA_BODY_NONE, list_orders, AGORA_USER },
@@ -422,6 +448,8 @@ static const struct agora_route routes[] = {
 	    AGORA_USER },
 	{ "PUT", "/api/v1/orders/{id}/status", AGORA_BODY_JSON, put_status,
 	    AGORA_ADMIN },
+	{ "GET", "/api/v1/orders/{id}/payments", AGORA_BODY_NONE, get_payments,
+	    AGORA_USER },
 };
 
 static const struct agora_program program = {

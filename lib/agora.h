@@ -75,6 +75,17 @@ struct agora_config {
 	long long rate_limit_login_closed;
 	long long order_expiry_seconds;
 	long long order_wait_max;
+	char *payment_provider;
+	char *payment_gateway_url;
+	char *payment_gateway_key;
+	long long payment_timeout_ms;
+	char *webhook_secret;
+	long long outbox_max_attempts;
+	long long outbox_backoff_ms;
+	long long outbox_backoff_max_ms;
+	long long worker_lease_seconds;
+	long long worker_batch;
+	long long worker_poll_ms;
 };
 
 /*

@@ -77,6 +77,17 @@ static const struct key keys[] = {
 	I(rate_limit_login_closed, "0", 0, 1),
 	I(order_expiry_seconds, "1800", 60, 7 * 86400),
 	I(order_wait_max, "30", 0, 30),
+	S(payment_provider, "simulated"),
+	S(payment_gateway_url, ""),
+	S(payment_gateway_key, ""),
+	I(payment_timeout_ms, "10000", 100, 120000),
+	S(webhook_secret, ""),
+	I(outbox_max_attempts, "10", 1, 100),
+	I(outbox_backoff_ms, "2000", 10, 3600000),
+	I(outbox_backoff_max_ms, "3600000", 10, 86400000),
+	I(worker_lease_seconds, "60", 1, 86400),
+	I(worker_batch, "100", 1, 1000),
+	I(worker_poll_ms, "5000", 10, 60000),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -283,6 +294,18 @@ agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 	    strcmp(cfg->jwt_alg, "RS256") != 0 &&
 	    strcmp(cfg->jwt_alg, "ES256") != 0) {
 		snprintf(err, errlen, "jwt_alg must be HS256, RS256 or ES256");
+		return -1;
+	}
+	if (strcmp(cfg->payment_provider, "simulated") != 0 &&
+	    strcmp(cfg->payment_provider, "http") != 0) {
+		snprintf(
+		    err, errlen, "payment_provider must be simulated or http");
+		return -1;
+	}
+	if (strcmp(cfg->payment_provider, "http") == 0 &&
+	    strncmp(cfg->payment_gateway_url, "http", 4) != 0) {
+		snprintf(err, errlen,
+		    "payment_provider http needs payment_gateway_url");
 		return -1;
 	}
 	if (cfg->request_memory_bytes < 2 * cfg->max_body_bytes) {

@@ -82,6 +82,10 @@ agora_order_extras(struct agora_req *r, struct json_object *payment,
 		return agora_problem_errors(
 		    r, rc, "The request has errors.", errors);
 	json_object_put(errors);
+	/* The worker records the provider that charges; this is its guess. */
+	if (payment != NULL)
+		json_object_object_add(payment, "provider",
+		    json_object_new_string(r->ctx->cfg.payment_provider));
 	*payment_json = json_text(r, payment);
 	*address_json = json_text(r, address);
 	return AGORA_OK;

@@ -175,6 +175,88 @@ RETURNS void LANGUAGE sql AS $$
 	SELECT pg_notify('agora_outbox', '');
 $$;
 
+-- Payments of orders.  A payment is created pending with the order (or by
+-- POST /payments) together with a payment.charge outbox row; agora-worker
+-- charges it through the provider, with the payment id as the gateway's
+-- idempotency key, so that a charge retried after a crash is never made
+-- twice.  At most one payment of an order is pending or succeeded.
+CREATE TABLE payments (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	order_id bigint NOT NULL REFERENCES orders,
+	status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending',
+		'succeeded', 'failed', 'refunded')),
+	amount_cents bigint NOT NULL CHECK (amount_cents >= 0),
+	currency text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+	method text NOT NULL CHECK (method = 'card'),
+	token text NOT NULL CHECK (length(token) BETWEEN 1 AND 255),
+	provider text NOT NULL,
+	provider_ref text,
+	failure_code text,
+	attempts integer NOT NULL DEFAULT 0,
+	refund_status text CHECK (refund_status IN ('pending', 'succeeded',
+		'failed')),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX payments_live ON payments (order_id)
+	WHERE status IN ('pending', 'succeeded');
+CREATE INDEX payments_order ON payments (order_id, id);
+
+CREATE FUNCTION payment_doc(p payments) RETURNS json
+LANGUAGE sql STABLE AS $$
+	SELECT json_build_object('id', p.id::text,
+		'order_id', p.order_id::text, 'status', p.status,
+		'amount_cents', p.amount_cents, 'currency', p.currency,
+		'method', p.method, 'provider', p.provider,
+		'provider_ref', p.provider_ref, 'failure_code', p.failure_code,
+		'refund_status', p.refund_status, 'attempts', p.attempts,
+		'created_at', agora_time(p.created_at),
+		'updated_at', agora_time(p.updated_at))
+$$;
+
+-- Ask for a charge of the order's total: {method, token, provider}.  The
+-- caller holds the order row (it is being created, or locked).
+CREATE FUNCTION payment_create(p_order bigint, p_payment jsonb)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	v_id bigint;
+BEGIN
+	INSERT INTO payments (order_id, amount_cents, currency, method, token,
+		provider)
+	SELECT o.id, o.total_cents, o.currency, p_payment->>'method',
+		p_payment->>'token', COALESCE(p_payment->>'provider', '')
+	FROM orders o WHERE o.id = p_order
+	RETURNING id INTO v_id;
+	UPDATE orders SET payment_status = 'pending', updated_at = now()
+	WHERE id = p_order;
+	PERFORM outbox_add('payment.charge', 'order:' || p_order,
+		jsonb_build_object('payment_id', v_id::text));
+	RETURN v_id;
+END
+$$;
+
+-- Queue the refund of a succeeded payment; false when it is not one.
+CREATE FUNCTION payment_refund_request(p_payment bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	v_order bigint;
+BEGIN
+	UPDATE payments SET refund_status = 'pending', updated_at = now()
+	WHERE id = p_payment AND status = 'succeeded'
+		AND refund_status IS DISTINCT FROM 'pending'
+		AND refund_status IS DISTINCT FROM 'succeeded'
+	RETURNING order_id INTO v_order;
+	IF NOT FOUND THEN
+		RETURN false;
+	END IF;
+	UPDATE orders SET payment_status = 'refund_pending', updated_at = now()
+	WHERE id = v_order;
+	PERFORM outbox_add('payment.refund', 'order:' || v_order,
+		jsonb_build_object('payment_id', p_payment::text));
+	RETURN true;
+END
+$$;
+
 -- A line of an order as placed: what the product was when it was read.
 CREATE TYPE order_line AS (product_id bigint, sku text, name text,
 	unit_price_cents bigint, currency text, quantity integer);
@@ -253,8 +335,7 @@ BEGIN
 	INSERT INTO orders (user_id, currency, subtotal_cents, total_cents,
 		shipping_address, payment_status, expires_at)
 	VALUES (p_user, v_currency, v_subtotal, v_subtotal, p_shipping,
-		CASE WHEN p_payment IS NULL THEN 'unpaid' ELSE 'pending' END,
-		now() + make_interval(secs => p_ttl))
+		'unpaid', now() + make_interval(secs => p_ttl))
 	RETURNING id INTO v_order;
 	INSERT INTO order_items (order_id, product_id, sku, name,
 		unit_price_cents, quantity)
@@ -269,10 +350,7 @@ BEGIN
 		jsonb_build_object('order_id', v_order::text,
 			'user_id', p_user::text));
 	IF p_payment IS NOT NULL THEN
-		PERFORM outbox_add('payment.requested', 'order:' || v_order,
-			p_payment || jsonb_build_object('order_id',
-				v_order::text, 'amount_cents', v_subtotal,
-				'currency', v_currency));
+		PERFORM payment_create(v_order, p_payment);
 	END IF;
 	RETURN json_build_object('order', order_doc(v_order),
 		'product_ids', array_to_string(v_ids, ','));
@@ -331,8 +409,6 @@ BEGIN
 		payment_status = CASE
 			WHEN p_to = 'paid' THEN 'paid'
 			WHEN p_to = 'payment_failed' THEN 'failed'
-			WHEN p_to = 'cancelled' AND o.status = 'paid'
-				THEN 'refund_pending'
 			WHEN p_to = 'cancelled' AND payment_status = 'pending'
 				THEN 'voided'
 			ELSE payment_status END
@@ -344,19 +420,22 @@ BEGIN
 	ELSIF p_to = 'shipped' THEN
 		PERFORM order_release(p_order, true);
 	END IF;
-	-- A payment request not yet taken by a worker is withdrawn.  One a
-	-- worker has claimed may still charge the card: the worker then finds
-	-- the order cancelled (order_transition to paid says 'invalid') and
-	-- must refund what it charged.
+	-- A charge no worker has tried yet is withdrawn.  One that was tried
+	-- may have reached the gateway: the worker finishes it, finds the
+	-- order cancelled and refunds it (payment_charge_end()).
 	IF p_to = 'cancelled' AND o.payment_status = 'pending' THEN
-		DELETE FROM outbox WHERE aggregate_id = 'order:' || p_order
-			AND topic = 'payment.requested' AND state = 'pending';
+		WITH d AS (DELETE FROM outbox
+			WHERE aggregate_id = 'order:' || p_order
+			AND topic = 'payment.charge' AND state = 'pending'
+			AND attempts = 0
+			RETURNING (payload->>'payment_id')::bigint AS id)
+		UPDATE payments SET status = 'failed',
+			failure_code = 'order_cancelled', updated_at = now()
+		WHERE id IN (SELECT id FROM d) AND status = 'pending';
 	END IF;
 	IF p_to = 'cancelled' AND o.status = 'paid' THEN
-		PERFORM outbox_add('payment.refund', 'order:' || p_order,
-			jsonb_build_object('order_id', p_order::text,
-				'amount_cents', o.total_cents,
-				'currency', o.currency));
+		PERFORM payment_refund_request(p.id) FROM payments p
+		WHERE p.order_id = p_order AND p.status = 'succeeded';
 	END IF;
 	PERFORM pg_notify('agora_order_' || p_order, v_seq::text);
 	RETURN 'ok';

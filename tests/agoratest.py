@@ -109,9 +109,13 @@ def svc(what, action):
 
 
 def psql(sql, admin=True, check=True):
-    """Run sql through psql; returns (returncode, stdout, stderr)."""
+    """Run sql (a statement, or a list run in one session) through psql;
+    returns (returncode, stdout, stderr)."""
     url = os.environ["AGORA_TEST_ADMIN_URL" if admin else "AGORA_TEST_APP_URL"]
-    p = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+    args = []
+    for s in (sql if isinstance(sql, list) else [sql]):
+        args += ["-c", s]
+    p = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", url] + args,
                        capture_output=True, text=True)
     if check and p.returncode != 0:
         raise RuntimeError(p.stderr)
@@ -181,3 +185,37 @@ def new_user(email, role="customer", password="integration test password"):
                 body={"email": email, "password": password, "name": "Shopper"})
     r = request("POST", "/api/v1/auth/login", body={"email": email, "password": password})
     return bearer(r.json()["access_token"])
+
+
+def sbin(name):
+    return os.path.join(os.environ["AGORA_TEST_PREFIX"], "sbin", name)
+
+
+def ctl(*args):
+    """Run agoractl; returns (returncode, stdout, stderr)."""
+    p = subprocess.run([sbin("agoractl")] + list(args), capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def start_worker(*args, env=None, log=None):
+    """Start agora-worker with AGORA_* overrides in env; its log goes to log."""
+    e = dict(os.environ)
+    e.update(env or {})
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    return subprocess.Popen([sbin("agora-worker")] + list(args), env=e,
+                            stdout=subprocess.DEVNULL, stderr=out)
+
+
+def run_worker(*args, env=None, log=None, timeout=120):
+    """Run agora-worker to its end; returns its exit status."""
+    p = start_worker(*args, env=env, log=log)
+    return p.wait(timeout=timeout)
+
+
+def sign(secret, body, t=None):
+    """An Agora-Signature header value for body, as the gateway makes it."""
+    import hashlib
+    import hmac
+    t = int(time.time()) if t is None else t
+    mac = hmac.new(secret.encode(), b"%d." % t + body, hashlib.sha256).hexdigest()
+    return "t=%d,v1=%s" % (t, mac)

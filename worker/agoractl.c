@@ -60,7 +60,10 @@ usage(void)
 	    "--password-stdin\n"
 	    "       agoractl user list\n"
 	    "       agoractl user set-role EMAIL customer|admin\n"
-	    "       agoractl seed --products N\n");
+	    "       agoractl seed --products N\n"
+	    "       agoractl outbox list [--status pending|running|dead]\n"
+	    "       agoractl outbox retry ID|--all-dead\n"
+	    "       agoractl outbox stats\n");
 	return 2;
 }
 
@@ -707,6 +710,98 @@ out:
 	return rc;
 }
 
+/* agoractl outbox list [--status S]: the rows, oldest first, 100 at most. */
+static int
+outbox_list(PGconn *c, int argc, char **argv)
+{
+	const char *vals[1] = { NULL };
+
+	if (argc == 2 && strcmp(argv[0], "--status") == 0)
+		vals[0] = argv[1];
+	else if (argc != 0)
+		return usage();
+	printf("id\ttopic\taggregate\tstate\tattempts\tnext_attempt_at\t"
+	       "last_error\n");
+	return exec_params(c,
+	    "SELECT id, topic, aggregate_id, state, attempts, "
+	    "agora_time(next_attempt_at), COALESCE(last_error, '') "
+	    "FROM outbox WHERE $1::text IS NULL OR state = $1 "
+	    "ORDER BY id LIMIT 100",
+	    1, vals, 1);
+}
+
+/* agoractl outbox retry ID|--all-dead: dead rows become due now. */
+static int
+outbox_retry(PGconn *c, int argc, char **argv)
+{
+	const char *vals[1] = { NULL };
+	PGresult *res;
+	int rc = 1;
+
+	if (argc != 1)
+		return usage();
+	if (strcmp(argv[0], "--all-dead") != 0)
+		vals[0] = argv[0];
+	if (vals[0] != NULL && !agora_id_ok(vals[0]))
+		return usage();
+	res = PQexecParams(c,
+	    "WITH r AS (UPDATE outbox SET state = 'pending', attempts = 0, "
+	    "next_attempt_at = now() WHERE state = 'dead' "
+	    "AND ($1::bigint IS NULL OR id = $1::bigint) RETURNING id) "
+	    "SELECT count(*), pg_notify('agora_outbox', '') FROM r",
+	    1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	else if (vals[0] != NULL && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+		fprintf(stderr, "agoractl: no dead outbox row %s\n", vals[0]);
+	else {
+		printf("%s rows queued again\n", PQgetvalue(res, 0, 0));
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* agoractl outbox stats: cheap counts, through the partial index. */
+static int
+outbox_stats(PGconn *c)
+{
+	printf("pending\trunning\tdead\toldest_due_seconds\t"
+	       "dead_tuples\n");
+	return exec_params(c,
+	    "SELECT count(*) FILTER (WHERE state = 'pending'), "
+	    "count(*) FILTER (WHERE state = 'running'), "
+	    "(SELECT count(*) FROM outbox WHERE state = 'dead'), "
+	    "COALESCE(round(extract(epoch FROM now() - min(next_attempt_at) "
+	    "FILTER (WHERE state = 'pending')))::text, '-'), "
+	    "(SELECT n_dead_tup FROM pg_stat_user_tables "
+	    "WHERE relname = 'outbox') "
+	    "FROM outbox WHERE state <> 'dead'",
+	    0, NULL, 1);
+}
+
+static int
+outbox_cmd(int argc, char **argv)
+{
+	PGconn *c;
+	int rc;
+
+	if (argc < 1)
+		return usage();
+	if ((c = connect_admin()) == NULL)
+		return 1;
+	if (strcmp(argv[0], "list") == 0)
+		rc = outbox_list(c, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "retry") == 0)
+		rc = outbox_retry(c, argc - 1, argv + 1);
+	else if (strcmp(argv[0], "stats") == 0 && argc == 1)
+		rc = outbox_stats(c);
+	else
+		rc = usage();
+	PQfinish(c);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -723,5 +818,7 @@ main(int argc, char **argv)
 		return user_cmd(argc - 2, argv + 2);
 	if (strcmp(argv[1], "seed") == 0)
 		return seed(argc - 2, argv + 2);
+	if (strcmp(argv[1], "outbox") == 0)
+		return outbox_cmd(argc - 2, argv + 2);
 	return usage();
 }

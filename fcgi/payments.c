@@ -1,0 +1,336 @@
+/*
+ * payments.c: /api/v1/payments: asking for a charge, reading payments,
+ * refunds, and the payment gateway's webhook.
+ *
+ * Nothing here talks to the gateway: a charge or a refund is a row in
+ * payments plus an outbox row, written in one transaction, and
+ * agora-worker does the call (202 Accepted).  The webhook is signed with
+ * webhook_secret: Agora-Signature "t=<unix>,v1=<hex HMAC-SHA256 of
+ * "<t>.<body>">", checked in constant time and refused when more than five
+ * minutes old; each gateway event id is stored and applied once.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "agora.h"
+
+#define SIGNATURE_TOLERANCE 300
+
+static const struct agora_stmt stmts[] = {
+	AGORA_IDEM_STMTS,
+	{ "payment_start",
+	    "SELECT t.r->>'error', t.r->'payment', t.r->'payment'->>'id' "
+	    "FROM payment_start($1::bigint, $2::bigint, $3::jsonb) AS t(r)" },
+	{ "payment_get",
+	    "SELECT o.user_id::text, payment_doc(p)::text FROM payments p "
+	    "JOIN orders o ON o.id = p.order_id WHERE p.id = $1::bigint" },
+	{ "payment_refund", "SELECT payment_refund_request($1::bigint)" },
+	{ "payment_doc",
+	    "SELECT payment_doc(p)::text FROM payments p "
+	    "WHERE p.id = $1::bigint" },
+	{ "event_receive",
+	    "SELECT gateway_event_receive($1, $2, $3::bigint, $4::jsonb)" },
+};
+
+static enum agora_err
+not_found(struct agora_req *r)
+{
+	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such payment.");
+}
+
+/* --- POST /payments ----------------------------------------------------- */
+
+struct start {
+	const char *vals[3];
+	struct agora_idem idem;
+};
+
+static enum agora_err
+tx_start(struct agora_req *r, void *arg)
+{
+	struct start *s = arg;
+	PGresult *res;
+	enum agora_err rc;
+
+	rc = agora_idem_claim(r, &s->idem);
+	if (rc != AGORA_OK || s->idem.replayed)
+		return rc;
+	if ((rc = agora_db_query(r, "payment_start", 3, s->vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	if (!PQgetisnull(res, 0, 0) &&
+	    strcmp(PQgetvalue(res, 0, 0), "not_found") == 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such order.");
+	if (!PQgetisnull(res, 0, 0))
+		return agora_problem(r, AGORA_E_CONFLICT,
+		    "order_not_awaiting_payment",
+		    "The order is not pending, or a payment of it is already "
+		    "pending or made.");
+	agora_resp_header(r, "Location",
+	    agora_printf(r, "/api/v1/payments/%s", PQgetvalue(res, 0, 2)));
+	agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 1),
+	    (size_t)PQgetlength(res, 0, 1));
+	return agora_idem_store(r, &s->idem);
+}
+
+static const struct agora_field start_fields[] = {
+	{ "order_id", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 20 },
+	{ "method", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 16 },
+	{ "token", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 255 },
+};
+
+static enum agora_err
+post_payment(struct agora_req *r)
+{
+	struct agora_value v[3];
+	struct json_object *pay;
+	struct start s;
+	enum agora_err rc;
+
+	if ((rc = agora_valid_body(r, start_fields, 3, v)) != AGORA_OK)
+		return rc;
+	if (strcmp(v[1].s, "card") != 0)
+		return agora_problem_field(
+		    r, AGORA_E_VALIDATION, "method", "must be \"card\"");
+	if (!agora_id_ok(v[0].s))
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such order.");
+	memset(&s, 0, sizeof(s));
+	if ((rc = agora_idem_init(r, &s.idem)) != AGORA_OK)
+		return rc;
+	pay = json_object_new_object();
+	json_object_object_add(pay, "method", json_object_new_string("card"));
+	json_object_object_add(pay, "token", json_object_new_string(v[2].s));
+	json_object_object_add(pay, "provider",
+	    json_object_new_string(r->ctx->cfg.payment_provider));
+	s.vals[0] = v[0].s;
+	s.vals[1] = r->user;
+	s.vals[2] = agora_strdup(r, json_object_to_json_string(pay));
+	json_object_put(pay);
+	if (s.vals[2] == NULL)
+		return AGORA_E_TOO_LARGE;
+	return agora_db_tx(r, tx_start, &s);
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static enum agora_err
+get_payment(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] };
+	PGresult *res;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	if ((rc = agora_db_query(r, "payment_get", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0 ||
+	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
+		return not_found(r);
+	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 1),
+	    (size_t)PQgetlength(res, 0, 1));
+}
+
+/* --- refunds ------------------------------------------------------------ */
+
+struct refund {
+	const char *vals[1];
+	struct agora_idem idem;
+};
+
+static enum agora_err
+tx_refund(struct agora_req *r, void *arg)
+{
+	struct refund *f = arg;
+	PGresult *res;
+	enum agora_err rc;
+	int refunding;
+
+	rc = agora_idem_claim(r, &f->idem);
+	if (rc != AGORA_OK || f->idem.replayed)
+		return rc;
+	if ((rc = agora_db_query(r, "payment_refund", 1, f->vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	refunding = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	/* A statement of its own: it must see what the last one wrote. */
+	if ((rc = agora_db_query(r, "payment_doc", 1, f->vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return not_found(r);
+	if (!refunding)
+		return agora_problem(r, AGORA_E_CONFLICT, "not_refundable",
+		    "Only a succeeded payment that is not being refunded can "
+		    "be refunded.");
+	agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0));
+	return agora_idem_store(r, &f->idem);
+}
+
+static enum agora_err
+post_refund(struct agora_req *r)
+{
+	struct refund f;
+	enum agora_err rc;
+
+	if (!agora_id_ok(r->params[0]))
+		return not_found(r);
+	memset(&f, 0, sizeof(f));
+	f.vals[0] = r->params[0];
+	if ((rc = agora_idem_init(r, &f.idem)) != AGORA_OK)
+		return rc;
+	return agora_db_tx(r, tx_refund, &f);
+}
+
+/* --- the webhook -------------------------------------------------------- */
+
+static enum agora_err
+bad_signature(struct agora_req *r, const char *detail)
+{
+	return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_signature", detail);
+}
+
+/* Split "t=<unix>,v1=<hex>" (in any order, other parts ignored). */
+static int
+signature_parts(const char *h, long long *t, unsigned char *mac)
+{
+	const char *p, *end;
+	size_t len, got = 0;
+	int have_t = 0, have_v1 = 0;
+
+	for (p = h; p != NULL && *p != '\0'; p = *end ? end + 1 : NULL) {
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		len = (size_t)(end - p);
+		if (len > 2 && strncmp(p, "t=", 2) == 0) {
+			char num[24];
+
+			if (len - 2 >= sizeof(num))
+				return -1;
+			memcpy(num, p + 2, len - 2);
+			num[len - 2] = '\0';
+			have_t = agora_parse_ll(num, 0, INT64_MAX / 2, t) == 0;
+		} else if (len == 3 + 2 * crypto_auth_hmacsha256_BYTES &&
+		    strncmp(p, "v1=", 3) == 0) {
+			have_v1 =
+			    sodium_hex2bin(mac, crypto_auth_hmacsha256_BYTES,
+			        p + 3, len - 3, NULL, &got, NULL) == 0 &&
+			    got == crypto_auth_hmacsha256_BYTES;
+		}
+	}
+	return have_t && have_v1 ? 0 : -1;
+}
+
+/* Whether the header signs "<t>.<body>" with the secret, recently. */
+static enum agora_err
+signature_check(struct agora_req *r)
+{
+	const char *secret = r->ctx->cfg.webhook_secret;
+	const char *h = agora_param(r, "HTTP_AGORA_SIGNATURE");
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	unsigned char want[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	char prefix[32];
+	long long t;
+
+	if (secret[0] == '\0')
+		return agora_problem(r, AGORA_E_NOT_FOUND, "webhook_disabled",
+		    "No webhook_secret is configured.");
+	if (h == NULL || signature_parts(h, &t, mac) != 0)
+		return bad_signature(r,
+		    "Agora-Signature is missing or "
+		    "malformed.");
+	if (llabs((long long)time(NULL) - t) > SIGNATURE_TOLERANCE)
+		return bad_signature(r, "The signature is too old.");
+	snprintf(prefix, sizeof(prefix), "%lld.", t);
+	crypto_auth_hmacsha256_init(
+	    &st, (const unsigned char *)secret, strlen(secret));
+	crypto_auth_hmacsha256_update(
+	    &st, (const unsigned char *)prefix, strlen(prefix));
+	crypto_auth_hmacsha256_update(
+	    &st, (const unsigned char *)r->body, r->body_len);
+	crypto_auth_hmacsha256_final(&st, want);
+	if (sodium_memcmp(mac, want, sizeof(want)) != 0)
+		return bad_signature(r, "The signature does not match.");
+	return AGORA_OK;
+}
+
+static const struct agora_field event_fields[] = {
+	{ "id", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 255 },
+	{ "type", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 64 },
+	{ "data", AGORA_F_OBJECT, AGORA_F_REQUIRED, 0, 0 },
+	{ "created", AGORA_F_INT, 0, 0, INT64_MAX },
+};
+
+/* The payment an event is about: data.payment_id, one of our ids. */
+static const char *
+event_payment(struct json_object *data)
+{
+	struct json_object *o;
+	const char *s;
+
+	if (!json_object_object_get_ex(data, "payment_id", &o) ||
+	    !json_object_is_type(o, json_type_string))
+		return NULL;
+	s = json_object_get_string(o);
+	return agora_id_ok(s) ? s : NULL;
+}
+
+static enum agora_err
+post_webhook(struct agora_req *r)
+{
+	struct agora_value v[4];
+	const char *vals[4], *body;
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = signature_check(r)) != AGORA_OK ||
+	    (rc = agora_valid_body(r, event_fields, 4, v)) != AGORA_OK)
+		return rc;
+	vals[0] = v[0].s;
+	vals[1] = v[1].s;
+	vals[2] = event_payment(v[2].o);
+	vals[3] = r->body;
+	if (vals[2] == NULL)
+		return agora_problem_field(r, AGORA_E_VALIDATION,
+		    "data.payment_id", "must be a payment's id");
+	if ((rc = agora_db_write(r, "event_receive", 4, vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	body = agora_printf(
+	    r, "{\"received\":true,\"result\":\"%s\"}", PQgetvalue(res, 0, 0));
+	if (body == NULL)
+		return AGORA_E_TOO_LARGE;
+	return agora_resp_raw(r, 200, "application/json", body, strlen(body));
+}
+
+static const struct agora_route routes[] = {
+	{ "POST", "/api/v1/payments", AGORA_BODY_JSON, post_payment,
+	    AGORA_USER },
+	{ "GET", "/api/v1/payments/{id}", AGORA_BODY_NONE, get_payment,
+	    AGORA_USER },
+	{ "POST", "/api/v1/payments/{id}/refund", AGORA_BODY_JSON_OPTIONAL,
+	    post_refund, AGORA_ADMIN },
+	{ "POST", "/api/v1/payments/webhook", AGORA_BODY_JSON, post_webhook,
+	    AGORA_ANON, AGORA_RL_NONE },
+};
+
+static const struct agora_program program = {
+	.name = "payments",
+	.routes = routes,
+	.nroutes = AGORA_NELEM(routes),
+	.stmts = stmts,
+	.nstmts = AGORA_NELEM(stmts),
+};
+
+AGORA_MAIN(program)

@@ -1,0 +1,446 @@
+/*
+ * agora-worker: drains the outbox table (outbox-lessons.md).
+ *
+ *   agora-worker --once            one pass: drain what is due, then exit
+ *   agora-worker --loop [--deadline S]
+ *                                  drain, then wait on LISTEN agora_outbox
+ *                                  (polling every worker_poll_ms as a
+ *                                  fallback) until S seconds (55) passed
+ *
+ * cron starts it every minute (flock keeps one per host); several hosts
+ * may run it at once.  A batch of due rows is claimed with FOR UPDATE SKIP
+ * LOCKED and a lease (next_attempt_at moved worker_lease_seconds ahead),
+ * committed, and handled outside any transaction; the lease is extended
+ * while a long batch runs, and a crashed worker's rows come due again when
+ * it ends.  Each row then leaves the table (done), comes back after a
+ * capped exponential backoff with jitter (retry), or stays as dead, with
+ * its last error, after outbox_max_attempts.  After a pass that found
+ * work, the next starts at once; the worker sleeps only when nothing is
+ * due.  SIGTERM finishes the current row, hands the rest of the batch
+ * back, and exits.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "worker.h"
+
+#define HOUSEKEEPING_MS 10000
+#define IDS_MAX (1000 * 21 + 3)
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static const struct agora_stmt stmts[] = {
+	{ "outbox_claim",
+	    "WITH c AS (SELECT id FROM outbox WHERE state <> 'dead' "
+	    "AND next_attempt_at <= now() AND topic = ANY($1::text[]) "
+	    "ORDER BY next_attempt_at, id LIMIT $2::int "
+	    "FOR UPDATE SKIP LOCKED) "
+	    "UPDATE outbox o SET state = 'running', "
+	    "attempts = o.attempts + 1, "
+	    "next_attempt_at = now() + make_interval(secs => $3::int) "
+	    "FROM c WHERE o.id = c.id RETURNING o.id::text, o.topic, "
+	    "o.payload::text, o.attempts, o.max_attempts" },
+	{ "outbox_done", "DELETE FROM outbox WHERE id = ANY($1::bigint[])" },
+	{ "outbox_retry",
+	    "UPDATE outbox SET state = 'pending', next_attempt_at = now() + "
+	    "make_interval(secs => $2::float8), last_error = $3 "
+	    "WHERE id = $1::bigint" },
+	{ "outbox_dead",
+	    "UPDATE outbox SET state = 'dead', last_error = $2 "
+	    "WHERE id = $1::bigint" },
+	{ "outbox_extend",
+	    "UPDATE outbox SET next_attempt_at = now() + "
+	    "make_interval(secs => $2::int) WHERE id = ANY($1::bigint[]) "
+	    "AND state = 'running'" },
+	{ "outbox_release",
+	    "UPDATE outbox SET state = 'pending', next_attempt_at = now(), "
+	    "attempts = attempts - 1 WHERE id = ANY($1::bigint[]) "
+	    "AND state = 'running'" },
+	{ "outbox_next",
+	    "SELECT COALESCE((extract(epoch FROM min(next_attempt_at) - now()) "
+	    "* 1000)::bigint, -1) FROM outbox WHERE state <> 'dead' "
+	    "AND topic = ANY($1::text[])" },
+	WORKER_HANDLER_STMTS,
+};
+
+struct agora_req *
+worker_req(struct worker *w)
+{
+	agora_arena_reset(w->arena);
+	memset(&w->req, 0, sizeof(w->req));
+	w->req.ctx = &w->ctx;
+	w->req.arena = w->arena;
+	w->req.request_id = "worker";
+	return &w->req;
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+/* A PostgreSQL array literal of the ids in rows [from, to) of res. */
+static char *
+id_array(PGresult *res, int from, int to, char *buf, size_t len)
+{
+	size_t off = 0;
+	int i;
+
+	off += (size_t)snprintf(buf, len, "{");
+	for (i = from; i < to && off + 24 < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+		    i > from ? "," : "", PQgetvalue(res, i, 0));
+	snprintf(buf + off, len - off, "}");
+	return buf;
+}
+
+/* Capped exponential backoff with +-25% jitter, in seconds. */
+static double
+backoff_seconds(const struct agora_config *cfg, long long attempts)
+{
+	double ms = (double)cfg->outbox_backoff_ms;
+	long long i;
+
+	for (i = 1; i < attempts && ms < (double)cfg->outbox_backoff_max_ms;
+	     i++)
+		ms *= 2;
+	if (ms > (double)cfg->outbox_backoff_max_ms)
+		ms = (double)cfg->outbox_backoff_max_ms;
+	ms *= 0.75 + randombytes_uniform(501) / 1000.0;
+	return ms / 1000.0;
+}
+
+/* Record a row that did not finish: retry later, or dead. */
+static void
+finish_failed(
+    struct worker *w, struct job *j, enum outcome o, long long max_attempts)
+{
+	const char *vals[3] = { j->id, NULL, j->error };
+	long long limit = w->ctx.cfg.outbox_max_attempts;
+
+	if (max_attempts < limit)
+		limit = max_attempts;
+	if (o == OUT_RETRY && j->attempts < limit) {
+		vals[1] = agora_printf(worker_req(w), "%.3f",
+		    backoff_seconds(&w->ctx.cfg, j->attempts));
+		(void)agora_db_query(&w->req, "outbox_retry", 3, vals, NULL);
+		w->retried++;
+		agora_log("warning", "outbox %s (%s) attempt %lld: %s", j->id,
+		    j->topic, j->attempts, j->error);
+		return;
+	}
+	vals[1] = j->error;
+	(void)agora_db_query(worker_req(w), "outbox_dead", 2, vals, NULL);
+	w->dead++;
+	agora_log("error", "outbox %s (%s) is dead after %lld attempts: %s",
+	    j->id, j->topic, j->attempts, j->error);
+}
+
+/* Run one claimed row; returns whether it is done. */
+static int
+run_row(struct worker *w, PGresult *claim, int i)
+{
+	struct job j;
+	enum outcome o;
+	long long max_attempts;
+
+	memset(&j, 0, sizeof(j));
+	j.id = PQgetvalue(claim, i, 0);
+	j.topic = PQgetvalue(claim, i, 1);
+	j.payload = json_tokener_parse(PQgetvalue(claim, i, 2));
+	j.attempts = strtoll(PQgetvalue(claim, i, 3), NULL, 10);
+	max_attempts = strtoll(PQgetvalue(claim, i, 4), NULL, 10);
+	o = worker_handle(w, &j);
+	json_object_put(j.payload);
+	if (o != OUT_DONE)
+		finish_failed(w, &j, o, max_attempts);
+	else
+		w->handled++;
+	return o == OUT_DONE;
+}
+
+/* Keep the lease of the rows [from, n) not yet run. */
+static void
+lease_extend(struct worker *w, PGresult *claim, int from, int n)
+{
+	static char ids[IDS_MAX];
+	const char *vals[2];
+
+	vals[0] = id_array(claim, from, n, ids, sizeof(ids));
+	vals[1] = agora_printf(
+	    worker_req(w), "%lld", w->ctx.cfg.worker_lease_seconds);
+	(void)agora_db_query(&w->req, "outbox_extend", 2, vals, NULL);
+}
+
+/* Delete the finished rows, and hand back the ones never run. */
+static void
+batch_close(struct worker *w, PGresult *claim, const char *done, int ran, int n)
+{
+	static char ids[IDS_MAX];
+	const char *vals[1] = { done };
+
+	(void)agora_db_query(worker_req(w), "outbox_done", 1, vals, NULL);
+	if (ran < n) {
+		vals[0] = id_array(claim, ran, n, ids, sizeof(ids));
+		(void)agora_db_query(
+		    worker_req(w), "outbox_release", 1, vals, NULL);
+	}
+}
+
+/*
+ * Claim one batch and run it.  Returns the rows claimed (0: nothing was
+ * due), or -1 when the database is unreachable.
+ */
+static int
+drain_batch(struct worker *w)
+{
+	static char done[IDS_MAX];
+	const char *vals[3];
+	size_t off = 0;
+	PGresult *claim;
+	long long start = now_ms(), lease;
+	int i, n;
+
+	vals[0] = worker_topics;
+	vals[1] = agora_printf(worker_req(w), "%lld", w->ctx.cfg.worker_batch);
+	vals[2] =
+	    agora_printf(&w->req, "%lld", w->ctx.cfg.worker_lease_seconds);
+	if (agora_db_query(&w->req, "outbox_claim", 3, vals, &claim) !=
+	    AGORA_OK)
+		return -1;
+	/* The claim must outlive the arena resets of the rows it runs. */
+	if ((claim = PQcopyResult(
+	         claim, PG_COPYRES_TUPLES | PG_COPYRES_ATTRS)) == NULL)
+		return -1;
+	n = PQntuples(claim);
+	lease = w->ctx.cfg.worker_lease_seconds * 1000;
+	off += (size_t)snprintf(done, sizeof(done), "{");
+	for (i = 0; i < n && !stop; i++) {
+		if (now_ms() - start > lease / 3) {
+			lease_extend(w, claim, i, n);
+			start = now_ms();
+		}
+		if (run_row(w, claim, i) && off + 24 < sizeof(done))
+			off += (size_t)snprintf(done + off, sizeof(done) - off,
+			    "%s%s", off > 1 ? "," : "",
+			    PQgetvalue(claim, i, 0));
+	}
+	snprintf(done + off, sizeof(done) - off, "}");
+	batch_close(w, claim, done, i, n);
+	PQclear(claim);
+	return n;
+}
+
+/* LISTEN on the current connection, again after every reconnect. */
+static void
+listen_outbox(struct worker *w)
+{
+	PGconn *c = agora_db_conn(w->ctx.db);
+	PGresult *res;
+
+	if (c == NULL || w->listening == agora_db_generation(w->ctx.db))
+		return;
+	res = PQexec(c, "LISTEN agora_outbox");
+	if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		w->listening = agora_db_generation(w->ctx.db);
+	PQclear(res);
+}
+
+/* Milliseconds until the next row is due (-1: none, or unknown). */
+static long long
+next_due(struct worker *w)
+{
+	const char *vals[1] = { worker_topics };
+	PGresult *res;
+
+	if (agora_db_query(worker_req(w), "outbox_next", 1, vals, &res) !=
+	    AGORA_OK)
+		return -1;
+	return strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+}
+
+/* Sleep until NOTIFY agora_outbox, ms milliseconds, or a signal. */
+static void
+wait_work(struct worker *w, long long ms)
+{
+	PGconn *c = agora_db_conn(w->ctx.db);
+	struct pollfd pfd;
+	PGnotify *n;
+	int got = 0;
+
+	if (c == NULL || w->listening != agora_db_generation(w->ctx.db)) {
+		usleep((useconds_t)(ms > 500 ? 500 : ms) * 1000);
+		return;
+	}
+	pfd.fd = PQsocket(c);
+	pfd.events = POLLIN;
+	PQconsumeInput(c);
+	while ((n = PQnotifies(c)) != NULL) {
+		got = 1;
+		PQfreemem(n);
+	}
+	if (!got && ms > 0 && poll(&pfd, 1, (int)ms) > 0)
+		PQconsumeInput(c);
+	while ((n = PQnotifies(c)) != NULL)
+		PQfreemem(n);
+}
+
+struct run {
+	int loop;
+	long long deadline_ms; /* absolute, on the monotonic clock */
+};
+
+/* How long to sleep when nothing is due. */
+static long long
+idle_ms(struct worker *w, const struct run *run)
+{
+	long long ms = w->ctx.cfg.worker_poll_ms, due = next_due(w);
+	long long left = run->deadline_ms - now_ms();
+
+	if (due >= 0 && due < ms)
+		ms = due + 1;
+	return ms < left ? ms : left;
+}
+
+static void
+work(struct worker *w, const struct run *run)
+{
+	long long last_house = 0;
+	int n;
+
+	while (!stop && now_ms() < run->deadline_ms) {
+		if (now_ms() - last_house >= HOUSEKEEPING_MS ||
+		    last_house == 0) {
+			worker_housekeeping(w);
+			last_house = now_ms();
+		}
+		listen_outbox(w);
+		n = drain_batch(w);
+		if (n > 0)
+			continue;
+		if (!run->loop)
+			break;
+		if (n < 0) {
+			/* The database is away: agora_db reconnects. */
+			usleep(500000);
+			continue;
+		}
+		wait_work(w, idle_ms(w, run));
+	}
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: agora-worker --once | --loop "
+	    "[--deadline SECONDS]\n");
+	return 2;
+}
+
+static int
+parse_args(int argc, char **argv, struct run *run)
+{
+	long long secs = 55;
+	int i, mode = 0;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--once") == 0)
+			mode = 1;
+		else if (strcmp(argv[i], "--loop") == 0)
+			mode = 2;
+		else if (strcmp(argv[i], "--deadline") == 0 && i + 1 < argc &&
+		    agora_parse_ll(argv[++i], 1, 86400, &secs) == 0)
+			;
+		else
+			return -1;
+	}
+	if (mode == 0)
+		return -1;
+	run->loop = mode == 2;
+	run->deadline_ms = now_ms() + secs * 1000;
+	return 0;
+}
+
+static int
+worker_open(struct worker *w)
+{
+	char err[512];
+
+	memset(w, 0, sizeof(*w));
+	w->ctx.program = "agora-worker";
+	if (agora_config_load(&w->ctx.cfg, err, sizeof(err)) != 0) {
+		agora_log("error", "configuration: %s", err);
+		return -1;
+	}
+	w->ctx.db = agora_db_new(
+	    w->ctx.cfg.database_url, stmts, AGORA_NELEM(stmts), NULL);
+	w->arena = agora_arena_new(4 * 1024 * 1024);
+	if (w->ctx.db == NULL || w->arena == NULL ||
+	    provider_init(&w->ctx.cfg) != 0)
+		return -1;
+	w->ctx.cache = agora_cache_new(w->ctx.cfg.memcached_servers);
+	(void)agora_db_connect(w->ctx.db);
+	return 0;
+}
+
+static void
+worker_close(struct worker *w)
+{
+	provider_free();
+	agora_cache_free(w->ctx.cache);
+	agora_db_free(w->ctx.db);
+	agora_arena_free(w->arena);
+	agora_config_free(&w->ctx.cfg);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct worker w;
+	struct run run;
+	struct sigaction sa;
+	int rc = 1;
+
+	if (parse_args(argc, argv, &run) != 0)
+		return usage();
+	agora_log_init("agora-worker");
+	if (sodium_init() < 0)
+		return 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (worker_open(&w) == 0) {
+		work(&w, &run);
+		agora_log("info",
+		    "done: %lld handled, %lld retried, %lld dead, %lld "
+		    "orders expired",
+		    w.handled, w.retried, w.dead, w.expired);
+		rc = 0;
+	}
+	worker_close(&w);
+	return rc;
+}
