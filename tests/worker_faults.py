@@ -1,0 +1,225 @@
+"""agora-worker under faults, with the http provider against the fake
+gateway (tests/fakegateway.py): kill -9 again and again while 500 paid
+orders flow, a gateway that fails, stalls or is gone, PostgreSQL
+restarted under the worker, and two workers sharing 10,000 rows.  Money
+rule checked throughout: exactly one successful charge per payment.
+
+Runs under one web server setup only: the worker does not depend on it."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+from agoratest import (MODE, SERVER, Tap, ctl, need_stack, new_user, psql, request, run_worker,
+                       start_worker, svc)
+
+need_stack()
+if SERVER != "apache" or MODE != "managed":
+    print("1..0 # SKIP runs once, under Apache managed: the worker does not use the web server")
+    sys.exit(0)
+t = Tap()
+RUN = uuid.uuid4().hex[:10]
+HERE = os.path.dirname(os.path.abspath(__file__))
+LOG = os.path.join(os.environ.get("AGORA_BUILDDIR", "."), "tests", "worker_faults.worker.log")
+ADM = new_user("wf.admin.%s@example.com" % RUN, role="admin")
+U = new_user("wf.u.%s@example.com" % RUN)
+UID = request("GET", "/api/v1/users/me", headers=U).json()["id"]
+P = request("POST", "/api/v1/products", headers=ADM, body={
+    "sku": "WF-" + RUN, "name": "Fault thing", "price_cents": 700, "stock": 1000000}).json()["id"]
+
+
+class Gateway:
+    def __init__(self, port=0):
+        fd, self.portfile = tempfile.mkstemp()
+        os.close(fd)
+        os.unlink(self.portfile)
+        self.p = subprocess.Popen([sys.executable, os.path.join(HERE, "fakegateway.py"),
+                                   self.portfile, str(port)])
+        for _ in range(100):
+            if os.path.exists(self.portfile) and open(self.portfile).read():
+                break
+            time.sleep(0.05)
+        self.port = int(open(self.portfile).read())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def call(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        with urllib.request.urlopen(self.url + path, data=data, timeout=10) as r:
+            return json.loads(r.read())
+
+    def mode(self, mode, stall=1.0):
+        self.call("/_mode", {"mode": mode, "stall": stall})
+
+    def charges(self):
+        return self.call("/_state")["charges"]
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+        os.unlink(self.portfile)
+
+
+gw = Gateway()
+ENV = {"AGORA_PAYMENT_PROVIDER": "http", "AGORA_PAYMENT_GATEWAY_URL": gw.url,
+       "AGORA_PAYMENT_GATEWAY_KEY": "sk_test_agora", "AGORA_PAYMENT_TIMEOUT_MS": "500",
+       "AGORA_WORKER_LEASE_SECONDS": "2", "AGORA_OUTBOX_BACKOFF_MS": "100",
+       "AGORA_OUTBOX_BACKOFF_MAX_MS": "800", "AGORA_WORKER_POLL_MS": "200"}
+
+
+def place(n, token="tok_visa"):
+    """n orders of U with a payment, straight through order_place()."""
+    _, out, _ = psql("SELECT string_agg(order_place(%s, ARRAY[%s], ARRAY[1], NULL, "
+                     "'{\"method\": \"card\", \"token\": \"%s\", \"provider\": \"http\"}', "
+                     "3600)->'order'->>'id', ',') FROM generate_series(1, %d)"
+                     % (UID, P, token, n))
+    return out.split(",")
+
+
+def statuses(ids):
+    _, out, _ = psql("SELECT status, count(*) FROM orders WHERE id IN (%s) GROUP BY status"
+                     % ",".join(ids))
+    return dict(line.split("|") for line in out.split("\n") if line)
+
+
+def payment_ids(ids):
+    return psql("SELECT string_agg(id::text, ',') FROM payments WHERE order_id IN (%s)"
+                % ",".join(ids))[1].split(",")
+
+
+def one_charge_each(pids):
+    ch = gw.charges()
+    return [p for p in pids if len(ch.get(p, [])) != 1]
+
+
+def wait_paid(ids, seconds):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if statuses(ids).get("paid") == str(len(ids)):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop(w):
+    w.send_signal(signal.SIGTERM)
+    try:
+        return w.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        return None
+
+
+def outbox_row(pid):
+    _, out, _ = psql("SELECT state || '|' || attempts || '|' || COALESCE(last_error, '') FROM outbox "
+                     "WHERE topic = 'payment.charge' AND payload->>'payment_id' = '%s'" % pid)
+    return out.split("|") if out else None
+
+
+# --- kill -9, again and again, while 500 paid orders flow ---------------------
+ids = place(500)
+kills, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 60 and statuses(ids).get("paid") != "500":
+    w = start_worker("--loop", env=ENV, log=LOG)
+    time.sleep(random.uniform(0.2, 0.8))
+    w.kill()
+    w.wait()
+    kills += 1
+w = start_worker("--loop", env=ENV, log=LOG)
+done = wait_paid(ids, 30)
+stop(w)
+t.ok(done and kills >= 3, "kill -9 %d times while 500 paid orders flow: every order ends paid"
+     % kills, statuses(ids))
+pids = payment_ids(ids)
+bad = one_charge_each(pids)
+t.ok(len(pids) == 500 and not bad, "the gateway holds exactly one successful charge per order",
+     bad[:10])
+
+# --- a gateway answering 500 for a while -------------------------------------
+gw.mode("fail")
+ids = place(1)
+pid = payment_ids(ids)[0]
+w = start_worker("--loop", env=ENV, log=LOG)
+t0 = time.monotonic()
+while time.monotonic() - t0 < 10 and int((outbox_row(pid) or ["", "0"])[1]) < 3:
+    time.sleep(0.1)
+row = outbox_row(pid)
+t.ok(row is not None and int(row[1]) >= 3 and "HTTP 500" in row[2]
+     and statuses(ids) == {"pending": "1"},
+     "gateway 500s: retried with backoff, the error kept, the order still pending", row)
+gw.mode("ok")
+t.ok(wait_paid(ids, 10) and not one_charge_each([pid]), "then the gateway recovers: paid, once",
+     (statuses(ids), gw.charges().get(pid)))
+stop(w)
+
+# --- a gateway that stalls past the timeout, then charges ----------------------
+gw.mode("stall", 1.5)
+ids = place(1)
+pid = payment_ids(ids)[0]
+w = start_worker("--loop", env=ENV, log=LOG)
+t0 = time.monotonic()
+while time.monotonic() - t0 < 10 and pid not in gw.charges():
+    time.sleep(0.1)
+gw.mode("ok")
+t.ok(wait_paid(ids, 10) and not one_charge_each([pid]),
+     "a charge that timed out but went through is found by its idempotency key: paid, once",
+     (statuses(ids), gw.charges().get(pid)))
+stop(w)
+
+# --- a gateway gone for good: dead, listed, re-driven -------------------------
+port = gw.port
+gw.stop()
+ids = place(1)
+pid = payment_ids(ids)[0]
+rc = None
+t0 = time.monotonic()
+while time.monotonic() - t0 < 20 and (outbox_row(pid) or [""])[0] != "dead":
+    run_worker("--once", env=dict(ENV, AGORA_OUTBOX_MAX_ATTEMPTS="3"), log=LOG)
+    time.sleep(0.2)
+row = outbox_row(pid)
+t.ok(row is not None and row[0] == "dead" and row[1] == "3",
+     "gateway gone: dead after the maximum attempts, with its error", row)
+rc, out, err = ctl("outbox", "list", "--status", "dead")
+t.ok(rc == 0 and "payment.charge" in out and "order:%s" % ids[0] in out,
+     "agoractl outbox list --status dead shows it", out + err)
+rc, out, err = ctl("outbox", "stats")
+t.ok(rc == 0 and int(out.split("\n")[1].split("\t")[2]) >= 1, "agoractl outbox stats counts it", out)
+gw = Gateway(port)
+rc, out, err = ctl("outbox", "retry", "--all-dead")
+t.ok(rc == 0 and out.startswith("1 rows"), "agoractl outbox retry --all-dead", out + err)
+run_worker("--once", env=ENV, log=LOG)
+t.ok(statuses(ids) == {"paid": "1"} and not one_charge_each([pid]),
+     "with the gateway back, the re-driven row is paid, once", (statuses(ids), gw.charges()))
+
+# --- PostgreSQL restarted under a running worker ------------------------------
+w = start_worker("--loop", env=ENV, log=LOG)
+time.sleep(0.5)
+svc("pg", "stop")
+time.sleep(1.5)
+svc("pg", "start")
+ids = place(20)
+t.ok(wait_paid(ids, 20) and w.poll() is None,
+     "PostgreSQL restarted: the worker reconnects and pays what comes next", statuses(ids))
+t.ok(not one_charge_each(payment_ids(ids)), "nothing doubled", "")
+t.ok(stop(w) == 0, "and it still stops cleanly", "")
+
+# --- two workers side by side on 10,000 rows ----------------------------------
+SIM = dict(ENV, AGORA_PAYMENT_PROVIDER="simulated")
+ids = place(10000)
+a = start_worker("--once", env=SIM, log=LOG)
+b = start_worker("--once", env=SIM, log=LOG)
+ra, rb = a.wait(timeout=300), b.wait(timeout=300)
+_, out, _ = psql("SELECT status || ' ' || attempts, count(*) FROM payments WHERE order_id IN "
+                 "(SELECT id FROM orders WHERE id BETWEEN %s AND %s AND user_id = %s) "
+                 "GROUP BY 1" % (min(ids, key=int), max(ids, key=int), UID))
+t.ok(ra == 0 and rb == 0 and out == "succeeded 1|10000",
+     "two workers on 10,000 rows: each handled exactly once", out)
+_, n, _ = psql("SELECT count(*) FROM outbox WHERE topic = 'payment.charge'")
+t.ok(n == "0", "and the finished rows left the outbox", n)
+gw.stop()
+t.done()
