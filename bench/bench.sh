@@ -107,16 +107,22 @@ bench_catalog() {
 	done
 }
 
+# An access token of the bench customer, for the running stack.
+bench_token() {
+	ORDER_TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
+		-d "{\"email\":\"bench@example.com\",\"password\":\"bench password 1\"}" \
+		"http://127.0.0.1:$HTTP_PORT/api/v1/auth/login" |
+		sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+	export ORDER_TOKEN
+}
+
 # The orders target at 50 connections: POST /api/v1/orders (two lines) by
 # one customer over 50 products with stock that never runs out, against
 # pgbench running the same transaction (bench/orders.sql) in the same run.
 bench_orders() {
 	local server=$1 mode=$2 noop=$3 base=http://127.0.0.1:$HTTP_PORT
 	local line rps p50 p99 err pg pglat
-	ORDER_TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
-		-d "{\"email\":\"bench@example.com\",\"password\":\"bench password 1\"}" \
-		"$base/api/v1/auth/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-	export ORDER_TOKEN
+	bench_token
 	wrk -t2 -c50 -d2s -s "$TOP/bench/orders.lua" "$base" >/dev/null 2>&1
 	read -r pg pglat <<<"$(pgbench -n -M prepared -c 50 -j 2 -T "$BENCH_SECONDS" \
 		-D pmin="$ORDER_PMIN" -D pmax="$ORDER_PMAX" -D uid="$ORDER_UID" \
@@ -169,6 +175,58 @@ bench_one() {
 	rm -f "$STATE/bench-extra.conf"
 }
 
+# N orders of the bench customer, each with a tok_visa payment queued.
+bench_paid_orders() {
+	psql -qAt "$ADMIN_URL" -c "SELECT count(order_place($ORDER_UID,
+		ARRAY[$ORDER_PMIN], ARRAY[1], NULL,
+		'{\"method\": \"card\", \"token\": \"tok_visa\"}', 3600))
+		FROM generate_series(1, $1)" >/dev/null
+}
+
+# The worker targets: rows per second through two agora-worker --once
+# with the simulated gateway, against pgbench running the same claim,
+# charge and finish SQL (bench/outbox.sql) with two clients; then the
+# latency from an order placed to paid, with agora-worker --loop waiting
+# on LISTEN.
+bench_worker() {
+	local n=10000 t0 t1 rps pg lat
+	bench_paid_orders "$n"
+	t0=$(date +%s.%N)
+	pgbench -n -M prepared -c 2 -j 2 -t $((n / 200)) -f "$TOP/bench/outbox.sql" \
+		"$APP_URL" >/dev/null 2>&1
+	t1=$(date +%s.%N)
+	pg=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+	bench_row worker - outbox-pgbench 2 "$pg" - - 0 - -
+	bench_paid_orders "$n"
+	t0=$(date +%s.%N)
+	"$PREFIX/sbin/agora-worker" --once 2>/dev/null &
+	"$PREFIX/sbin/agora-worker" --once 2>/dev/null
+	wait
+	t1=$(date +%s.%N)
+	rps=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+	bench_row worker - outbox-engine 2 "$rps" - - 0 - -
+	echo "worker: engine / pgbench = $(ratio "$rps" "$pg")" | tee -a "$BENCH_OUT"
+	"$PREFIX/sbin/agora-worker" --loop --deadline 120 2>/dev/null &
+	sleep 1
+	for _ in $(seq 1 200); do
+		curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+			-H "Authorization: Bearer $ORDER_TOKEN" \
+			-d "{\"items\":[{\"product_id\":\"$ORDER_PMIN\",\"quantity\":1}],\"payment\":{\"method\":\"card\",\"token\":\"tok_visa\"}}" \
+			"http://127.0.0.1:$HTTP_PORT/api/v1/orders"
+		sleep 0.02
+	done
+	sleep 1
+	kill %1 2>/dev/null; wait
+	lat=$(psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT
+		round((percentile_cont(0.5) WITHIN GROUP (ORDER BY d) * 1000)::numeric, 1),
+		round((percentile_cont(0.99) WITHIN GROUP (ORDER BY d) * 1000)::numeric, 1), count(*)
+		FROM (SELECT extract(epoch FROM p.at - e.at) AS d FROM order_events e
+		JOIN order_events p ON p.order_id = e.order_id AND p.status = 'paid'
+		WHERE e.seq = 1 AND e.order_id IN (SELECT id FROM orders
+		WHERE user_id = $ORDER_UID ORDER BY id DESC LIMIT 200)) s")
+	echo "worker: order placed -> paid, --loop: p50/p99 ms, orders: $lat" | tee -a "$BENCH_OUT"
+}
+
 # A customer and 50 products whose stock the orders never exhaust.
 bench_order_setup() {
 	"$PREFIX/sbin/agoractl" user add --email bench@example.com --name Bench \
@@ -209,5 +267,10 @@ bench_main() {
 			bench_one "$server" "$mode"
 		done
 	done
+	web_stop
+	web_start lighttpd pool
+	bench_token
+	bench_worker
+	web_stop
 	say "results in $BENCH_OUT"
 }
