@@ -133,15 +133,14 @@ backoff_seconds(const struct agora_config *cfg, long long attempts)
 
 /* Record a row that did not finish: retry later, or dead. */
 static void
-finish_failed(
-    struct worker *w, struct job *j, enum outcome o, long long max_attempts)
+finish_failed(struct worker *w, struct job *j)
 {
 	const char *vals[3] = { j->id, NULL, j->error };
 	long long limit = w->ctx.cfg.outbox_max_attempts;
 
-	if (max_attempts < limit)
-		limit = max_attempts;
-	if (o == OUT_RETRY && j->attempts < limit) {
+	if (j->max_attempts < limit)
+		limit = j->max_attempts;
+	if (j->outcome == OUT_RETRY && j->attempts < limit) {
 		vals[1] = agora_printf(worker_req(w), "%.3f",
 		    backoff_seconds(&w->ctx.cfg, j->attempts));
 		(void)agora_db_query(&w->req, "outbox_retry", 3, vals, NULL);
@@ -157,55 +156,80 @@ finish_failed(
 	    j->id, j->topic, j->attempts, j->error);
 }
 
-/* Run one claimed row; returns whether it is done. */
-static int
-run_row(struct worker *w, PGresult *claim, int i)
+int
+worker_tick(struct worker *w)
 {
-	struct job j;
-	enum outcome o;
-	long long max_attempts;
-
-	memset(&j, 0, sizeof(j));
-	j.id = PQgetvalue(claim, i, 0);
-	j.topic = PQgetvalue(claim, i, 1);
-	j.payload = json_tokener_parse(PQgetvalue(claim, i, 2));
-	j.attempts = strtoll(PQgetvalue(claim, i, 3), NULL, 10);
-	max_attempts = strtoll(PQgetvalue(claim, i, 4), NULL, 10);
-	o = worker_handle(w, &j);
-	json_object_put(j.payload);
-	if (o != OUT_DONE)
-		finish_failed(w, &j, o, max_attempts);
-	else
-		w->handled++;
-	return o == OUT_DONE;
-}
-
-/* Keep the lease of the rows [from, n) not yet run. */
-static void
-lease_extend(struct worker *w, PGresult *claim, int from, int n)
-{
-	static char ids[IDS_MAX];
 	const char *vals[2];
 
-	vals[0] = id_array(claim, from, n, ids, sizeof(ids));
+	if (stop)
+		return 1;
+	if (now_ms() - w->tick_ms < w->ctx.cfg.worker_lease_seconds * 1000 / 3)
+		return 0;
+	vals[0] = w->batch_ids;
 	vals[1] = agora_printf(
 	    worker_req(w), "%lld", w->ctx.cfg.worker_lease_seconds);
 	(void)agora_db_query(&w->req, "outbox_extend", 2, vals, NULL);
+	w->tick_ms = now_ms();
+	return 0;
 }
 
-/* Delete the finished rows, and hand back the ones never run. */
+/* The claimed rows as jobs; the payloads are parsed once. */
+static struct job *
+jobs_read(PGresult *claim, int n)
+{
+	struct job *jobs = calloc((size_t)n + 1, sizeof(*jobs));
+	int i;
+
+	for (i = 0; jobs != NULL && i < n; i++) {
+		jobs[i].id = PQgetvalue(claim, i, 0);
+		jobs[i].topic = PQgetvalue(claim, i, 1);
+		jobs[i].payload = json_tokener_parse(PQgetvalue(claim, i, 2));
+		jobs[i].attempts = strtoll(PQgetvalue(claim, i, 3), NULL, 10);
+		jobs[i].max_attempts =
+		    strtoll(PQgetvalue(claim, i, 4), NULL, 10);
+	}
+	return jobs;
+}
+
+/* An array literal of the ids of the jobs with outcome o. */
+static const char *
+ids_with(struct job *jobs, int n, enum outcome o, char *buf, size_t len)
+{
+	size_t off = 1;
+	int i;
+
+	buf[0] = '{';
+	for (i = 0; i < n && off + 24 < len; i++)
+		if (jobs[i].outcome == o)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s",
+			    off > 1 ? "," : "", jobs[i].id);
+	snprintf(buf + off, len - off, "}");
+	return buf;
+}
+
+/*
+ * Record the batch: the finished rows leave the table in one statement,
+ * the failed ones are retried or dead, the ones never run go back.
+ */
 static void
-batch_close(struct worker *w, PGresult *claim, const char *done, int ran, int n)
+batch_close(struct worker *w, struct job *jobs, int n)
 {
 	static char ids[IDS_MAX];
-	const char *vals[1] = { done };
+	const char *vals[1] = { ids };
+	int i;
 
+	ids_with(jobs, n, OUT_DONE, ids, sizeof(ids));
 	(void)agora_db_query(worker_req(w), "outbox_done", 1, vals, NULL);
-	if (ran < n) {
-		vals[0] = id_array(claim, ran, n, ids, sizeof(ids));
+	for (i = 0; i < n; i++) {
+		if (jobs[i].outcome == OUT_DONE)
+			w->handled++;
+		else if (jobs[i].outcome != OUT_NONE)
+			finish_failed(w, &jobs[i]);
+	}
+	ids_with(jobs, n, OUT_NONE, ids, sizeof(ids));
+	if (strcmp(ids, "{}") != 0)
 		(void)agora_db_query(
 		    worker_req(w), "outbox_release", 1, vals, NULL);
-	}
 }
 
 /*
@@ -215,11 +239,10 @@ batch_close(struct worker *w, PGresult *claim, const char *done, int ran, int n)
 static int
 drain_batch(struct worker *w)
 {
-	static char done[IDS_MAX];
+	static char all[IDS_MAX];
 	const char *vals[3];
-	size_t off = 0;
+	struct job *jobs;
 	PGresult *claim;
-	long long start = now_ms(), lease;
 	int i, n;
 
 	vals[0] = worker_topics;
@@ -229,25 +252,20 @@ drain_batch(struct worker *w)
 	if (agora_db_query(&w->req, "outbox_claim", 3, vals, &claim) !=
 	    AGORA_OK)
 		return -1;
-	/* The claim must outlive the arena resets of the rows it runs. */
+	/* The claim must outlive the arena resets of the work it starts. */
 	if ((claim = PQcopyResult(
 	         claim, PG_COPYRES_TUPLES | PG_COPYRES_ATTRS)) == NULL)
 		return -1;
 	n = PQntuples(claim);
-	lease = w->ctx.cfg.worker_lease_seconds * 1000;
-	off += (size_t)snprintf(done, sizeof(done), "{");
-	for (i = 0; i < n && !stop; i++) {
-		if (now_ms() - start > lease / 3) {
-			lease_extend(w, claim, i, n);
-			start = now_ms();
-		}
-		if (run_row(w, claim, i) && off + 24 < sizeof(done))
-			off += (size_t)snprintf(done + off, sizeof(done) - off,
-			    "%s%s", off > 1 ? "," : "",
-			    PQgetvalue(claim, i, 0));
+	if (n > 0 && (jobs = jobs_read(claim, n)) != NULL) {
+		w->batch_ids = id_array(claim, 0, n, all, sizeof(all));
+		w->tick_ms = now_ms();
+		worker_handle(w, jobs, n);
+		batch_close(w, jobs, n);
+		for (i = 0; i < n; i++)
+			json_object_put(jobs[i].payload);
+		free(jobs);
 	}
-	snprintf(done + off, sizeof(done) - off, "}");
-	batch_close(w, claim, done, i, n);
 	PQclear(claim);
 	return n;
 }

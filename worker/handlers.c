@@ -37,6 +37,13 @@ payment_of(struct job *j)
 }
 
 static enum outcome
+bad_row(struct job *j, const char *why)
+{
+	snprintf(j->error, sizeof(j->error), "%s", why);
+	return OUT_FAIL;
+}
+
+static enum outcome
 db_failed(struct job *j, enum agora_err rc)
 {
 	snprintf(
@@ -56,57 +63,153 @@ call_failed(struct job *j, enum pay_result pr, const struct pay_call *c)
 	return OUT_FAIL;
 }
 
-/* Record the gateway's final answer to a charge. */
-static enum outcome
-charge_record(struct worker *w, struct job *j, const char *payment,
-    enum pay_result pr, struct pay_call *c)
+/* A PostgreSQL array literal of the payments of the charge jobs. */
+static const char *
+charge_ids(struct agora_req *r, struct job **jobs, int n)
 {
-	const char *vals[4] = { payment, pr == PAY_OK ? "true" : "false",
-		pr == PAY_OK ? c->ref : NULL, pr == PAY_OK ? NULL : c->code };
-	struct agora_req *r = worker_req(w);
-	PGresult *res;
-	enum agora_err rc;
+	size_t cap = (size_t)n * 22 + 3, off = 1;
+	char *buf = agora_alloc(r, cap);
+	int i;
 
-	if ((rc = agora_db_query(r, "charge_end", 4, vals, &res)) != AGORA_OK)
-		return db_failed(j, rc);
-	/* A failed payment gave its order's stock back. */
-	if (strcmp(PQgetvalue(res, 0, 0), "failed") == 0 &&
-	    !PQgetisnull(res, 0, 1))
-		agora_catalog_bump(r, PQgetvalue(res, 0, 1));
-	agora_log("info", "payment %s: %s", payment, PQgetvalue(res, 0, 0));
-	return OUT_DONE;
+	if (buf == NULL)
+		return NULL;
+	buf[0] = '{';
+	for (i = 0; i < n; i++)
+		off += (size_t)snprintf(buf + off, cap - off, "%s%s",
+		    i > 0 ? "," : "", payment_of(jobs[i]));
+	snprintf(buf + off, cap - off, "}");
+	return buf;
 }
 
-static enum outcome
-handle_charge(struct worker *w, struct job *j)
+/* The job of a payment id, in the batch. */
+static struct job *
+job_of(struct job **jobs, int n, const char *payment)
 {
-	const char *payment = payment_of(j), *vals[2];
-	struct agora_req *r = worker_req(w);
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(payment_of(jobs[i]), payment) == 0)
+			return jobs[i];
+	return NULL;
+}
+
+/* One final answer of the gateway, for charge_end's recordset. */
+static void
+outcome_add(struct json_object *set, const char *payment, enum pay_result pr,
+    const struct pay_call *c)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(
+	    o, "p", json_object_new_int64(strtoll(payment, NULL, 10)));
+	json_object_object_add(o, "ok", json_object_new_boolean(pr == PAY_OK));
+	json_object_object_add(
+	    o, "ref", pr == PAY_OK ? json_object_new_string(c->ref) : NULL);
+	json_object_object_add(
+	    o, "code", pr == PAY_OK ? NULL : json_object_new_string(c->code));
+	json_object_array_add(set, o);
+}
+
+/*
+ * Call the gateway for each payment that charge_begin said to charge;
+ * final answers go into set, transient failures are retried later.  When
+ * the worker must stop, the jobs not reached stay OUT_NONE.
+ */
+static void
+charge_calls(struct worker *w, struct job **jobs, int n, PGresult *begun,
+    struct json_object *set)
+{
 	struct pay_call c;
 	enum pay_result pr;
+	struct job *j;
+	int i;
+
+	for (i = 0; i < PQntuples(begun) && !worker_tick(w); i++) {
+		if ((j = job_of(jobs, n, PQgetvalue(begun, i, 0))) == NULL)
+			continue;
+		j->outcome = OUT_DONE;
+		if (strcmp(PQgetvalue(begun, i, 1), "charge") != 0)
+			continue;
+		memset(&c, 0, sizeof(c));
+		c.payment_id = PQgetvalue(begun, i, 0);
+		c.amount_cents = strtoll(PQgetvalue(begun, i, 2), NULL, 10);
+		c.currency = PQgetvalue(begun, i, 3);
+		c.token = PQgetvalue(begun, i, 4);
+		c.attempt = strtoll(PQgetvalue(begun, i, 5), NULL, 10);
+		pr = provider_charge(&c);
+		if (pr == PAY_TRANSIENT)
+			j->outcome = call_failed(j, pr, &c);
+		else
+			outcome_add(set, c.payment_id, pr, &c);
+	}
+}
+
+/*
+ * Record the final answers in one statement.  If it fails, nothing was
+ * recorded (one transaction), and the rows are retried: the gateway
+ * answers a repeated charge from its idempotency key.
+ */
+static void
+charge_record(
+    struct worker *w, struct job **jobs, int n, struct json_object *set)
+{
+	const char *vals[1];
+	struct agora_req *r = worker_req(w);
 	PGresult *res;
 	enum agora_err rc;
+	long long paid = 0, failed = 0;
+	int i;
 
-	if (payment == NULL) {
-		snprintf(j->error, sizeof(j->error), "no payment_id");
-		return OUT_FAIL;
+	vals[0] = json_object_to_json_string(set);
+	if ((rc = agora_db_query(r, "charge_end", 1, vals, &res)) != AGORA_OK) {
+		for (i = 0; i < n; i++)
+			if (jobs[i]->outcome == OUT_DONE)
+				jobs[i]->outcome = db_failed(jobs[i], rc);
+		return;
 	}
-	vals[0] = payment;
+	for (i = 0; i < PQntuples(res); i++) {
+		/* A failed payment gave its order's stock back. */
+		if (strcmp(PQgetvalue(res, i, 1), "failed") == 0 &&
+		    !PQgetisnull(res, i, 2))
+			agora_catalog_bump(r, PQgetvalue(res, i, 2));
+		paid += strcmp(PQgetvalue(res, i, 1), "paid") == 0;
+		failed += strcmp(PQgetvalue(res, i, 1), "failed") == 0;
+	}
+	agora_log("info", "charges recorded: %d (%lld paid, %lld failed)",
+	    PQntuples(res), paid, failed);
+}
+
+/* A batch of payment.charge jobs: begin them all, call, end them all. */
+static void
+charge_batch(struct worker *w, struct job **jobs, int n)
+{
+	struct json_object *set = NULL;
+	const char *vals[2];
+	struct agora_req *r = worker_req(w);
+	PGresult *begun = NULL;
+	enum agora_err rc = AGORA_E_TOO_LARGE;
+	int i;
+
+	vals[0] = charge_ids(r, jobs, n);
 	vals[1] = w->ctx.cfg.payment_provider;
-	if ((rc = agora_db_query(r, "charge_begin", 2, vals, &res)) != AGORA_OK)
-		return db_failed(j, rc);
-	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "charge") != 0)
-		return OUT_DONE;
-	memset(&c, 0, sizeof(c));
-	c.payment_id = payment;
-	c.amount_cents = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	c.currency = PQgetvalue(res, 0, 2);
-	c.token = PQgetvalue(res, 0, 3);
-	c.attempt = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-	pr = provider_charge(&c);
-	if (pr == PAY_TRANSIENT)
-		return call_failed(j, pr, &c);
-	return charge_record(w, j, payment, pr, &c);
+	if (vals[0] != NULL)
+		rc = agora_db_query(r, "charge_begin", 2, vals, &begun);
+	/* The calls and charge_record reset the arena that holds begun. */
+	if (rc == AGORA_OK)
+		begun =
+		    PQcopyResult(begun, PG_COPYRES_TUPLES | PG_COPYRES_ATTRS);
+	if (rc != AGORA_OK || begun == NULL ||
+	    (set = json_object_new_array()) == NULL) {
+		for (i = 0; i < n; i++)
+			jobs[i]->outcome = db_failed(jobs[i], rc);
+		goto out;
+	}
+	charge_calls(w, jobs, n, begun, set);
+	if (json_object_array_length(set) > 0)
+		charge_record(w, jobs, n, set);
+out:
+	json_object_put(set);
+	PQclear(begun);
 }
 
 static enum outcome
@@ -119,10 +222,8 @@ handle_refund(struct worker *w, struct job *j)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (payment == NULL) {
-		snprintf(j->error, sizeof(j->error), "no payment_id");
-		return OUT_FAIL;
-	}
+	if (payment == NULL)
+		return bad_row(j, "no payment_id");
 	vals[0] = payment;
 	if ((rc = agora_db_query(r, "refund_begin", 1, vals, &res)) != AGORA_OK)
 		return db_failed(j, rc);
@@ -145,15 +246,30 @@ handle_refund(struct worker *w, struct job *j)
 	return pr == PAY_OK ? OUT_DONE : call_failed(j, pr, &c);
 }
 
-enum outcome
-worker_handle(struct worker *w, struct job *j)
+void
+worker_handle(struct worker *w, struct job *jobs, int n)
 {
-	if (strcmp(j->topic, "payment.charge") == 0)
-		return handle_charge(w, j);
-	if (strcmp(j->topic, "payment.refund") == 0)
-		return handle_refund(w, j);
-	snprintf(j->error, sizeof(j->error), "no handler for %s", j->topic);
-	return OUT_FAIL;
+	struct job **charges;
+	int i, m = 0;
+
+	if ((charges = calloc((size_t)n + 1, sizeof(*charges))) == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		if (strcmp(jobs[i].topic, "payment.charge") != 0)
+			continue;
+		else if (payment_of(&jobs[i]) == NULL)
+			jobs[i].outcome = bad_row(&jobs[i], "no payment_id");
+		else
+			charges[m++] = &jobs[i];
+	if (m > 0)
+		charge_batch(w, charges, m);
+	free(charges);
+	for (i = 0; i < n && !worker_tick(w); i++) {
+		if (strcmp(jobs[i].topic, "payment.refund") == 0)
+			jobs[i].outcome = handle_refund(w, &jobs[i]);
+		else if (strcmp(jobs[i].topic, "payment.charge") != 0)
+			jobs[i].outcome = bad_row(&jobs[i], "no handler");
+	}
 }
 
 /* Cancel unpaid orders whose time is up, a batch at a time. */

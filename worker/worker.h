@@ -8,6 +8,7 @@
 
 /* What became of one outbox row. */
 enum outcome {
+	OUT_NONE = 0, /* not run (the worker is stopping): hand it back */
 	OUT_DONE, /* finished: the row leaves the table */
 	OUT_RETRY, /* a transient failure: try again after a backoff */
 	OUT_FAIL /* a final failure: the row is dead now */
@@ -18,6 +19,8 @@ struct job {
 	const char *topic;
 	struct json_object *payload;
 	long long attempts;
+	long long max_attempts;
+	enum outcome outcome;
 	char error[256]; /* why it failed, kept in last_error */
 };
 
@@ -27,14 +30,23 @@ struct worker {
 	struct agora_req req;
 	unsigned long listening; /* the connection generation LISTENing */
 	long long handled, retried, dead, expired;
+	const char *batch_ids; /* the claimed batch, for lease extensions */
+	long long tick_ms; /* when the lease was last extended */
 };
 
 /* A fresh pseudo-request for database calls; the last one's results go. */
 struct agora_req *worker_req(struct worker *w);
 
+/*
+ * Between two slow steps of a batch: extends the batch's lease when a
+ * third of it has passed, and says whether the worker must stop (1).
+ */
+int worker_tick(struct worker *w);
+
 /* The topics this build handles, as a PostgreSQL array literal. */
 extern const char worker_topics[];
-enum outcome worker_handle(struct worker *w, struct job *j);
+/* Run the n claimed jobs; each gets its outcome (OUT_NONE: not run). */
+void worker_handle(struct worker *w, struct job *jobs, int n);
 void worker_housekeeping(struct worker *w);
 
 /* Payment providers (provider.c). */
@@ -55,27 +67,33 @@ void provider_free(void);
 enum pay_result provider_charge(struct pay_call *c);
 enum pay_result provider_refund(struct pay_call *c);
 
-/* The statements handlers use, listed in the worker's table. */
+/*
+ * The statements handlers use, listed in the worker's table.  A batch of
+ * charges begins in one statement and ends in one: the functions run once
+ * per payment, server-side, with one round trip for the batch.
+ */
+#define CHARGE_BEGIN_SQL                                                       \
+	"SELECT b.p::text, r.action, r.amount_cents, r.currency, r.token, "    \
+	"r.attempts FROM unnest($1::bigint[]) WITH ORDINALITY AS b(p, i), "    \
+	"payment_charge_begin(b.p, $2) r ORDER BY b.i"
+#define CHARGE_END_SQL                                                         \
+	"SELECT t.p::text, payment_charge_end(t.p, t.ok, t.ref, t.code), "     \
+	"(SELECT string_agg(i.product_id::text, ',') FROM order_items i "      \
+	"JOIN payments p ON p.order_id = i.order_id WHERE p.id = t.p) "        \
+	"FROM json_to_recordset($1::json) "                                    \
+	"AS t(p bigint, ok boolean, ref text, code text)"
+#define REFUND_BEGIN_SQL                                                       \
+	"SELECT action, provider_ref, amount_cents, currency, token, "         \
+	"attempts FROM payment_refund_begin($1::bigint)"
+#define REFUND_END_SQL "SELECT payment_refund_end($1::bigint, $2::bool, $3)"
+#define EXPIRE_SQL                                                             \
+	"SELECT order_id::text, product_ids FROM orders_expire($1::int)"
+
 #define WORKER_HANDLER_STMTS                                                   \
-	{ "charge_begin",                                                      \
-		"SELECT action, amount_cents, currency, token, attempts "      \
-		"FROM payment_charge_begin($1::bigint, $2)" },                 \
-	    { "charge_end",                                                    \
-		    "SELECT payment_charge_end($1::bigint, $2::bool, $3, "     \
-		    "$4), "                                                    \
-		    "(SELECT string_agg(i.product_id::text, ',') FROM "        \
-		    "order_items i JOIN payments p ON p.order_id = "           \
-		    "i.order_id "                                              \
-		    "WHERE p.id = $1::bigint)" },                              \
-	    { "refund_begin",                                                  \
-		    "SELECT action, provider_ref, amount_cents, currency, "    \
-		    "token, "                                                  \
-		    "attempts FROM payment_refund_begin($1::bigint)" },        \
-	    { "refund_end",                                                    \
-		    "SELECT payment_refund_end($1::bigint, $2::bool, $3)" },   \
-	    { "orders_expire",                                                 \
-		    "SELECT order_id::text, product_ids FROM "                 \
-		    "orders_expire($1::int)" },                                \
+	{ "charge_begin", CHARGE_BEGIN_SQL },                                  \
+	    { "charge_end", CHARGE_END_SQL },                                  \
+	    { "refund_begin", REFUND_BEGIN_SQL },                              \
+	    { "refund_end", REFUND_END_SQL }, { "orders_expire", EXPIRE_SQL }, \
 	    { "keys_purge", "SELECT idempotency_keys_purge($1::int)" },        \
 	{                                                                      \
 		"events_waiting",                                              \
