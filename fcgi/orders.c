@@ -210,20 +210,34 @@ post_order(struct agora_req *r)
 
 /* --- reading ------------------------------------------------------------ */
 
+/*
+ * Run stmt for the order in the path, whose first column is its owner:
+ * 404 unless the caller owns it or is an admin.
+ */
 static enum agora_err
-get_order(struct agora_req *r)
+owned(struct agora_req *r, const char *stmt, PGresult **res)
 {
 	const char *vals[1] = { r->params[0] };
-	PGresult *res;
 	enum agora_err rc;
 
 	if (!agora_id_ok(r->params[0]))
 		return not_found(r);
-	if ((rc = agora_db_query(r, "order_get", 1, vals, &res)) != AGORA_OK)
+	if ((rc = agora_db_query(r, stmt, 1, vals, res)) != AGORA_OK)
 		return rc;
-	if (PQntuples(res) == 0 ||
-	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
+	if (PQntuples(*res) == 0 ||
+	    !agora_owner_or_admin(r, PQgetvalue(*res, 0, 0)))
 		return not_found(r);
+	return AGORA_OK;
+}
+
+static enum agora_err
+get_order(struct agora_req *r)
+{
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = owned(r, "order_get", &res)) != AGORA_OK)
+		return rc;
 	return agora_resp_doc(
 	    r, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), NULL);
 }
@@ -270,12 +284,10 @@ list_filters(struct agora_req *r, const char **status, const char **user)
 static enum agora_err
 list_orders(struct agora_req *r)
 {
-	struct json_object *data;
 	const char *vals[4], *after;
 	long long limit;
 	PGresult *res;
 	enum agora_err rc;
-	int i, n;
 
 	if ((rc = list_filters(r, &vals[1], &vals[0])) != AGORA_OK ||
 	    (rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
@@ -290,14 +302,7 @@ list_orders(struct agora_req *r)
 	    &res);
 	if (rc != AGORA_OK)
 		return rc;
-	n = PQntuples(res);
-	data = json_object_new_array();
-	for (i = 0; i < n && i < limit; i++)
-		json_object_array_add(
-		    data, json_tokener_parse(PQgetvalue(res, i, 1)));
-	return agora_resp_json(r, 200,
-	    agora_page(r, data, n > limit,
-	        n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
+	return agora_page_send(r, res, limit);
 }
 
 /* --- status changes ----------------------------------------------------- */
@@ -358,31 +363,14 @@ move(struct agora_req *r, struct move *m, const char *bad_code,
 	return agora_resp_raw(r, 200, "application/json", m->doc, m->doclen);
 }
 
-/* The order's owner, for the 404 of everyone else. */
-static enum agora_err
-owner_check(struct agora_req *r)
-{
-	const char *vals[1] = { r->params[0] };
-	PGresult *res;
-	enum agora_err rc;
-
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
-	if ((rc = agora_db_query(r, "order_get", 1, vals, &res)) != AGORA_OK)
-		return rc;
-	if (PQntuples(res) == 0 ||
-	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
-		return not_found(r);
-	return AGORA_OK;
-}
-
 static enum agora_err
 put_cancel(struct agora_req *r)
 {
 	struct move m;
+	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = owner_check(r)) != AGORA_OK)
+	if ((rc = owned(r, "order_get", &res)) != AGORA_OK)
 		return rc;
 	memset(&m, 0, sizeof(m));
 	m.vals[1] = "cancelled";
@@ -421,18 +409,12 @@ put_status(struct agora_req *r)
 static enum agora_err
 get_payments(struct agora_req *r)
 {
-	const char *vals[1] = { r->params[0] }, *body;
+	const char *body;
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
-	rc = agora_db_query(r, "order_payments", 1, vals, &res);
-	if (rc != AGORA_OK)
+	if ((rc = owned(r, "order_payments", &res)) != AGORA_OK)
 		return rc;
-	if (PQntuples(res) == 0 ||
-	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
-		return not_found(r);
 	body = agora_printf(r, "{\"data\":%s}", PQgetvalue(res, 0, 1));
 	if (body == NULL)
 		return AGORA_E_TOO_LARGE;

@@ -41,12 +41,10 @@ product_check(struct agora_req *r)
 enum agora_err
 review_list(struct agora_req *r)
 {
-	struct json_object *data;
 	const char *vals[3], *after;
 	long long limit;
 	PGresult *res;
 	enum agora_err rc;
-	int i, n;
 
 	if (!agora_id_ok(r->params[0]))
 		return no_product(r);
@@ -60,16 +58,10 @@ review_list(struct agora_req *r)
 	vals[2] = agora_printf(r, "%lld", limit + 1);
 	if ((rc = agora_db_query(r, "review_list", 3, vals, &res)) != AGORA_OK)
 		return rc;
-	n = PQntuples(res);
-	if (n == 0 && after == NULL && (rc = product_check(r)) != AGORA_OK)
+	if (PQntuples(res) == 0 && after == NULL &&
+	    (rc = product_check(r)) != AGORA_OK)
 		return rc;
-	data = json_object_new_array();
-	for (i = 0; i < n && i < limit; i++)
-		json_object_array_add(
-		    data, json_tokener_parse(PQgetvalue(res, i, 1)));
-	return agora_resp_json(r, 200,
-	    agora_page(r, data, n > limit,
-	        n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
+	return agora_page_send(r, res, limit);
 }
 
 enum agora_err

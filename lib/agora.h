@@ -428,6 +428,8 @@ enum agora_err agora_page_params(
     struct agora_req *r, long long *limit, const char **after);
 struct json_object *agora_page(struct agora_req *r, struct json_object *data,
     int has_more, const char *last_key);
+enum agora_err agora_page_send(
+    struct agora_req *r, PGresult *res, long long limit);
 
 /* Versioned read-through caching (cache.c). */
 int agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,

@@ -87,3 +87,24 @@ agora_page(struct agora_req *r, struct json_object *data, int has_more,
 	    o, "next_cursor", enc != NULL ? json_object_new_string(enc) : NULL);
 	return o;
 }
+
+/*
+ * Answer a page from res, which holds up to limit + 1 rows (the one more
+ * says whether there is a next page): column 0 is a row's keyset key,
+ * column 1 its JSON document.
+ */
+enum agora_err
+agora_page_send(struct agora_req *r, PGresult *res, long long limit)
+{
+	struct json_object *data = json_object_new_array();
+	int i, n = PQntuples(res);
+
+	if (data == NULL)
+		return AGORA_E_TOO_LARGE;
+	for (i = 0; i < n && i < limit; i++)
+		json_object_array_add(
+		    data, json_tokener_parse(PQgetvalue(res, i, 1)));
+	return agora_resp_json(r, 200,
+	    agora_page(r, data, n > limit,
+	        n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
+}
