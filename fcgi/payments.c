@@ -21,6 +21,7 @@
 #include "agora.h"
 
 #define SIGNATURE_TOLERANCE 300
+#define IGNORED "{\"received\":true,\"result\":\"ignored\"}"
 
 static const struct agora_stmt stmts[] = {
 	AGORA_IDEM_STMTS,
@@ -199,60 +200,76 @@ bad_signature(struct agora_req *r, const char *detail)
 	return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_signature", detail);
 }
 
-/* Split "t=<unix>,v1=<hex>" (in any order, other parts ignored). */
+#define SIGNATURES_MAX 4
+
+struct signature {
+	long long t;
+	unsigned char mac[SIGNATURES_MAX][crypto_auth_hmacsha256_BYTES];
+	int nmac;
+};
+
+/* One "t=<unix>" or "v1=<hex>" part of the header into sig. */
+static void
+signature_part(const char *p, size_t len, struct signature *sig, int *have_t)
+{
+	char num[24];
+	size_t got = 0;
+
+	if (len > 2 && len - 2 < sizeof(num) && strncmp(p, "t=", 2) == 0) {
+		memcpy(num, p + 2, len - 2);
+		num[len - 2] = '\0';
+		*have_t = agora_parse_ll(num, 0, INT64_MAX / 2, &sig->t) == 0;
+	} else if (len == 3 + 2 * crypto_auth_hmacsha256_BYTES &&
+	    strncmp(p, "v1=", 3) == 0 && sig->nmac < SIGNATURES_MAX &&
+	    sodium_hex2bin(sig->mac[sig->nmac], crypto_auth_hmacsha256_BYTES,
+	        p + 3, len - 3, NULL, &got, NULL) == 0 &&
+	    got == crypto_auth_hmacsha256_BYTES) {
+		sig->nmac++;
+	}
+}
+
+/*
+ * Split "t=<unix>,v1=<hex>[,v1=<hex>...]": several v1 parts let the
+ * gateway sign with an old and a new secret while the secret changes.
+ */
 static int
-signature_parts(const char *h, long long *t, unsigned char *mac)
+signature_parse(const char *h, struct signature *sig)
 {
 	const char *p, *end;
-	size_t len, got = 0;
-	int have_t = 0, have_v1 = 0;
+	int have_t = 0;
 
+	memset(sig, 0, sizeof(*sig));
 	for (p = h; p != NULL && *p != '\0'; p = *end ? end + 1 : NULL) {
 		end = strchr(p, ',');
 		if (end == NULL)
 			end = p + strlen(p);
-		len = (size_t)(end - p);
-		if (len > 2 && strncmp(p, "t=", 2) == 0) {
-			char num[24];
-
-			if (len - 2 >= sizeof(num))
-				return -1;
-			memcpy(num, p + 2, len - 2);
-			num[len - 2] = '\0';
-			have_t = agora_parse_ll(num, 0, INT64_MAX / 2, t) == 0;
-		} else if (len == 3 + 2 * crypto_auth_hmacsha256_BYTES &&
-		    strncmp(p, "v1=", 3) == 0) {
-			have_v1 =
-			    sodium_hex2bin(mac, crypto_auth_hmacsha256_BYTES,
-			        p + 3, len - 3, NULL, &got, NULL) == 0 &&
-			    got == crypto_auth_hmacsha256_BYTES;
-		}
+		signature_part(p, (size_t)(end - p), sig, &have_t);
 	}
-	return have_t && have_v1 ? 0 : -1;
+	return have_t && sig->nmac > 0 ? 0 : -1;
 }
 
-/* Whether the header signs "<t>.<body>" with the secret, recently. */
+/* Whether one of the header's signatures signs "<t>.<body>", recently. */
 static enum agora_err
 signature_check(struct agora_req *r)
 {
 	const char *secret = r->ctx->cfg.webhook_secret;
 	const char *h = agora_param(r, "HTTP_AGORA_SIGNATURE");
-	unsigned char mac[crypto_auth_hmacsha256_BYTES];
 	unsigned char want[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_state st;
+	struct signature sig;
 	char prefix[32];
-	long long t;
+	int i, match = 0;
 
 	if (secret[0] == '\0')
 		return agora_problem(r, AGORA_E_NOT_FOUND, "webhook_disabled",
 		    "No webhook_secret is configured.");
-	if (h == NULL || signature_parts(h, &t, mac) != 0)
+	if (h == NULL || signature_parse(h, &sig) != 0)
 		return bad_signature(r,
 		    "Agora-Signature is missing or "
 		    "malformed.");
-	if (llabs((long long)time(NULL) - t) > SIGNATURE_TOLERANCE)
+	if (llabs((long long)time(NULL) - sig.t) > SIGNATURE_TOLERANCE)
 		return bad_signature(r, "The signature is too old.");
-	snprintf(prefix, sizeof(prefix), "%lld.", t);
+	snprintf(prefix, sizeof(prefix), "%lld.", sig.t);
 	crypto_auth_hmacsha256_init(
 	    &st, (const unsigned char *)secret, strlen(secret));
 	crypto_auth_hmacsha256_update(
@@ -260,7 +277,9 @@ signature_check(struct agora_req *r)
 	crypto_auth_hmacsha256_update(
 	    &st, (const unsigned char *)r->body, r->body_len);
 	crypto_auth_hmacsha256_final(&st, want);
-	if (sodium_memcmp(mac, want, sizeof(want)) != 0)
+	for (i = 0; i < sig.nmac; i++)
+		match |= sodium_memcmp(sig.mac[i], want, sizeof(want)) == 0;
+	if (!match)
 		return bad_signature(r, "The signature does not match.");
 	return AGORA_OK;
 }
@@ -301,9 +320,11 @@ post_webhook(struct agora_req *r)
 	vals[1] = v[1].s;
 	vals[2] = event_payment(v[2].o);
 	vals[3] = r->body;
+	/* Not about one of our payments: acknowledged, so that the
+	 * gateway does not send it again and again, and ignored. */
 	if (vals[2] == NULL)
-		return agora_problem_field(r, AGORA_E_VALIDATION,
-		    "data.payment_id", "must be a payment's id");
+		return agora_resp_raw(
+		    r, 200, "application/json", IGNORED, sizeof(IGNORED) - 1);
 	if ((rc = agora_db_write(r, "event_receive", 4, vals, &res)) !=
 	    AGORA_OK)
 		return rc;

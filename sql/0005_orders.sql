@@ -140,7 +140,10 @@ CREATE TABLE outbox (
 	created_at timestamptz NOT NULL DEFAULT now()
 ) WITH (autovacuum_vacuum_scale_factor = 0.01,
 	autovacuum_vacuum_threshold = 200);
-CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE state <> 'dead';
+-- The claim reads only the topics its worker handles, so rows of a topic
+-- no worker handles yet cost it nothing.
+CREATE INDEX outbox_due ON outbox (topic, next_attempt_at, id)
+	WHERE state <> 'dead';
 CREATE INDEX outbox_aggregate ON outbox (aggregate_id, id);
 
 -- An order as the API shows it.
@@ -195,6 +198,9 @@ CREATE TABLE payments (
 	attempts integer NOT NULL DEFAULT 0,
 	refund_status text CHECK (refund_status IN ('pending', 'succeeded',
 		'failed')),
+	-- Each refund request is a new gateway idempotency key, so that one
+	-- the gateway declined can be asked for again.
+	refund_requests integer NOT NULL DEFAULT 0,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
@@ -235,13 +241,29 @@ BEGIN
 END
 $$;
 
+-- Lock a payment's order, then the payment (the order every path takes,
+-- so that none deadlocks with another); NULL when there is none.
+CREATE FUNCTION payment_lock(p_payment bigint) RETURNS payments
+LANGUAGE plpgsql AS $$
+DECLARE
+	p payments;
+BEGIN
+	PERFORM 1 FROM orders WHERE id = (SELECT order_id FROM payments
+		WHERE id = p_payment) FOR UPDATE;
+	SELECT * INTO p FROM payments WHERE id = p_payment FOR UPDATE;
+	RETURN p;
+END
+$$;
+
 -- Queue the refund of a succeeded payment; false when it is not one.
 CREATE FUNCTION payment_refund_request(p_payment bigint)
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
 	v_order bigint;
 BEGIN
-	UPDATE payments SET refund_status = 'pending', updated_at = now()
+	PERFORM payment_lock(p_payment);
+	UPDATE payments SET refund_status = 'pending',
+		refund_requests = refund_requests + 1, updated_at = now()
 	WHERE id = p_payment AND status = 'succeeded'
 		AND refund_status IS DISTINCT FROM 'pending'
 		AND refund_status IS DISTINCT FROM 'succeeded'
@@ -420,18 +442,18 @@ BEGIN
 	ELSIF p_to = 'shipped' THEN
 		PERFORM order_release(p_order, true);
 	END IF;
-	-- A charge no worker has tried yet is withdrawn.  One that was tried
-	-- may have reached the gateway: the worker finishes it, finds the
-	-- order cancelled and refunds it (payment_charge_end()).
+	-- A charge no worker has tried yet (payments.attempts counts the
+	-- tries, and nothing resets it) is withdrawn.  One that was tried may
+	-- have reached the gateway: the worker finishes it, finds the order
+	-- cancelled and refunds it (payment_charge_end()).
 	IF p_to = 'cancelled' AND o.payment_status = 'pending' THEN
-		WITH d AS (DELETE FROM outbox
-			WHERE aggregate_id = 'order:' || p_order
-			AND topic = 'payment.charge' AND state = 'pending'
-			AND attempts = 0
-			RETURNING (payload->>'payment_id')::bigint AS id)
-		UPDATE payments SET status = 'failed',
+		WITH f AS (UPDATE payments SET status = 'failed',
 			failure_code = 'order_cancelled', updated_at = now()
-		WHERE id IN (SELECT id FROM d) AND status = 'pending';
+			WHERE order_id = p_order AND status = 'pending'
+			AND attempts = 0 RETURNING id)
+		DELETE FROM outbox WHERE topic = 'payment.charge'
+			AND state = 'pending' AND aggregate_id = 'order:' || p_order
+			AND (payload->>'payment_id')::bigint IN (SELECT id FROM f);
 	END IF;
 	IF p_to = 'cancelled' AND o.status = 'paid' THEN
 		PERFORM payment_refund_request(p.id) FROM payments p

@@ -8,7 +8,8 @@
 -- pending, so a worker that crashed and was replaced, a second worker on
 -- the same row, or a webhook that told us first, cannot apply an outcome
 -- twice.  Locks are taken order first, then payment, as order_transition()
--- and its callers do, so that these never deadlock with a cancel.
+-- and its callers do; a batch locks all its orders, then their stock,
+-- before it changes any (payments_lock_many()).
 
 -- Gateway events, each applied once.  An event may name a payment this
 -- database does not know yet; it waits (applied_at NULL) and the worker
@@ -23,19 +24,6 @@ CREATE TABLE gateway_events (
 );
 CREATE INDEX gateway_events_waiting ON gateway_events (payment_id)
 	WHERE applied_at IS NULL;
-
--- Lock a payment's order, then the payment; NULL when there is none.
-CREATE FUNCTION payment_lock(p_payment bigint) RETURNS payments
-LANGUAGE plpgsql AS $$
-DECLARE
-	p payments;
-BEGIN
-	PERFORM 1 FROM orders WHERE id = (SELECT order_id FROM payments
-		WHERE id = p_payment) FOR UPDATE;
-	SELECT * INTO p FROM payments WHERE id = p_payment FOR UPDATE;
-	RETURN p;
-END
-$$;
 
 -- Before calling the gateway: 'charge' (with what to charge and the
 -- attempt number) or 'skip'.  A payment whose order was cancelled before
@@ -72,7 +60,10 @@ $$;
 
 -- The gateway's final answer: charged (p_ok, with its reference) or
 -- declined (p_code).  Returns 'paid', 'refunding' (the order was cancelled
--- meanwhile), 'failed' or 'noop' (already recorded).
+-- meanwhile), 'failed' or 'noop' (already recorded).  A charge that went
+-- through for a payment given up as failed (its order cancelled, or a
+-- webhook late) is recorded and refunded: money taken is never kept
+-- without an order that is paid.
 CREATE FUNCTION payment_charge_end(p_payment bigint, p_ok boolean,
 	p_ref text, p_code text)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -81,7 +72,8 @@ DECLARE
 	v text;
 BEGIN
 	p := payment_lock(p_payment);
-	IF p.id IS NULL OR p.status <> 'pending' THEN
+	IF p.id IS NULL OR NOT (p.status = 'pending'
+		OR (p.status = 'failed' AND p_ok)) THEN
 		RETURN 'noop';
 	END IF;
 	IF p_ok THEN
@@ -104,7 +96,8 @@ BEGIN
 END
 $$;
 
--- Before a refund call: 'refund' with the gateway's reference, or 'skip'.
+-- Before a refund call: 'refund' with the gateway's reference, or 'skip';
+-- attempts is the number of this refund request (its idempotency key).
 CREATE FUNCTION payment_refund_begin(p_payment bigint)
 RETURNS TABLE (action text, provider_ref text, amount_cents bigint,
 	currency text, token text, attempts integer)
@@ -112,8 +105,48 @@ LANGUAGE sql AS $$
 	SELECT CASE WHEN p.refund_status = 'pending' THEN 'refund'
 		ELSE 'skip' END,
 		COALESCE(p.provider_ref, ''), p.amount_cents, p.currency,
-		p.token, p.attempts
+		p.token, p.refund_requests
 	FROM payments p WHERE p.id = p_payment
+$$;
+
+-- Lock the orders of the payments, in id order, then the stock their
+-- outcomes may give back, in product order: the order in which a cancel
+-- and order_place() take them, so that recording many outcomes in one
+-- transaction cannot deadlock with either.
+CREATE FUNCTION payments_lock_many(p_payments bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM 1 FROM orders WHERE id IN (SELECT order_id FROM payments
+		WHERE id = ANY(p_payments)) ORDER BY id FOR UPDATE;
+	PERFORM 1 FROM inventory WHERE product_id IN (SELECT r.product_id
+		FROM reservations r JOIN payments p
+		ON r.order_id = p.order_id::text
+		WHERE p.id = ANY(p_payments) AND r.released_at IS NULL)
+	ORDER BY product_id FOR UPDATE;
+END
+$$;
+
+-- The gateway's answers for a batch: [{p, ok, ref, code}].  Returns each
+-- payment with what payment_charge_end() said and its order's products.
+CREATE FUNCTION payment_charge_end_many(p_outcomes json)
+RETURNS TABLE (payment_id bigint, result text, product_ids text)
+LANGUAGE plpgsql AS $$
+DECLARE
+	o record;
+BEGIN
+	PERFORM payments_lock_many(ARRAY(SELECT (e->>'p')::bigint
+		FROM json_array_elements(p_outcomes) e));
+	FOR o IN SELECT * FROM json_to_recordset(p_outcomes)
+		AS t(p bigint, ok boolean, ref text, code text) ORDER BY p
+	LOOP
+		payment_id := o.p;
+		result := payment_charge_end(o.p, o.ok, o.ref, o.code);
+		product_ids := (SELECT string_agg(i.product_id::text, ',')
+			FROM order_items i JOIN payments p
+			ON p.order_id = i.order_id WHERE p.id = o.p);
+		RETURN NEXT;
+	END LOOP;
+END
 $$;
 
 -- The refund's final answer.  Also applies a refund the gateway reports
@@ -194,12 +227,20 @@ CREATE FUNCTION orders_expire(p_limit integer)
 RETURNS TABLE (order_id bigint, product_ids text)
 LANGUAGE plpgsql AS $$
 DECLARE
+	v_ids bigint[];
 	v bigint;
 BEGIN
-	FOR v IN SELECT o.id FROM orders o
+	-- All the orders first, then all their stock in product order, as
+	-- in payments_lock_many(), before any is released.
+	v_ids := ARRAY(SELECT o.id FROM orders o
 		WHERE o.status = 'pending' AND o.expires_at <= now()
-		ORDER BY o.expires_at LIMIT p_limit
-		FOR UPDATE SKIP LOCKED
+		ORDER BY o.id LIMIT p_limit FOR UPDATE SKIP LOCKED);
+	PERFORM 1 FROM inventory WHERE product_id IN (SELECT r.product_id
+		FROM reservations r WHERE r.order_id = ANY(
+			SELECT x::text FROM unnest(v_ids) x)
+		AND r.released_at IS NULL)
+	ORDER BY product_id FOR UPDATE;
+	FOREACH v IN ARRAY v_ids
 	LOOP
 		IF order_transition(v, 'cancelled', 'expired', NULL) = 'ok' THEN
 			order_id := v;

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
 state = {"mode": "ok", "stall": 2.0, "calls": 0, "charges": {}, "refunds": {}, "keys": {},
-         "next": 1}
+         "next": 1, "calls_by_key": {}}
 
 
 def answer_charge(form):
@@ -63,7 +63,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/_state":
             with lock:
-                self.send(200, {k: state[k] for k in ("charges", "refunds", "calls", "mode")})
+                self.send(200, {k: state[k] for k in ("charges", "refunds", "calls", "mode",
+                                                      "calls_by_key")})
         else:
             self.send(404, {"error": {"code": "not_found"}})
 
@@ -79,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(401, {"error": {"code": "unauthorized"}})
         with lock:
             state["calls"] += 1
+            k = self.headers.get("Idempotency-Key", "")
+            state["calls_by_key"][k] = state["calls_by_key"].get(k, 0) + 1
             mode, stall = state["mode"], state["stall"]
         if mode == "fail":
             return self.send(500, {"error": {"code": "internal"}})

@@ -59,6 +59,9 @@ class Gateway:
     def charges(self):
         return self.call("/_state")["charges"]
 
+    def refunds(self):
+        return self.call("/_state")["refunds"]
+
     def stop(self):
         self.p.kill()
         self.p.wait()
@@ -176,6 +179,29 @@ t.ok(wait_paid(ids, 10) and not one_charge_each([pid]),
      (statuses(ids), gw.charges().get(pid)))
 stop(w)
 
+# --- cancelled while its charge is in flight: charged, then refunded ---------
+gw.mode("stall", 1.5)
+ids = place(1)
+pid = payment_ids(ids)[0]
+w = start_worker("--loop", env=ENV, log=LOG)
+t0 = time.monotonic()
+while time.monotonic() - t0 < 10 and "payment-" + pid not in gw.call("/_state")["calls_by_key"]:
+    time.sleep(0.05)
+r = request("PUT", "/api/v1/orders/%s/cancel" % ids[0], headers=U)
+while time.monotonic() - t0 < 10 and pid not in gw.charges():
+    time.sleep(0.05)
+gw.mode("ok")
+t0 = time.monotonic()
+while time.monotonic() - t0 < 15 and psql("SELECT status FROM payments WHERE id = %s"
+                                          % pid)[1] != "refunded":
+    time.sleep(0.1)
+_, ps, _ = psql("SELECT status || ' ' || refund_status FROM payments WHERE id = %s" % pid)
+t.ok(r.status == 200 and statuses(ids) == {"cancelled": "1"} and ps == "refunded succeeded"
+     and len(gw.charges().get(pid, [])) == 1 and len(gw.refunds().get(pid, [])) == 1,
+     "an order cancelled while its charge was in flight: the charge is refunded, once",
+     (r.status, statuses(ids), ps, gw.charges().get(pid), gw.refunds().get(pid)))
+stop(w)
+
 # --- a gateway gone for good: dead, listed, re-driven -------------------------
 port = gw.port
 gw.stop()
@@ -226,5 +252,15 @@ t.ok(ra == 0 and rb == 0 and out == "succeeded 1|10000",
      "two workers on 10,000 rows: each handled exactly once", out)
 _, n, _ = psql("SELECT count(*) FROM outbox WHERE topic = 'payment.charge'")
 t.ok(n == "0", "and the finished rows left the outbox", n)
+# Whatever happened above, money taken is never kept without a paid order.
+_, kept, _ = psql("SELECT string_agg(id::text, ',') FROM payments WHERE status = 'succeeded'")
+kept = set((kept or "").split(","))
+_, refunded, _ = psql("SELECT string_agg(id::text, ',') FROM payments WHERE status = 'refunded'")
+refunded = set((refunded or "").split(","))
+stray = [p for p in gw.charges() if p not in kept and p not in refunded]
+unrefunded = [p for p in refunded if p and p in gw.charges() and not gw.refunds().get(p)]
+t.ok(not stray and not unrefunded,
+     "every charge the gateway made belongs to a succeeded payment, or was refunded",
+     (stray[:5], unrefunded[:5]))
 gw.stop()
 t.done()

@@ -307,6 +307,8 @@ wait_work(struct worker *w, long long ms)
 	PGnotify *n;
 	int got = 0;
 
+	if (ms <= 0)
+		return;
 	if (c == NULL || w->listening != agora_db_generation(w->ctx.db)) {
 		usleep((useconds_t)(ms > 500 ? 500 : ms) * 1000);
 		return;
@@ -357,8 +359,11 @@ work(struct worker *w, const struct run *run)
 		n = drain_batch(w);
 		if (n > 0)
 			continue;
-		if (!run->loop)
+		/* --once with the database away: say so to cron. */
+		if (!run->loop) {
+			w->unreachable = n < 0;
 			break;
+		}
 		if (n < 0) {
 			/* The database is away: agora_db reconnects. */
 			usleep(500000);
@@ -457,7 +462,7 @@ main(int argc, char **argv)
 		    "done: %lld handled, %lld retried, %lld dead, %lld "
 		    "orders expired",
 		    w.handled, w.retried, w.dead, w.expired);
-		rc = 0;
+		rc = w.unreachable ? 1 : 0;
 	}
 	worker_close(&w);
 	return rc;

@@ -18,6 +18,7 @@
 #define EXPIRE_BATCH 100
 #define PURGE_BATCH 1000
 #define EVENTS_BATCH 100
+#define CHARGE_CHUNK 16
 #define STR(x) #x
 #define XSTR(x) STR(x)
 
@@ -179,9 +180,14 @@ charge_record(
 	    PQntuples(res), paid, failed);
 }
 
-/* A batch of payment.charge jobs: begin them all, call, end them all. */
+/*
+ * A chunk of payment.charge jobs: begin them in one statement, call the
+ * gateway for each, record the answers in one statement.  Chunks are
+ * small so that a crash loses few answers and a slow gateway keeps the
+ * first orders of a batch waiting for a few calls only.
+ */
 static void
-charge_batch(struct worker *w, struct job **jobs, int n)
+charge_chunk(struct worker *w, struct job **jobs, int n)
 {
 	struct json_object *set = NULL;
 	const char *vals[2];
@@ -235,6 +241,7 @@ handle_refund(struct worker *w, struct job *j)
 	c.amount_cents = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
 	c.currency = PQgetvalue(res, 0, 3);
 	c.token = PQgetvalue(res, 0, 4);
+	c.attempt = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
 	pr = provider_refund(&c);
 	if (pr == PAY_TRANSIENT)
 		return call_failed(j, pr, &c);
@@ -254,6 +261,7 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 
 	if ((charges = calloc((size_t)n + 1, sizeof(*charges))) == NULL)
 		return;
+	/* Jobs left OUT_NONE (the worker stopped) are handed back. */
 	for (i = 0; i < n; i++)
 		if (strcmp(jobs[i].topic, "payment.charge") != 0)
 			continue;
@@ -261,8 +269,9 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 			jobs[i].outcome = bad_row(&jobs[i], "no payment_id");
 		else
 			charges[m++] = &jobs[i];
-	if (m > 0)
-		charge_batch(w, charges, m);
+	for (i = 0; i < m && !worker_tick(w); i += CHARGE_CHUNK)
+		charge_chunk(w, charges + i,
+		    m - i < CHARGE_CHUNK ? m - i : CHARGE_CHUNK);
 	free(charges);
 	for (i = 0; i < n && !worker_tick(w); i++) {
 		if (strcmp(jobs[i].topic, "payment.refund") == 0)

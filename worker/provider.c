@@ -118,7 +118,12 @@ http_result(struct pay_call *c, CURLcode cc, long status, struct buf *b)
 		answer_field(b->data, NULL, "id", c->ref, sizeof(c->ref));
 		return PAY_OK;
 	}
-	if (status >= 500 || status == 409 || status == 429 || status < 200) {
+	/*
+	 * 401, 403 and 404 mean our key or URL is wrong, not the card:
+	 * retry (and show in the log) rather than fail the customer's order.
+	 */
+	if (status >= 500 || status == 409 || status == 429 || status < 200 ||
+	    status == 401 || status == 403 || status == 404) {
 		snprintf(c->error, sizeof(c->error), "HTTP %ld", status);
 		return PAY_TRANSIENT;
 	}
@@ -145,14 +150,20 @@ http_post(
 	    conf->payment_gateway_key);
 	h = curl_slist_append(h, hdr);
 	snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", key);
-	h = curl_slist_append(h, hdr);
+	/* Never call the gateway without the idempotency key. */
+	if (h == NULL || (h = curl_slist_append(h, hdr)) == NULL) {
+		free(b);
+		snprintf(c->error, sizeof(c->error), "out of memory");
+		return PAY_TRANSIENT;
+	}
 	curl_easy_reset(curl);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, conf->payment_timeout_ms);
 	curl_easy_setopt(
-	    curl, CURLOPT_CONNECTTIMEOUT_MS, conf->payment_timeout_ms);
+	    curl, CURLOPT_TIMEOUT_MS, (long)conf->payment_timeout_ms);
+	curl_easy_setopt(
+	    curl, CURLOPT_CONNECTTIMEOUT_MS, (long)conf->payment_timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
@@ -174,6 +185,7 @@ http_charge(struct pay_call *c)
 	tok = curl_easy_escape(curl, c->token, 0);
 	if (tok == NULL)
 		return PAY_TRANSIENT;
+	/* A token is at most 255 bytes (a CHECK), 765 escaped: it fits. */
 	snprintf(form, sizeof(form),
 	    "amount=%lld&currency=%s&source=%s&metadata%%5Bpayment_id%%5D=%s",
 	    c->amount_cents, c->currency, tok, c->payment_id);
@@ -183,19 +195,28 @@ http_charge(struct pay_call *c)
 	return pr;
 }
 
+/*
+ * A refund's key names its request (c->attempt counts them), so that a
+ * refund the gateway declined can be asked for again.
+ */
 static enum pay_result
 http_refund(struct pay_call *c)
 {
-	char form[512], key[64], *ref;
+	char form[1024], key[64], *ref;
+	int n;
 
 	ref = curl_easy_escape(curl, c->charge_ref, 0);
 	if (ref == NULL)
 		return PAY_TRANSIENT;
-	snprintf(form, sizeof(form),
+	n = snprintf(form, sizeof(form),
 	    "charge=%s&amount=%lld&metadata%%5Bpayment_id%%5D=%s", ref,
 	    c->amount_cents, c->payment_id);
 	curl_free(ref);
-	snprintf(key, sizeof(key), "refund-%s", c->payment_id);
+	if (n < 0 || (size_t)n >= sizeof(form)) {
+		snprintf(c->code, sizeof(c->code), "bad_charge_reference");
+		return PAY_DECLINED;
+	}
+	snprintf(key, sizeof(key), "refund-%s-%lld", c->payment_id, c->attempt);
 	return http_post(c, "/v1/refunds", form, key);
 }
 

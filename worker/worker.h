@@ -32,6 +32,7 @@ struct worker {
 	long long handled, retried, dead, expired;
 	const char *batch_ids; /* the claimed batch, for lease extensions */
 	long long tick_ms; /* when the lease was last extended */
+	int unreachable; /* --once could not reach the database */
 };
 
 /* A fresh pseudo-request for database calls; the last one's results go. */
@@ -75,13 +76,10 @@ enum pay_result provider_refund(struct pay_call *c);
 #define CHARGE_BEGIN_SQL                                                       \
 	"SELECT b.p::text, r.action, r.amount_cents, r.currency, r.token, "    \
 	"r.attempts FROM unnest($1::bigint[]) WITH ORDINALITY AS b(p, i), "    \
-	"payment_charge_begin(b.p, $2) r ORDER BY b.i"
+	"payment_charge_begin(b.p, $2) r ORDER BY b.p"
 #define CHARGE_END_SQL                                                         \
-	"SELECT t.p::text, payment_charge_end(t.p, t.ok, t.ref, t.code), "     \
-	"(SELECT string_agg(i.product_id::text, ',') FROM order_items i "      \
-	"JOIN payments p ON p.order_id = i.order_id WHERE p.id = t.p) "        \
-	"FROM json_to_recordset($1::json) "                                    \
-	"AS t(p bigint, ok boolean, ref text, code text)"
+	"SELECT payment_id::text, result, product_ids "                        \
+	"FROM payment_charge_end_many($1::json)"
 #define REFUND_BEGIN_SQL                                                       \
 	"SELECT action, provider_ref, amount_cents, currency, token, "         \
 	"attempts FROM payment_refund_begin($1::bigint)"
