@@ -4,7 +4,11 @@
 # For each web server (Apache, lighttpd) and process model (managed by the
 # server, or a fixed pool on a shared socket) it measures with wrk, in one
 # run: a static file and a do-nothing FastCGI program (the two ceilings),
-# and GET /api/v1/health (one prepared query), at 50 and 500 connections.
+# and GET /api/v1/health (one prepared query), at 50 and 500 connections;
+# then POST /api/v1/orders against pgbench running the same transaction,
+# and the catalog targets.  Last, once: agora-worker's rows per second
+# against pgbench running the same batch SQL, and the latency from an
+# order placed to paid.  BENCH_SERVERS and BENCH_MODES narrow the run.
 # Figures on a shared machine are noisy: read the ratios, which compare
 # results of the same run.
 
@@ -189,7 +193,7 @@ bench_paid_orders() {
 # latency from an order placed to paid, with agora-worker --loop waiting
 # on LISTEN.
 bench_worker() {
-	local n=10000 t0 t1 rps pg lat
+	local n=10000 t0 t1 rps pg lat a loop
 	bench_paid_orders "$n"
 	t0=$(date +%s.%N)
 	pgbench -n -M prepared -c 2 -j 2 -t $((n / 200)) -f "$TOP/bench/outbox.sql" \
@@ -200,13 +204,16 @@ bench_worker() {
 	bench_paid_orders "$n"
 	t0=$(date +%s.%N)
 	"$PREFIX/sbin/agora-worker" --once 2>/dev/null &
+	a=$!
 	"$PREFIX/sbin/agora-worker" --once 2>/dev/null
-	wait
+	# Only this child: the stack's services are children of the shell too.
+	wait "$a"
 	t1=$(date +%s.%N)
 	rps=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
 	bench_row worker - outbox-engine 2 "$rps" - - 0 - -
 	echo "worker: engine / pgbench = $(ratio "$rps" "$pg")" | tee -a "$BENCH_OUT"
 	"$PREFIX/sbin/agora-worker" --loop --deadline 120 2>/dev/null &
+	loop=$!
 	sleep 1
 	for _ in $(seq 1 200); do
 		curl -fsS -o /dev/null -H 'Content-Type: application/json' \
@@ -216,7 +223,8 @@ bench_worker() {
 		sleep 0.02
 	done
 	sleep 1
-	kill %1 2>/dev/null; wait
+	kill "$loop" 2>/dev/null
+	wait "$loop"
 	lat=$(psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT
 		round((percentile_cont(0.5) WITHIN GROUP (ORDER BY d) * 1000)::numeric, 1),
 		round((percentile_cont(0.99) WITHIN GROUP (ORDER BY d) * 1000)::numeric, 1), count(*)
