@@ -137,6 +137,8 @@ CREATE TABLE outbox (
 	max_attempts integer NOT NULL DEFAULT 10 CHECK (max_attempts > 0),
 	next_attempt_at timestamptz NOT NULL DEFAULT now(),
 	last_error text,
+	-- The token of the worker's claim that holds the row ('running').
+	claim text,
 	created_at timestamptz NOT NULL DEFAULT now()
 ) WITH (autovacuum_vacuum_scale_factor = 0.01,
 	autovacuum_vacuum_threshold = 200);

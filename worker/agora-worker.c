@@ -52,27 +52,32 @@ static const struct agora_stmt stmts[] = {
 	    "AND next_attempt_at <= now() AND topic = ANY($1::text[]) "
 	    "ORDER BY next_attempt_at, id LIMIT $2::int "
 	    "FOR UPDATE SKIP LOCKED) "
-	    "UPDATE outbox o SET state = 'running', "
+	    "UPDATE outbox o SET state = 'running', claim = $4, "
 	    "attempts = o.attempts + 1, "
 	    "next_attempt_at = now() + make_interval(secs => $3::int) "
 	    "FROM c WHERE o.id = c.id RETURNING o.id::text, o.topic, "
 	    "o.payload::text, o.attempts, o.max_attempts" },
-	{ "outbox_done", "DELETE FROM outbox WHERE id = ANY($1::bigint[])" },
+	/*
+	 * Each statement that finishes rows names the claim: a worker whose
+	 * lease ran out cannot touch rows another worker has claimed since.
+	 */
+	{ "outbox_done",
+	    "DELETE FROM outbox WHERE id = ANY($1::bigint[]) AND claim = $2" },
 	{ "outbox_retry",
 	    "UPDATE outbox SET state = 'pending', next_attempt_at = now() + "
 	    "make_interval(secs => $2::float8), last_error = $3 "
-	    "WHERE id = $1::bigint" },
+	    "WHERE id = $1::bigint AND claim = $4" },
 	{ "outbox_dead",
 	    "UPDATE outbox SET state = 'dead', last_error = $2 "
-	    "WHERE id = $1::bigint" },
+	    "WHERE id = $1::bigint AND claim = $3" },
 	{ "outbox_extend",
 	    "UPDATE outbox SET next_attempt_at = now() + "
 	    "make_interval(secs => $2::int) WHERE id = ANY($1::bigint[]) "
-	    "AND state = 'running'" },
+	    "AND state = 'running' AND claim = $3" },
 	{ "outbox_release",
 	    "UPDATE outbox SET state = 'pending', next_attempt_at = now(), "
 	    "attempts = attempts - 1 WHERE id = ANY($1::bigint[]) "
-	    "AND state = 'running'" },
+	    "AND state = 'running' AND claim = $2" },
 	{ "outbox_next",
 	    "SELECT COALESCE((extract(epoch FROM min(next_attempt_at) - now()) "
 	    "* 1000)::bigint, -1) FROM outbox WHERE state <> 'dead' "
@@ -135,7 +140,7 @@ backoff_seconds(const struct agora_config *cfg, long long attempts)
 static void
 finish_failed(struct worker *w, struct job *j)
 {
-	const char *vals[3] = { j->id, NULL, j->error };
+	const char *vals[4] = { j->id, NULL, j->error, w->claim };
 	long long limit = w->ctx.cfg.outbox_max_attempts;
 
 	if (j->max_attempts < limit)
@@ -143,14 +148,15 @@ finish_failed(struct worker *w, struct job *j)
 	if (j->outcome == OUT_RETRY && j->attempts < limit) {
 		vals[1] = agora_printf(worker_req(w), "%.3f",
 		    backoff_seconds(&w->ctx.cfg, j->attempts));
-		(void)agora_db_query(&w->req, "outbox_retry", 3, vals, NULL);
+		(void)agora_db_query(&w->req, "outbox_retry", 4, vals, NULL);
 		w->retried++;
 		agora_log("warning", "outbox %s (%s) attempt %lld: %s", j->id,
 		    j->topic, j->attempts, j->error);
 		return;
 	}
 	vals[1] = j->error;
-	(void)agora_db_query(worker_req(w), "outbox_dead", 2, vals, NULL);
+	vals[2] = w->claim;
+	(void)agora_db_query(worker_req(w), "outbox_dead", 3, vals, NULL);
 	w->dead++;
 	agora_log("error", "outbox %s (%s) is dead after %lld attempts: %s",
 	    j->id, j->topic, j->attempts, j->error);
@@ -159,7 +165,7 @@ finish_failed(struct worker *w, struct job *j)
 int
 worker_tick(struct worker *w)
 {
-	const char *vals[2];
+	const char *vals[3];
 
 	if (stop)
 		return 1;
@@ -168,7 +174,8 @@ worker_tick(struct worker *w)
 	vals[0] = w->batch_ids;
 	vals[1] = agora_printf(
 	    worker_req(w), "%lld", w->ctx.cfg.worker_lease_seconds);
-	(void)agora_db_query(&w->req, "outbox_extend", 2, vals, NULL);
+	vals[2] = w->claim;
+	(void)agora_db_query(&w->req, "outbox_extend", 3, vals, NULL);
 	w->tick_ms = now_ms();
 	return 0;
 }
@@ -215,11 +222,11 @@ static void
 batch_close(struct worker *w, struct job *jobs, int n)
 {
 	static char ids[IDS_MAX];
-	const char *vals[1] = { ids };
+	const char *vals[2] = { ids, w->claim };
 	int i;
 
 	ids_with(jobs, n, OUT_DONE, ids, sizeof(ids));
-	(void)agora_db_query(worker_req(w), "outbox_done", 1, vals, NULL);
+	(void)agora_db_query(worker_req(w), "outbox_done", 2, vals, NULL);
 	for (i = 0; i < n; i++) {
 		if (jobs[i].outcome == OUT_DONE)
 			w->handled++;
@@ -229,7 +236,7 @@ batch_close(struct worker *w, struct job *jobs, int n)
 	ids_with(jobs, n, OUT_NONE, ids, sizeof(ids));
 	if (strcmp(ids, "{}") != 0)
 		(void)agora_db_query(
-		    worker_req(w), "outbox_release", 1, vals, NULL);
+		    worker_req(w), "outbox_release", 2, vals, NULL);
 }
 
 /*
@@ -240,16 +247,19 @@ static int
 drain_batch(struct worker *w)
 {
 	static char all[IDS_MAX];
-	const char *vals[3];
+	const char *vals[4];
 	struct job *jobs;
 	PGresult *claim;
 	int i, n;
 
+	/* A new token for every claim (see outbox_done). */
+	agora_random_hex(w->claim, 16);
+	vals[3] = w->claim;
 	vals[0] = worker_topics;
 	vals[1] = agora_printf(worker_req(w), "%lld", w->ctx.cfg.worker_batch);
 	vals[2] =
 	    agora_printf(&w->req, "%lld", w->ctx.cfg.worker_lease_seconds);
-	if (agora_db_query(&w->req, "outbox_claim", 3, vals, &claim) !=
+	if (agora_db_query(&w->req, "outbox_claim", 4, vals, &claim) !=
 	    AGORA_OK)
 		return -1;
 	/* The claim must outlive the arena resets of the work it starts. */

@@ -33,6 +33,7 @@ struct worker {
 	const char *batch_ids; /* the claimed batch, for lease extensions */
 	long long tick_ms; /* when the lease was last extended */
 	int unreachable; /* --once could not reach the database */
+	char claim[33]; /* the token of the batch's claim */
 };
 
 /* A fresh pseudo-request for database calls; the last one's results go. */
