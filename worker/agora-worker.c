@@ -308,13 +308,27 @@ next_due(struct worker *w)
 	return strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 }
 
+/* Free the notifications libpq holds; whether there were any. */
+static int
+drain_notifies(PGconn *c)
+{
+	PGnotify *n;
+	int got = 0;
+
+	while ((n = PQnotifies(c)) != NULL) {
+		got = 1;
+		PQfreemem(n);
+	}
+	return got;
+}
+
 /* Sleep until NOTIFY agora_outbox, ms milliseconds, or a signal. */
 static void
 wait_work(struct worker *w, long long ms)
 {
 	PGconn *c = agora_db_conn(w->ctx.db);
 	struct pollfd pfd;
-	PGnotify *n;
+	long long end = now_ms() + ms, left;
 	int got = 0;
 
 	if (ms <= 0)
@@ -325,15 +339,19 @@ wait_work(struct worker *w, long long ms)
 	}
 	pfd.fd = PQsocket(c);
 	pfd.events = POLLIN;
-	PQconsumeInput(c);
-	while ((n = PQnotifies(c)) != NULL) {
-		got = 1;
-		PQfreemem(n);
+	/*
+	 * Short slices: a SIGTERM that lands between the check of stop and
+	 * poll() would otherwise wait out the whole poll interval.
+	 */
+	while (!got && !stop && (left = end - now_ms()) > 0) {
+		if (PQconsumeInput(c) == 0)
+			return;
+		got = drain_notifies(c);
+		if (!got)
+			(void)poll(&pfd, 1, (int)(left > 200 ? 200 : left));
 	}
-	if (!got && ms > 0 && poll(&pfd, 1, (int)ms) > 0)
-		PQconsumeInput(c);
-	while ((n = PQnotifies(c)) != NULL)
-		PQfreemem(n);
+	if (PQconsumeInput(c) != 0)
+		(void)drain_notifies(c);
 }
 
 struct run {
