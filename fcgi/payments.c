@@ -37,6 +37,10 @@ static const struct agora_stmt stmts[] = {
 	    "WHERE p.id = $1::bigint" },
 	{ "event_receive",
 	    "SELECT gateway_event_receive($1, $2, $3::bigint, $4::jsonb)" },
+	{ "payment_products",
+	    "SELECT string_agg(i.product_id::text, ',') FROM order_items i "
+	    "JOIN payments p ON p.order_id = i.order_id "
+	    "WHERE p.id = $1::bigint" },
 };
 
 static enum agora_err
@@ -284,6 +288,17 @@ signature_check(struct agora_req *r)
 	return AGORA_OK;
 }
 
+static void
+bump_products(struct agora_req *r, const char *payment)
+{
+	const char *vals[1] = { payment };
+	PGresult *res;
+
+	if (agora_db_query(r, "payment_products", 1, vals, &res) == AGORA_OK &&
+	    !PQgetisnull(res, 0, 0))
+		agora_catalog_bump(r, PQgetvalue(res, 0, 0));
+}
+
 static const struct agora_field event_fields[] = {
 	{ "id", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 255 },
 	{ "type", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 64 },
@@ -328,6 +343,9 @@ post_webhook(struct agora_req *r)
 	if ((rc = agora_db_write(r, "event_receive", 4, vals, &res)) !=
 	    AGORA_OK)
 		return rc;
+	/* A failed charge gave its order's stock back: drop cached copies. */
+	if (strcmp(PQgetvalue(res, 0, 0), "applied") == 0)
+		bump_products(r, vals[2]);
 	body = agora_printf(
 	    r, "{\"received\":true,\"result\":\"%s\"}", PQgetvalue(res, 0, 0));
 	if (body == NULL)

@@ -225,6 +225,15 @@ r = hook(ev)
 _, nev, _ = psql("SELECT count(*) FROM order_events WHERE order_id = %s" % o["id"])
 t.ok(r.status == 200 and r.json()["result"] == "duplicate" and nev == "2",
      "the same event again: a no-op", (r, nev))
+# A charge.failed gives the stock back, and the cached product shows it.
+o3, pid3 = unworked_payment(A)
+stock = request("GET", "/api/v1/products/" + P).json()["stock_available"]
+r = hook({"id": "evt_%s_3" % RUN, "type": "charge.failed",
+          "data": {"payment_id": pid3, "failure_code": "card_declined"}})
+d = request("GET", "/api/v1/orders/" + o3["id"], headers=A).json()
+t.ok(r.status == 200 and r.json()["result"] == "applied" and d["status"] == "payment_failed"
+     and request("GET", "/api/v1/products/" + P).json()["stock_available"] == stock + 1,
+     "a charge.failed webhook fails the order and releases its stock, seen at once", (r, d))
 # An event about a payment not known yet waits, and is applied once it is.
 _, future, _ = psql("SELECT COALESCE(max(id), 0) + 1000 FROM payments")
 ev2 = {"id": "evt_%s_2" % RUN, "type": "charge.failed",
