@@ -51,22 +51,14 @@ not_found(struct agora_req *r)
 
 /* --- POST /payments ----------------------------------------------------- */
 
-struct start {
-	const char *vals[3];
-	struct agora_idem idem;
-};
-
 static enum agora_err
 tx_start(struct agora_req *r, void *arg)
 {
-	struct start *s = arg;
+	const char *const *vals = arg;
 	PGresult *res;
 	enum agora_err rc;
 
-	rc = agora_idem_claim(r, &s->idem);
-	if (rc != AGORA_OK || s->idem.replayed)
-		return rc;
-	if ((rc = agora_db_query(r, "payment_start", 3, s->vals, &res)) !=
+	if ((rc = agora_db_query(r, "payment_start", 3, vals, &res)) !=
 	    AGORA_OK)
 		return rc;
 	if (!PQgetisnull(res, 0, 0) &&
@@ -80,9 +72,8 @@ tx_start(struct agora_req *r, void *arg)
 		    "pending or made.");
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/payments/%s", PQgetvalue(res, 0, 2)));
-	agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 1),
+	return agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 1),
 	    (size_t)PQgetlength(res, 0, 1));
-	return agora_idem_store(r, &s->idem);
 }
 
 static const struct agora_field start_fields[] = {
@@ -96,7 +87,7 @@ post_payment(struct agora_req *r)
 {
 	struct agora_value v[3];
 	struct json_object *pay;
-	struct start s;
+	const char *vals[3];
 	enum agora_err rc;
 
 	if ((rc = agora_valid_body(r, start_fields, 3, v)) != AGORA_OK)
@@ -107,21 +98,18 @@ post_payment(struct agora_req *r)
 	if (!agora_id_ok(v[0].s))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such order.");
-	memset(&s, 0, sizeof(s));
-	if ((rc = agora_idem_init(r, &s.idem)) != AGORA_OK)
-		return rc;
 	pay = json_object_new_object();
 	json_object_object_add(pay, "method", json_object_new_string("card"));
 	json_object_object_add(pay, "token", json_object_new_string(v[2].s));
 	json_object_object_add(pay, "provider",
 	    json_object_new_string(r->ctx->cfg.payment_provider));
-	s.vals[0] = v[0].s;
-	s.vals[1] = r->user;
-	s.vals[2] = agora_strdup(r, json_object_to_json_string(pay));
+	vals[0] = v[0].s;
+	vals[1] = r->user;
+	vals[2] = agora_strdup(r, json_object_to_json_string(pay));
 	json_object_put(pay);
-	if (s.vals[2] == NULL)
+	if (vals[2] == NULL)
 		return AGORA_E_TOO_LARGE;
-	return agora_db_tx(r, tx_start, &s);
+	return agora_idem_tx(r, tx_start, vals, NULL);
 }
 
 /* --- reading ------------------------------------------------------------ */
@@ -146,29 +134,20 @@ get_payment(struct agora_req *r)
 
 /* --- refunds ------------------------------------------------------------ */
 
-struct refund {
-	const char *vals[1];
-	struct agora_idem idem;
-};
-
 static enum agora_err
 tx_refund(struct agora_req *r, void *arg)
 {
-	struct refund *f = arg;
+	const char *const *vals = arg;
 	PGresult *res;
 	enum agora_err rc;
 	int refunding;
 
-	rc = agora_idem_claim(r, &f->idem);
-	if (rc != AGORA_OK || f->idem.replayed)
-		return rc;
-	if ((rc = agora_db_query(r, "payment_refund", 1, f->vals, &res)) !=
+	if ((rc = agora_db_query(r, "payment_refund", 1, vals, &res)) !=
 	    AGORA_OK)
 		return rc;
 	refunding = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	/* A statement of its own: it must see what the last one wrote. */
-	if ((rc = agora_db_query(r, "payment_doc", 1, f->vals, &res)) !=
-	    AGORA_OK)
+	if ((rc = agora_db_query(r, "payment_doc", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
 		return not_found(r);
@@ -176,24 +155,18 @@ tx_refund(struct agora_req *r, void *arg)
 		return agora_problem(r, AGORA_E_CONFLICT, "not_refundable",
 		    "Only a succeeded payment that is not being refunded can "
 		    "be refunded.");
-	agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 0),
+	return agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 0),
 	    (size_t)PQgetlength(res, 0, 0));
-	return agora_idem_store(r, &f->idem);
 }
 
 static enum agora_err
 post_refund(struct agora_req *r)
 {
-	struct refund f;
-	enum agora_err rc;
+	const char *vals[1] = { r->params[0] };
 
 	if (!agora_id_ok(r->params[0]))
 		return not_found(r);
-	memset(&f, 0, sizeof(f));
-	f.vals[0] = r->params[0];
-	if ((rc = agora_idem_init(r, &f.idem)) != AGORA_OK)
-		return rc;
-	return agora_db_tx(r, tx_refund, &f);
+	return agora_idem_tx(r, tx_refund, vals, NULL);
 }
 
 /* --- the webhook -------------------------------------------------------- */

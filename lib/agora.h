@@ -451,13 +451,14 @@ void agora_log_request(const struct agora_req *r);
 
 /*
  * Idempotency keys (api.md section 1).  A route that honours the
- * Idempotency-Key header lists AGORA_IDEM_STMTS among its statements,
- * calls agora_idem_init() before its transaction, and inside it calls
- * agora_idem_claim() first and agora_idem_store() last.  A claimed key
- * with a stored answer replays it (k->replayed); one that another request
- * holds answers 409 idempotency_key_in_use; one used with another method,
- * path or body answers 422 idempotency_key_reused.  Nothing is stored when
- * the transaction rolls back, so a failed request may be retried.
+ * Idempotency-Key header lists AGORA_IDEM_STMTS among its statements and
+ * runs its work with agora_idem_tx() instead of agora_db_tx(): the key is
+ * claimed first in the transaction and fn's 2xx answer stored last.  A
+ * claimed key with a stored answer replays it without calling fn (and
+ * sets *replayed); one that another request holds answers 409
+ * idempotency_key_in_use; one used with another method, path or body
+ * answers 422 idempotency_key_reused.  Nothing is stored when the
+ * transaction rolls back, so a failed request may be retried.
  */
 #define AGORA_IDEM_STMTS                                                       \
 	{ "agora_idem_claim",                                                  \
@@ -470,14 +471,8 @@ void agora_log_request(const struct agora_req *r);
 		    "($1::bigint, $2, $3, $4::int, $5, $6)"                    \
 	}
 #define AGORA_IDEM_KEY_MAX 255
-struct agora_idem {
-	const char *key; /* NULL: the request carried no key */
-	char fingerprint[65];
-	int replayed;
-};
-enum agora_err agora_idem_init(struct agora_req *r, struct agora_idem *k);
-enum agora_err agora_idem_claim(struct agora_req *r, struct agora_idem *k);
-enum agora_err agora_idem_store(struct agora_req *r, struct agora_idem *k);
+enum agora_err agora_idem_tx(struct agora_req *r,
+    enum agora_err (*fn)(struct agora_req *, void *), void *arg, int *replayed);
 
 /*
  * Placing orders (order.c), shared by the orders and cart programs: both

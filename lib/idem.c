@@ -20,6 +20,14 @@
 
 #include "agora.h"
 
+struct agora_idem {
+	const char *key; /* NULL: the request carried no key */
+	char fingerprint[65];
+	int replayed;
+	enum agora_err (*fn)(struct agora_req *, void *);
+	void *arg;
+};
+
 static int
 key_ok(const char *s)
 {
@@ -50,8 +58,8 @@ fingerprint(struct agora_req *r, char *out, size_t outlen)
 }
 
 /* Read the Idempotency-Key header; 400 when it is not 1..255 printable. */
-enum agora_err
-agora_idem_init(struct agora_req *r, struct agora_idem *k)
+static enum agora_err
+idem_init(struct agora_req *r, struct agora_idem *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->key = agora_param(r, "HTTP_IDEMPOTENCY_KEY");
@@ -87,8 +95,8 @@ replay(struct agora_req *r, struct agora_idem *k, PGresult *res)
  * work.  AGORA_OK with k->replayed set: the stored answer is the response;
  * commit and do nothing else.  Anything else is an error already answered.
  */
-enum agora_err
-agora_idem_claim(struct agora_req *r, struct agora_idem *k)
+static enum agora_err
+idem_claim(struct agora_req *r, struct agora_idem *k)
 {
 	const char *vals[2];
 	PGresult *res;
@@ -127,8 +135,8 @@ location(const struct agora_req *r)
 }
 
 /* Last thing in the transaction: keep the response about to be sent. */
-enum agora_err
-agora_idem_store(struct agora_req *r, struct agora_idem *k)
+static enum agora_err
+idem_store(struct agora_req *r, struct agora_idem *k)
 {
 	const char *vals[6];
 	char *body;
@@ -149,4 +157,36 @@ agora_idem_store(struct agora_req *r, struct agora_idem *k)
 	body[r->out_len] = '\0';
 	vals[5] = body;
 	return agora_db_query(r, "agora_idem_store", 6, vals, NULL);
+}
+
+static enum agora_err
+tx_idem(struct agora_req *r, void *arg)
+{
+	struct agora_idem *k = arg;
+	enum agora_err rc;
+
+	rc = idem_claim(r, k);
+	if (rc != AGORA_OK || k->replayed)
+		return rc;
+	if ((rc = k->fn(r, k->arg)) != AGORA_OK)
+		return rc;
+	return idem_store(r, k);
+}
+
+/* Run fn in a transaction under the request's Idempotency-Key, if any. */
+enum agora_err
+agora_idem_tx(struct agora_req *r,
+    enum agora_err (*fn)(struct agora_req *, void *), void *arg, int *replayed)
+{
+	struct agora_idem k;
+	enum agora_err rc;
+
+	if ((rc = idem_init(r, &k)) != AGORA_OK)
+		return rc;
+	k.fn = fn;
+	k.arg = arg;
+	rc = agora_db_tx(r, tx_idem, &k);
+	if (replayed != NULL)
+		*replayed = k.replayed;
+	return rc;
 }

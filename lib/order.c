@@ -95,7 +95,6 @@ struct place {
 	const char *stmt;
 	int n;
 	const char *const *vals;
-	struct agora_idem *idem;
 	const char *products; /* "1,2,3": whose cache to invalidate */
 };
 
@@ -134,9 +133,6 @@ tx_place(struct agora_req *r, void *arg)
 	PGresult *res;
 	enum agora_err rc;
 
-	rc = agora_idem_claim(r, p->idem);
-	if (rc != AGORA_OK || p->idem->replayed)
-		return rc;
 	if ((rc = agora_db_query(r, p->stmt, p->n, p->vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) != 1)
@@ -146,9 +142,8 @@ tx_place(struct agora_req *r, void *arg)
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/orders/%s", PQgetvalue(res, 0, 1)));
 	p->products = PQgetvalue(res, 0, 4);
-	agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
+	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
 	    (size_t)PQgetlength(res, 0, 0));
-	return agora_idem_store(r, p->idem);
 }
 
 /*
@@ -181,14 +176,12 @@ enum agora_err
 agora_order_submit(
     struct agora_req *r, const char *stmt, int n, const char *const *vals)
 {
-	struct agora_idem idem;
-	struct place p = { stmt, n, vals, &idem, NULL };
+	struct place p = { stmt, n, vals, NULL };
 	enum agora_err rc;
+	int replayed;
 
-	if ((rc = agora_idem_init(r, &idem)) != AGORA_OK)
-		return rc;
-	rc = agora_db_tx(r, tx_place, &p);
-	if (rc == AGORA_OK && !idem.replayed)
+	rc = agora_idem_tx(r, tx_place, &p, &replayed);
+	if (rc == AGORA_OK && !replayed)
 		agora_catalog_bump(r, p.products);
 	return rc;
 }
