@@ -82,13 +82,6 @@ get_inventory(struct agora_req *r)
 	return send_inventory(r);
 }
 
-/* Stock changed: cached product documents and lists are stale. */
-static void
-bump(struct agora_req *r)
-{
-	agora_catalog_bump(r, r->params[0]);
-}
-
 static enum agora_err
 body_values(struct agora_req *r, const struct agora_field *f, size_t n,
     struct agora_value *v)
@@ -124,7 +117,7 @@ put_inventory(struct agora_req *r)
 		return rc;
 	if (PQntuples(res) == 0)
 		return not_found(r);
-	bump(r);
+	agora_catalog_bump(r, r->params[0]);
 	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
 	    (size_t)PQgetlength(res, 0, 0));
 }
@@ -191,7 +184,7 @@ put_reserve(struct agora_req *r)
 	if (rc != AGORA_OK)
 		return rc;
 	if (m.outcome == DONE)
-		bump(r);
+		agora_catalog_bump(r, r->params[0]);
 	return send_inventory(r);
 }
 
@@ -248,7 +241,7 @@ put_release(struct agora_req *r)
 		return agora_problem(r, AGORA_E_NOT_FOUND, "no_reservation",
 		    "This order holds no reservation of this product.");
 	if (m.outcome == DONE)
-		bump(r);
+		agora_catalog_bump(r, r->params[0]);
 	return send_inventory(r);
 }
 

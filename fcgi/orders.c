@@ -45,9 +45,14 @@ static const struct agora_stmt stmts[] = {
 	    "ORDER BY p.id), '[]') FROM payments p "
 	    "WHERE p.order_id = o.id)::text FROM orders o "
 	    "WHERE o.id = $1::bigint" },
-	{ "order_products",
-	    "SELECT string_agg(product_id::text, ',') FROM order_items "
-	    "WHERE order_id = $1::bigint" },
+	/* After a move: the order and the products whose stock moved. */
+	{ "order_moved",
+	    "SELECT order_doc(o.id)::text, (SELECT string_agg("
+	    "i.product_id::text, ',') FROM order_items i "
+	    "WHERE i.order_id = o.id) FROM orders o WHERE o.id = $1::bigint" },
+	/* Whose the order is, without building its document. */
+	{ "order_owner",
+	    "SELECT user_id::text FROM orders WHERE id = $1::bigint" },
 };
 
 static enum agora_err
@@ -328,14 +333,12 @@ tx_move(struct agora_req *r, void *arg)
 	m->outcome = PQgetvalue(res, 0, 0);
 	if (strcmp(m->outcome, "not_found") == 0)
 		return AGORA_OK;
-	if ((rc = agora_db_query(r, "order_get", 1, m->vals, &res)) != AGORA_OK)
-		return rc;
-	m->doc = PQgetvalue(res, 0, 1);
-	m->doclen = (size_t)PQgetlength(res, 0, 1);
-	if ((rc = agora_db_query(r, "order_products", 1, m->vals, &res)) !=
+	if ((rc = agora_db_query(r, "order_moved", 1, m->vals, &res)) !=
 	    AGORA_OK)
 		return rc;
-	m->products = PQgetvalue(res, 0, 0);
+	m->doc = PQgetvalue(res, 0, 0);
+	m->doclen = (size_t)PQgetlength(res, 0, 0);
+	m->products = PQgetvalue(res, 0, 1);
 	return AGORA_OK;
 }
 
@@ -370,7 +373,7 @@ put_cancel(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = owned(r, "order_get", &res)) != AGORA_OK)
+	if ((rc = owned(r, "order_owner", &res)) != AGORA_OK)
 		return rc;
 	memset(&m, 0, sizeof(m));
 	m.vals[1] = "cancelled";

@@ -555,12 +555,6 @@ write_error(struct agora_req *r, enum agora_err rc)
 	return rc;
 }
 
-static void
-bump(struct agora_req *r, const char *id)
-{
-	agora_catalog_bump(r, id);
-}
-
 static enum agora_err
 created(struct agora_req *r, const char *id)
 {
@@ -568,7 +562,7 @@ created(struct agora_req *r, const char *id)
 	PGresult *res;
 	enum agora_err rc;
 
-	bump(r, id);
+	agora_catalog_bump(r, id);
 	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	agora_resp_header(
@@ -618,7 +612,7 @@ patch_product(struct agora_req *r)
 	if (PQntuples(res) == 0)
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-	bump(r, r->params[0]);
+	agora_catalog_bump(r, r->params[0]);
 	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
@@ -641,7 +635,7 @@ delete_product(struct agora_req *r)
 	if (PQntuples(res) == 0)
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-	bump(r, r->params[0]);
+	agora_catalog_bump(r, r->params[0]);
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }
 
