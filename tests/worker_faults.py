@@ -17,7 +17,7 @@ import urllib.request
 import uuid
 
 from agoratest import (MODE, SERVER, Tap, ctl, need_stack, new_user, psql, request, run_worker,
-                       start_worker, svc)
+                       start_worker, svc, wait_for)
 
 need_stack()
 if SERVER != "apache" or MODE != "managed":
@@ -101,12 +101,7 @@ def one_charge_each(pids):
 
 
 def wait_paid(ids, seconds):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        if statuses(ids).get("paid") == str(len(ids)):
-            return True
-        time.sleep(0.1)
-    return False
+    return wait_for(lambda: statuses(ids).get("paid") == str(len(ids)), seconds) is not None
 
 
 def stop(w):
@@ -153,9 +148,7 @@ gw.mode("fail")
 ids = place(1)
 pid = payment_ids(ids)[0]
 w = start_worker("--loop", env=ENV, log=LOG)
-t0 = time.monotonic()
-while time.monotonic() - t0 < 10 and int((outbox_row(pid) or ["", "0"])[1]) < 3:
-    time.sleep(0.1)
+wait_for(lambda: int((outbox_row(pid) or ["", "0"])[1]) >= 3, 10)
 row = outbox_row(pid)
 t.ok(row is not None and int(row[1]) >= 3 and "HTTP 500" in row[2]
      and statuses(ids) == {"pending": "1"},
@@ -170,9 +163,7 @@ gw.mode("stall", 1.5)
 ids = place(1)
 pid = payment_ids(ids)[0]
 w = start_worker("--loop", env=ENV, log=LOG)
-t0 = time.monotonic()
-while time.monotonic() - t0 < 10 and pid not in gw.charges():
-    time.sleep(0.1)
+wait_for(lambda: pid in gw.charges(), 10)
 gw.mode("ok")
 t.ok(wait_paid(ids, 10) and not one_charge_each([pid]),
      "a charge that timed out but went through is found by its idempotency key: paid, once",
@@ -184,17 +175,11 @@ gw.mode("stall", 1.5)
 ids = place(1)
 pid = payment_ids(ids)[0]
 w = start_worker("--loop", env=ENV, log=LOG)
-t0 = time.monotonic()
-while time.monotonic() - t0 < 10 and "payment-" + pid not in gw.call("/_state")["calls_by_key"]:
-    time.sleep(0.05)
+wait_for(lambda: "payment-" + pid in gw.call("/_state")["calls_by_key"], 10)
 r = request("PUT", "/api/v1/orders/%s/cancel" % ids[0], headers=U)
-while time.monotonic() - t0 < 10 and pid not in gw.charges():
-    time.sleep(0.05)
+wait_for(lambda: pid in gw.charges(), 10)
 gw.mode("ok")
-t0 = time.monotonic()
-while time.monotonic() - t0 < 15 and psql("SELECT status FROM payments WHERE id = %s"
-                                          % pid)[1] != "refunded":
-    time.sleep(0.1)
+wait_for(lambda: psql("SELECT status FROM payments WHERE id = %s" % pid)[1] == "refunded", 15)
 _, ps, _ = psql("SELECT status || ' ' || refund_status FROM payments WHERE id = %s" % pid)
 t.ok(r.status == 200 and statuses(ids) == {"cancelled": "1"} and ps == "refunded succeeded"
      and len(gw.charges().get(pid, [])) == 1 and len(gw.refunds().get(pid, [])) == 1,
@@ -207,11 +192,8 @@ port = gw.port
 gw.stop()
 ids = place(1)
 pid = payment_ids(ids)[0]
-rc = None
-t0 = time.monotonic()
-while time.monotonic() - t0 < 20 and (outbox_row(pid) or [""])[0] != "dead":
-    run_worker("--once", env=dict(ENV, AGORA_OUTBOX_MAX_ATTEMPTS="3"), log=LOG)
-    time.sleep(0.2)
+wait_for(lambda: run_worker("--once", env=dict(ENV, AGORA_OUTBOX_MAX_ATTEMPTS="3"), log=LOG)
+         is not None and (outbox_row(pid) or [""])[0] == "dead", 20)
 row = outbox_row(pid)
 t.ok(row is not None and row[0] == "dead" and row[1] == "3",
      "gateway gone: dead after the maximum attempts, with its error", row)

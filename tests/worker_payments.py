@@ -9,7 +9,7 @@ import time
 import uuid
 
 from agoratest import (Tap, config_value, ctl, need_stack, new_user, psql, request, run_worker,
-                       sign, start_worker)
+                       sign, start_worker, wait_for)
 
 need_stack()
 t = Tap()
@@ -43,13 +43,14 @@ def order(h, pid, token=None, qty=1):
 
 
 def wait_order(h, oid, want, seconds=10):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
-        d = request("GET", "/api/v1/orders/" + oid, headers=h).json()
-        if d.get("status") == want and d.get("payment_status") != "refund_pending":
-            return d, time.monotonic() - t0
-        time.sleep(0.02)
-    return d, None
+    """Poll the order until it has status want; (the order, seconds taken or None)."""
+    got = {}
+
+    def reached():
+        got["d"] = request("GET", "/api/v1/orders/" + oid, headers=h).json()
+        return got["d"].get("status") == want and got["d"].get("payment_status") != "refund_pending"
+    took = wait_for(reached, seconds)
+    return got.get("d"), took
 
 
 def payments(h, oid):
@@ -130,10 +131,8 @@ r = request("POST", "/api/v1/payments/%s/refund" % pid, headers=ADM)
 t.ok(r.status == 202 and r.json().get("refund_status") == "pending", "an admin refunds: 202", r)
 r = request("POST", "/api/v1/payments/%s/refund" % pid, headers=ADM)
 t.ok(r.is_problem(409, "not_refundable"), "a second refund: 409", r)
-t0 = time.monotonic()
-while time.monotonic() - t0 < 5 and request("GET", "/api/v1/payments/" + pid,
-                                            headers=A).json().get("status") != "refunded":
-    time.sleep(0.05)
+wait_for(lambda: request("GET", "/api/v1/payments/" + pid,
+                         headers=A).json().get("status") == "refunded", 5)
 d = request("GET", "/api/v1/orders/" + PAID["id"], headers=A).json()
 t.ok(request("GET", "/api/v1/payments/" + pid, headers=A).json().get("status") == "refunded"
      and d["payment_status"] == "refunded", "the worker refunds it", d)
