@@ -50,6 +50,11 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT order_doc(o.id)::text, (SELECT string_agg("
 	    "i.product_id::text, ',') FROM order_items i "
 	    "WHERE i.order_id = o.id) FROM orders o WHERE o.id = $1::bigint" },
+	/* The invoice's file; no file (NULL) before the order completes. */
+	{ "order_invoice",
+	    "SELECT o.user_id::text, f.id::text, " AGORA_FILE_COLUMNS
+	    " FROM orders o LEFT JOIN invoices i ON i.order_id = o.id "
+	    "LEFT JOIN files f ON f.id = i.file_id WHERE o.id = $1::bigint" },
 	/* Whose the order is, without building its document. */
 	{ "order_owner",
 	    "SELECT user_id::text FROM orders WHERE id = $1::bigint" },
@@ -424,6 +429,23 @@ get_payments(struct agora_req *r)
 	return agora_resp_raw(r, 200, "application/json", body, strlen(body));
 }
 
+static enum agora_err
+get_invoice(struct agora_req *r)
+{
+	struct agora_file f;
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = owned(r, "order_invoice", &res)) != AGORA_OK)
+		return rc;
+	if (PQgetisnull(res, 0, 1))
+		return agora_problem(r, AGORA_E_NOT_FOUND, "invoice_not_ready",
+		    "The order has no invoice yet: it comes when the order "
+		    "is completed.");
+	agora_file_of(res, 0, 2, &f);
+	return agora_file_send(r, &f, 1);
+}
+
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/orders", AGORA_BODY_JSON, post_order, AGORA_USER },
 	{ "GET", "/api/v1/orders", AGORA_BODY_NONE, list_orders, AGORA_USER },
@@ -434,6 +456,8 @@ static const struct agora_route routes[] = {
 	{ "PUT", "/api/v1/orders/{id}/status", AGORA_BODY_JSON, put_status,
 	    AGORA_ADMIN },
 	{ "GET", "/api/v1/orders/{id}/payments", AGORA_BODY_NONE, get_payments,
+	    AGORA_USER },
+	{ "GET", "/api/v1/orders/{id}/invoice", AGORA_BODY_NONE, get_invoice,
 	    AGORA_USER },
 };
 

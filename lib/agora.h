@@ -86,7 +86,29 @@ struct agora_config {
 	long long worker_lease_seconds;
 	long long worker_batch;
 	long long worker_poll_ms;
+	char *s3_endpoint;
+	char *s3_bucket;
+	char *s3_region;
+	char *s3_access_key;
+	char *s3_secret_key;
+	long long storage_timeout_ms;
+	long long file_max_bytes;
+	char *public_url;
+	char *seller_name;
+	char *seller_address;
+	char *invoice_font;
+	char *notify_channels;
+	char *smtp_url;
+	char *smtp_from;
+	char *smtp_user;
+	char *smtp_password;
+	char *sms_url;
+	char *sms_token;
+	long long notify_timeout_ms;
 };
+
+/* What a multipart upload may add to file_max_bytes (headers, boundary). */
+#define AGORA_UPLOAD_SLACK_BYTES (64 * 1024)
 
 /*
  * Load the configuration: compiled-in defaults, then the file named by
@@ -158,7 +180,8 @@ enum agora_rl {
 enum agora_body {
 	AGORA_BODY_NONE = 0, /* a body, if any, is ignored */
 	AGORA_BODY_JSON, /* application/json, parsed strictly */
-	AGORA_BODY_JSON_OPTIONAL /* the same, or no body at all (json NULL) */
+	AGORA_BODY_JSON_OPTIONAL, /* the same, or no body at all (json NULL) */
+	AGORA_BODY_RAW /* any bytes, up to file_max_bytes (uploads) */
 };
 
 #define AGORA_MAX_PARAMS 4
@@ -415,6 +438,41 @@ void agora_guard_pass(
 void agora_cache_decr(struct agora_ctx *ctx, const char *key);
 int agora_cache_incr(
     struct agora_ctx *ctx, const char *key, time_t ttl, uint64_t *value);
+
+/*
+ * Stored files (storage.c): backend is "local" or "s3", as recorded with
+ * the file.  put and get return 0, or -1 with err set; get returns 1 when
+ * the key does not exist.  get's *data is malloc'd; the caller frees it.
+ */
+int agora_storage_put(const struct agora_config *cfg, const char *backend,
+    const char *key, const void *data, size_t len, const char *ctype,
+    char *err, size_t errlen);
+int agora_storage_get(const struct agora_config *cfg, const char *backend,
+    const char *key, size_t max, char **data, size_t *len, char *err,
+    size_t errlen);
+int agora_storage_key_ok(const char *key);
+const char *agora_storage_check(const struct agora_config *cfg);
+void agora_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* A stored file as its row describes it (download.c). */
+struct agora_file {
+	const char *filename, *content_type, *sha256, *storage, *key;
+};
+/* The file of a row: filename, content_type, sha256, storage and
+ * storage_key in this order from column col. */
+#define AGORA_FILE_COLUMNS                                                     \
+	"f.filename, f.content_type, f.sha256, f.storage, f.storage_key"
+void agora_file_of(PGresult *res, int row, int col, struct agora_file *f);
+/*
+ * Answer with the file's bytes (200) or 304 for a matching If-None-Match;
+ * inline_ for our own documents (invoices), attachment otherwise.
+ */
+enum agora_err agora_file_send(
+    struct agora_req *r, const struct agora_file *f, int inline_);
+/* A file name safe to store and send: the last path component, valid
+ * UTF-8, no control characters or quotes, at most 255 bytes. */
+void agora_filename_clean(
+    const char *in, size_t inlen, char *out, size_t outlen);
 
 /* Accounts shared by the auth and users programs and agoractl. */
 #define AGORA_USER_COLUMNS "id::text, email, name, role, agora_time(created_at)"

@@ -88,6 +88,25 @@ static const struct key keys[] = {
 	I(worker_lease_seconds, "60", 1, 86400),
 	I(worker_batch, "100", 1, 1000),
 	I(worker_poll_ms, "5000", 10, 60000),
+	S(s3_endpoint, ""),
+	S(s3_bucket, "agora"),
+	S(s3_region, "us-east-1"),
+	S(s3_access_key, ""),
+	S(s3_secret_key, ""),
+	I(storage_timeout_ms, "10000", 100, 600000),
+	I(file_max_bytes, "10485760", 1, 1LL << 31),
+	S(public_url, "http://localhost"),
+	S(seller_name, "agora"),
+	S(seller_address, ""),
+	S(invoice_font, "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+	S(notify_channels, "log"),
+	S(smtp_url, "smtp://127.0.0.1:25"),
+	S(smtp_from, "agora@localhost"),
+	S(smtp_user, ""),
+	S(smtp_password, ""),
+	S(sms_url, ""),
+	S(sms_token, ""),
+	I(notify_timeout_ms, "10000", 100, 120000),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -282,6 +301,33 @@ slurp(const char *path, char *err, size_t errlen, int *missing)
 	return buf;
 }
 
+/* notify_channels: a comma-separated list of log, email and sms. */
+static int
+channels_check(const struct agora_config *cfg, char *err, size_t errlen)
+{
+	const char *p = cfg->notify_channels, *end;
+	size_t n;
+
+	for (; *p != '\0'; p = *end == ',' ? end + 1 : end) {
+		end = p + strcspn(p, ",");
+		n = (size_t)(end - p);
+		if (!((n == 3 && strncmp(p, "log", n) == 0) ||
+		        (n == 5 && strncmp(p, "email", n) == 0) ||
+		        (n == 3 && strncmp(p, "sms", n) == 0))) {
+			snprintf(err, errlen,
+			    "notify_channels is a comma-separated list of "
+			    "log, email and sms");
+			return -1;
+		}
+	}
+	if (strstr(cfg->notify_channels, "sms") != NULL &&
+	    strncmp(cfg->sms_url, "http", 4) != 0) {
+		snprintf(err, errlen, "notify_channels sms needs sms_url");
+		return -1;
+	}
+	return 0;
+}
+
 int
 agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 {
@@ -306,6 +352,23 @@ agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 	    strncmp(cfg->payment_gateway_url, "http", 4) != 0) {
 		snprintf(err, errlen,
 		    "payment_provider http needs payment_gateway_url");
+		return -1;
+	}
+	if (strcmp(cfg->storage, "s3") == 0 &&
+	    (strncmp(cfg->s3_endpoint, "http", 4) != 0 ||
+	        *cfg->s3_access_key == '\0' || *cfg->s3_secret_key == '\0')) {
+		snprintf(err, errlen,
+		    "storage s3 needs s3_endpoint, s3_access_key and "
+		    "s3_secret_key");
+		return -1;
+	}
+	if (channels_check(cfg, err, errlen) != 0)
+		return -1;
+	if (cfg->request_memory_bytes <
+	    2 * cfg->file_max_bytes + AGORA_UPLOAD_SLACK_BYTES) {
+		snprintf(err, errlen,
+		    "request_memory_bytes must be at least twice "
+		    "file_max_bytes");
 		return -1;
 	}
 	if (cfg->request_memory_bytes < 2 * cfg->max_body_bytes) {

@@ -174,11 +174,24 @@ content_length(struct agora_req *r, long long *len)
 		return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
 		    "Content-Length is not a number.");
 	r->content_length = *len;
-	if (*len > r->ctx->cfg.max_body_bytes)
-		return agora_problem(r, AGORA_E_TOO_LARGE, NULL,
-		    agora_printf(r, "The body is larger than %lld bytes.",
-		        r->ctx->cfg.max_body_bytes));
 	return AGORA_OK;
+}
+
+/* Uploads (raw bodies) have their own limit, with room for multipart. */
+static enum agora_err
+body_limit(struct agora_req *r, const struct agora_route *route)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	long long max = cfg->max_body_bytes, shown = max;
+
+	if (route->body == AGORA_BODY_RAW) {
+		shown = cfg->file_max_bytes;
+		max = shown + AGORA_UPLOAD_SLACK_BYTES;
+	}
+	if (r->content_length <= max)
+		return AGORA_OK;
+	return agora_problem(r, AGORA_E_TOO_LARGE, NULL,
+	    agora_printf(r, "The body is larger than %lld bytes.", shown));
 }
 
 /* application/json, with at most a charset=utf-8 parameter. */
@@ -309,13 +322,16 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 	for (size_t i = 0; i < r->nparams; i++)
 		if ((r->params[i] = agora_strdup(r, r->params[i])) == NULL)
 			return AGORA_E_TOO_LARGE;
-	if ((rc = agora_auth_request(r, (*route)->access)) != AGORA_OK ||
+	if ((rc = body_limit(r, *route)) != AGORA_OK ||
+	    (rc = agora_auth_request(r, (*route)->access)) != AGORA_OK ||
 	    (rc = rate_limit(r, *route)) != AGORA_OK)
 		return rc;
 	if ((*route)->body == AGORA_BODY_NONE)
 		return AGORA_OK;
 	if ((rc = read_body(r, io, (size_t)len)) != AGORA_OK)
 		return rc;
+	if ((*route)->body == AGORA_BODY_RAW)
+		return AGORA_OK;
 	return parse_json_body(r, (*route)->body);
 }
 

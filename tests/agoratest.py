@@ -202,8 +202,12 @@ def start_worker(*args, env=None, log=None):
     e = dict(os.environ)
     e.update(env or {})
     out = open(log, "ab") if log else subprocess.DEVNULL
+    # As in production (the cron file), the worker runs as the web
+    # server's user: the files it stores must be readable by the programs.
+    who = {"user": "www-data", "group": "www-data", "extra_groups": []} \
+        if os.geteuid() == 0 else {}
     return subprocess.Popen([sbin("agora-worker")] + list(args), env=e,
-                            stdout=subprocess.DEVNULL, stderr=out)
+                            stdout=subprocess.DEVNULL, stderr=out, **who)
 
 
 def run_worker(*args, env=None, log=None, timeout=120):

@@ -6,6 +6,9 @@
  *                                  drain, then wait on LISTEN agora_outbox
  *                                  (polling every worker_poll_ms as a
  *                                  fallback) until S seconds (55) passed
+ *   --topics T,...                 claim only these topics, so that slow
+ *                                  work (mail, invoices) runs in a worker
+ *                                  of its own and never delays charges
  *
  * cron starts it every minute (flock keeps one per host); several hosts
  * may run it at once.  A batch of due rows is claimed with FOR UPDATE SKIP
@@ -136,16 +139,23 @@ backoff_seconds(const struct agora_config *cfg, long long attempts)
 	return ms / 1000.0;
 }
 
+int
+job_last_attempt(const struct worker *w, const struct job *j)
+{
+	long long limit = w->ctx.cfg.outbox_max_attempts;
+
+	if (j->max_attempts < limit)
+		limit = j->max_attempts;
+	return j->attempts >= limit;
+}
+
 /* Record a row that did not finish: retry later, or dead. */
 static void
 finish_failed(struct worker *w, struct job *j)
 {
 	const char *vals[4] = { j->id, NULL, j->error, w->claim };
-	long long limit = w->ctx.cfg.outbox_max_attempts;
 
-	if (j->max_attempts < limit)
-		limit = j->max_attempts;
-	if (j->outcome == OUT_RETRY && j->attempts < limit) {
+	if (j->outcome == OUT_RETRY && !job_last_attempt(w, j)) {
 		vals[1] = agora_printf(worker_req(w), "%.3f",
 		    backoff_seconds(&w->ctx.cfg, j->attempts));
 		(void)agora_db_query(&w->req, "outbox_retry", 4, vals, NULL);
@@ -255,7 +265,7 @@ drain_batch(struct worker *w)
 	/* A new token for every claim (see outbox_done). */
 	agora_random_hex(w->claim, 16);
 	vals[3] = w->claim;
-	vals[0] = worker_topics;
+	vals[0] = w->topics;
 	vals[1] = agora_printf(worker_req(w), "%lld", w->ctx.cfg.worker_batch);
 	vals[2] =
 	    agora_printf(&w->req, "%lld", w->ctx.cfg.worker_lease_seconds);
@@ -299,7 +309,7 @@ listen_outbox(struct worker *w)
 static long long
 next_due(struct worker *w)
 {
-	const char *vals[1] = { worker_topics };
+	const char *vals[1] = { w->topics };
 	PGresult *res;
 
 	if (agora_db_query(worker_req(w), "outbox_next", 1, vals, &res) !=
@@ -357,6 +367,7 @@ wait_work(struct worker *w, long long ms)
 struct run {
 	int loop;
 	long long deadline_ms; /* absolute, on the monotonic clock */
+	char topics[256]; /* --topics, as a PostgreSQL array literal */
 };
 
 /* How long to sleep when nothing is due. */
@@ -406,8 +417,40 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: agora-worker --once | --loop "
-	    "[--deadline SECONDS]\n");
+	    "[--deadline SECONDS] [--topics TOPIC,...]\n"
+	    "topics: %s\n",
+	    worker_topics);
 	return 2;
+}
+
+static int
+topic_known(const char *t, size_t n)
+{
+	const char *p = worker_topics + 1, *end;
+
+	for (; *p != '}' && *p != '\0'; p = *end == ',' ? end + 1 : end) {
+		end = p + strcspn(p, ",}");
+		if ((size_t)(end - p) == n && strncmp(p, t, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether every item of the comma list is a topic this build handles. */
+static int
+topics_ok(const char *list)
+{
+	const char *p = list, *end;
+	size_t len = strlen(list);
+
+	if (len == 0 || len > 200 || list[len - 1] == ',')
+		return 0;
+	for (; *p != '\0'; p = *end == ',' ? end + 1 : end) {
+		end = p + strcspn(p, ",");
+		if (!topic_known(p, (size_t)(end - p)))
+			return 0;
+	}
+	return 1;
 }
 
 static int
@@ -416,6 +459,7 @@ parse_args(int argc, char **argv, struct run *run)
 	long long secs = 55;
 	int i, mode = 0;
 
+	run->topics[0] = '\0';
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--once") == 0)
 			mode = 1;
@@ -424,6 +468,10 @@ parse_args(int argc, char **argv, struct run *run)
 		else if (strcmp(argv[i], "--deadline") == 0 && i + 1 < argc &&
 		    agora_parse_ll(argv[++i], 1, 86400, &secs) == 0)
 			;
+		else if (strcmp(argv[i], "--topics") == 0 && i + 1 < argc &&
+		    topics_ok(argv[i + 1]))
+			snprintf(run->topics, sizeof(run->topics), "{%s}",
+			    argv[++i]);
 		else
 			return -1;
 	}
@@ -485,6 +533,7 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (worker_open(&w) == 0) {
+		w.topics = run.topics[0] != '\0' ? run.topics : worker_topics;
 		work(&w, &run);
 		agora_log("info",
 		    "done: %lld handled, %lld retried, %lld dead, %lld "

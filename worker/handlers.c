@@ -31,7 +31,8 @@
 #define STR(x) #x
 #define XSTR(x) STR(x)
 
-const char worker_topics[] = "{payment.charge,payment.refund}";
+const char worker_topics[] = "{payment.charge,payment.refund,invoice.create,"
+			      "order.created,notify.order,notify.send}";
 
 static long long
 clock_ms(void)
@@ -42,21 +43,35 @@ clock_ms(void)
 	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
 }
 
-static const char *
-payment_of(struct job *j)
+const char *
+job_string(struct job *j, const char *key)
 {
 	struct json_object *o;
-	const char *s;
 
 	if (j->payload == NULL ||
-	    !json_object_object_get_ex(j->payload, "payment_id", &o))
+	    !json_object_object_get_ex(j->payload, key, &o) ||
+	    !json_object_is_type(o, json_type_string))
 		return NULL;
-	s = json_object_get_string(o);
+	return json_object_get_string(o);
+}
+
+/* A row id from the payload, or NULL. */
+const char *
+job_id(struct job *j, const char *key)
+{
+	const char *s = job_string(j, key);
+
 	return s != NULL && agora_id_ok(s) ? s : NULL;
 }
 
-static enum outcome
-bad_row(struct job *j, const char *why)
+static const char *
+payment_of(struct job *j)
+{
+	return job_id(j, "payment_id");
+}
+
+enum outcome
+job_bad(struct job *j, const char *why)
 {
 	snprintf(j->error, sizeof(j->error), "%s", why);
 	return OUT_FAIL;
@@ -247,7 +262,7 @@ handle_refund(struct worker *w, struct job *j)
 	enum agora_err rc;
 
 	if (payment == NULL)
-		return bad_row(j, "no payment_id");
+		return job_bad(j, "no payment_id");
 	vals[0] = payment;
 	if ((rc = agora_db_query(r, "refund_begin", 1, vals, &res)) != AGORA_OK)
 		return db_failed(j, rc);
@@ -285,7 +300,7 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 		if (strcmp(jobs[i].topic, "payment.charge") != 0)
 			continue;
 		else if (payment_of(&jobs[i]) == NULL)
-			jobs[i].outcome = bad_row(&jobs[i], "no payment_id");
+			jobs[i].outcome = job_bad(&jobs[i], "no payment_id");
 		else
 			charges[m++] = &jobs[i];
 	for (i = 0; i < m && !worker_tick(w); i += size) {
@@ -303,8 +318,15 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 	for (i = 0; i < n && !worker_tick(w); i++) {
 		if (strcmp(jobs[i].topic, "payment.refund") == 0)
 			jobs[i].outcome = handle_refund(w, &jobs[i]);
+		else if (strcmp(jobs[i].topic, "invoice.create") == 0)
+			jobs[i].outcome = handle_invoice(w, &jobs[i]);
+		else if (strcmp(jobs[i].topic, "order.created") == 0 ||
+		    strcmp(jobs[i].topic, "notify.order") == 0)
+			jobs[i].outcome = handle_fanout(w, &jobs[i]);
+		else if (strcmp(jobs[i].topic, "notify.send") == 0)
+			jobs[i].outcome = handle_notify(w, &jobs[i]);
 		else if (strcmp(jobs[i].topic, "payment.charge") != 0)
-			jobs[i].outcome = bad_row(&jobs[i], "no handler");
+			jobs[i].outcome = job_bad(&jobs[i], "no handler");
 	}
 }
 

@@ -34,6 +34,7 @@ struct worker {
 	long long tick_ms; /* when the lease was last extended */
 	int unreachable; /* --once could not reach the database */
 	char claim[33]; /* the token of the batch's claim */
+	const char *topics; /* what it claims: all, or --topics */
 };
 
 /* A fresh pseudo-request for database calls; the last one's results go. */
@@ -50,6 +51,28 @@ extern const char worker_topics[];
 /* Run the n claimed jobs; each gets its outcome (OUT_NONE: not run). */
 void worker_handle(struct worker *w, struct job *jobs, int n);
 void worker_housekeeping(struct worker *w);
+
+/* Payload members: a string, or a row id (NULL if absent or not one). */
+const char *job_string(struct job *j, const char *key);
+const char *job_id(struct job *j, const char *key);
+/* A row that can never succeed: dead at once, with why. */
+enum outcome job_bad(struct job *j, const char *why);
+/* Whether this is the job's last attempt before it is dead. */
+int job_last_attempt(const struct worker *w, const struct job *j);
+
+/* Invoices (invoice.c). */
+struct invoice {
+	const struct agora_config *cfg;
+	struct json_object *doc; /* the order, as order_doc() writes it */
+	const char *number, *date, *customer_name, *customer_email;
+};
+int invoice_render(const struct invoice *inv, char **pdf, size_t *len,
+    char *err, size_t errlen);
+enum outcome handle_invoice(struct worker *w, struct job *j);
+
+/* Notifications (notify.c). */
+enum outcome handle_fanout(struct worker *w, struct job *j);
+enum outcome handle_notify(struct worker *w, struct job *j);
 
 /* Payment providers (provider.c). */
 enum pay_result { PAY_OK, PAY_DECLINED, PAY_TRANSIENT };
@@ -89,7 +112,17 @@ enum pay_result provider_refund(struct pay_call *c);
 	"SELECT order_id::text, product_ids FROM orders_expire($1::int)"
 
 #define WORKER_HANDLER_STMTS                                                   \
-	{ "charge_begin", CHARGE_BEGIN_SQL },                                  \
+	{ "invoice_source", "SELECT * FROM invoice_source($1::bigint)" },      \
+	    { "invoice_record",                                                \
+		"SELECT invoice_record($1::bigint, $2, $3, $4::bigint, $5)" }, \
+	    { "notify_fanout",                                                 \
+		"SELECT notification_fanout($1::bigint, $2, $3::text[])" },    \
+	    { "notify_source",                                                 \
+		"SELECT * FROM notification_source($1::bigint)" },             \
+	    { "notify_attempt",                                                \
+		"SELECT notification_attempt($1::bigint, $2::bool, $3, "       \
+		"$4::bool)" },                                                 \
+	    { "charge_begin", CHARGE_BEGIN_SQL },                              \
 	    { "charge_end", CHARGE_END_SQL },                                  \
 	    { "refund_begin", REFUND_BEGIN_SQL },                              \
 	    { "refund_end", REFUND_END_SQL }, { "orders_expire", EXPIRE_SQL }, \

@@ -1,0 +1,370 @@
+/*
+ * invoice.c: the invoice.create handler.  When an order is paid, render
+ * its invoice as a PDF with libharu, store it, and record it together
+ * with the move to completed.
+ *
+ * One invoice per order, however often the step runs: the storage key is
+ * the order's (invoices/<order>.pdf), the rendering is deterministic (the
+ * date is the day the order was paid, and the PDF carries no creation
+ * time), and invoice_record() inserts the row once, in the transaction
+ * that completes the order.  A run that stored the file and crashed
+ * before recording it stores the same bytes again.
+ *
+ * Text is UTF-8 throughout: libharu's base-14 fonts are single-byte, so a
+ * TrueType font (DejaVu Sans, invoice_font) is embedded with the UTF-8
+ * encoder (libfacts section 9).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hpdf.h>
+
+#include "worker.h"
+
+#define PAGE_W 595.28f
+#define PAGE_H 841.89f
+#define MARGIN 50.0f
+#define LINE 15.0f
+#define NAME_CHARS 48
+#define PDF_MAX (8 * 1024 * 1024)
+
+struct pdf {
+	HPDF_Doc doc;
+	HPDF_Page page;
+	HPDF_Font font;
+	float y;
+	HPDF_STATUS error; /* the first error libharu reported */
+};
+
+static void
+pdf_error(HPDF_STATUS error, HPDF_STATUS detail, void *arg)
+{
+	struct pdf *p = arg;
+
+	if (p->error == 0)
+		p->error = error;
+}
+
+static void
+text_at(struct pdf *p, float x, float size, const char *s)
+{
+	HPDF_Page_BeginText(p->page);
+	HPDF_Page_SetFontAndSize(p->page, p->font, size);
+	HPDF_Page_TextOut(p->page, x, p->y, s);
+	HPDF_Page_EndText(p->page);
+}
+
+/* Right-aligned at x. */
+static void
+text_right(struct pdf *p, float x, float size, const char *s)
+{
+	float w;
+
+	HPDF_Page_SetFontAndSize(p->page, p->font, size);
+	w = HPDF_Page_TextWidth(p->page, s);
+	text_at(p, x - w, size, s);
+}
+
+static void
+new_page(struct pdf *p)
+{
+	p->page = HPDF_AddPage(p->doc);
+	HPDF_Page_SetSize(p->page, HPDF_PAGE_SIZE_A4, HPDF_PAGE_PORTRAIT);
+	p->y = PAGE_H - MARGIN;
+}
+
+static void
+next_line(struct pdf *p, float by)
+{
+	p->y -= by;
+	if (p->y < MARGIN + 2 * LINE)
+		new_page(p);
+}
+
+/* "1234.50 EUR" from cents. */
+static void
+money(char *out, size_t len, long long cents, const char *currency)
+{
+	snprintf(out, len, "%s%lld.%02lld %s", cents < 0 ? "-" : "",
+	    llabs(cents) / 100, llabs(cents) % 100, currency);
+}
+
+/* At most n characters of a UTF-8 string, with an ellipsis if cut. */
+static void
+utf8_cut(char *out, size_t len, const char *s, size_t n)
+{
+	size_t i = 0, chars = 0;
+
+	while (s[i] != '\0' && chars < n) {
+		i++;
+		while (((unsigned char)s[i] & 0xC0) == 0x80)
+			i++;
+		chars++;
+	}
+	snprintf(out, len, "%.*s%s", (int)i, s, s[i] != '\0' ? "…" : "");
+}
+
+static const char *
+str_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
+static long long
+int_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v))
+		return 0;
+	return json_object_get_int64(v);
+}
+
+static void
+draw_head(struct pdf *p, const struct invoice *inv)
+{
+	const struct agora_config *cfg = inv->cfg;
+	struct json_object *addr;
+	char line[512];
+
+	snprintf(line, sizeof(line), "Invoice %s", inv->number);
+	text_at(p, MARGIN, 20, line);
+	next_line(p, 2 * LINE);
+	text_at(p, MARGIN, 11, cfg->seller_name);
+	snprintf(line, sizeof(line), "Date: %s", inv->date);
+	text_right(p, PAGE_W - MARGIN, 10, line);
+	next_line(p, LINE);
+	if (*cfg->seller_address != '\0') {
+		text_at(p, MARGIN, 10, cfg->seller_address);
+		next_line(p, LINE);
+	}
+	next_line(p, LINE);
+	snprintf(line, sizeof(line), "Bill to: %s <%s>", inv->customer_name,
+	    inv->customer_email);
+	text_at(p, MARGIN, 10, line);
+	next_line(p, LINE);
+	if (json_object_object_get_ex(inv->doc, "shipping_address", &addr) &&
+	    json_object_is_type(addr, json_type_object)) {
+		json_object_object_foreach(addr, k, v)
+		{
+			if (!json_object_is_type(v, json_type_string))
+				continue;
+			utf8_cut(line, sizeof(line), json_object_get_string(v),
+			    80);
+			(void)k;
+			text_at(p, MARGIN + 42, 10, line);
+			next_line(p, LINE);
+		}
+	}
+	snprintf(line, sizeof(line), "Order %s", str_of(inv->doc, "id"));
+	text_at(p, MARGIN, 10, line);
+	next_line(p, 2 * LINE);
+}
+
+static void
+draw_columns(struct pdf *p)
+{
+	text_at(p, MARGIN, 10, "Item");
+	text_right(p, 380, 10, "Qty");
+	text_right(p, 470, 10, "Unit price");
+	text_right(p, PAGE_W - MARGIN, 10, "Amount");
+	next_line(p, LINE);
+}
+
+static void
+draw_lines(struct pdf *p, const struct invoice *inv)
+{
+	const char *cur = str_of(inv->doc, "currency");
+	struct json_object *items, *it;
+	char name[256], line[320], amount[64];
+	size_t i, n;
+
+	if (!json_object_object_get_ex(inv->doc, "items", &items) ||
+	    !json_object_is_type(items, json_type_array))
+		return;
+	n = json_object_array_length(items);
+	draw_columns(p);
+	for (i = 0; i < n; i++) {
+		it = json_object_array_get_idx(items, i);
+		if (p->y < MARGIN + 3 * LINE) {
+			new_page(p);
+			draw_columns(p);
+		}
+		utf8_cut(name, sizeof(name), str_of(it, "name"), NAME_CHARS);
+		snprintf(line, sizeof(line), "%s (%s)", name, str_of(it, "sku"));
+		text_at(p, MARGIN, 9, line);
+		snprintf(amount, sizeof(amount), "%lld", int_of(it, "quantity"));
+		text_right(p, 380, 9, amount);
+		money(amount, sizeof(amount), int_of(it, "unit_price_cents"),
+		    cur);
+		text_right(p, 470, 9, amount);
+		money(amount, sizeof(amount), int_of(it, "line_total_cents"),
+		    cur);
+		text_right(p, PAGE_W - MARGIN, 9, amount);
+		next_line(p, LINE);
+	}
+}
+
+static void
+draw_totals(struct pdf *p, const struct invoice *inv)
+{
+	const char *cur = str_of(inv->doc, "currency");
+	char amount[64];
+
+	next_line(p, LINE / 2);
+	text_right(p, 470, 10, "Subtotal");
+	money(amount, sizeof(amount), int_of(inv->doc, "subtotal_cents"), cur);
+	text_right(p, PAGE_W - MARGIN, 10, amount);
+	next_line(p, LINE);
+	text_right(p, 470, 11, "Total");
+	money(amount, sizeof(amount), int_of(inv->doc, "total_cents"), cur);
+	text_right(p, PAGE_W - MARGIN, 11, amount);
+	next_line(p, 2 * LINE);
+	text_at(p, MARGIN, 9, "Paid in full. Thank you for your order.");
+}
+
+/* The PDF bytes, into *out (malloc'd). */
+static int
+pdf_bytes(struct pdf *p, char **out, size_t *len)
+{
+	HPDF_UINT32 size, got;
+	char *buf;
+
+	if (HPDF_SaveToStream(p->doc) != HPDF_OK)
+		return -1;
+	size = HPDF_GetStreamSize(p->doc);
+	if (size == 0 || size > PDF_MAX || (buf = malloc(size)) == NULL)
+		return -1;
+	got = size;
+	if (HPDF_ReadFromStream(p->doc, (HPDF_BYTE *)buf, &got) !=
+	        HPDF_STREAM_EOF &&
+	    got != size) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+int
+invoice_render(const struct invoice *inv, char **out, size_t *len, char *err,
+    size_t errlen)
+{
+	struct pdf p;
+	const char *name;
+	int rc = -1;
+
+	memset(&p, 0, sizeof(p));
+	if ((p.doc = HPDF_New(pdf_error, &p)) == NULL) {
+		snprintf(err, errlen, "pdf: out of memory");
+		return -1;
+	}
+	HPDF_SetCompressionMode(p.doc, HPDF_COMP_ALL);
+	HPDF_UseUTFEncodings(p.doc);
+	HPDF_SetCurrentEncoder(p.doc, "UTF-8");
+	name = HPDF_LoadTTFontFromFile(p.doc, inv->cfg->invoice_font, HPDF_TRUE);
+	if (name == NULL ||
+	    (p.font = HPDF_GetFont(p.doc, name, "UTF-8")) == NULL) {
+		snprintf(err, errlen, "pdf: cannot load the font %s (0x%04x)",
+		    inv->cfg->invoice_font, (unsigned)p.error);
+		goto out;
+	}
+	new_page(&p);
+	draw_head(&p, inv);
+	draw_lines(&p, inv);
+	draw_totals(&p, inv);
+	if (p.error != 0 || pdf_bytes(&p, out, len) != 0) {
+		snprintf(err, errlen, "pdf: libharu error 0x%04x",
+		    (unsigned)p.error);
+		goto out;
+	}
+	rc = 0;
+out:
+	HPDF_Free(p.doc);
+	return rc;
+}
+
+/* --- the handler ------------------------------------------------------------ */
+
+static enum outcome
+invoice_store(struct worker *w, struct job *j, const char *order,
+    struct invoice *inv)
+{
+	const struct agora_config *cfg = &w->ctx.cfg;
+	char key[64], sha[65], size[32];
+	const char *vals[5];
+	char *pdf = NULL;
+	size_t len = 0;
+	enum outcome oc = OUT_RETRY;
+	PGresult *res;
+
+	if (invoice_render(inv, &pdf, &len, j->error, sizeof(j->error)) != 0)
+		goto out;
+	snprintf(key, sizeof(key), "invoices/%s.pdf", order);
+	if (agora_storage_put(cfg, cfg->storage, key, pdf, len,
+	        "application/pdf", j->error, sizeof(j->error)) != 0)
+		goto out;
+	agora_sha256_hex(pdf, len, sha);
+	/* The next query frees the rows inv points into. */
+	agora_log("info", "order %s: invoice %s rendered (%zu bytes)", order,
+	    inv->number, len);
+	snprintf(size, sizeof(size), "%zu", len);
+	vals[0] = order;
+	vals[1] = cfg->storage;
+	vals[2] = key;
+	vals[3] = size;
+	vals[4] = sha;
+	if (agora_db_query(worker_req(w), "invoice_record", 5, vals, &res) !=
+	    AGORA_OK) {
+		snprintf(j->error, sizeof(j->error), "database: invoice_record");
+		goto out;
+	}
+	agora_log("info", "order %s: invoice stored, order %s", order,
+	    PQgetvalue(res, 0, 0));
+	oc = OUT_DONE;
+out:
+	free(pdf);
+	return oc;
+}
+
+enum outcome
+handle_invoice(struct worker *w, struct job *j)
+{
+	const char *order = job_id(j, "order_id"), *vals[1], *why;
+	struct invoice inv;
+	struct agora_req *r = worker_req(w);
+	enum outcome oc;
+	PGresult *res;
+
+	if (order == NULL)
+		return job_bad(j, "no order_id");
+	vals[0] = order;
+	if (agora_db_query(r, "invoice_source", 1, vals, &res) != AGORA_OK) {
+		snprintf(j->error, sizeof(j->error), "database: invoice_source");
+		return OUT_RETRY;
+	}
+	/* Completed already (the step ran), or cancelled meanwhile. */
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "paid") != 0)
+		return OUT_DONE;
+	memset(&inv, 0, sizeof(inv));
+	inv.cfg = &w->ctx.cfg;
+	if (agora_json_parse(PQgetvalue(res, 0, 1),
+	        (size_t)PQgetlength(res, 0, 1), &inv.doc, &why) != AGORA_OK)
+		return job_bad(j, "unreadable order document");
+	inv.customer_name = PQgetvalue(res, 0, 2);
+	inv.customer_email = PQgetvalue(res, 0, 3);
+	inv.date = PQgetvalue(res, 0, 4);
+	inv.number = PQgetvalue(res, 0, 5);
+	oc = invoice_store(w, j, order, &inv);
+	json_object_put(inv.doc);
+	return oc;
+}

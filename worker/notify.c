@@ -1,0 +1,516 @@
+/*
+ * notify.c: telling customers what became of their orders.
+ *
+ * An order event queues a notify.order row (order.created stands for
+ * "received"); its handler fans it out into one notification per channel
+ * of notify_channels, each with a notify.send row of its own, so that
+ * each channel is retried on its own and one failing never holds up or
+ * repeats another.  The notification rows are unique per order, event and
+ * channel, so a fan-out that runs twice queues nothing new.
+ *
+ * Channels:
+ *   log: a line in the worker's log (the default: nothing leaves the box);
+ *   email: SMTP through libcurl, a multipart/alternative message (plain
+ *     text and HTML, quoted-printable) with Date, a Message-ID that is the
+ *     same on every attempt (so a receiver can drop a resend) and an RFC
+ *     2047 subject, since curl's MIME API adds none of these (libfacts
+ *     section 7);
+ *   sms: a JSON POST {to, body} to sms_url with a bearer token and an
+ *     Idempotency-Key.
+ * Every attempt is recorded (notification_attempt()).  Delivery is at
+ * least once: a worker that dies between the send and the record sends
+ * again, with the same Message-ID and Idempotency-Key.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "worker.h"
+
+#define ITEMS_LISTED 20
+#define SUBJECT_CHUNK 45 /* bytes per encoded word: 60 base64 characters */
+
+enum send { SEND_OK, SEND_RETRY, SEND_FAIL };
+
+struct message {
+	const char *id, *channel, *recipient, *subject, *template;
+	const char *customer;
+	struct json_object *doc;
+	const struct agora_config *cfg;
+	char *text, *html;
+	size_t text_len, html_len;
+};
+
+/* --- fan-out ---------------------------------------------------------------- */
+
+enum outcome
+handle_fanout(struct worker *w, struct job *j)
+{
+	const char *vals[3];
+	struct agora_req *r = worker_req(w);
+
+	vals[0] = job_id(j, "order_id");
+	vals[1] = strcmp(j->topic, "order.created") == 0
+	    ? "order_received"
+	    : job_string(j, "template");
+	if (vals[0] == NULL || vals[1] == NULL)
+		return job_bad(j, "no order_id or template");
+	/* The configuration allows only log, email and sms between commas. */
+	vals[2] = agora_printf(r, "{%s}", w->ctx.cfg.notify_channels);
+	if (vals[2] == NULL ||
+	    agora_db_query(r, "notify_fanout", 3, vals, NULL) != AGORA_OK) {
+		snprintf(j->error, sizeof(j->error), "database: fan-out");
+		return OUT_RETRY;
+	}
+	return OUT_DONE;
+}
+
+/* --- bodies ----------------------------------------------------------------- */
+
+static const char *
+str_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
+static long long
+int_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v))
+		return 0;
+	return json_object_get_int64(v);
+}
+
+static void
+html_put(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++)
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*s, f);
+		}
+}
+
+/* What each template says, after the greeting. */
+static const char *
+lead(const char *template)
+{
+	if (strcmp(template, "order_received") == 0)
+		return "thank you for your order. We have put these aside "
+		       "for you and will write again when the payment is "
+		       "through:";
+	if (strcmp(template, "payment_succeeded") == 0)
+		return "we have received your payment. Your invoice is "
+		       "ready:";
+	if (strcmp(template, "payment_failed") == 0)
+		return "the payment for your order did not go through, so "
+		       "the order is closed and nothing was charged. You are "
+		       "welcome to order again.";
+	if (strcmp(template, "order_cancelled") == 0)
+		return "your order is cancelled. If it was paid, the refund "
+		       "is on its way to your card.";
+	return "your order has left our warehouse.";
+}
+
+static void
+money(char *out, size_t len, long long cents, const char *currency)
+{
+	snprintf(out, len, "%lld.%02lld %s", cents / 100, llabs(cents) % 100,
+	    currency);
+}
+
+/* The order's lines, as text and as HTML list items. */
+static void
+put_items(struct message *m, FILE *t, FILE *h)
+{
+	struct json_object *items, *it;
+	size_t i, n;
+
+	if (!json_object_object_get_ex(m->doc, "items", &items) ||
+	    !json_object_is_type(items, json_type_array))
+		return;
+	n = json_object_array_length(items);
+	fputs("<ul>\n", h);
+	for (i = 0; i < n && i < ITEMS_LISTED; i++) {
+		it = json_object_array_get_idx(items, i);
+		fprintf(t, "  %lld x %s (%s)\r\n", int_of(it, "quantity"),
+		    str_of(it, "name"), str_of(it, "sku"));
+		fprintf(h, "<li>%lld &times; ", int_of(it, "quantity"));
+		html_put(h, str_of(it, "name"));
+		fputs("</li>\n", h);
+	}
+	if (n > ITEMS_LISTED) {
+		fprintf(t, "  and %zu more\r\n", n - ITEMS_LISTED);
+		fprintf(h, "<li>and %zu more</li>\n", n - ITEMS_LISTED);
+	}
+	fputs("</ul>\n", h);
+}
+
+static int
+compose(struct message *m)
+{
+	FILE *t, *h;
+	char total[64], link[512];
+	int rc;
+
+	t = open_memstream(&m->text, &m->text_len);
+	h = open_memstream(&m->html, &m->html_len);
+	if (t == NULL || h == NULL) {
+		if (t != NULL)
+			fclose(t);
+		return -1;
+	}
+	money(total, sizeof(total), int_of(m->doc, "total_cents"),
+	    str_of(m->doc, "currency"));
+	snprintf(link, sizeof(link), "%s/api/v1/orders/%s/invoice",
+	    m->cfg->public_url, str_of(m->doc, "id"));
+	fprintf(t, "Hello %s,\r\n\r\n%s\r\n\r\n", m->customer, lead(m->template));
+	fputs("<!DOCTYPE html>\n<html><body>\n<p>Hello ", h);
+	html_put(h, m->customer);
+	fprintf(h, ",</p>\n<p>%s</p>\n", lead(m->template));
+	if (strcmp(m->template, "order_received") == 0)
+		put_items(m, t, h);
+	if (strcmp(m->template, "payment_succeeded") == 0) {
+		fprintf(t, "  %s\r\n", link);
+		fputs("<p><a href=\"", h);
+		html_put(h, link);
+		fputs("\">Your invoice (PDF)</a></p>\n", h);
+	}
+	if (strcmp(m->template, "order_shipped") == 0 &&
+	    *str_of(m->doc, "tracking_number") != '\0') {
+		fprintf(t, "Tracking number: %s\r\n",
+		    str_of(m->doc, "tracking_number"));
+		fputs("<p>Tracking number: ", h);
+		html_put(h, str_of(m->doc, "tracking_number"));
+		fputs("</p>\n", h);
+	}
+	fprintf(t, "\r\nOrder %s, total %s.\r\n\r\n%s\r\n",
+	    str_of(m->doc, "id"), total, m->cfg->seller_name);
+	fprintf(h, "<p>Order %s, total %s.</p>\n<p>", str_of(m->doc, "id"),
+	    total);
+	html_put(h, m->cfg->seller_name);
+	fputs("</p>\n</body></html>\n", h);
+	rc = ferror(t) || ferror(h) ? -1 : 0;
+	if (fclose(t) != 0 || fclose(h) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* --- email ------------------------------------------------------------------ */
+
+/*
+ * s as RFC 2047 encoded words when it is not plain ASCII: base64 chunks
+ * that never split a UTF-8 character, separated by spaces, which readers
+ * drop between encoded words.
+ */
+static void
+rfc2047(char *out, size_t len, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char b64[sodium_base64_ENCODED_LEN(SUBJECT_CHUNK,
+	    sodium_base64_VARIANT_ORIGINAL)];
+	size_t n, used = 0, i;
+
+	for (i = 0; p[i] != '\0' && p[i] >= 0x20 && p[i] < 0x7f; i++)
+		;
+	if (p[i] == '\0') {
+		snprintf(out, len, "%s", s);
+		return;
+	}
+	*out = '\0';
+	while (*p != '\0' && used < len) {
+		n = strlen((const char *)p);
+		if (n > SUBJECT_CHUNK) {
+			n = SUBJECT_CHUNK;
+			while (n > 0 && (p[n] & 0xC0) == 0x80)
+				n--;
+		}
+		sodium_bin2base64(b64, sizeof(b64), p, n,
+		    sodium_base64_VARIANT_ORIGINAL);
+		used += (size_t)snprintf(out + used, len - used, "%s=?UTF-8?B?%s?=",
+		    used > 0 ? " " : "", b64);
+		p += n;
+	}
+}
+
+/* One header line for curl's list, with CR and LF taken out. */
+static struct curl_slist *
+header(struct curl_slist *h, const char *name, const char *value)
+{
+	char line[1024];
+	struct curl_slist *t;
+	char *c;
+
+	if (h == NULL)
+		return NULL;
+	snprintf(line, sizeof(line), "%s: %s", name, value);
+	for (c = line; *c != '\0'; c++)
+		if (*c == '\r' || *c == '\n')
+			*c = ' ';
+	if ((t = curl_slist_append(h, line)) == NULL)
+		curl_slist_free_all(h);
+	return t;
+}
+
+static struct curl_slist *
+mail_headers(const struct message *m)
+{
+	const struct agora_config *cfg = m->cfg;
+	const char *domain = strchr(cfg->smtp_from, '@');
+	char date[64], subject[512], from[512], name[256], mid[256];
+	struct curl_slist *h;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	rfc2047(subject, sizeof(subject), m->subject);
+	rfc2047(name, sizeof(name), cfg->seller_name);
+	snprintf(from, sizeof(from), "%s <%s>", name, cfg->smtp_from);
+	snprintf(mid, sizeof(mid), "<notification-%s@%s>", m->id,
+	    domain != NULL ? domain + 1 : "agora.invalid");
+	h = header(curl_slist_append(NULL, "MIME-Version: 1.0"), "Date", date);
+	h = header(h, "From", from);
+	h = header(h, "To", m->recipient);
+	h = header(h, "Subject", subject);
+	return header(h, "Message-ID", mid);
+}
+
+/* The multipart/alternative body, inside the message's own multipart. */
+static curl_mime *
+mail_body(CURL *c, const struct message *m)
+{
+	curl_mime *mime = curl_mime_init(c), *alt = curl_mime_init(c);
+	curl_mimepart *part;
+
+	if (mime == NULL || alt == NULL)
+		goto fail;
+	if ((part = curl_mime_addpart(alt)) == NULL ||
+	    curl_mime_data(part, m->text, m->text_len) != CURLE_OK ||
+	    curl_mime_type(part, "text/plain; charset=utf-8") != CURLE_OK ||
+	    curl_mime_encoder(part, "quoted-printable") != CURLE_OK)
+		goto fail;
+	if ((part = curl_mime_addpart(alt)) == NULL ||
+	    curl_mime_data(part, m->html, m->html_len) != CURLE_OK ||
+	    curl_mime_type(part, "text/html; charset=utf-8") != CURLE_OK ||
+	    curl_mime_encoder(part, "quoted-printable") != CURLE_OK)
+		goto fail;
+	if ((part = curl_mime_addpart(mime)) == NULL ||
+	    curl_mime_subparts(part, alt) != CURLE_OK)
+		goto fail;
+	alt = NULL; /* the part owns it now */
+	if (curl_mime_type(part, "multipart/alternative") != CURLE_OK)
+		goto fail;
+	return mime;
+fail:
+	curl_mime_free(alt);
+	curl_mime_free(mime);
+	return NULL;
+}
+
+static enum send
+send_email(const struct message *m, char *err, size_t errlen)
+{
+	const struct agora_config *cfg = m->cfg;
+	struct curl_slist *h = NULL, *rcpt = NULL;
+	curl_mime *mime = NULL;
+	char from[300], to[300];
+	enum send rc = SEND_RETRY;
+	CURLcode cc;
+	CURL *c;
+
+	if ((c = curl_easy_init()) == NULL) {
+		snprintf(err, errlen, "smtp: out of memory");
+		return SEND_RETRY;
+	}
+	snprintf(from, sizeof(from), "<%s>", cfg->smtp_from);
+	snprintf(to, sizeof(to), "<%s>", m->recipient);
+	if ((h = mail_headers(m)) == NULL ||
+	    (rcpt = curl_slist_append(NULL, to)) == NULL ||
+	    (mime = mail_body(c, m)) == NULL) {
+		snprintf(err, errlen, "smtp: out of memory");
+		goto out;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, cfg->smtp_url);
+	curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->notify_timeout_ms);
+	if (*cfg->smtp_user != '\0') {
+		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->smtp_user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, cfg->smtp_password);
+		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	}
+	if ((cc = curl_easy_perform(c)) != CURLE_OK)
+		snprintf(err, errlen, "smtp: %s", curl_easy_strerror(cc));
+	else
+		rc = SEND_OK;
+out:
+	curl_mime_free(mime);
+	curl_slist_free_all(rcpt);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+/* --- sms -------------------------------------------------------------------- */
+
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	return size * n;
+}
+
+static enum send
+send_sms(const struct message *m, char *err, size_t errlen)
+{
+	const struct agora_config *cfg = m->cfg;
+	struct json_object *o = json_object_new_object();
+	struct curl_slist *h = NULL;
+	char auth[300], key[80], body[400];
+	enum send rc = SEND_RETRY;
+	long status = 0;
+	CURLcode cc;
+	CURL *c = curl_easy_init();
+
+	snprintf(body, sizeof(body), "%s. %s", m->subject,
+	    strcmp(m->template, "payment_succeeded") == 0 ? "Invoice: " : "");
+	if (strcmp(m->template, "payment_succeeded") == 0)
+		snprintf(body + strlen(body), sizeof(body) - strlen(body),
+		    "%s/api/v1/orders/%s/invoice", cfg->public_url,
+		    str_of(m->doc, "id"));
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->sms_token);
+	snprintf(key, sizeof(key), "Idempotency-Key: notification-%s", m->id);
+	if (c == NULL || o == NULL ||
+	    json_object_object_add(
+	        o, "to", json_object_new_string(m->recipient)) != 0 ||
+	    json_object_object_add(o, "body", json_object_new_string(body)) !=
+	        0 ||
+	    (h = header(curl_slist_append(NULL, auth), "Content-Type",
+	         "application/json")) == NULL ||
+	    (h = curl_slist_append(h, key)) == NULL) {
+		snprintf(err, errlen, "sms: out of memory");
+		goto out;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, cfg->sms_url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->notify_timeout_ms);
+	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
+		snprintf(err, errlen, "sms: %s", curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (status >= 200 && status < 300)
+		rc = SEND_OK;
+	else {
+		snprintf(err, errlen, "sms: HTTP %ld", status);
+		/* A number the provider refuses stays refused. */
+		if (status >= 400 && status < 500 && status != 408 &&
+		    status != 429 && status != 401 && status != 403)
+			rc = SEND_FAIL;
+	}
+out:
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	json_object_put(o);
+	return rc;
+}
+
+/* --- the handler ------------------------------------------------------------ */
+
+static enum send
+deliver(struct message *m, char *err, size_t errlen)
+{
+	if (compose(m) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return SEND_RETRY;
+	}
+	if (strcmp(m->channel, "email") == 0)
+		return send_email(m, err, errlen);
+	if (strcmp(m->channel, "sms") == 0)
+		return send_sms(m, err, errlen);
+	agora_log("info", "notification %s (%s) to %s: %s", m->id, m->template,
+	    m->recipient, m->subject);
+	return SEND_OK;
+}
+
+static enum outcome
+record(struct worker *w, struct job *j, const char *id, enum send s)
+{
+	const char *vals[4];
+	int final = s == SEND_FAIL || job_last_attempt(w, j);
+
+	vals[0] = id;
+	vals[1] = s == SEND_OK ? "true" : "false";
+	vals[2] = s == SEND_OK ? NULL : j->error;
+	vals[3] = final ? "true" : "false";
+	if (agora_db_query(worker_req(w), "notify_attempt", 4, vals, NULL) !=
+	    AGORA_OK)
+		agora_log("error", "notification %s: the attempt was not "
+		                   "recorded",
+		    id);
+	if (s == SEND_OK)
+		return OUT_DONE;
+	return s == SEND_FAIL ? OUT_FAIL : OUT_RETRY;
+}
+
+enum outcome
+handle_notify(struct worker *w, struct job *j)
+{
+	const char *id = job_id(j, "notification_id"), *vals[1], *why;
+	struct message m;
+	enum outcome oc;
+	PGresult *res;
+	enum send s;
+
+	if (id == NULL)
+		return job_bad(j, "no notification_id");
+	vals[0] = id;
+	if (agora_db_query(worker_req(w), "notify_source", 1, vals, &res) !=
+	    AGORA_OK) {
+		snprintf(j->error, sizeof(j->error), "database: notification");
+		return OUT_RETRY;
+	}
+	if (PQntuples(res) != 1)
+		return OUT_DONE; /* sent (or given up) already */
+	memset(&m, 0, sizeof(m));
+	m.id = id;
+	m.cfg = &w->ctx.cfg;
+	m.channel = PQgetvalue(res, 0, 0);
+	m.recipient = PQgetvalue(res, 0, 1);
+	m.subject = PQgetvalue(res, 0, 2);
+	m.template = PQgetvalue(res, 0, 3);
+	m.customer = PQgetvalue(res, 0, 6);
+	if (agora_json_parse(PQgetvalue(res, 0, 5),
+	        (size_t)PQgetlength(res, 0, 5), &m.doc, &why) != AGORA_OK)
+		return job_bad(j, "unreadable order document");
+	s = deliver(&m, j->error, sizeof(j->error));
+	oc = record(w, j, id, s);
+	json_object_put(m.doc);
+	free(m.text);
+	free(m.html);
+	return oc;
+}
