@@ -30,6 +30,8 @@ static const struct agora_field address_fields[] = {
 	{ "region", AGORA_F_STRING, 0, 0, 100 },
 	{ "postal_code", AGORA_F_STRING, 0, 0, 20 },
 	{ "country", AGORA_F_STRING, AGORA_F_REQUIRED, 2, 2 },
+	/* Where SMS notifications go, when that channel is on. */
+	{ "phone", AGORA_F_STRING, 0, 0, 32 },
 };
 
 static enum agora_err

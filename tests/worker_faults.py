@@ -20,6 +20,8 @@ from agoratest import (MODE, SERVER, Tap, ctl, need_stack, new_user, psql, reque
                        start_worker, svc, wait_for)
 
 need_stack()
+# Payments only: the paid orders' invoices and mails are worker_invoices.py's.
+PAY = ("--topics", "payment.charge,payment.refund")
 if SERVER != "apache" or MODE != "managed":
     print("1..0 # SKIP runs once, under Apache managed: the worker does not use the web server")
     sys.exit(0)
@@ -125,12 +127,12 @@ def outbox_row(pid):
 ids, kills = [], 0
 for wave in range(10):
     ids += place(50)
-    w = start_worker("--loop", env=ENV, log=LOG)
+    w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
     time.sleep(random.uniform(0.05, 0.3))
     w.kill()
     w.wait()
     kills += 1
-w = start_worker("--loop", env=ENV, log=LOG)
+w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
 done = wait_paid(ids, 30)
 stop(w)
 _, again, _ = psql("SELECT count(*) FROM payments WHERE attempts > 1 AND order_id IN (%s)"
@@ -147,7 +149,7 @@ t.ok(len(pids) == 500 and not bad, "the gateway holds exactly one successful cha
 gw.mode("fail")
 ids = place(1)
 pid = payment_ids(ids)[0]
-w = start_worker("--loop", env=ENV, log=LOG)
+w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
 wait_for(lambda: int((outbox_row(pid) or ["", "0"])[1]) >= 3, 10)
 row = outbox_row(pid)
 t.ok(row is not None and int(row[1]) >= 3 and "HTTP 500" in row[2]
@@ -162,7 +164,7 @@ stop(w)
 gw.mode("stall", 1.5)
 ids = place(1)
 pid = payment_ids(ids)[0]
-w = start_worker("--loop", env=ENV, log=LOG)
+w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
 wait_for(lambda: pid in gw.charges(), 10)
 gw.mode("ok")
 t.ok(wait_paid(ids, 10) and not one_charge_each([pid]),
@@ -174,7 +176,7 @@ stop(w)
 gw.mode("stall", 1.5)
 ids = place(1)
 pid = payment_ids(ids)[0]
-w = start_worker("--loop", env=ENV, log=LOG)
+w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
 wait_for(lambda: "payment-" + pid in gw.call("/_state")["calls_by_key"], 10)
 r = request("PUT", "/api/v1/orders/%s/cancel" % ids[0], headers=U)
 wait_for(lambda: pid in gw.charges(), 10)
@@ -192,7 +194,7 @@ port = gw.port
 gw.stop()
 ids = place(1)
 pid = payment_ids(ids)[0]
-wait_for(lambda: run_worker("--once", env=dict(ENV, AGORA_OUTBOX_MAX_ATTEMPTS="3"), log=LOG)
+wait_for(lambda: run_worker(*PAY, "--once", env=dict(ENV, AGORA_OUTBOX_MAX_ATTEMPTS="3"), log=LOG)
          is not None and (outbox_row(pid) or [""])[0] == "dead", 20)
 row = outbox_row(pid)
 t.ok(row is not None and row[0] == "dead" and row[1] == "3",
@@ -205,12 +207,12 @@ t.ok(rc == 0 and int(out.split("\n")[1].split("\t")[2]) >= 1, "agoractl outbox s
 gw = Gateway(port)
 rc, out, err = ctl("outbox", "retry", "--all-dead")
 t.ok(rc == 0 and out.startswith("1 rows"), "agoractl outbox retry --all-dead", out + err)
-run_worker("--once", env=ENV, log=LOG)
+run_worker(*PAY, "--once", env=ENV, log=LOG)
 t.ok(statuses(ids) == {"paid": "1"} and not one_charge_each([pid]),
      "with the gateway back, the re-driven row is paid, once", (statuses(ids), gw.charges()))
 
 # --- PostgreSQL restarted under a running worker ------------------------------
-w = start_worker("--loop", env=ENV, log=LOG)
+w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
 time.sleep(0.5)
 svc("pg", "stop")
 time.sleep(1.5)
@@ -224,8 +226,8 @@ t.ok(stop(w) == 0, "and it still stops cleanly", "")
 # --- two workers side by side on 10,000 rows ----------------------------------
 SIM = dict(ENV, AGORA_PAYMENT_PROVIDER="simulated")
 ids = place(10000)
-a = start_worker("--once", env=SIM, log=LOG)
-b = start_worker("--once", env=SIM, log=LOG)
+a = start_worker(*PAY, "--once", env=SIM, log=LOG)
+b = start_worker(*PAY, "--once", env=SIM, log=LOG)
 ra, rb = a.wait(timeout=300), b.wait(timeout=300)
 _, out, _ = psql("SELECT status || ' ' || attempts, count(*) FROM payments WHERE order_id IN "
                  "(SELECT id FROM orders WHERE id BETWEEN %s AND %s AND user_id = %s) "

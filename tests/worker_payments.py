@@ -12,6 +12,8 @@ from agoratest import (Tap, config_value, ctl, need_stack, new_user, psql, reque
                        sign, start_worker, wait_for)
 
 need_stack()
+# Payments only: the paid orders' invoices and mails are worker_invoices.py's.
+PAY = ("--topics", "payment.charge,payment.refund")
 t = Tap()
 RUN = uuid.uuid4().hex[:10]
 LOG = os.path.join(os.environ.get("AGORA_BUILDDIR", "."), "tests", "worker_payments.worker.log")
@@ -58,7 +60,7 @@ def payments(h, oid):
 
 
 P = product()
-w = start_worker("--loop", "--deadline", "300", env=FAST, log=LOG)
+w = start_worker(*PAY, "--loop", "--deadline", "300", env=FAST, log=LOG)
 time.sleep(0.3)
 
 # --- charges ------------------------------------------------------------------
@@ -159,7 +161,7 @@ psql("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = %s" 
 psql("INSERT INTO idempotency_keys (user_id, key, fingerprint, status, body, created_at) "
      "SELECT user_id, 'old-%s', 'x', 201, '{}', now() - interval '25 hours' FROM orders "
      "WHERE id = %s" % (RUN, o["id"]))
-rc = run_worker("--once", env=FAST, log=LOG)
+rc = run_worker(*PAY, "--once", env=FAST, log=LOG)
 d = request("GET", "/api/v1/orders/" + o["id"], headers=B).json()
 _, detail, _ = psql("SELECT detail FROM order_events WHERE order_id = %s ORDER BY seq DESC LIMIT 1"
                     % o["id"])
@@ -245,7 +247,7 @@ psql(["INSERT INTO payments (id, order_id, amount_cents, currency, method, token
       "FROM orders WHERE id = %s" % (future, o2["id"]),
       # The identity must not hand out that id again.
       "SELECT setval(pg_get_serial_sequence('payments', 'id'), (SELECT max(id) FROM payments))"])
-run_worker("--once", env=FAST, log=LOG)
+run_worker(*PAY, "--once", env=FAST, log=LOG)
 d = request("GET", "/api/v1/orders/" + o2["id"], headers=A).json()
 t.ok(d["status"] == "payment_failed", "and applied once its payment exists", d)
 

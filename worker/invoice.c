@@ -128,6 +128,33 @@ int_of(struct json_object *o, const char *key)
 	return json_object_get_int64(v);
 }
 
+/* The shipping address in the order a letter has it. */
+static void
+draw_address(struct pdf *p, struct json_object *addr)
+{
+	char line[512];
+
+	const char *rows[][2] = {
+		{ str_of(addr, "name"), "" },
+		{ str_of(addr, "line1"), "" },
+		{ str_of(addr, "line2"), "" },
+		{ str_of(addr, "postal_code"), str_of(addr, "city") },
+		{ str_of(addr, "region"), "" },
+		{ str_of(addr, "country"), "" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (*rows[i][0] == '\0' && *rows[i][1] == '\0')
+			continue;
+		snprintf(line, sizeof(line), "%.200s%s%.200s", rows[i][0],
+		    *rows[i][0] != '\0' && *rows[i][1] != '\0' ? " " : "",
+		    rows[i][1]);
+		text_at(p, MARGIN + 42, 10, line);
+		next_line(p, LINE);
+	}
+}
+
 static void
 draw_head(struct pdf *p, const struct invoice *inv)
 {
@@ -152,18 +179,8 @@ draw_head(struct pdf *p, const struct invoice *inv)
 	text_at(p, MARGIN, 10, line);
 	next_line(p, LINE);
 	if (json_object_object_get_ex(inv->doc, "shipping_address", &addr) &&
-	    json_object_is_type(addr, json_type_object)) {
-		json_object_object_foreach(addr, k, v)
-		{
-			if (!json_object_is_type(v, json_type_string))
-				continue;
-			utf8_cut(line, sizeof(line), json_object_get_string(v),
-			    80);
-			(void)k;
-			text_at(p, MARGIN + 42, 10, line);
-			next_line(p, LINE);
-		}
-	}
+	    json_object_is_type(addr, json_type_object))
+		draw_address(p, addr);
 	snprintf(line, sizeof(line), "Order %s", str_of(inv->doc, "id"));
 	text_at(p, MARGIN, 10, line);
 	next_line(p, 2 * LINE);
