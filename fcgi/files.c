@@ -19,7 +19,6 @@
 
 #include "agora.h"
 
-
 static const struct agora_stmt stmts[] = {
 	{ "file_add",
 	    "INSERT INTO files (user_id, filename, content_type, size, sha256, "
@@ -64,8 +63,8 @@ static int
 is_multipart(const char *ct)
 {
 	return ct != NULL &&
-	    strncasecmp(ct, "multipart/form-data", strlen("multipart/form-data")) ==
-	    0;
+	    strncasecmp(
+	        ct, "multipart/form-data", strlen("multipart/form-data")) == 0;
 }
 
 /* --- multipart/form-data ------------------------------------------------ */
@@ -90,7 +89,8 @@ file_part(GMimeObject *form)
 		name = d != NULL
 		    ? g_mime_content_disposition_get_parameter(d, "name")
 		    : NULL;
-		if (GMIME_IS_PART(p) && name != NULL && strcmp(name, "file") == 0)
+		if (GMIME_IS_PART(p) && name != NULL &&
+		    strcmp(name, "file") == 0)
 			return GMIME_PART(p);
 	}
 	return NULL;
@@ -147,8 +147,7 @@ multipart_read(struct agora_req *r, const char *ctype, struct upload *up)
 	enum agora_err rc;
 
 	head = agora_printf(r, "Content-Type: %s\r\n\r\n", ctype);
-	if (head == NULL ||
-	    g_mime_stream_write(in, head, strlen(head)) < 0 ||
+	if (head == NULL || g_mime_stream_write(in, head, strlen(head)) < 0 ||
 	    g_mime_stream_write(in, r->body, r->body_len) < 0) {
 		rc = AGORA_E_TOO_LARGE;
 		goto out;
@@ -171,7 +170,8 @@ out:
 	return rc;
 }
 
-/* --- POST /files ------------------------------------------------------------ */
+/* --- POST /files ------------------------------------------------------------
+ */
 
 static enum agora_err
 upload_read(struct agora_req *r, struct upload *up)
@@ -190,9 +190,8 @@ upload_read(struct agora_req *r, struct upload *up)
 		up->len = r->body_len;
 		up->filename = name != NULL ? name : "upload";
 		up->filename_len = strlen(up->filename);
-		up->content_type = ct != NULL && *ct != '\0'
-		    ? ct
-		    : "application/octet-stream";
+		up->content_type =
+		    ct != NULL && *ct != '\0' ? ct : "application/octet-stream";
 	}
 	if (up->len > (size_t)r->ctx->cfg.file_max_bytes)
 		return agora_problem(r, AGORA_E_TOO_LARGE, NULL,
@@ -229,7 +228,8 @@ post_file(struct agora_req *r)
 		agora_resp_header(r, "Retry-After",
 		    agora_printf(r, "%lld", cfg->db_retry_after));
 		return agora_problem(r, AGORA_E_UNAVAILABLE,
-		    "storage_unavailable", "The file cannot be stored right now.");
+		    "storage_unavailable",
+		    "The file cannot be stored right now.");
 	}
 	vals[0] = r->user;
 	vals[1] = name;
@@ -245,7 +245,8 @@ post_file(struct agora_req *r)
 	    (size_t)PQgetlength(res, 0, 1));
 }
 
-/* --- GET ------------------------------------------------------------------- */
+/* --- GET -------------------------------------------------------------------
+ */
 
 static enum agora_err
 file_row(struct agora_req *r, PGresult **res)

@@ -2,7 +2,8 @@
  * health.c: GET /api/v1/health.
  *
  * Reports the database (one prepared round trip), the cache (a set with a
- * short expiry) and storage (the local directory is writable).  The answer
+ * short expiry) and storage (the local directory is writable, or the S3
+ * bucket answers a signed HEAD).  The answer
  * is 503 with Retry-After when PostgreSQL cannot be reached, since then
  * nothing useful works; a missing cache or storage only degrades it.
  * The database is asked on every request; the cache and storage answers
@@ -31,15 +32,6 @@ struct side {
 
 static struct side side;
 
-static const char *
-storage_check(struct agora_ctx *ctx)
-{
-	if (strcmp(ctx->cfg.storage, "local") != 0)
-		return "unchecked";
-	return access(ctx->cfg.storage_dir, W_OK | X_OK) == 0 ? "ok"
-	                                                      : "unavailable";
-}
-
 /* Refresh the cache and storage checks when they are older than 1 s. */
 static void
 side_checks(struct agora_ctx *ctx)
@@ -54,7 +46,7 @@ side_checks(struct agora_ctx *ctx)
 		return;
 	side.at = now;
 	side.cache = agora_cache_ping(ctx);
-	side.storage = storage_check(ctx);
+	side.storage = agora_storage_check(&ctx->cfg);
 }
 
 static enum agora_err

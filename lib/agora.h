@@ -445,8 +445,8 @@ int agora_cache_incr(
  * the key does not exist.  get's *data is malloc'd; the caller frees it.
  */
 int agora_storage_put(const struct agora_config *cfg, const char *backend,
-    const char *key, const void *data, size_t len, const char *ctype,
-    char *err, size_t errlen);
+    const char *key, const void *data, size_t len, const char *ctype, char *err,
+    size_t errlen);
 int agora_storage_get(const struct agora_config *cfg, const char *backend,
     const char *key, size_t max, char **data, size_t *len, char *err,
     size_t errlen);

@@ -5,9 +5,9 @@
  * as a page of this site: they are sent as attachments (invoices inline,
  * being our own PDFs), and every answer carries nosniff and a
  * Content-Security-Policy of default-src 'none' (serve.c), so an uploaded
- * HTML page can run nothing.  The file name is cleaned when it is stored and again when it
- * is sent: no path, no quote, backslash, control character or NUL reaches
- * the header, and non-ASCII names travel in filename* (RFC 6266, 8187).
+ * HTML page can run nothing.  The file name is cleaned when it is stored and
+ * again when it is sent: no path, no quote, backslash, control character or NUL
+ * reaches the header, and non-ASCII names travel in filename* (RFC 6266, 8187).
  */
 #include "config.h"
 
@@ -90,7 +90,8 @@ disposition(struct agora_req *r, const char *kind, const char *name)
 		if (attr_char(c))
 			ext[e++] = (char)c;
 		else
-			e += (size_t)snprintf(ext + e, sizeof(ext) - e, "%%%02X", c);
+			e += (size_t)snprintf(
+			    ext + e, sizeof(ext) - e, "%%%02X", c);
 	}
 	ascii[i] = '\0';
 	ext[e] = '\0';

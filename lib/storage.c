@@ -304,8 +304,8 @@ out:
 
 /* An answer other than the one expected, with S3's own error code. */
 static int
-s3_unexpected(const char *method, long status, struct s3_io *io, char *err,
-    size_t errlen)
+s3_unexpected(
+    const char *method, long status, struct s3_io *io, char *err, size_t errlen)
 {
 	const char *code = io->dst != NULL ? strstr(io->dst, "<Code>") : NULL;
 	const char *end;
@@ -329,8 +329,8 @@ s3_put(const struct agora_config *cfg, const char *key, const void *data,
 	long status;
 	int rc = -1;
 
-	status = s3_call(cfg, "PUT", key, ctype, &io, cfg->storage_timeout_ms,
-	    err, errlen);
+	status = s3_call(
+	    cfg, "PUT", key, ctype, &io, cfg->storage_timeout_ms, err, errlen);
 	if (status >= 200 && status < 300)
 		rc = 0;
 	else if (status >= 0)
@@ -340,15 +340,15 @@ s3_put(const struct agora_config *cfg, const char *key, const void *data,
 }
 
 static int
-s3_get(const struct agora_config *cfg, const char *key, size_t max,
-    char **data, size_t *len, char *err, size_t errlen)
+s3_get(const struct agora_config *cfg, const char *key, size_t max, char **data,
+    size_t *len, char *err, size_t errlen)
 {
 	struct s3_io io = { NULL, 0, 0, NULL, 0, max, 0 };
 	long status;
 	int rc = -1;
 
-	status = s3_call(cfg, "GET", key, NULL, &io, cfg->storage_timeout_ms,
-	    err, errlen);
+	status = s3_call(
+	    cfg, "GET", key, NULL, &io, cfg->storage_timeout_ms, err, errlen);
 	if (status == 200) {
 		if (io.dst == NULL && (io.dst = calloc(1, 1)) == NULL)
 			goto out;
@@ -366,12 +366,13 @@ out:
 	return rc;
 }
 
-/* --- the interface --------------------------------------------------------- */
+/* --- the interface ---------------------------------------------------------
+ */
 
 int
 agora_storage_put(const struct agora_config *cfg, const char *backend,
-    const char *key, const void *data, size_t len, const char *ctype,
-    char *err, size_t errlen)
+    const char *key, const void *data, size_t len, const char *ctype, char *err,
+    size_t errlen)
 {
 	if (!agora_storage_key_ok(key)) {
 		snprintf(err, errlen, "bad storage key");

@@ -32,7 +32,7 @@
 #define XSTR(x) STR(x)
 
 const char worker_topics[] = "{payment.charge,payment.refund,invoice.create,"
-			      "order.created,notify.order,notify.send}";
+                             "order.created,notify.order,notify.send}";
 
 static long long
 clock_ms(void)

@@ -216,9 +216,11 @@ draw_lines(struct pdf *p, const struct invoice *inv)
 			draw_columns(p);
 		}
 		utf8_cut(name, sizeof(name), str_of(it, "name"), NAME_CHARS);
-		snprintf(line, sizeof(line), "%s (%s)", name, str_of(it, "sku"));
+		snprintf(
+		    line, sizeof(line), "%s (%s)", name, str_of(it, "sku"));
 		text_at(p, MARGIN, 9, line);
-		snprintf(amount, sizeof(amount), "%lld", int_of(it, "quantity"));
+		snprintf(
+		    amount, sizeof(amount), "%lld", int_of(it, "quantity"));
 		text_right(p, 380, 9, amount);
 		money(amount, sizeof(amount), int_of(it, "unit_price_cents"),
 		    cur);
@@ -288,7 +290,8 @@ invoice_render(const struct invoice *inv, char **out, size_t *len, char *err,
 	HPDF_SetCompressionMode(p.doc, HPDF_COMP_ALL);
 	HPDF_UseUTFEncodings(p.doc);
 	HPDF_SetCurrentEncoder(p.doc, "UTF-8");
-	name = HPDF_LoadTTFontFromFile(p.doc, inv->cfg->invoice_font, HPDF_TRUE);
+	name =
+	    HPDF_LoadTTFontFromFile(p.doc, inv->cfg->invoice_font, HPDF_TRUE);
 	if (name == NULL ||
 	    (p.font = HPDF_GetFont(p.doc, name, "UTF-8")) == NULL) {
 		snprintf(err, errlen, "pdf: cannot load the font %s (0x%04x)",
@@ -310,11 +313,12 @@ out:
 	return rc;
 }
 
-/* --- the handler ------------------------------------------------------------ */
+/* --- the handler ------------------------------------------------------------
+ */
 
 static enum outcome
-invoice_store(struct worker *w, struct job *j, const char *order,
-    struct invoice *inv)
+invoice_store(
+    struct worker *w, struct job *j, const char *order, struct invoice *inv)
 {
 	const struct agora_config *cfg = &w->ctx.cfg;
 	char key[64], sha[65], size[32];
@@ -342,7 +346,8 @@ invoice_store(struct worker *w, struct job *j, const char *order,
 	vals[4] = sha;
 	if (agora_db_query(worker_req(w), "invoice_record", 5, vals, &res) !=
 	    AGORA_OK) {
-		snprintf(j->error, sizeof(j->error), "database: invoice_record");
+		snprintf(
+		    j->error, sizeof(j->error), "database: invoice_record");
 		goto out;
 	}
 	agora_log("info", "order %s: invoice stored, order %s", order,
@@ -366,7 +371,8 @@ handle_invoice(struct worker *w, struct job *j)
 		return job_bad(j, "no order_id");
 	vals[0] = order;
 	if (agora_db_query(r, "invoice_source", 1, vals, &res) != AGORA_OK) {
-		snprintf(j->error, sizeof(j->error), "database: invoice_source");
+		snprintf(
+		    j->error, sizeof(j->error), "database: invoice_source");
 		return OUT_RETRY;
 	}
 	/* Completed already (the step ran), or cancelled meanwhile. */

@@ -47,7 +47,8 @@ struct message {
 	size_t text_len, html_len;
 };
 
-/* --- fan-out ---------------------------------------------------------------- */
+/* --- fan-out ----------------------------------------------------------------
+ */
 
 enum outcome
 handle_fanout(struct worker *w, struct job *j)
@@ -71,7 +72,8 @@ handle_fanout(struct worker *w, struct job *j)
 	return OUT_DONE;
 }
 
-/* --- bodies ----------------------------------------------------------------- */
+/* --- bodies -----------------------------------------------------------------
+ */
 
 static const char *
 str_of(struct json_object *o, const char *key)
@@ -99,12 +101,23 @@ html_put(FILE *f, const char *s)
 {
 	for (; *s != '\0'; s++)
 		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&#39;", f); break;
-		default: fputc(*s, f);
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		case '\'':
+			fputs("&#39;", f);
+			break;
+		default:
+			fputc(*s, f);
 		}
 }
 
@@ -181,7 +194,8 @@ compose(struct message *m)
 	    str_of(m->doc, "currency"));
 	snprintf(link, sizeof(link), "%s/api/v1/orders/%s/invoice",
 	    m->cfg->public_url, str_of(m->doc, "id"));
-	fprintf(t, "Hello %s,\r\n\r\n%s\r\n\r\n", m->customer, lead(m->template));
+	fprintf(
+	    t, "Hello %s,\r\n\r\n%s\r\n\r\n", m->customer, lead(m->template));
 	fputs("<!DOCTYPE html>\n<html><body>\n<p>Hello ", h);
 	html_put(h, m->customer);
 	fprintf(h, ",</p>\n<p>%s</p>\n", lead(m->template));
@@ -203,8 +217,8 @@ compose(struct message *m)
 	}
 	fprintf(t, "\r\nOrder %s, total %s.\r\n\r\n%s\r\n",
 	    str_of(m->doc, "id"), total, m->cfg->seller_name);
-	fprintf(h, "<p>Order %s, total %s.</p>\n<p>", str_of(m->doc, "id"),
-	    total);
+	fprintf(
+	    h, "<p>Order %s, total %s.</p>\n<p>", str_of(m->doc, "id"), total);
 	html_put(h, m->cfg->seller_name);
 	fputs("</p>\n</body></html>\n", h);
 	rc = ferror(t) || ferror(h) ? -1 : 0;
@@ -213,7 +227,8 @@ compose(struct message *m)
 	return rc;
 }
 
-/* --- email ------------------------------------------------------------------ */
+/* --- email ------------------------------------------------------------------
+ */
 
 /*
  * s as RFC 2047 encoded words when it is not plain ASCII: base64 chunks
@@ -224,8 +239,8 @@ static void
 rfc2047(char *out, size_t len, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	char b64[sodium_base64_ENCODED_LEN(SUBJECT_CHUNK,
-	    sodium_base64_VARIANT_ORIGINAL)];
+	char b64[sodium_base64_ENCODED_LEN(
+	    SUBJECT_CHUNK, sodium_base64_VARIANT_ORIGINAL)];
 	size_t n, used = 0, i;
 
 	for (i = 0; p[i] != '\0' && p[i] >= 0x20 && p[i] < 0x7f; i++)
@@ -242,10 +257,10 @@ rfc2047(char *out, size_t len, const char *s)
 			while (n > 0 && (p[n] & 0xC0) == 0x80)
 				n--;
 		}
-		sodium_bin2base64(b64, sizeof(b64), p, n,
-		    sodium_base64_VARIANT_ORIGINAL);
-		used += (size_t)snprintf(out + used, len - used, "%s=?UTF-8?B?%s?=",
-		    used > 0 ? " " : "", b64);
+		sodium_bin2base64(
+		    b64, sizeof(b64), p, n, sodium_base64_VARIANT_ORIGINAL);
+		used += (size_t)snprintf(out + used, len - used,
+		    "%s=?UTF-8?B?%s?=", used > 0 ? " " : "", b64);
 		p += n;
 	}
 }
@@ -372,7 +387,8 @@ out:
 	return rc;
 }
 
-/* --- sms -------------------------------------------------------------------- */
+/* --- sms --------------------------------------------------------------------
+ */
 
 static size_t
 discard(char *p, size_t size, size_t n, void *arg)
@@ -398,7 +414,8 @@ send_sms(const struct message *m, char *err, size_t errlen)
 		snprintf(body + strlen(body), sizeof(body) - strlen(body),
 		    "%s/api/v1/orders/%s/invoice", cfg->public_url,
 		    str_of(m->doc, "id"));
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cfg->sms_token);
+	snprintf(
+	    auth, sizeof(auth), "Authorization: Bearer %s", cfg->sms_token);
 	snprintf(key, sizeof(key), "Idempotency-Key: notification-%s", m->id);
 	if (c == NULL || o == NULL ||
 	    json_object_object_add(
@@ -439,7 +456,8 @@ out:
 	return rc;
 }
 
-/* --- the handler ------------------------------------------------------------ */
+/* --- the handler ------------------------------------------------------------
+ */
 
 static enum send
 deliver(struct message *m, char *err, size_t errlen)
@@ -469,8 +487,9 @@ record(struct worker *w, struct job *j, const char *id, enum send s)
 	vals[3] = final ? "true" : "false";
 	if (agora_db_query(worker_req(w), "notify_attempt", 4, vals, NULL) !=
 	    AGORA_OK)
-		agora_log("error", "notification %s: the attempt was not "
-		                   "recorded",
+		agora_log("error",
+		    "notification %s: the attempt was not "
+		    "recorded",
 		    id);
 	if (s == SEND_OK)
 		return OUT_DONE;

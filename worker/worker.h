@@ -114,14 +114,16 @@ enum pay_result provider_refund(struct pay_call *c);
 #define WORKER_HANDLER_STMTS                                                   \
 	{ "invoice_source", "SELECT * FROM invoice_source($1::bigint)" },      \
 	    { "invoice_record",                                                \
-		"SELECT invoice_record($1::bigint, $2, $3, $4::bigint, $5)" }, \
+		    "SELECT invoice_record($1::bigint, $2, $3, $4::bigint, "   \
+		    "$5)" },                                                   \
 	    { "notify_fanout",                                                 \
-		"SELECT notification_fanout($1::bigint, $2, $3::text[])" },    \
+		    "SELECT notification_fanout($1::bigint, $2, "              \
+		    "$3::text[])" },                                           \
 	    { "notify_source",                                                 \
-		"SELECT * FROM notification_source($1::bigint)" },             \
+		    "SELECT * FROM notification_source($1::bigint)" },         \
 	    { "notify_attempt",                                                \
-		"SELECT notification_attempt($1::bigint, $2::bool, $3, "       \
-		"$4::bool)" },                                                 \
+		    "SELECT notification_attempt($1::bigint, $2::bool, $3, "   \
+		    "$4::bool)" },                                             \
 	    { "charge_begin", CHARGE_BEGIN_SQL },                              \
 	    { "charge_end", CHARGE_END_SQL },                                  \
 	    { "refund_begin", REFUND_BEGIN_SQL },                              \
