@@ -38,12 +38,6 @@ struct upload {
 	const char *content_type;
 };
 
-static enum agora_err
-not_found(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such file.");
-}
-
 /* A media type as stored: printable ASCII, type/subtype, bounded. */
 static int
 ctype_ok(const char *s)
@@ -249,28 +243,12 @@ post_file(struct agora_req *r)
  */
 
 static enum agora_err
-file_row(struct agora_req *r, PGresult **res)
-{
-	const char *vals[1] = { r->params[0] };
-	enum agora_err rc;
-
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
-	if ((rc = agora_db_query(r, "file_get", 1, vals, res)) != AGORA_OK)
-		return rc;
-	if (PQntuples(*res) == 0 ||
-	    !agora_owner_or_admin(r, PQgetvalue(*res, 0, 0)))
-		return not_found(r);
-	return AGORA_OK;
-}
-
-static enum agora_err
 get_file(struct agora_req *r)
 {
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = file_row(r, &res)) != AGORA_OK)
+	if ((rc = agora_owned_row(r, "file_get", "file", &res)) != AGORA_OK)
 		return rc;
 	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 1),
 	    (size_t)PQgetlength(res, 0, 1));
@@ -283,7 +261,7 @@ get_download(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = file_row(r, &res)) != AGORA_OK)
+	if ((rc = agora_owned_row(r, "file_get", "file", &res)) != AGORA_OK)
 		return rc;
 	agora_file_of(res, 0, 2, &f);
 	return agora_file_send(r, &f, 0);

@@ -220,24 +220,11 @@ post_order(struct agora_req *r)
 
 /* --- reading ------------------------------------------------------------ */
 
-/*
- * Run stmt for the order in the path, whose first column is its owner:
- * 404 unless the caller owns it or is an admin.
- */
+/* Run stmt for the order in the path (agora_owned_row()). */
 static enum agora_err
 owned(struct agora_req *r, const char *stmt, PGresult **res)
 {
-	const char *vals[1] = { r->params[0] };
-	enum agora_err rc;
-
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
-	if ((rc = agora_db_query(r, stmt, 1, vals, res)) != AGORA_OK)
-		return rc;
-	if (PQntuples(*res) == 0 ||
-	    !agora_owner_or_admin(r, PQgetvalue(*res, 0, 0)))
-		return not_found(r);
-	return AGORA_OK;
+	return agora_owned_row(r, stmt, "order", res);
 }
 
 static enum agora_err

@@ -117,17 +117,12 @@ post_payment(struct agora_req *r)
 static enum agora_err
 get_payment(struct agora_req *r)
 {
-	const char *vals[1] = { r->params[0] };
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
-	if ((rc = agora_db_query(r, "payment_get", 1, vals, &res)) != AGORA_OK)
+	if ((rc = agora_owned_row(r, "payment_get", "payment", &res)) !=
+	    AGORA_OK)
 		return rc;
-	if (PQntuples(res) == 0 ||
-	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
-		return not_found(r);
 	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 1),
 	    (size_t)PQgetlength(res, 0, 1));
 }

@@ -420,6 +420,13 @@ char *agora_token_issue(struct agora_req *r, const char *sub, const char *role);
 enum agora_err agora_auth_request(
     struct agora_req *r, enum agora_access access);
 int agora_owner_or_admin(const struct agora_req *r, const char *owner);
+/*
+ * Run stmt with the path's id; its first column is the row's owner.  404
+ * "No such <what>." for a malformed id, no row, or a row of somebody else
+ * (unless the caller is an admin), so that others' ids leak nothing.
+ */
+enum agora_err agora_owned_row(
+    struct agora_req *r, const char *stmt, const char *what, PGresult **res);
 
 /* Passwords: Argon2id through libsodium (password.c). */
 #define AGORA_PASSWORD_HASH_MAX 128

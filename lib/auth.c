@@ -405,3 +405,22 @@ agora_owner_or_admin(const struct agora_req *r, const char *owner)
 	return strcmp(r->role, "admin") == 0 ||
 	    (owner != NULL && strcmp(owner, r->user) == 0);
 }
+
+enum agora_err
+agora_owned_row(
+    struct agora_req *r, const char *stmt, const char *what, PGresult **res)
+{
+	const char *vals[1] = { r->nparams > 0 ? r->params[0] : NULL };
+	enum agora_err rc;
+
+	if (vals[0] == NULL || !agora_id_ok(vals[0]))
+		goto missing;
+	if ((rc = agora_db_query(r, stmt, 1, vals, res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(*res) > 0 &&
+	    agora_owner_or_admin(r, PQgetvalue(*res, 0, 0)))
+		return AGORA_OK;
+missing:
+	return agora_problem(
+	    r, AGORA_E_NOT_FOUND, NULL, agora_printf(r, "No such %s.", what));
+}

@@ -64,6 +64,34 @@ job_id(struct job *j, const char *key)
 	return s != NULL && agora_id_ok(s) ? s : NULL;
 }
 
+const char *
+doc_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return "";
+	return json_object_get_string(v);
+}
+
+long long
+doc_int(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v))
+		return 0;
+	return json_object_get_int64(v);
+}
+
+void
+doc_money(char *out, size_t len, long long cents, const char *currency)
+{
+	snprintf(out, len, "%s%lld.%02lld %s", cents < 0 ? "-" : "",
+	    llabs(cents) / 100, llabs(cents) % 100, currency);
+}
+
 static const char *
 payment_of(struct job *j)
 {
@@ -77,8 +105,8 @@ job_bad(struct job *j, const char *why)
 	return OUT_FAIL;
 }
 
-static enum outcome
-db_failed(struct job *j, enum agora_err rc)
+enum outcome
+job_db_failed(struct job *j, enum agora_err rc)
 {
 	snprintf(
 	    j->error, sizeof(j->error), "database: %s", agora_err_code(rc));
@@ -198,7 +226,7 @@ charge_record(
 	if ((rc = agora_db_query(r, "charge_end", 1, vals, &res)) != AGORA_OK) {
 		for (i = 0; i < n; i++)
 			if (jobs[i]->outcome == OUT_DONE)
-				jobs[i]->outcome = db_failed(jobs[i], rc);
+				jobs[i]->outcome = job_db_failed(jobs[i], rc);
 		return;
 	}
 	for (i = 0; i < PQntuples(res); i++) {
@@ -240,7 +268,7 @@ charge_chunk(struct worker *w, struct job **jobs, int n)
 	if (rc != AGORA_OK || begun == NULL ||
 	    (set = json_object_new_array()) == NULL) {
 		for (i = 0; i < n; i++)
-			jobs[i]->outcome = db_failed(jobs[i], rc);
+			jobs[i]->outcome = job_db_failed(jobs[i], rc);
 		goto out;
 	}
 	charge_calls(w, jobs, n, begun, set);
@@ -265,7 +293,7 @@ handle_refund(struct worker *w, struct job *j)
 		return job_bad(j, "no payment_id");
 	vals[0] = payment;
 	if ((rc = agora_db_query(r, "refund_begin", 1, vals, &res)) != AGORA_OK)
-		return db_failed(j, rc);
+		return job_db_failed(j, rc);
 	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "refund") != 0)
 		return OUT_DONE;
 	memset(&c, 0, sizeof(c));
@@ -282,7 +310,7 @@ handle_refund(struct worker *w, struct job *j)
 	vals[2] = pr == PAY_OK ? NULL : c.code;
 	r = worker_req(w);
 	if ((rc = agora_db_query(r, "refund_end", 3, vals, &res)) != AGORA_OK)
-		return db_failed(j, rc);
+		return job_db_failed(j, rc);
 	return pr == PAY_OK ? OUT_DONE : call_failed(j, pr, &c);
 }
 

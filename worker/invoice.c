@@ -85,13 +85,6 @@ next_line(struct pdf *p, float by)
 }
 
 /* "1234.50 EUR" from cents. */
-static void
-money(char *out, size_t len, long long cents, const char *currency)
-{
-	snprintf(out, len, "%s%lld.%02lld %s", cents < 0 ? "-" : "",
-	    llabs(cents) / 100, llabs(cents) % 100, currency);
-}
-
 /* At most n characters of a UTF-8 string, with an ellipsis if cut. */
 static void
 utf8_cut(char *out, size_t len, const char *s, size_t n)
@@ -107,27 +100,6 @@ utf8_cut(char *out, size_t len, const char *s, size_t n)
 	snprintf(out, len, "%.*s%s", (int)i, s, s[i] != '\0' ? "…" : "");
 }
 
-static const char *
-str_of(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return "";
-	return json_object_get_string(v);
-}
-
-static long long
-int_of(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o == NULL || !json_object_object_get_ex(o, key, &v))
-		return 0;
-	return json_object_get_int64(v);
-}
-
 /* The shipping address in the order a letter has it. */
 static void
 draw_address(struct pdf *p, struct json_object *addr)
@@ -135,12 +107,12 @@ draw_address(struct pdf *p, struct json_object *addr)
 	char line[512];
 
 	const char *rows[][2] = {
-		{ str_of(addr, "name"), "" },
-		{ str_of(addr, "line1"), "" },
-		{ str_of(addr, "line2"), "" },
-		{ str_of(addr, "postal_code"), str_of(addr, "city") },
-		{ str_of(addr, "region"), "" },
-		{ str_of(addr, "country"), "" },
+		{ doc_str(addr, "name"), "" },
+		{ doc_str(addr, "line1"), "" },
+		{ doc_str(addr, "line2"), "" },
+		{ doc_str(addr, "postal_code"), doc_str(addr, "city") },
+		{ doc_str(addr, "region"), "" },
+		{ doc_str(addr, "country"), "" },
 	};
 	size_t i;
 
@@ -181,7 +153,7 @@ draw_head(struct pdf *p, const struct invoice *inv)
 	if (json_object_object_get_ex(inv->doc, "shipping_address", &addr) &&
 	    json_object_is_type(addr, json_type_object))
 		draw_address(p, addr);
-	snprintf(line, sizeof(line), "Order %s", str_of(inv->doc, "id"));
+	snprintf(line, sizeof(line), "Order %s", doc_str(inv->doc, "id"));
 	text_at(p, MARGIN, 10, line);
 	next_line(p, 2 * LINE);
 }
@@ -199,7 +171,7 @@ draw_columns(struct pdf *p)
 static void
 draw_lines(struct pdf *p, const struct invoice *inv)
 {
-	const char *cur = str_of(inv->doc, "currency");
+	const char *cur = doc_str(inv->doc, "currency");
 	struct json_object *items, *it;
 	char name[256], line[320], amount[64];
 	size_t i, n;
@@ -215,18 +187,18 @@ draw_lines(struct pdf *p, const struct invoice *inv)
 			new_page(p);
 			draw_columns(p);
 		}
-		utf8_cut(name, sizeof(name), str_of(it, "name"), NAME_CHARS);
+		utf8_cut(name, sizeof(name), doc_str(it, "name"), NAME_CHARS);
 		snprintf(
-		    line, sizeof(line), "%s (%s)", name, str_of(it, "sku"));
+		    line, sizeof(line), "%s (%s)", name, doc_str(it, "sku"));
 		text_at(p, MARGIN, 9, line);
 		snprintf(
-		    amount, sizeof(amount), "%lld", int_of(it, "quantity"));
+		    amount, sizeof(amount), "%lld", doc_int(it, "quantity"));
 		text_right(p, 380, 9, amount);
-		money(amount, sizeof(amount), int_of(it, "unit_price_cents"),
-		    cur);
+		doc_money(amount, sizeof(amount),
+		    doc_int(it, "unit_price_cents"), cur);
 		text_right(p, 470, 9, amount);
-		money(amount, sizeof(amount), int_of(it, "line_total_cents"),
-		    cur);
+		doc_money(amount, sizeof(amount),
+		    doc_int(it, "line_total_cents"), cur);
 		text_right(p, PAGE_W - MARGIN, 9, amount);
 		next_line(p, LINE);
 	}
@@ -235,16 +207,18 @@ draw_lines(struct pdf *p, const struct invoice *inv)
 static void
 draw_totals(struct pdf *p, const struct invoice *inv)
 {
-	const char *cur = str_of(inv->doc, "currency");
+	const char *cur = doc_str(inv->doc, "currency");
 	char amount[64];
 
 	next_line(p, LINE / 2);
 	text_right(p, 470, 10, "Subtotal");
-	money(amount, sizeof(amount), int_of(inv->doc, "subtotal_cents"), cur);
+	doc_money(
+	    amount, sizeof(amount), doc_int(inv->doc, "subtotal_cents"), cur);
 	text_right(p, PAGE_W - MARGIN, 10, amount);
 	next_line(p, LINE);
 	text_right(p, 470, 11, "Total");
-	money(amount, sizeof(amount), int_of(inv->doc, "total_cents"), cur);
+	doc_money(
+	    amount, sizeof(amount), doc_int(inv->doc, "total_cents"), cur);
 	text_right(p, PAGE_W - MARGIN, 11, amount);
 	next_line(p, 2 * LINE);
 	text_at(p, MARGIN, 9, "Paid in full. Thank you for your order.");
@@ -327,6 +301,7 @@ invoice_store(
 	size_t len = 0;
 	enum outcome oc = OUT_RETRY;
 	PGresult *res;
+	enum agora_err rc;
 
 	if (invoice_render(inv, &pdf, &len, j->error, sizeof(j->error)) != 0)
 		goto out;
@@ -344,10 +319,9 @@ invoice_store(
 	vals[2] = key;
 	vals[3] = size;
 	vals[4] = sha;
-	if (agora_db_query(worker_req(w), "invoice_record", 5, vals, &res) !=
-	    AGORA_OK) {
-		snprintf(
-		    j->error, sizeof(j->error), "database: invoice_record");
+	if ((rc = agora_db_query(
+	         worker_req(w), "invoice_record", 5, vals, &res)) != AGORA_OK) {
+		oc = job_db_failed(j, rc);
 		goto out;
 	}
 	agora_log("info", "order %s: invoice stored, order %s", order,
@@ -366,15 +340,14 @@ handle_invoice(struct worker *w, struct job *j)
 	struct agora_req *r = worker_req(w);
 	enum outcome oc;
 	PGresult *res;
+	enum agora_err rc;
 
 	if (order == NULL)
 		return job_bad(j, "no order_id");
 	vals[0] = order;
-	if (agora_db_query(r, "invoice_source", 1, vals, &res) != AGORA_OK) {
-		snprintf(
-		    j->error, sizeof(j->error), "database: invoice_source");
-		return OUT_RETRY;
-	}
+	if ((rc = agora_db_query(r, "invoice_source", 1, vals, &res)) !=
+	    AGORA_OK)
+		return job_db_failed(j, rc);
 	/* Completed already (the step ran), or cancelled meanwhile. */
 	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "paid") != 0)
 		return OUT_DONE;

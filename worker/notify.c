@@ -55,6 +55,7 @@ handle_fanout(struct worker *w, struct job *j)
 {
 	const char *vals[3];
 	struct agora_req *r = worker_req(w);
+	enum agora_err rc;
 
 	vals[0] = job_id(j, "order_id");
 	vals[1] = strcmp(j->topic, "order.created") == 0
@@ -64,37 +65,16 @@ handle_fanout(struct worker *w, struct job *j)
 		return job_bad(j, "no order_id or template");
 	/* The configuration allows only log, email and sms between commas. */
 	vals[2] = agora_printf(r, "{%s}", w->ctx.cfg.notify_channels);
-	if (vals[2] == NULL ||
-	    agora_db_query(r, "notify_fanout", 3, vals, NULL) != AGORA_OK) {
-		snprintf(j->error, sizeof(j->error), "database: fan-out");
-		return OUT_RETRY;
-	}
+	if (vals[2] == NULL)
+		return job_db_failed(j, AGORA_E_TOO_LARGE);
+	if ((rc = agora_db_query(r, "notify_fanout", 3, vals, NULL)) !=
+	    AGORA_OK)
+		return job_db_failed(j, rc);
 	return OUT_DONE;
 }
 
 /* --- bodies -----------------------------------------------------------------
  */
-
-static const char *
-str_of(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return "";
-	return json_object_get_string(v);
-}
-
-static long long
-int_of(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o == NULL || !json_object_object_get_ex(o, key, &v))
-		return 0;
-	return json_object_get_int64(v);
-}
 
 static void
 html_put(FILE *f, const char *s)
@@ -142,13 +122,6 @@ lead(const char *template)
 	return "your order has left our warehouse.";
 }
 
-static void
-money(char *out, size_t len, long long cents, const char *currency)
-{
-	snprintf(out, len, "%lld.%02lld %s", cents / 100, llabs(cents) % 100,
-	    currency);
-}
-
 /* The order's lines, as text and as HTML list items. */
 static void
 put_items(struct message *m, FILE *t, FILE *h)
@@ -163,10 +136,10 @@ put_items(struct message *m, FILE *t, FILE *h)
 	fputs("<ul>\n", h);
 	for (i = 0; i < n && i < ITEMS_LISTED; i++) {
 		it = json_object_array_get_idx(items, i);
-		fprintf(t, "  %lld x %s (%s)\r\n", int_of(it, "quantity"),
-		    str_of(it, "name"), str_of(it, "sku"));
-		fprintf(h, "<li>%lld &times; ", int_of(it, "quantity"));
-		html_put(h, str_of(it, "name"));
+		fprintf(t, "  %lld x %s (%s)\r\n", doc_int(it, "quantity"),
+		    doc_str(it, "name"), doc_str(it, "sku"));
+		fprintf(h, "<li>%lld &times; ", doc_int(it, "quantity"));
+		html_put(h, doc_str(it, "name"));
 		fputs("</li>\n", h);
 	}
 	if (n > ITEMS_LISTED) {
@@ -190,10 +163,10 @@ compose(struct message *m)
 			fclose(t);
 		return -1;
 	}
-	money(total, sizeof(total), int_of(m->doc, "total_cents"),
-	    str_of(m->doc, "currency"));
+	doc_money(total, sizeof(total), doc_int(m->doc, "total_cents"),
+	    doc_str(m->doc, "currency"));
 	snprintf(link, sizeof(link), "%s/api/v1/orders/%s/invoice",
-	    m->cfg->public_url, str_of(m->doc, "id"));
+	    m->cfg->public_url, doc_str(m->doc, "id"));
 	fprintf(
 	    t, "Hello %s,\r\n\r\n%s\r\n\r\n", m->customer, lead(m->template));
 	fputs("<!DOCTYPE html>\n<html><body>\n<p>Hello ", h);
@@ -208,17 +181,17 @@ compose(struct message *m)
 		fputs("\">Your invoice (PDF)</a></p>\n", h);
 	}
 	if (strcmp(m->template, "order_shipped") == 0 &&
-	    *str_of(m->doc, "tracking_number") != '\0') {
+	    *doc_str(m->doc, "tracking_number") != '\0') {
 		fprintf(t, "Tracking number: %s\r\n",
-		    str_of(m->doc, "tracking_number"));
+		    doc_str(m->doc, "tracking_number"));
 		fputs("<p>Tracking number: ", h);
-		html_put(h, str_of(m->doc, "tracking_number"));
+		html_put(h, doc_str(m->doc, "tracking_number"));
 		fputs("</p>\n", h);
 	}
 	fprintf(t, "\r\nOrder %s, total %s.\r\n\r\n%s\r\n",
-	    str_of(m->doc, "id"), total, m->cfg->seller_name);
+	    doc_str(m->doc, "id"), total, m->cfg->seller_name);
 	fprintf(
-	    h, "<p>Order %s, total %s.</p>\n<p>", str_of(m->doc, "id"), total);
+	    h, "<p>Order %s, total %s.</p>\n<p>", doc_str(m->doc, "id"), total);
 	html_put(h, m->cfg->seller_name);
 	fputs("</p>\n</body></html>\n", h);
 	rc = ferror(t) || ferror(h) ? -1 : 0;
@@ -413,7 +386,7 @@ send_sms(const struct message *m, char *err, size_t errlen)
 	if (strcmp(m->template, "payment_succeeded") == 0)
 		snprintf(body + strlen(body), sizeof(body) - strlen(body),
 		    "%s/api/v1/orders/%s/invoice", cfg->public_url,
-		    str_of(m->doc, "id"));
+		    doc_str(m->doc, "id"));
 	snprintf(
 	    auth, sizeof(auth), "Authorization: Bearer %s", cfg->sms_token);
 	snprintf(key, sizeof(key), "Idempotency-Key: notification-%s", m->id);
@@ -503,16 +476,15 @@ handle_notify(struct worker *w, struct job *j)
 	struct message m;
 	enum outcome oc;
 	PGresult *res;
+	enum agora_err rc;
 	enum send s;
 
 	if (id == NULL)
 		return job_bad(j, "no notification_id");
 	vals[0] = id;
-	if (agora_db_query(worker_req(w), "notify_source", 1, vals, &res) !=
-	    AGORA_OK) {
-		snprintf(j->error, sizeof(j->error), "database: notification");
-		return OUT_RETRY;
-	}
+	if ((rc = agora_db_query(
+	         worker_req(w), "notify_source", 1, vals, &res)) != AGORA_OK)
+		return job_db_failed(j, rc);
 	if (PQntuples(res) != 1)
 		return OUT_DONE; /* sent (or given up) already */
 	memset(&m, 0, sizeof(m));

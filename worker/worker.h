@@ -57,8 +57,16 @@ const char *job_string(struct job *j, const char *key);
 const char *job_id(struct job *j, const char *key);
 /* A row that can never succeed: dead at once, with why. */
 enum outcome job_bad(struct job *j, const char *why);
+/* A database failure: retried later, with the error's code. */
+enum outcome job_db_failed(struct job *j, enum agora_err rc);
 /* Whether this is the job's last attempt before it is dead. */
 int job_last_attempt(const struct worker *w, const struct job *j);
+
+/* Members of an API document (an order): "" or 0 when absent. */
+const char *doc_str(struct json_object *o, const char *key);
+long long doc_int(struct json_object *o, const char *key);
+/* "1234.50 EUR" from cents. */
+void doc_money(char *out, size_t len, long long cents, const char *currency);
 
 /* Invoices (invoice.c). */
 struct invoice {
