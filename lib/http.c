@@ -177,14 +177,17 @@ content_length(struct agora_req *r, long long *len)
 	return AGORA_OK;
 }
 
-/* Uploads (raw bodies) have their own limit, with room for multipart. */
+/*
+ * Uploads (raw bodies) have their own limit, with room for multipart;
+ * every other route, and a request that matched none, max_body_bytes.
+ */
 static enum agora_err
 body_limit(struct agora_req *r, const struct agora_route *route)
 {
 	const struct agora_config *cfg = &r->ctx->cfg;
 	long long max = cfg->max_body_bytes, shown = max;
 
-	if (route->body == AGORA_BODY_RAW) {
+	if (route != NULL && route->body == AGORA_BODY_RAW) {
 		shown = cfg->file_max_bytes;
 		max = shown + AGORA_UPLOAD_SLACK_BYTES;
 	}
@@ -311,6 +314,9 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 	rc = agora_route_match(prog->routes, prog->nroutes, r->method, r->path,
 	    route, r->params, &r->nparams, allow, sizeof(allow), scratch,
 	    sizeof(scratch));
+	/* No route: the common limit answers first, as it would for a route. */
+	if (rc != AGORA_OK && r->content_length > r->ctx->cfg.max_body_bytes)
+		return body_limit(r, NULL);
 	if (rc == AGORA_E_METHOD)
 		agora_resp_header(r, "Allow", agora_strdup(r, allow));
 	if (rc != AGORA_OK)

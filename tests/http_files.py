@@ -7,7 +7,7 @@ import hashlib
 import re
 import uuid
 
-from agoratest import Tap, config_value, need_stack, new_user, psql, request
+from agoratest import SERVER, Tap, config_value, need_stack, new_user, psql, request
 
 need_stack()
 t = Tap()
@@ -18,9 +18,15 @@ ADM = new_user("hf.admin.%s@example.com" % RUN, role="admin")
 MAX = int(config_value("file_max_bytes") or 10485760)
 
 
+ACCEPTED = []
+
+
 def upload(h, data, ctype="application/octet-stream", query=""):
-    return request("POST", "/api/v1/files" + query, body=data,
-                   headers=dict(h, **{"Content-Type": ctype}))
+    r = request("POST", "/api/v1/files" + query, body=data,
+                headers=dict(h, **{"Content-Type": ctype}))
+    if r.status == 201 and h is A:
+        ACCEPTED.append(r.json()["id"])
+    return r
 
 
 def multipart(h, parts, boundary=None):
@@ -70,6 +76,7 @@ t.ok(r.status == 304 and r.body == b"" and r.header("ETag") == etag,
 r = request("GET", "/api/v1/files/%s" % FID, headers=A)
 t.ok(r.status == 200 and r.json() == doc, "GET /files/{id}: the metadata", r)
 r = request("POST", "/api/v1/files", body=b"no type", headers=A)
+ACCEPTED.append((r.json() or {}).get("id"))
 t.ok(r.status == 201 and r.json()["content_type"] == "application/octet-stream"
      and r.json()["filename"] == "upload", "no Content-Type or name: octet-stream, upload", r)
 
@@ -110,10 +117,14 @@ for what, name in names.items():
          (r, d.header("Content-Disposition")))
 r = upload(A, b"x", "text/plain", "?filename=..%2F..%2Fetc%2Fpasswd")
 t.ok(r.status == 201 and r.json()["filename"] == "passwd", "?filename= keeps only the last part", r)
+# lighttpd refuses control characters in the query itself (400, before
+# agora); where they reach agora, they are replaced.
 r = upload(A, b"x", "text/plain", "?filename=a%0D%0Ab%22c")
-t.ok(r.status == 201 and r.json()["filename"] == "a__b_c", "CR, LF and quotes in ?filename= become _", r)
+t.ok((r.status == 201 and r.json()["filename"] == "a__b_c")
+     or (SERVER == "lighttpd" and r.status == 400),
+     "CR, LF and quotes in ?filename= become _ (or the server refuses them)", r)
 r = upload(A, b"x", "text/plain", "?filename=a%00b")
-t.ok(r.is_problem(400), "a NUL in ?filename=: 400", r)
+t.ok(r.status == 400 and (SERVER == "lighttpd" or r.is_problem(400)), "a NUL in ?filename=: 400", r)
 
 # --- limits, access -----------------------------------------------------------------
 r = upload(A, b"\0" * (MAX + 1))
@@ -136,7 +147,8 @@ for bad in ("0", "abc", "99999999999999", "1;DROP"):
     t.ok(r.is_problem(404), "file id %r: 404" % bad, r)
 _, n, _ = psql("SELECT count(*) FROM files WHERE user_id = (SELECT id FROM users WHERE email = "
                "'hf.a.%s@example.com')" % RUN)
-t.ok(int(n) == 2 + 1 + len(names) + 2 + 1, "one row per accepted upload, none for refused ones", n)
+t.ok(int(n) == len(ACCEPTED), "one row per accepted upload, none for refused ones",
+     (n, len(ACCEPTED)))
 
 # --- invoices before completion, notifications ------------------------------------------
 P = request("POST", "/api/v1/products", headers=ADM, body={
