@@ -64,34 +64,6 @@ job_id(struct job *j, const char *key)
 	return s != NULL && agora_id_ok(s) ? s : NULL;
 }
 
-const char *
-doc_str(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return "";
-	return json_object_get_string(v);
-}
-
-long long
-doc_int(struct json_object *o, const char *key)
-{
-	struct json_object *v;
-
-	if (o == NULL || !json_object_object_get_ex(o, key, &v))
-		return 0;
-	return json_object_get_int64(v);
-}
-
-void
-doc_money(char *out, size_t len, long long cents, const char *currency)
-{
-	snprintf(out, len, "%s%lld.%02lld %s", cents < 0 ? "-" : "",
-	    llabs(cents) / 100, llabs(cents) % 100, currency);
-}
-
 static const char *
 payment_of(struct job *j)
 {
