@@ -141,6 +141,13 @@ size_t agora_arena_used(const struct agora_arena *a);
 struct agora_stmt {
 	const char *name;
 	const char *sql;
+	/*
+	 * Planned anew for each execution, with its values (sent unnamed,
+	 * with PQexecParams): for statements whose best plan depends on which
+	 * of their filters are given.  Others are prepared once and keep the
+	 * plan PostgreSQL chooses, usually a generic one.
+	 */
+	int custom_plan;
 };
 
 struct agora_db;

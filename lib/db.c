@@ -151,6 +151,8 @@ prepare_all(struct agora_db *db)
 		PQclear(res);
 	}
 	for (i = 0; i < db->nstmts && rc == AGORA_OK; i++) {
+		if (db->stmts[i].custom_plan)
+			continue;
 		res = PQprepare(
 		    db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -256,18 +258,35 @@ is_select(const struct agora_db *db, const char *stmt)
  * *out (if not NULL) is a result the arena releases.  Errors are mapped
  * through the SQLSTATE table; r->sqlstate and r->constraint say more.
  */
+/* The text of stmt when it is planned for each execution, else NULL. */
+static const char *
+custom_sql(const struct agora_db *db, const char *stmt)
+{
+	size_t i;
+
+	for (i = 0; i < db->nstmts; i++)
+		if (db->stmts[i].custom_plan &&
+		    strcmp(db->stmts[i].name, stmt) == 0)
+			return db->stmts[i].sql;
+	return NULL;
+}
+
 static enum agora_err
 query_once(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out)
 {
 	struct agora_db *db = r->ctx->db;
+	const char *sql;
 	PGresult *res;
 	enum agora_err rc;
 
 	rc = agora_db_connect(db);
 	if (rc != AGORA_OK)
 		return rc;
-	res = PQexecPrepared(db->conn, stmt, n, vals, NULL, NULL, 0);
+	if ((sql = custom_sql(db, stmt)) != NULL)
+		res = PQexecParams(db->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	else
+		res = PQexecPrepared(db->conn, stmt, n, vals, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
 	    PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rc = result_err(r, db, res, stmt);
