@@ -34,12 +34,16 @@ list_categories(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 	size_t len;
+	int hit;
 
 	agora_resp_header(r, "Cache-Control",
 	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 	agora_resp_header(r, "Vary", "Authorization");
-	if (agora_cache_vget(r, "agora:cv", "agora:categories", &body, &len,
-	        ver, sizeof(ver)) == 0)
+	hit = agora_cache_vget(
+	    r, "agora:cv", "agora:categories", &body, &len, ver, sizeof(ver));
+	if (hit == AGORA_CACHE_LIMITED)
+		return AGORA_E_RATE_LIMITED;
+	if (hit == 0)
 		return agora_resp_raw(r, 200, "application/json", body, len);
 	rc = agora_db_query(r, "category_list", 0, NULL, &res);
 	if (rc != AGORA_OK)
@@ -129,7 +133,7 @@ post_category(struct agora_req *r)
 
 static const struct agora_route routes[] = {
 	{ "GET", "/api/v1/categories", AGORA_BODY_NONE, list_categories,
-	    AGORA_ANON },
+	    AGORA_ANON, AGORA_RL_API_READ },
 	{ "POST", "/api/v1/categories", AGORA_BODY_JSON, post_category,
 	    AGORA_ADMIN },
 	{ "GET", "/api/v1/categories/{id}", AGORA_BODY_NONE, get_category,

@@ -132,14 +132,17 @@ get_product(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 	size_t len;
+	int hit;
 
 	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	snprintf(verkey, sizeof(verkey), "agora:pv:%s", r->params[0]);
 	snprintf(key, sizeof(key), "agora:p:%s", r->params[0]);
-	if (agora_cache_vget(r, verkey, key, &body, &len, ver, sizeof(ver)) ==
-	    0)
+	hit = agora_cache_vget(r, verkey, key, &body, &len, ver, sizeof(ver));
+	if (hit == AGORA_CACHE_LIMITED)
+		return AGORA_E_RATE_LIMITED;
+	if (hit == 0)
 		return send_doc(r, body, len);
 	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
@@ -429,6 +432,7 @@ list_products(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 	size_t len;
+	int hit;
 
 	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK ||
 	    (rc = parse_search(r, &s)) != AGORA_OK ||
@@ -441,8 +445,11 @@ list_products(struct agora_req *r)
 	sodium_bin2hex(key, sizeof(key), h, 20);
 	memmove(key + 8, key, 41);
 	memcpy(key, "agora:l:", 8);
-	if (agora_cache_vget(
-	        r, "agora:cv", key, &body, &len, ver, sizeof(ver)) == 0)
+	hit =
+	    agora_cache_vget(r, "agora:cv", key, &body, &len, ver, sizeof(ver));
+	if (hit == AGORA_CACHE_LIMITED)
+		return AGORA_E_RATE_LIMITED;
+	if (hit == 0)
 		return send_doc(r, body, len);
 	rc = agora_db_query(r, sort_stmts[s.sort], 11, s.vals, &res);
 	if (rc == AGORA_E_BAD_REQUEST && after != NULL)
@@ -652,12 +659,12 @@ delete_product(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "GET", "/api/v1/products", AGORA_BODY_NONE, list_products,
-	    AGORA_ANON },
+	{ "GET", "/api/v1/products", AGORA_BODY_NONE, list_products, AGORA_ANON,
+	    AGORA_RL_API_READ },
 	{ "POST", "/api/v1/products", AGORA_BODY_JSON, post_product,
 	    AGORA_ADMIN },
 	{ "GET", "/api/v1/products/{id}", AGORA_BODY_NONE, get_product,
-	    AGORA_ANON },
+	    AGORA_ANON, AGORA_RL_API_READ },
 	{ "PATCH", "/api/v1/products/{id}", AGORA_BODY_JSON, patch_product,
 	    AGORA_ADMIN },
 	{ "DELETE", "/api/v1/products/{id}", AGORA_BODY_NONE, delete_product,

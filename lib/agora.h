@@ -180,6 +180,14 @@ enum agora_access {
 /* Which rate limit a route counts against. */
 enum agora_rl {
 	AGORA_RL_API = 0, /* rate_limit_api per client per minute */
+	/*
+	 * The same limit, counted with the handler's first versioned cache
+	 * read (agora_cache_vget): the counter is read in that read's round
+	 * trip and bumped without waiting, so a cached read costs one round
+	 * trip, not two.  Concurrent requests of one client may overshoot by
+	 * their number; the auth limits never use it.
+	 */
+	AGORA_RL_API_READ,
 	AGORA_RL_AUTH, /* rate_limit_auth per IP per minute */
 	AGORA_RL_NONE /* not limited: health checks, the API document */
 };
@@ -232,6 +240,11 @@ struct agora_req {
 	const char *error_code; /* the problem code sent, for the log */
 	const char *sqlstate; /* of the last failed statement */
 	const char *constraint; /* of the last failed statement */
+	struct {
+		char key[192]; /* the counter of an AGORA_RL_API_READ route */
+		long long limit, window, reset;
+		int pending; /* not counted yet */
+	} rl;
 };
 
 typedef enum agora_err (*agora_handler)(struct agora_req *);
@@ -450,6 +463,14 @@ enum agora_err agora_guard_enter(struct agora_req *r, const char *klass,
 void agora_guard_pass(
     struct agora_req *r, const char *klass, const char *who, long long window);
 void agora_cache_decr(struct agora_ctx *ctx, const char *key);
+void agora_cache_incr_quiet(struct agora_ctx *ctx, const char *key, time_t ttl);
+/* AGORA_RL_API_READ: note the counter; counted by settle (with the value
+ * the cache read saw, NULL when none) or, if no cache read came, by flush
+ * after the handler. */
+enum agora_err agora_rate_limit_defer(struct agora_req *r, const char *klass,
+    const char *who, long long limit, long long window);
+enum agora_err agora_rate_limit_settle(struct agora_req *r, const char *seen);
+void agora_rate_limit_flush(struct agora_req *r);
 int agora_cache_incr(
     struct agora_ctx *ctx, const char *key, time_t ttl, uint64_t *value);
 
@@ -503,7 +524,13 @@ struct json_object *agora_page(struct agora_req *r, struct json_object *data,
 enum agora_err agora_page_send(
     struct agora_req *r, PGresult *res, long long limit);
 
-/* Versioned read-through caching (cache.c). */
+/*
+ * Versioned read-through caching (cache.c).  vget returns 0 on a hit, -1
+ * on a miss, or AGORA_CACHE_LIMITED when the request's deferred rate limit
+ * (AGORA_RL_API_READ) refused it: the 429 answer is set, and the handler
+ * returns AGORA_E_RATE_LIMITED.
+ */
+#define AGORA_CACHE_LIMITED (-2)
 int agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
     const char **body, size_t *len, char *ver, size_t verlen);
 void agora_cache_vset(struct agora_req *r, const char *key, const char *ver,

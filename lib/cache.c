@@ -26,6 +26,9 @@
 
 struct agora_cache {
 	memcached_st *mc;
+	/* The same servers with NOREPLY, for writes no one waits for: a
+	 * cache fill, a rate-limit count (see agora_cache_vget). */
+	memcached_st *quiet;
 	time_t last_log;
 };
 
@@ -86,6 +89,9 @@ agora_cache_new(const char *servers)
 	memcached_behavior_set(
 	    c->mc, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2);
 	memcached_behavior_set(c->mc, MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, 10);
+	c->quiet = memcached_clone(NULL, c->mc);
+	if (c->quiet != NULL)
+		memcached_behavior_set(c->quiet, MEMCACHED_BEHAVIOR_NOREPLY, 1);
 	return c;
 }
 
@@ -94,6 +100,7 @@ agora_cache_free(struct agora_cache *c)
 {
 	if (c == NULL)
 		return;
+	memcached_free(c->quiet);
 	memcached_free(c->mc);
 	free(c);
 }
@@ -177,6 +184,23 @@ agora_cache_incr(
 	return 0;
 }
 
+/*
+ * Add one to the counter key (made with 1 and ttl when missing) without
+ * waiting for the answer: the request that counts goes on at once.  The
+ * count may land a little after a read on another connection sees it.
+ */
+void
+agora_cache_incr_quiet(struct agora_ctx *ctx, const char *key, time_t ttl)
+{
+	struct agora_cache *c = ctx->cache;
+	uint64_t n;
+
+	if (c == NULL || c->quiet == NULL || strlen(key) > KEY_MAX)
+		return;
+	(void)memcached_increment_with_initial(
+	    c->quiet, key, strlen(key), 1, 1, ttl, &n);
+}
+
 /* Take one from the counter key, if it is there. */
 void
 agora_cache_decr(struct agora_ctx *ctx, const char *key)
@@ -208,36 +232,40 @@ agora_cache_ping(struct agora_ctx *ctx)
 }
 
 /* Fetch two keys in one round trip; values are arena copies or NULL. */
+/* Look the n keys up in one round trip; vals[i] NULL when missing. */
 static void
-get_two(struct agora_req *r, const char *k1, const char *k2, char **v1,
-    size_t *l1, char **v2, size_t *l2)
+get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
+    size_t *lens)
 {
 	struct agora_cache *c = r->ctx->cache;
-	const char *keys[2] = { k1, k2 };
-	size_t lens[2] = { strlen(k1), strlen(k2) };
+	size_t klens[3], i, kl;
 	memcached_result_st *res;
 	memcached_return_t rc;
 	const char *key;
-	char **dst;
 
-	*v1 = *v2 = NULL;
-	rc = memcached_mget(c->mc, keys, lens, 2);
+	for (i = 0; i < n; i++) {
+		vals[i] = NULL;
+		lens[i] = 0;
+		klens[i] = strlen(keys[i]);
+	}
+	rc = memcached_mget(c->mc, keys, klens, n);
 	if (rc != MEMCACHED_SUCCESS) {
 		cache_error(c, "mget", rc);
 		return;
 	}
 	while ((res = memcached_fetch_result(c->mc, NULL, &rc)) != NULL) {
 		key = memcached_result_key_value(res);
-		dst = memcached_result_key_length(res) == lens[0] &&
-		        memcmp(key, k1, lens[0]) == 0
-		    ? v1
-		    : v2;
-		*dst = agora_alloc(r, memcached_result_length(res) + 1);
-		if (*dst != NULL) {
-			memcpy(*dst, memcached_result_value(res),
+		kl = memcached_result_key_length(res);
+		for (i = 0; i < n; i++)
+			if (kl == klens[i] && memcmp(key, keys[i], kl) == 0)
+				break;
+		if (i < n &&
+		    (vals[i] = agora_alloc(
+		         r, memcached_result_length(res) + 1)) != NULL) {
+			memcpy(vals[i], memcached_result_value(res),
 			    memcached_result_length(res));
-			(*dst)[memcached_result_length(res)] = '\0';
-			*(dst == v1 ? l1 : l2) = memcached_result_length(res);
+			vals[i][memcached_result_length(res)] = '\0';
+			lens[i] = memcached_result_length(res);
 		}
 		memcached_result_free(res);
 	}
@@ -263,15 +291,19 @@ int
 agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
     const char **body, size_t *len, char *ver, size_t verlen)
 {
-	char *v = NULL, *e = NULL, *nl;
-	size_t vl = 0, el = 0;
+	const char *keys[3] = { verkey, key, r->rl.key };
+	char *vals[3], *nl;
+	size_t lens[3];
 	char fresh[32];
 
 	*ver = '\0';
 	if (r->ctx->cache == NULL || strlen(key) > KEY_MAX)
 		return -1;
-	get_two(r, verkey, key, &v, &vl, &e, &el);
-	if (v == NULL) {
+	/* A deferred rate-limit counter rides along (ratelimit.c). */
+	get_keys(r, r->rl.pending ? 3 : 2, keys, vals, lens);
+	if (r->rl.pending && agora_rate_limit_settle(r, vals[2]) != AGORA_OK)
+		return AGORA_CACHE_LIMITED;
+	if (vals[0] == NULL) {
 		/* A new version no old entry can carry: 63 random bits. */
 		snprintf(fresh, sizeof(fresh), "%llu",
 		    (unsigned long long)(random_u64() >> 1));
@@ -280,12 +312,13 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
 			snprintf(ver, verlen, "%s", fresh);
 		return -1;
 	}
-	snprintf(ver, verlen, "%s", v);
-	if (e == NULL || (nl = memchr(e, '\n', el)) == NULL ||
-	    (size_t)(nl - e) != vl || memcmp(e, v, vl) != 0)
+	snprintf(ver, verlen, "%s", vals[0]);
+	if (vals[1] == NULL || (nl = memchr(vals[1], '\n', lens[1])) == NULL ||
+	    (size_t)(nl - vals[1]) != lens[0] ||
+	    memcmp(vals[1], vals[0], lens[0]) != 0)
 		return -1;
 	*body = nl + 1;
-	*len = el - (size_t)(nl + 1 - e);
+	*len = lens[1] - (size_t)(nl + 1 - vals[1]);
 	return 0;
 }
 
@@ -305,7 +338,12 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 	memcpy(buf, ver, vl);
 	buf[vl] = '\n';
 	memcpy(buf + vl + 1, body, len);
-	agora_cache_set(r->ctx, key, buf, vl + 1 + len, ttl);
+	/* A fill no reader waits for: sent without waiting for the answer. */
+	if (r->ctx->cache->quiet != NULL)
+		(void)memcached_set(r->ctx->cache->quiet, key, strlen(key), buf,
+		    vl + 1 + len, ttl, 0);
+	else
+		agora_cache_set(r->ctx, key, buf, vl + 1 + len, ttl);
 }
 
 /*

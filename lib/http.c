@@ -274,7 +274,7 @@ static enum agora_err
 rate_limit(struct agora_req *r, const struct agora_route *route)
 {
 	const struct agora_config *cfg = &r->ctx->cfg;
-	const char *ip;
+	const char *ip, *who;
 
 	ip = agora_param(r, "REMOTE_ADDR");
 	if (ip == NULL)
@@ -284,10 +284,12 @@ rate_limit(struct agora_req *r, const struct agora_route *route)
 	if (route->rl == AGORA_RL_AUTH)
 		return agora_rate_limit(
 		    r, "auth", ip, cfg->rate_limit_auth, 60);
-	return agora_rate_limit(r, "api",
-	    r->user != NULL ? agora_printf(r, "u%s", r->user)
-	                    : agora_printf(r, "ip%s", ip),
-	    cfg->rate_limit_api, 60);
+	who = r->user != NULL ? agora_printf(r, "u%s", r->user)
+	                      : agora_printf(r, "ip%s", ip);
+	if (route->rl == AGORA_RL_API_READ)
+		return agora_rate_limit_defer(
+		    r, "api", who, cfg->rate_limit_api, 60);
+	return agora_rate_limit(r, "api", who, cfg->rate_limit_api, 60);
 }
 
 /*

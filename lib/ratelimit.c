@@ -7,6 +7,12 @@
  * and expires with its window.  When memcached cannot be reached the
  * limit fails open, except where the caller asks for closed (login, by
  * the rate_limit_login_closed setting).
+ *
+ * Routes whose handler reads the cache first (AGORA_RL_API_READ) defer the
+ * count: the counter is read in the same round trip as the cached entry
+ * and bumped without waiting for the answer, so that a cached read costs
+ * one round trip; the decision is made from the count before this request,
+ * so concurrent requests of one client may pass together at the edge.
  */
 #include "config.h"
 
@@ -37,6 +43,16 @@ window_key(char *key, size_t len, const char *klass, const char *who,
 	snprintf(key, len, "rl:%s:%s:%lld", klass, who, slot);
 }
 
+/* The answer to a request over its limit, with its headers set. */
+static enum agora_err
+refuse(struct agora_req *r, long long reset)
+{
+	agora_resp_header(r, "Retry-After", agora_printf(r, "%lld", reset));
+	return agora_problem(r, AGORA_E_RATE_LIMITED, NULL,
+	    agora_printf(
+	        r, "Too many requests; retry in %lld seconds.", reset));
+}
+
 /*
  * Count one request of who in class against limit per window seconds.
  * Returns AGORA_E_RATE_LIMITED (answered, with Retry-After) when over.
@@ -59,10 +75,48 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
 	set_headers(r, limit, limit - (long long)n, reset);
 	if ((long long)n <= limit)
 		return AGORA_OK;
-	agora_resp_header(r, "Retry-After", agora_printf(r, "%lld", reset));
-	return agora_problem(r, AGORA_E_RATE_LIMITED, NULL,
-	    agora_printf(
-	        r, "Too many requests; retry in %lld seconds.", reset));
+	return refuse(r, reset);
+}
+
+enum agora_err
+agora_rate_limit_defer(struct agora_req *r, const char *klass, const char *who,
+    long long limit, long long window)
+{
+	if (limit <= 0 || r->ctx->cache == NULL)
+		return agora_rate_limit(r, klass, who, limit, window);
+	window_key(
+	    r->rl.key, sizeof(r->rl.key), klass, who, window, &r->rl.reset);
+	r->rl.limit = limit;
+	r->rl.window = window;
+	r->rl.pending = 1;
+	return AGORA_OK;
+}
+
+enum agora_err
+agora_rate_limit_settle(struct agora_req *r, const char *seen)
+{
+	long long n = 0;
+
+	if (!r->rl.pending)
+		return AGORA_OK;
+	r->rl.pending = 0;
+	if (seen == NULL || agora_parse_ll(seen, 0, 1LL << 62, &n) != 0)
+		n = 0;
+	n++;
+	set_headers(r, r->rl.limit, r->rl.limit - n, r->rl.reset);
+	if (n > r->rl.limit)
+		return refuse(r, r->rl.reset);
+	agora_cache_incr_quiet(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
+	return AGORA_OK;
+}
+
+void
+agora_rate_limit_flush(struct agora_req *r)
+{
+	if (!r->rl.pending)
+		return;
+	r->rl.pending = 0;
+	agora_cache_incr_quiet(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
 }
 
 /*

@@ -8,7 +8,7 @@ import threading
 import urllib.parse
 import uuid
 
-from agoratest import Tap, need_stack, psql, request
+from agoratest import Tap, cgi, need_stack, psql, request
 
 need_stack()
 t = Tap()
@@ -324,4 +324,16 @@ t.ok(rc != 0 and "inventory_reserved_le_on_hand" in err,
 rc, out, err = psql("UPDATE inventory SET on_hand = -1 WHERE product_id = %s" % TID, check=False)
 t.ok(rc != 0 and "check constraint" in err, "and negative stock", err)
 
+# --- the API limit on cached reads (counted within their cache round trip) ---
+pid = request("GET", "/api/v1/products?limit=1").json()["data"][0]["id"]
+for prog, uri in (("products", "/api/v1/products/" + pid), ("products", "/api/v1/products?limit=2"),
+                  ("categories", "/api/v1/categories")):
+    env = {"AGORA_RATE_LIMIT_API": "3", "REMOTE_ADDR": "10.77.%d.%d" % (
+        uuid.uuid4().int % 250, uuid.uuid4().int % 250)}
+    got = [cgi(prog, "GET", uri, env=env) for _ in range(5)]
+    t.ok([g.status for g in got] == [200, 200, 200, 429, 429]
+         and [g.header("RateLimit-Remaining") for g in got[:3]] == ["2", "1", "0"]
+         and got[3].is_problem(429, "rate_limited") and got[3].header("Retry-After"),
+         "GET %s: rate_limit_api applies to cached reads, with its headers" % uri,
+         [(g.status, g.header("RateLimit-Remaining")) for g in got])
 t.done()
