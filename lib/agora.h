@@ -602,5 +602,7 @@ void agora_catalog_bump(struct agora_req *r, const char *products);
 
 /* Random identifiers from libsodium: hex of n random bytes into out. */
 void agora_random_hex(char *out, size_t nbytes);
+/* Write all n bytes to fd, again after EINTR; 0, or -1 with errno. */
+int agora_write_all(int fd, const void *buf, size_t n);
 
 #endif /* AGORA_H */

@@ -232,19 +232,8 @@ cgi_read(void *arg, char *buf, size_t n)
 static int
 cgi_write(void *arg, const char *buf, size_t n)
 {
-	ssize_t w;
-
 	(void)arg;
-	while (n > 0) {
-		w = write(STDOUT_FILENO, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return agora_write_all(STDOUT_FILENO, buf, n);
 }
 
 static long

@@ -82,23 +82,6 @@ mkdirs(char *path)
 }
 
 static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
 local_put(const struct agora_config *cfg, const char *key, const void *data,
     size_t len, char *err, size_t errlen)
 {
@@ -115,7 +98,7 @@ local_put(const struct agora_config *cfg, const char *key, const void *data,
 	if (mkdirs(tmp) != 0 ||
 	    (fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) <
 	        0 ||
-	    write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+	    agora_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
