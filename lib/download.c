@@ -129,6 +129,12 @@ agora_file_send(struct agora_req *r, const struct agora_file *f, int inline_)
 	rc = agora_storage_get(cfg, f->storage, f->key,
 	    (size_t)cfg->file_max_bytes + AGORA_UPLOAD_SLACK_BYTES, &data, &len,
 	    err, sizeof(err));
+	if (rc == 1) {
+		/* A row whose bytes are gone: lost data, not a busy store. */
+		agora_log("error", "file %s is missing: %s", f->key, err);
+		return agora_problem(r, AGORA_E_INTERNAL, "file_missing",
+		    "The file's bytes are missing from storage.");
+	}
 	if (rc != 0) {
 		agora_log("error", "file %s: %s", f->key, err);
 		agora_resp_header(r, "Retry-After",

@@ -102,7 +102,10 @@ local_put(const struct agora_config *cfg, const char *key, const void *data,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (close(fd) != 0 || (fd = -1, rename(tmp, path) != 0)) {
+	rc = close(fd);
+	fd = -1;
+	if (rc != 0 || rename(tmp, path) != 0) {
+		rc = -1;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}

@@ -148,8 +148,9 @@ BEGIN
 		FROM o, unnest(p_channels) AS c
 		ON CONFLICT (order_id, template, channel) DO NOTHING
 		RETURNING id, status)
+	-- outbox_add() returns void (NULL): count its calls, not its values.
 	SELECT count(outbox_add('notify.send', 'notification:' || id,
-			jsonb_build_object('notification_id', id::text)))
+			jsonb_build_object('notification_id', id::text)) IS NULL)
 		INTO v_n FROM ins WHERE status = 'pending';
 	RETURN v_n;
 END
@@ -198,25 +199,30 @@ LANGUAGE sql IMMUTABLE AS $$
 		THEN lpad(p_order::text, 8, '0') ELSE p_order::text END
 $$;
 
--- What the worker needs to render an order's invoice.  An invoice exists
--- exactly when the order went on from paid, since invoice_record()
--- completes the order in the transaction that records it.
+-- What the worker needs to render an order's invoice.  wanted: the order
+-- was paid (it is paid, or went on to completed, shipped or delivered, as
+-- an admin may move it by hand) and has no invoice yet.
 CREATE FUNCTION invoice_source(p_order bigint)
 RETURNS TABLE (status text, doc json, customer_name text,
-	customer_email text, paid_on text, number text)
+	customer_email text, paid_on text, number text, wanted boolean)
 LANGUAGE sql STABLE AS $$
 	SELECT o.status, order_doc(o.id), u.name, u.email,
-		(SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+		coalesce((SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
 			FROM order_events e WHERE e.order_id = o.id
 			AND e.status = 'paid' ORDER BY e.seq DESC LIMIT 1),
-		invoice_number(o.id)
+			to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
+		invoice_number(o.id),
+		o.status IN ('paid', 'completed', 'shipped', 'delivered')
+			AND NOT EXISTS (SELECT 1 FROM invoices i
+				WHERE i.order_id = o.id)
 	FROM orders o JOIN users u ON u.id = o.user_id
 	WHERE o.id = p_order
 $$;
 
 -- Record the stored invoice of a paid order and complete the order, in
--- one transaction.  Returns the order's status afterwards: 'completed',
--- or the status that kept it from completing (cancelled meanwhile).
+-- one transaction.  An order an admin moved on by hand gets its invoice
+-- and keeps its status.  Returns the order's status afterwards, or the
+-- status that kept it from having an invoice (cancelled meanwhile).
 CREATE FUNCTION invoice_record(p_order bigint, p_storage text, p_key text,
 	p_size bigint, p_sha256 text)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -229,7 +235,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN 'not_found';
 	END IF;
-	IF o.status <> 'paid' THEN
+	IF o.status NOT IN ('paid', 'completed', 'shipped', 'delivered') THEN
 		RETURN o.status;
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM invoices WHERE order_id = p_order) THEN
@@ -241,7 +247,18 @@ BEGIN
 		INSERT INTO invoices (order_id, file_id, number)
 		VALUES (p_order, v_file, v_number);
 	END IF;
-	PERFORM order_transition(p_order, 'completed', v_number, NULL);
-	RETURN 'completed';
+	IF o.status = 'paid' THEN
+		PERFORM order_transition(p_order, 'completed', v_number, NULL);
+		RETURN 'completed';
+	END IF;
+	RETURN o.status;
 END
 $$;
+
+-- Work that was waiting for this migration.  order.created rows had no
+-- handler before: they would announce old orders as just received, so
+-- they go.  Orders paid (or moved on) before now get their invoices.
+DELETE FROM outbox WHERE topic = 'order.created';
+SELECT outbox_add('invoice.create', 'order:' || id,
+	jsonb_build_object('order_id', id::text))
+FROM orders WHERE status IN ('paid', 'completed', 'shipped', 'delivered');

@@ -7,7 +7,8 @@
  * the order's (invoices/<order>.pdf), the rendering is deterministic (the
  * date is the day the order was paid, and the PDF carries no creation
  * time), and invoice_record() inserts the row once, in the transaction
- * that completes the order.  A run that stored the file and crashed
+ * that completes the order (or, for an order an admin moved on from paid
+ * by hand, without moving it).  A run that stored the file and crashed
  * before recording it stores the same bytes again.
  *
  * The PDF itself is pdf.c's.
@@ -78,8 +79,8 @@ handle_invoice(struct worker *w, struct job *j)
 	if ((rc = agora_db_query(r, "invoice_source", 1, vals, &res)) !=
 	    AGORA_OK)
 		return job_db_failed(j, rc);
-	/* Completed already (the step ran), or cancelled meanwhile. */
-	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "paid") != 0)
+	/* It has its invoice (the step ran), or was cancelled meanwhile. */
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 6), "t") != 0)
 		return OUT_DONE;
 	memset(&inv, 0, sizeof(inv));
 	inv.cfg = &w->ctx.cfg;

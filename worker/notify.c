@@ -161,6 +161,8 @@ compose(struct message *m)
 	if (t == NULL || h == NULL) {
 		if (t != NULL)
 			fclose(t);
+		if (h != NULL)
+			fclose(h);
 		return -1;
 	}
 	doc_money(total, sizeof(total), doc_int(m->doc, "total_cents"),
@@ -195,7 +197,9 @@ compose(struct message *m)
 	html_put(h, m->cfg->seller_name);
 	fputs("</p>\n</body></html>\n", h);
 	rc = ferror(t) || ferror(h) ? -1 : 0;
-	if (fclose(t) != 0 || fclose(h) != 0)
+	if (fclose(t) != 0)
+		rc = -1;
+	if (fclose(h) != 0)
 		rc = -1;
 	return rc;
 }
@@ -229,6 +233,8 @@ rfc2047(char *out, size_t len, const char *s)
 			n = SUBJECT_CHUNK;
 			while (n > 0 && (p[n] & 0xC0) == 0x80)
 				n--;
+			if (n == 0) /* not UTF-8: cut anywhere */
+				n = SUBJECT_CHUNK;
 		}
 		sodium_bin2base64(
 		    b64, sizeof(b64), p, n, sodium_base64_VARIANT_ORIGINAL);
@@ -236,6 +242,29 @@ rfc2047(char *out, size_t len, const char *s)
 		    "%s=?UTF-8?B?%s?=", used > 0 ? " " : "", b64);
 		p += n;
 	}
+}
+
+/*
+ * A From display name: encoded words when it is not ASCII, else a quoted
+ * string, so that a comma or quote in seller_name cannot split the
+ * address (RFC 5322 section 3.2.4).
+ */
+static void
+display_name(char *out, size_t len, const char *name)
+{
+	size_t i, j = 0;
+
+	rfc2047(out, len, name);
+	if (strncmp(out, "=?", 2) == 0 || len < 3)
+		return;
+	out[j++] = '"';
+	for (i = 0; name[i] != '\0' && j + 3 < len; i++) {
+		if (name[i] == '"' || name[i] == '\\')
+			out[j++] = '\\';
+		out[j++] = name[i];
+	}
+	out[j++] = '"';
+	out[j] = '\0';
 }
 
 /* One header line for curl's list, with CR and LF taken out. */
@@ -270,7 +299,7 @@ mail_headers(const struct message *m)
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	rfc2047(subject, sizeof(subject), m->subject);
-	rfc2047(name, sizeof(name), cfg->seller_name);
+	display_name(name, sizeof(name), cfg->seller_name);
 	snprintf(from, sizeof(from), "%s <%s>", name, cfg->smtp_from);
 	snprintf(mid, sizeof(mid), "<notification-%s@%s>", m->id,
 	    domain != NULL ? domain + 1 : "agora.invalid");
@@ -389,7 +418,7 @@ send_sms(const struct message *m, char *err, size_t errlen)
 		    doc_str(m->doc, "id"));
 	snprintf(
 	    auth, sizeof(auth), "Authorization: Bearer %s", cfg->sms_token);
-	snprintf(key, sizeof(key), "Idempotency-Key: notification-%s", m->id);
+	snprintf(key, sizeof(key), "notification-%s", m->id);
 	if (c == NULL || o == NULL ||
 	    json_object_object_add(
 	        o, "to", json_object_new_string(m->recipient)) != 0 ||
@@ -397,7 +426,7 @@ send_sms(const struct message *m, char *err, size_t errlen)
 	        0 ||
 	    (h = header(curl_slist_append(NULL, auth), "Content-Type",
 	         "application/json")) == NULL ||
-	    (h = curl_slist_append(h, key)) == NULL) {
+	    (h = header(h, "Idempotency-Key", key)) == NULL) {
 		snprintf(err, errlen, "sms: out of memory");
 		goto out;
 	}
@@ -458,12 +487,14 @@ record(struct worker *w, struct job *j, const char *id, enum send s)
 	vals[1] = s == SEND_OK ? "true" : "false";
 	vals[2] = s == SEND_OK ? NULL : j->error;
 	vals[3] = final ? "true" : "false";
+	/* Unrecorded, a sent notification would stay pending: try again
+	 * (delivery is at least once). */
 	if (agora_db_query(worker_req(w), "notify_attempt", 4, vals, NULL) !=
-	    AGORA_OK)
-		agora_log("error",
-		    "notification %s: the attempt was not "
-		    "recorded",
-		    id);
+	    AGORA_OK) {
+		snprintf(j->error, sizeof(j->error),
+		    "database: the attempt was not recorded");
+		return OUT_RETRY;
+	}
 	if (s == SEND_OK)
 		return OUT_DONE;
 	return s == SEND_FAIL ? OUT_FAIL : OUT_RETRY;
