@@ -264,9 +264,6 @@ struct agora_program {
 	size_t nroutes;
 	const struct agora_stmt *stmts;
 	size_t nstmts;
-	/* Optional: SQL run on every new connection, before the statements
-	 * are prepared (session settings). */
-	const char *session_sql;
 	/* Optional: runs once after configuration, before the accept loop. */
 	int (*init)(struct agora_ctx *ctx);
 };
@@ -408,8 +405,8 @@ int agora_id_ok(const char *s);
 int agora_parse_ll(const char *s, long long min, long long max, long long *out);
 
 /* PostgreSQL, one connection per process. */
-struct agora_db *agora_db_new(const char *url, const struct agora_stmt *stmts,
-    size_t nstmts, const char *session_sql);
+struct agora_db *agora_db_new(
+    const char *url, const struct agora_stmt *stmts, size_t nstmts);
 void agora_db_free(struct agora_db *db);
 enum agora_err agora_db_connect(struct agora_db *db);
 enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,

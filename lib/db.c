@@ -26,10 +26,10 @@ struct agora_db {
 	char *url;
 	const struct agora_stmt *stmts;
 	size_t nstmts;
+	size_t ncustom; /* how many are planned per execution */
 	int ready; /* connected and statements prepared */
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
 	struct timespec last_try;
-	const char *session_sql;
 	unsigned long generation; /* counts connections made */
 };
 
@@ -78,10 +78,10 @@ agora_db_sqlstate_err(const char *state)
 }
 
 struct agora_db *
-agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts,
-    const char *session_sql)
+agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts)
 {
 	struct agora_db *db;
+	size_t i;
 
 	db = calloc(1, sizeof(*db));
 	if (db == NULL)
@@ -93,7 +93,8 @@ agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts,
 	}
 	db->stmts = stmts;
 	db->nstmts = nstmts;
-	db->session_sql = session_sql;
+	for (i = 0; i < nstmts; i++)
+		db->ncustom += stmts[i].custom_plan != 0;
 	return db;
 }
 
@@ -141,15 +142,6 @@ prepare_all(struct agora_db *db)
 	size_t i;
 	enum agora_err rc = AGORA_OK;
 
-	if (db->session_sql != NULL) {
-		res = PQexec(db->conn, db->session_sql);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			agora_log("error", "session setup: %s",
-			    PQerrorMessage(db->conn));
-			rc = AGORA_E_UNAVAILABLE;
-		}
-		PQclear(res);
-	}
 	for (i = 0; i < db->nstmts && rc == AGORA_OK; i++) {
 		if (db->stmts[i].custom_plan)
 			continue;
@@ -264,7 +256,7 @@ custom_sql(const struct agora_db *db, const char *stmt)
 {
 	size_t i;
 
-	for (i = 0; i < db->nstmts; i++)
+	for (i = 0; i < db->nstmts && db->ncustom > 0; i++)
 		if (db->stmts[i].custom_plan &&
 		    strcmp(db->stmts[i].name, stmt) == 0)
 			return db->stmts[i].sql;

@@ -298,8 +298,8 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 		agora_log("error", "configuration: %s", err);
 		return -1;
 	}
-	ctx->db = agora_db_new(ctx->cfg.database_url, prog->stmts, prog->nstmts,
-	    prog->session_sql);
+	ctx->db =
+	    agora_db_new(ctx->cfg.database_url, prog->stmts, prog->nstmts);
 	if (ctx->db == NULL)
 		return -1;
 	/* A database that is down now is not fatal: requests answer 503. */

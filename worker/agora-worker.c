@@ -99,8 +99,8 @@ worker_req(struct worker *w)
 	return &w->req;
 }
 
-static long long
-now_ms(void)
+long long
+worker_now_ms(void)
 {
 	struct timespec t;
 
@@ -179,14 +179,15 @@ worker_tick(struct worker *w)
 
 	if (stop)
 		return 1;
-	if (now_ms() - w->tick_ms < w->ctx.cfg.worker_lease_seconds * 1000 / 3)
+	if (worker_now_ms() - w->tick_ms <
+	    w->ctx.cfg.worker_lease_seconds * 1000 / 3)
 		return 0;
 	vals[0] = w->batch_ids;
 	vals[1] = agora_printf(
 	    worker_req(w), "%lld", w->ctx.cfg.worker_lease_seconds);
 	vals[2] = w->claim;
 	(void)agora_db_query(&w->req, "outbox_extend", 3, vals, NULL);
-	w->tick_ms = now_ms();
+	w->tick_ms = worker_now_ms();
 	return 0;
 }
 
@@ -279,7 +280,7 @@ drain_batch(struct worker *w)
 	n = PQntuples(claim);
 	if (n > 0 && (jobs = jobs_read(claim, n)) != NULL) {
 		w->batch_ids = id_array(claim, 0, n, all, sizeof(all));
-		w->tick_ms = now_ms();
+		w->tick_ms = worker_now_ms();
 		worker_handle(w, jobs, n);
 		batch_close(w, jobs, n);
 		for (i = 0; i < n; i++)
@@ -338,7 +339,7 @@ wait_work(struct worker *w, long long ms)
 {
 	PGconn *c = agora_db_conn(w->ctx.db);
 	struct pollfd pfd;
-	long long end = now_ms() + ms, left;
+	long long end = worker_now_ms() + ms, left;
 	int got = 0;
 
 	if (ms <= 0)
@@ -353,7 +354,7 @@ wait_work(struct worker *w, long long ms)
 	 * Short slices: a SIGTERM that lands between the check of stop and
 	 * poll() would otherwise wait out the whole poll interval.
 	 */
-	while (!got && !stop && (left = end - now_ms()) > 0) {
+	while (!got && !stop && (left = end - worker_now_ms()) > 0) {
 		if (PQconsumeInput(c) == 0)
 			return;
 		got = drain_notifies(c);
@@ -375,7 +376,7 @@ static long long
 idle_ms(struct worker *w, const struct run *run)
 {
 	long long ms = w->ctx.cfg.worker_poll_ms, due = next_due(w);
-	long long left = run->deadline_ms - now_ms();
+	long long left = run->deadline_ms - worker_now_ms();
 
 	if (due >= 0 && due < ms)
 		ms = due + 1;
@@ -388,11 +389,11 @@ work(struct worker *w, const struct run *run)
 	long long last_house = 0;
 	int n;
 
-	while (!stop && now_ms() < run->deadline_ms) {
-		if (now_ms() - last_house >= HOUSEKEEPING_MS ||
+	while (!stop && worker_now_ms() < run->deadline_ms) {
+		if (worker_now_ms() - last_house >= HOUSEKEEPING_MS ||
 		    last_house == 0) {
 			worker_housekeeping(w);
-			last_house = now_ms();
+			last_house = worker_now_ms();
 		}
 		listen_outbox(w);
 		n = drain_batch(w);
@@ -478,7 +479,7 @@ parse_args(int argc, char **argv, struct run *run)
 	if (mode == 0)
 		return -1;
 	run->loop = mode == 2;
-	run->deadline_ms = now_ms() + secs * 1000;
+	run->deadline_ms = worker_now_ms() + secs * 1000;
 	return 0;
 }
 
@@ -493,8 +494,8 @@ worker_open(struct worker *w)
 		agora_log("error", "configuration: %s", err);
 		return -1;
 	}
-	w->ctx.db = agora_db_new(
-	    w->ctx.cfg.database_url, stmts, AGORA_NELEM(stmts), NULL);
+	w->ctx.db =
+	    agora_db_new(w->ctx.cfg.database_url, stmts, AGORA_NELEM(stmts));
 	w->arena = agora_arena_new(4 * 1024 * 1024);
 	if (w->ctx.db == NULL || w->arena == NULL ||
 	    provider_init(&w->ctx.cfg) != 0)

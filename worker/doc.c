@@ -36,3 +36,15 @@ doc_money(char *out, size_t len, long long cents, const char *currency)
 	snprintf(out, len, "%s%lld.%02lld %s", cents < 0 ? "-" : "",
 	    llabs(cents) / 100, llabs(cents) % 100, currency);
 }
+
+struct json_object *
+doc_parse(PGresult *res, int row, int col)
+{
+	struct json_object *o = NULL;
+	const char *why;
+
+	if (agora_json_parse(PQgetvalue(res, row, col),
+	        (size_t)PQgetlength(res, row, col), &o, &why) != AGORA_OK)
+		return NULL;
+	return o;
+}

@@ -34,15 +34,6 @@
 const char worker_topics[] = "{payment.charge,payment.refund,invoice.create,"
                              "order.created,notify.order,notify.send}";
 
-static long long
-clock_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
-}
-
 const char *
 job_string(struct job *j, const char *key)
 {
@@ -306,9 +297,9 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 	for (i = 0; i < m && !worker_tick(w); i += size) {
 		if (size > m - i)
 			size = m - i;
-		t0 = clock_ms();
+		t0 = worker_now_ms();
 		charge_chunk(w, charges + i, size);
-		if (clock_ms() - t0 < CHUNK_FAST_MS)
+		if (worker_now_ms() - t0 < CHUNK_FAST_MS)
 			next = next * 2 > CHUNK_MAX ? CHUNK_MAX : next * 2;
 		else
 			next = CHUNK_MIN;

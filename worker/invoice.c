@@ -66,7 +66,7 @@ out:
 enum outcome
 handle_invoice(struct worker *w, struct job *j)
 {
-	const char *order = job_id(j, "order_id"), *vals[1], *why;
+	const char *order = job_id(j, "order_id"), *vals[1];
 	struct invoice inv;
 	struct agora_req *r = worker_req(w);
 	enum outcome oc;
@@ -84,8 +84,7 @@ handle_invoice(struct worker *w, struct job *j)
 		return OUT_DONE;
 	memset(&inv, 0, sizeof(inv));
 	inv.cfg = &w->ctx.cfg;
-	if (agora_json_parse(PQgetvalue(res, 0, 1),
-	        (size_t)PQgetlength(res, 0, 1), &inv.doc, &why) != AGORA_OK)
+	if ((inv.doc = doc_parse(res, 0, 1)) == NULL)
 		return job_bad(j, "unreadable order document");
 	inv.customer_name = PQgetvalue(res, 0, 2);
 	inv.customer_email = PQgetvalue(res, 0, 3);

@@ -503,7 +503,7 @@ record(struct worker *w, struct job *j, const char *id, enum send s)
 enum outcome
 handle_notify(struct worker *w, struct job *j)
 {
-	const char *id = job_id(j, "notification_id"), *vals[1], *why;
+	const char *id = job_id(j, "notification_id"), *vals[1];
 	struct message m;
 	enum outcome oc;
 	PGresult *res;
@@ -526,8 +526,7 @@ handle_notify(struct worker *w, struct job *j)
 	m.subject = PQgetvalue(res, 0, 2);
 	m.template = PQgetvalue(res, 0, 3);
 	m.customer = PQgetvalue(res, 0, 6);
-	if (agora_json_parse(PQgetvalue(res, 0, 5),
-	        (size_t)PQgetlength(res, 0, 5), &m.doc, &why) != AGORA_OK)
+	if ((m.doc = doc_parse(res, 0, 5)) == NULL)
 		return job_bad(j, "unreadable order document");
 	s = deliver(&m, j->error, sizeof(j->error));
 	oc = record(w, j, id, s);

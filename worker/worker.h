@@ -37,6 +37,9 @@ struct worker {
 	const char *topics; /* what it claims: all, or --topics */
 };
 
+/* Milliseconds on the monotonic clock. */
+long long worker_now_ms(void);
+
 /* A fresh pseudo-request for database calls; the last one's results go. */
 struct agora_req *worker_req(struct worker *w);
 
@@ -65,6 +68,8 @@ int job_last_attempt(const struct worker *w, const struct job *j);
 /* Members of an API document (an order): "" or 0 when absent. */
 const char *doc_str(struct json_object *o, const char *key);
 long long doc_int(struct json_object *o, const char *key);
+/* The JSON document in a result's cell, or NULL; the caller puts it. */
+struct json_object *doc_parse(PGresult *res, int row, int col);
 /* "1234.50 EUR" from cents. */
 void doc_money(char *out, size_t len, long long cents, const char *currency);
 
