@@ -29,6 +29,7 @@ static const struct agora_stmt stmts[] = {
 static enum agora_err
 list_categories(struct agora_req *r)
 {
+	struct agora_doc doc;
 	const char *body;
 	char ver[32];
 	PGresult *res;
@@ -40,11 +41,12 @@ list_categories(struct agora_req *r)
 	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 	agora_resp_header(r, "Vary", "Authorization");
 	hit = agora_cache_vget(
-	    r, "agora:cv", "agora:categories", &body, &len, ver, sizeof(ver));
+	    r, "agora:cv", "agora:categories", &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
 	if (hit == 0)
-		return agora_resp_raw(r, 200, "application/json", body, len);
+		return agora_resp_raw(
+		    r, 200, "application/json", doc.body, doc.len);
 	rc = agora_db_query(r, "category_list", 0, NULL, &res);
 	if (rc != AGORA_OK)
 		return rc;
@@ -52,7 +54,8 @@ list_categories(struct agora_req *r)
 	if (body == NULL)
 		return AGORA_E_TOO_LARGE;
 	len = strlen(body);
-	agora_cache_vset(r, "agora:categories", ver, body, len, 300);
+	agora_doc_set(&doc, body, len);
+	agora_cache_vset(r, "agora:categories", ver, &doc, 300);
 	return agora_resp_raw(r, 200, "application/json", body, len);
 }
 

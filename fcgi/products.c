@@ -117,21 +117,21 @@ static const struct agora_stmt stmts[] = {
 
 /* Public caching for anonymous readers, an ETag for everyone. */
 static enum agora_err
-send_doc(struct agora_req *r, const char *body, size_t len)
+send_doc(struct agora_req *r, const struct agora_doc *doc)
 {
 	agora_resp_header(r, "Vary", "Authorization");
-	return agora_resp_doc(r, body, len,
+	return agora_resp_tagged(r, doc,
 	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 }
 
 static enum agora_err
 get_product(struct agora_req *r)
 {
-	const char *vals[1] = { r->params[0] }, *body;
+	const char *vals[1] = { r->params[0] };
 	char verkey[64], key[64], ver[32];
+	struct agora_doc doc;
 	PGresult *res;
 	enum agora_err rc;
-	size_t len;
 	int hit;
 
 	if (!agora_id_ok(r->params[0]))
@@ -139,20 +139,20 @@ get_product(struct agora_req *r)
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	snprintf(verkey, sizeof(verkey), "agora:pv:%s", r->params[0]);
 	snprintf(key, sizeof(key), "agora:p:%s", r->params[0]);
-	hit = agora_cache_vget(r, verkey, key, &body, &len, ver, sizeof(ver));
+	hit = agora_cache_vget(r, verkey, key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
 	if (hit == 0)
-		return send_doc(r, body, len);
+		return send_doc(r, &doc);
 	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-	body = PQgetvalue(res, 0, 0);
-	len = (size_t)PQgetlength(res, 0, 0);
-	agora_cache_vset(r, key, ver, body, len, ITEM_TTL);
-	return send_doc(r, body, len);
+	agora_doc_set(
+	    &doc, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+	agora_cache_vset(r, key, ver, &doc, ITEM_TTL);
+	return send_doc(r, &doc);
 }
 
 struct search {
@@ -425,6 +425,7 @@ static enum agora_err
 list_products(struct agora_req *r)
 {
 	struct search s;
+	struct agora_doc doc;
 	const char *after, *body;
 	char key[80], ver[32];
 	unsigned char h[crypto_hash_sha256_BYTES];
@@ -436,8 +437,7 @@ list_products(struct agora_req *r)
 
 	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK ||
 	    (rc = parse_search(r, &s)) != AGORA_OK ||
-	    (rc = apply_cursor(r, &s, after)) != AGORA_OK ||
-	    (rc = category_known(r, s.vals[1])) != AGORA_OK)
+	    (rc = apply_cursor(r, &s, after)) != AGORA_OK)
 		return rc;
 	s.vals[8] = agora_printf(r, "%lld", limit + 1);
 	crypto_hash_sha256(
@@ -445,12 +445,16 @@ list_products(struct agora_req *r)
 	sodium_bin2hex(key, sizeof(key), h, 20);
 	memmove(key + 8, key, 41);
 	memcpy(key, "agora:l:", 8);
-	hit =
-	    agora_cache_vget(r, "agora:cv", key, &body, &len, ver, sizeof(ver));
+	hit = agora_cache_vget(r, "agora:cv", key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
+	/* A page is cached only after its category was found, categories
+	 * are never deleted, and any category write makes every cached page
+	 * stale: a hit needs no check of the category. */
 	if (hit == 0)
-		return send_doc(r, body, len);
+		return send_doc(r, &doc);
+	if ((rc = category_known(r, s.vals[1])) != AGORA_OK)
+		return rc;
 	rc = agora_db_query(r, sort_stmts[s.sort], 11, s.vals, &res);
 	if (rc == AGORA_E_BAD_REQUEST && after != NULL)
 		return agora_problem(r, rc, "bad_cursor",
@@ -459,8 +463,9 @@ list_products(struct agora_req *r)
 		return rc;
 	if ((rc = page_body(r, &s, res, limit, &body, &len)) != AGORA_OK)
 		return rc;
-	agora_cache_vset(r, key, ver, body, len, LIST_TTL);
-	return send_doc(r, body, len);
+	agora_doc_set(&doc, body, len);
+	agora_cache_vset(r, key, ver, &doc, LIST_TTL);
+	return send_doc(r, &doc);
 }
 
 /* --- writing ------------------------------------------------------------ */

@@ -331,6 +331,19 @@ enum agora_err agora_problem_errors(struct agora_req *r, enum agora_err e,
 enum agora_err agora_problem_ext(struct agora_req *r, enum agora_err e,
     const char *code, const char *detail, const char *name,
     struct json_object *value);
+/*
+ * A JSON document to send with a strong ETag (the first 128 bits of its
+ * SHA-256, quoted), as read from the cache or made by agora_doc_set.
+ */
+#define AGORA_ETAG_LEN 34
+struct agora_doc {
+	const char *body;
+	size_t len;
+	char etag[AGORA_ETAG_LEN + 1];
+};
+void agora_doc_set(struct agora_doc *doc, const char *body, size_t len);
+enum agora_err agora_resp_tagged(struct agora_req *r,
+    const struct agora_doc *doc, const char *cache_control);
 enum agora_err agora_resp_doc(struct agora_req *r, const char *body, size_t len,
     const char *cache_control);
 int agora_err_status(enum agora_err e);
@@ -460,14 +473,16 @@ enum agora_err agora_guard_enter(struct agora_req *r, const char *klass,
 void agora_guard_pass(
     struct agora_req *r, const char *klass, const char *who, long long window);
 void agora_cache_decr(struct agora_ctx *ctx, const char *key);
-void agora_cache_incr_quiet(struct agora_ctx *ctx, const char *key, time_t ttl);
+void agora_cache_add_quiet(
+    struct agora_ctx *ctx, const char *key, uint64_t n, time_t ttl);
 /* AGORA_RL_API_READ: note the counter; counted by settle (with the value
  * the cache read saw, NULL when none) or, if no cache read came, by flush
- * after the handler. */
+ * after the handler.  Counts are sent in batches (ratelimit.c). */
 enum agora_err agora_rate_limit_defer(struct agora_req *r, const char *klass,
     const char *who, long long limit, long long window);
 enum agora_err agora_rate_limit_settle(struct agora_req *r, const char *seen);
 void agora_rate_limit_flush(struct agora_req *r);
+void agora_rate_limit_drain(struct agora_ctx *ctx);
 int agora_cache_incr(
     struct agora_ctx *ctx, const char *key, time_t ttl, uint64_t *value);
 
@@ -529,9 +544,9 @@ enum agora_err agora_page_send(
  */
 #define AGORA_CACHE_LIMITED (-2)
 int agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
-    const char **body, size_t *len, char *ver, size_t verlen);
+    struct agora_doc *doc, char *ver, size_t verlen);
 void agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
-    const char *body, size_t len, time_t ttl);
+    const struct agora_doc *doc, time_t ttl);
 void agora_cache_bump(
     struct agora_ctx *ctx, const char *verkey, const char *key);
 

@@ -1,10 +1,16 @@
 /*
  * cache.c: memcached through libmemcached, as a cache that can only miss.
  *
- * The server list ("host:port,host:port") is hashed consistently, over the
- * binary protocol (which increment_with_initial needs), with short
- * timeouts, and a failed server is ejected so that its keys move to the
- * others (libfacts §6: that takes REMOVE_FAILED_SERVERS and a DEAD_TIMEOUT).
+ * The server list ("host:port,host:port") is hashed consistently, with
+ * short timeouts, and a failed server is ejected so that its keys move to
+ * the others (libfacts §6: that takes REMOVE_FAILED_SERVERS and a
+ * DEAD_TIMEOUT).  Reads and plain writes use the text protocol: libmemcached
+ * sends a multi-key get over it as one packet, where over the binary
+ * protocol it sends the keys and then a separate NOOP, which costs the
+ * cached read a second packet each way.  Counters that must be created
+ * when missing (increment_with_initial) need the binary protocol, so those
+ * go over a second connection.  Nagle is off: the requests are small and
+ * each waits for its answer.
  * Every error is logged at most once a minute and reported as a miss: a
  * request never fails because the cache is down.
  */
@@ -25,23 +31,30 @@
 #define KEY_MAX 250
 
 struct agora_cache {
-	memcached_st *mc;
-	/* The same servers with NOREPLY, for writes no one waits for: a
-	 * cache fill, a rate-limit count (see agora_cache_vget). */
+	memcached_st *mc; /* text protocol: gets, sets, deletes */
+	memcached_st *bin; /* binary protocol: counters made when missing */
+	/* bin with NOREPLY, for writes no one waits for: a cache fill, a
+	 * rate-limit count (see agora_cache_vget). */
 	memcached_st *quiet;
+	/* Reused by every multi-key read, so that a read allocates nothing
+	 * in libmemcached once its buffers have grown. */
+	memcached_result_st res;
+	int res_ok;
 	time_t last_log;
 };
 
 static int
-build_config(const char *servers, char *cfg, size_t len)
+build_config(const char *servers, int binary, char *cfg, size_t len)
 {
 	const char *p, *end;
 	size_t used;
 	int n;
 
 	n = snprintf(cfg, len,
-	    "--BINARY-PROTOCOL --DISTRIBUTION=consistent --CONNECT-TIMEOUT=100 "
-	    "--POLL-TIMEOUT=100 --RETRY-TIMEOUT=2 --REMOVE-FAILED-SERVERS=1");
+	    "%s--DISTRIBUTION=consistent --CONNECT-TIMEOUT=100 "
+	    "--POLL-TIMEOUT=100 --RETRY-TIMEOUT=2 --REMOVE-FAILED-SERVERS=1 "
+	    "--TCP-NODELAY",
+	    binary ? "--BINARY-PROTOCOL " : "");
 	used = (size_t)n;
 	for (p = servers; *p != '\0'; p = *end ? end + 1 : end) {
 		end = strchr(p, ',');
@@ -64,34 +77,51 @@ build_config(const char *servers, char *cfg, size_t len)
  * A handle for servers, or NULL when the list is empty (caching off) or
  * cannot be parsed (logged).
  */
+/* A handle over the servers, with the failover settings of libfacts §6. */
+static memcached_st *
+handle_new(const char *servers, int binary)
+{
+	memcached_st *m;
+	char cfg[CFG_MAX];
+
+	if (build_config(servers, binary, cfg, sizeof(cfg)) != 0) {
+		agora_log("error", "memcached_servers is too long");
+		return NULL;
+	}
+	m = memcached(cfg, strlen(cfg));
+	if (m == NULL) {
+		agora_log(
+		    "error", "memcached_servers: cannot parse \"%s\"", servers);
+		return NULL;
+	}
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, 10);
+	return m;
+}
+
+/*
+ * A handle for servers, or NULL when the list is empty (caching off) or
+ * cannot be parsed (logged).
+ */
 struct agora_cache *
 agora_cache_new(const char *servers)
 {
 	struct agora_cache *c;
-	char cfg[CFG_MAX];
 
 	if (servers == NULL || strspn(servers, " ,") == strlen(servers))
 		return NULL;
-	if (build_config(servers, cfg, sizeof(cfg)) != 0) {
-		agora_log("error", "memcached_servers is too long");
-		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	c->mc = memcached(cfg, strlen(cfg));
-	if (c->mc == NULL) {
-		agora_log(
-		    "error", "memcached_servers: cannot parse \"%s\"", servers);
-		free(c);
+	if ((c->mc = handle_new(servers, 0)) == NULL ||
+	    (c->bin = handle_new(servers, 1)) == NULL) {
+		agora_cache_free(c);
 		return NULL;
 	}
-	memcached_behavior_set(
-	    c->mc, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 2);
-	memcached_behavior_set(c->mc, MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, 10);
-	c->quiet = memcached_clone(NULL, c->mc);
+	c->quiet = memcached_clone(NULL, c->bin);
 	if (c->quiet != NULL)
 		memcached_behavior_set(c->quiet, MEMCACHED_BEHAVIOR_NOREPLY, 1);
+	c->res_ok = memcached_result_create(c->mc, &c->res) != NULL;
 	return c;
 }
 
@@ -100,7 +130,10 @@ agora_cache_free(struct agora_cache *c)
 {
 	if (c == NULL)
 		return;
+	if (c->res_ok)
+		memcached_result_free(&c->res);
 	memcached_free(c->quiet);
+	memcached_free(c->bin);
 	memcached_free(c->mc);
 	free(c);
 }
@@ -176,7 +209,7 @@ agora_cache_incr(
 	if (c == NULL || strlen(key) > KEY_MAX)
 		return -1;
 	rc = memcached_increment_with_initial(
-	    c->mc, key, strlen(key), 1, 1, ttl, value);
+	    c->bin, key, strlen(key), 1, 1, ttl, value);
 	if (rc != MEMCACHED_SUCCESS) {
 		cache_error(c, "increment", rc);
 		return -1;
@@ -185,20 +218,21 @@ agora_cache_incr(
 }
 
 /*
- * Add one to the counter key (made with 1 and ttl when missing) without
+ * Add n to the counter key (made with n and ttl when missing) without
  * waiting for the answer: the request that counts goes on at once.  The
  * count may land a little after a read on another connection sees it.
  */
 void
-agora_cache_incr_quiet(struct agora_ctx *ctx, const char *key, time_t ttl)
+agora_cache_add_quiet(
+    struct agora_ctx *ctx, const char *key, uint64_t n, time_t ttl)
 {
 	struct agora_cache *c = ctx->cache;
-	uint64_t n;
+	uint64_t v;
 
 	if (c == NULL || c->quiet == NULL || strlen(key) > KEY_MAX)
 		return;
 	(void)memcached_increment_with_initial(
-	    c->quiet, key, strlen(key), 1, 1, ttl, &n);
+	    c->quiet, key, strlen(key), n, n, ttl, &v);
 }
 
 /* Take one from the counter key, if it is there. */
@@ -231,7 +265,6 @@ agora_cache_ping(struct agora_ctx *ctx)
 	return "ok";
 }
 
-/* Fetch two keys in one round trip; values are arena copies or NULL. */
 /* Look the n keys up in one round trip; vals[i] NULL when missing. */
 static void
 get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
@@ -248,12 +281,14 @@ get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
 		lens[i] = 0;
 		klens[i] = strlen(keys[i]);
 	}
+	if (!c->res_ok)
+		return;
 	rc = memcached_mget(c->mc, keys, klens, n);
 	if (rc != MEMCACHED_SUCCESS) {
 		cache_error(c, "mget", rc);
 		return;
 	}
-	while ((res = memcached_fetch_result(c->mc, NULL, &rc)) != NULL) {
+	while ((res = memcached_fetch_result(c->mc, &c->res, &rc)) != NULL) {
 		key = memcached_result_key_value(res);
 		kl = memcached_result_key_length(res);
 		for (i = 0; i < n; i++)
@@ -267,7 +302,6 @@ get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
 			vals[i][memcached_result_length(res)] = '\0';
 			lens[i] = memcached_result_length(res);
 		}
-		memcached_result_free(res);
 	}
 }
 
@@ -281,19 +315,22 @@ random_u64(void)
 }
 
 /*
- * Versioned read-through.  An entry is "<version>\n<body>"; it is a hit
- * only while verkey still holds that version, so a writer that bumps
+ * Versioned read-through.  An entry is "<version>\n<etag>\n<body>"; it is
+ * a hit only while verkey still holds that version, so a writer that bumps
  * verkey after its commit makes every older entry a miss on every host.
- * On a miss *ver is the version to store the fresh entry under ("" when
- * none could be had: then do not store).  Returns 0 on a hit.
+ * The ETag is computed once, when the entry is stored, rather than on
+ * every hit (a page of search results is tens of kilobytes to hash).  On a
+ * hit doc holds the body and that ETag.  On a miss *ver is the
+ * version to store the fresh entry under ("" when none could be had: then
+ * do not store).  Returns 0 on a hit.
  */
 int
 agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
-    const char **body, size_t *len, char *ver, size_t verlen)
+    struct agora_doc *doc, char *ver, size_t verlen)
 {
 	const char *keys[3] = { verkey, key, r->rl.key };
-	char *vals[3], *nl;
-	size_t lens[3];
+	char *vals[3], *e;
+	size_t lens[3], head;
 	char fresh[32];
 
 	*ver = '\0';
@@ -313,37 +350,44 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
 		return -1;
 	}
 	snprintf(ver, verlen, "%s", vals[0]);
-	if (vals[1] == NULL || (nl = memchr(vals[1], '\n', lens[1])) == NULL ||
-	    (size_t)(nl - vals[1]) != lens[0] ||
-	    memcmp(vals[1], vals[0], lens[0]) != 0)
+	head = lens[0] + 1 + AGORA_ETAG_LEN + 1;
+	if (vals[1] == NULL || lens[1] < head ||
+	    memcmp(vals[1], vals[0], lens[0]) != 0 ||
+	    vals[1][lens[0]] != '\n' || vals[1][head - 1] != '\n')
 		return -1;
-	*body = nl + 1;
-	*len = lens[1] - (size_t)(nl + 1 - vals[1]);
+	e = vals[1] + lens[0] + 1;
+	e[AGORA_ETAG_LEN] = '\0'; /* the entry is this request's copy */
+	memcpy(doc->etag, e, AGORA_ETAG_LEN + 1);
+	doc->body = vals[1] + head;
+	doc->len = lens[1] - head;
 	return 0;
 }
 
-/* Store body under key for version ver (from agora_cache_vget). */
+/* Store doc under key for version ver (from agora_cache_vget). */
 void
 agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
-    const char *body, size_t len, time_t ttl)
+    const struct agora_doc *doc, time_t ttl)
 {
-	size_t vl = strlen(ver);
+	size_t vl = strlen(ver), n;
 	char *buf;
 
 	if (r->ctx->cache == NULL || vl == 0)
 		return;
-	buf = agora_alloc(r, vl + 1 + len);
+	n = vl + 1 + AGORA_ETAG_LEN + 1 + doc->len;
+	buf = agora_alloc(r, n);
 	if (buf == NULL)
 		return;
 	memcpy(buf, ver, vl);
 	buf[vl] = '\n';
-	memcpy(buf + vl + 1, body, len);
+	memcpy(buf + vl + 1, doc->etag, AGORA_ETAG_LEN);
+	buf[vl + 1 + AGORA_ETAG_LEN] = '\n';
+	memcpy(buf + vl + 1 + AGORA_ETAG_LEN + 1, doc->body, doc->len);
 	/* A fill no reader waits for: sent without waiting for the answer. */
 	if (r->ctx->cache->quiet != NULL)
-		(void)memcached_set(r->ctx->cache->quiet, key, strlen(key), buf,
-		    vl + 1 + len, ttl, 0);
+		(void)memcached_set(
+		    r->ctx->cache->quiet, key, strlen(key), buf, n, ttl, 0);
 	else
-		agora_cache_set(r->ctx, key, buf, vl + 1 + len, ttl);
+		agora_cache_set(r->ctx, key, buf, n, ttl);
 }
 
 /*

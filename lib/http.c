@@ -506,26 +506,49 @@ agora_resp_json(struct agora_req *r, int status, struct json_object *o)
 	return agora_resp_raw(r, status, "application/json", copy, n);
 }
 
-/*
- * Answer 200 with the JSON document body and a strong ETag of it, or 304
- * when If-None-Match names that tag.  cache_control, when not NULL,
- * replaces the default Cache-Control.
- */
-enum agora_err
-agora_resp_doc(struct agora_req *r, const char *body, size_t len,
-    const char *cache_control)
+/* Point doc at body and compute its ETag. */
+void
+agora_doc_set(struct agora_doc *doc, const char *body, size_t len)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[33];
-	const char *etag;
 
 	crypto_hash_sha256(h, (const unsigned char *)body, len);
-	sodium_bin2hex(hex, sizeof(hex), h, 16);
-	etag = agora_printf(r, "\"%s\"", hex);
+	doc->etag[0] = '"';
+	sodium_bin2hex(doc->etag + 1, AGORA_ETAG_LEN - 1, h, 16);
+	doc->etag[AGORA_ETAG_LEN - 1] = '"';
+	doc->etag[AGORA_ETAG_LEN] = '\0';
+	doc->body = body;
+	doc->len = len;
+}
+
+/*
+ * Answer 200 with the JSON document and its ETag, or 304 when
+ * If-None-Match names that tag.  cache_control, when not NULL, replaces
+ * the default Cache-Control.
+ */
+enum agora_err
+agora_resp_tagged(
+    struct agora_req *r, const struct agora_doc *doc, const char *cache_control)
+{
+	const char *etag = agora_strdup(r, doc->etag);
+
+	if (etag == NULL)
+		return AGORA_E_TOO_LARGE;
 	agora_resp_header(r, "ETag", etag);
 	if (cache_control != NULL)
 		agora_resp_header(r, "Cache-Control", cache_control);
 	if (agora_etag_match(agora_param(r, "HTTP_IF_NONE_MATCH"), etag))
 		return agora_resp_raw(r, 304, NULL, NULL, 0);
-	return agora_resp_raw(r, 200, "application/json", body, len);
+	return agora_resp_raw(r, 200, "application/json", doc->body, doc->len);
+}
+
+/* agora_resp_tagged for a body whose ETag is not known yet. */
+enum agora_err
+agora_resp_doc(struct agora_req *r, const char *body, size_t len,
+    const char *cache_control)
+{
+	struct agora_doc doc;
+
+	agora_doc_set(&doc, body, len);
+	return agora_resp_tagged(r, &doc, cache_control);
 }

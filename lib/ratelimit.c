@@ -9,10 +9,19 @@
  * the rate_limit_login_closed setting).
  *
  * Routes whose handler reads the cache first (AGORA_RL_API_READ) defer the
- * count: the counter is read in the same round trip as the cached entry
- * and bumped without waiting for the answer, so that a cached read costs
- * one round trip; the decision is made from the count before this request,
- * so concurrent requests of one client may pass together at the edge.
+ * count: the counter is read in the same round trip as the cached entry,
+ * so that a cached read costs one round trip, and the decision is made
+ * from that count plus the requests this process counted and has not sent
+ * yet.  Those are sent without waiting for the answer, in batches: while a
+ * client is far below its limit, a process adds up to 1/64 of what is left
+ * (at most 32) before it sends, or whatever it holds after a second; near
+ * the limit every request is sent.  So a busy client costs memcached one
+ * write per batch instead of one per request, and what all processes hold
+ * back together stays a small part of the room left.  Concurrent requests
+ * of one client may pass together at the edge.  A process sends what it
+ * holds when it ends after a request (and a CGI run after its one
+ * request); one stopped while it waits for a request loses what it held,
+ * less than one batch per client.
  */
 #include "config.h"
 
@@ -21,6 +30,22 @@
 #include <time.h>
 
 #include "agora.h"
+
+#define PENDING_SLOTS 64
+#define BATCH_DIVISOR 64
+#define BATCH_MAX 32
+#define HOLD_MS 1000
+
+/* Requests counted by this process and not yet added to memcached. */
+struct pending {
+	char key[sizeof(((struct agora_req *)0)->rl.key)];
+	long long count;
+	long long since_ms; /* when the first of them was counted */
+	long long batch; /* send when count reaches it */
+	time_t ttl;
+};
+
+static struct pending pending[PENDING_SLOTS];
 
 static void
 set_headers(
@@ -92,9 +117,82 @@ agora_rate_limit_defer(struct agora_req *r, const char *klass, const char *who,
 	return AGORA_OK;
 }
 
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+send_pending(struct agora_ctx *ctx, struct pending *p)
+{
+	if (p->count > 0)
+		agora_cache_add_quiet(ctx, p->key, (uint64_t)p->count, p->ttl);
+	p->count = 0;
+}
+
+/* Send what was held longer than HOLD_MS, for every client. */
+static void
+send_old(struct agora_ctx *ctx, long long now)
+{
+	size_t i;
+
+	for (i = 0; i < PENDING_SLOTS; i++)
+		if (pending[i].count > 0 &&
+		    now - pending[i].since_ms >= HOLD_MS)
+			send_pending(ctx, &pending[i]);
+}
+
+/* The slot of key; another client's counts in it are sent first. */
+static struct pending *
+slot_of(struct agora_ctx *ctx, const char *key, time_t ttl)
+{
+	struct pending *p;
+	uint32_t h = 2166136261u;
+	const char *c;
+
+	for (c = key; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	p = &pending[h % PENDING_SLOTS];
+	if (strcmp(p->key, key) != 0) {
+		send_pending(ctx, p);
+		snprintf(p->key, sizeof(p->key), "%s", key);
+		p->batch = 1;
+	}
+	p->ttl = ttl;
+	return p;
+}
+
+/* Count one request of r's client here; send when the batch is full. */
+static void
+count(struct agora_req *r, long long seen)
+{
+	struct pending *p;
+	long long now = now_ms(), room;
+
+	send_old(r->ctx, now);
+	p = slot_of(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
+	if (seen >= 0) {
+		room = r->rl.limit - seen;
+		p->batch = room / BATCH_DIVISOR;
+		if (p->batch > BATCH_MAX)
+			p->batch = BATCH_MAX;
+		if (p->batch < 1)
+			p->batch = 1;
+	}
+	if (p->count++ == 0)
+		p->since_ms = now;
+	if (p->count >= p->batch)
+		send_pending(r->ctx, p);
+}
+
 enum agora_err
 agora_rate_limit_settle(struct agora_req *r, const char *seen)
 {
+	struct pending *p;
 	long long n = 0;
 
 	if (!r->rl.pending)
@@ -102,12 +200,23 @@ agora_rate_limit_settle(struct agora_req *r, const char *seen)
 	r->rl.pending = 0;
 	if (seen == NULL || agora_parse_ll(seen, 0, 1LL << 62, &n) != 0)
 		n = 0;
-	n++;
-	set_headers(r, r->rl.limit, r->rl.limit - n, r->rl.reset);
-	if (n > r->rl.limit)
+	p = slot_of(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
+	set_headers(
+	    r, r->rl.limit, r->rl.limit - (n + p->count + 1), r->rl.reset);
+	if (n + p->count + 1 > r->rl.limit)
 		return refuse(r, r->rl.reset);
-	agora_cache_incr_quiet(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
+	count(r, n);
 	return AGORA_OK;
+}
+
+/* Send every held count: before a process ends, and after a CGI run. */
+void
+agora_rate_limit_drain(struct agora_ctx *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < PENDING_SLOTS; i++)
+		send_pending(ctx, &pending[i]);
 }
 
 void
@@ -116,7 +225,7 @@ agora_rate_limit_flush(struct agora_req *r)
 	if (!r->rl.pending)
 		return;
 	r->rl.pending = 0;
-	agora_cache_incr_quiet(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
+	count(r, -1);
 }
 
 /*

@@ -159,6 +159,49 @@ def cgi(prog, method, uri, body=b"", ctype=None, headers=None, env=None):
     return Resp(status, hdrs, payload)
 
 
+class FcgiPool:
+    """procs FastCGI processes of an installed program on one socket of
+    their own, as spawn-fcgi starts them, with AGORA_* overrides in env.
+    Requests go through cgi-fcgi (libfcgi-bin), a real FastCGI client."""
+
+    def __init__(self, prog, procs, env=None):
+        import socket
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="agora-fcgi-")
+        self.path = os.path.join(self.dir, "sock")
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ls.bind(self.path)
+        ls.listen(64)
+        e = {"AGORA_CONFIG": os.environ["AGORA_CONFIG"]}
+        e.update(env or {})
+        self.procs = [subprocess.Popen([os.path.join(os.environ["AGORA_TEST_CGIDIR"], prog)],
+                                       stdin=ls.fileno(), stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, env=e)
+                      for _ in range(procs)]
+        ls.close()
+
+    def request(self, method, uri, env=None):
+        e = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method, "REQUEST_URI": uri,
+             "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": "0",
+             "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        e.update(env or {})
+        p = subprocess.run(["cgi-fcgi", "-bind", "-connect", self.path], env=e,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        head, _, payload = p.stdout.partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").split("\r\n")
+        status = int(lines[0].split()[1]) if lines and lines[0].startswith("Status:") else 0
+        hdrs = [tuple(x.split(": ", 1)) for x in lines[1:] if ": " in x]
+        return Resp(status, hdrs, payload)
+
+    def close(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(timeout=10)
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+
 def config_value(key):
     """A key of the stack's agora.conf."""
     with open(os.environ["AGORA_CONFIG"]) as f:

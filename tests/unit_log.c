@@ -1,0 +1,176 @@
+/*
+ * unit_log.c: every log line is one valid JSON object, whatever the
+ * client sent: quotes, control characters, bytes from 0x80, and values
+ * far longer than a line holds.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "agora.h"
+#include "tap.h"
+
+#define OUT_MAX 65536
+
+static char out[OUT_MAX];
+
+/* Run fn with stderr sent to a pipe; out holds what it wrote. */
+static size_t
+capture(void (*fn)(const void *), const void *arg)
+{
+	int fds[2], saved;
+	ssize_t n;
+	size_t got = 0;
+
+	if (pipe(fds) != 0)
+		return 0;
+	saved = dup(STDERR_FILENO);
+	dup2(fds[1], STDERR_FILENO);
+	close(fds[1]);
+	fn(arg);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	while (got < sizeof(out) - 1 &&
+	    (n = read(fds[0], out + got, sizeof(out) - 1 - got)) > 0)
+		got += (size_t)n;
+	close(fds[0]);
+	out[got] = '\0';
+	return got;
+}
+
+static void
+log_request(const void *arg)
+{
+	agora_log_request(arg);
+}
+
+static void
+log_msg(const void *arg)
+{
+	agora_log("warning", "%s", (const char *)arg);
+}
+
+/* The one line in out, parsed strictly; NULL unless it is one object. */
+static struct json_object *
+line(size_t len)
+{
+	struct json_object *o;
+	const char *why;
+
+	if (len < 2 || out[len - 1] != '\n' || memchr(out, '\n', len - 1))
+		return NULL;
+	if (agora_json_parse(out, len, &o, &why) != 0)
+		return NULL;
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static const char *
+str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v)
+	                                             : NULL;
+}
+
+/* want: the path the line should give back; NULL: path itself. */
+static void
+request_line(const char *path, const char *want, const char *what)
+{
+	struct agora_req r;
+	struct json_object *o;
+	size_t len;
+
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.path = path;
+	r.status = 404;
+	r.request_id = "abc-1";
+	r.error_code = "not_found";
+	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	len = capture(log_request, &r);
+	o = line(len);
+	tap_ok(o != NULL, "request line, %s: one JSON object (%lu bytes)", what,
+	    (unsigned long)len);
+	if (o == NULL)
+		return;
+	if (want == NULL)
+		want = path;
+	tap_ok(strncmp(str(o, "path"), want, strlen(str(o, "path"))) == 0 &&
+	        (strlen(want) <= 512 ? strcmp(str(o, "path"), want) == 0
+	                             : strlen(str(o, "path")) == 512),
+	    "request line, %s: the path comes back (cut at 512)", what);
+	tap_ok(
+	    json_object_get_int(json_object_object_get(o, "status")) == 404 &&
+	        strcmp(str(o, "request_id"), "abc-1") == 0 &&
+	        strcmp(str(o, "code"), "not_found") == 0 &&
+	        str(o, "user") == NULL &&
+	        json_object_is_type(json_object_object_get(o, "duration_ms"),
+	            json_type_double) &&
+	        strcmp(str(o, "level"), "info") == 0 &&
+	        strlen(str(o, "ts")) == 24,
+	    "request line, %s: the other fields", what);
+	json_object_put(o);
+}
+
+int
+main(void)
+{
+	static char longpath[3000], controls[700], msg[3000];
+	struct json_object *o;
+	size_t i, len;
+
+	agora_log_init("unit_log");
+	request_line("/api/v1/products/1", NULL, "plain");
+	request_line("/a\"b\\c\n\r\t\x01\x1f/caf\xc3\xa9 \xe2\x82\xac", NULL,
+	    "escapes and UTF-8");
+	/* Not UTF-8: every byte from 0x80 is shown as the code point of
+	 * that value. */
+	request_line(
+	    "/x\xff\xc3\xa9", "/x\xc3\xbf\xc3\x83\xc2\xa9", "invalid UTF-8");
+	for (i = 0; i < sizeof(controls) - 1; i++)
+		controls[i] = (char)(1 + i % 31);
+	request_line(controls, NULL, "700 control characters");
+	memset(longpath, '"', sizeof(longpath) - 1);
+	request_line(longpath, NULL, "2,999 quotes");
+	/* 600 two-byte characters: the cut at 512 bytes falls between. */
+	for (i = 0; i + 1 < 1201; i += 2)
+		memcpy(longpath + i, "\xc3\xa9", 2);
+	longpath[1200] = '\0';
+	request_line(longpath, NULL, "600 two-byte characters");
+
+	/* A message longer than a line: cut, still one object. */
+	for (i = 0; i < sizeof(msg) - 1; i++)
+		msg[i] = i % 3 == 0 ? '\x02' : '"';
+	len = capture(log_msg, msg);
+	o = line(len);
+	tap_ok(o != NULL && len <= 4096,
+	    "a long message: one line of %lu bytes", (unsigned long)len);
+	if (o != NULL) {
+		tap_ok(strcmp(str(o, "program"), "unit_log") == 0 &&
+		        strcmp(str(o, "level"), "warning") == 0 &&
+		        strncmp(str(o, "msg"), msg, strlen(str(o, "msg"))) ==
+		            0 &&
+		        strlen(str(o, "msg")) > 500,
+		    "a long message: a prefix of it, with the program and "
+		    "level");
+		json_object_put(o);
+	}
+	len = capture(log_msg, "trailing space and newline \n");
+	o = line(len);
+	tap_ok(o != NULL &&
+	        strcmp(str(o, "msg"), "trailing space and newline") == 0,
+	    "trailing blanks are dropped");
+	if (o != NULL)
+		json_object_put(o);
+	return tap_done();
+}
