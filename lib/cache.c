@@ -16,6 +16,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,24 +315,94 @@ random_u64(void)
 	return v;
 }
 
+static long long
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
- * Versioned read-through.  An entry is "<version>\n<etag>\n<body>"; it is
- * a hit only while verkey still holds that version, so a writer that bumps
- * verkey after its commit makes every older entry a miss on every host.
- * The ETag is computed once, when the entry is stored, rather than on
- * every hit (a page of search results is tens of kilobytes to hash).  On a
- * hit doc holds the body and that ETag.  On a miss *ver is the
- * version to store the fresh entry under ("" when none could be had: then
- * do not store).  Returns 0 on a hit.
+ * Whether a reader should make an entry again before it expires: with a
+ * probability that grows as the expiry nears, in proportion to what the
+ * entry cost to make (XFetch: Vattani, Chierichetti and Lowenstein,
+ * "Optimal probabilistic cache stampede prevention", 2015).  So one reader
+ * makes a busy entry again while the others still read the old one, where
+ * at expiry every reader would miss at once.
+ */
+static int
+refresh_early(long long now, long long expires, long long cost)
+{
+	double u = (randombytes_uniform(1u << 24) + 1.0) / (double)(1u << 24);
+
+	return (double)now - (double)(cost > 0 ? cost : 1) * log(u) >=
+	    (double)expires;
+}
+
+/*
+ * Split an entry "<version>\n<etag>\n<expires_ms> <cost_ms>\n<body>" of
+ * len bytes (a NUL-terminated copy of this request's) into doc; returns 0
+ * when it has that form and version ver.
+ */
+static int
+entry_parse(char *e, size_t len, const char *ver, size_t vl,
+    struct agora_doc *doc, long long *expires, long long *cost)
+{
+	char *tag, *nums, *end;
+
+	if (len < vl + 1 + AGORA_ETAG_LEN + 1 || memcmp(e, ver, vl) != 0 ||
+	    e[vl] != '\n' || e[vl + 1 + AGORA_ETAG_LEN] != '\n')
+		return -1;
+	tag = e + vl + 1;
+	nums = tag + AGORA_ETAG_LEN + 1;
+	*expires = strtoll(nums, &end, 10);
+	if (end == nums || *end != ' ')
+		return -1;
+	*cost = strtoll(end + 1, &end, 10);
+	if (*end != '\n')
+		return -1;
+	tag[AGORA_ETAG_LEN] = '\0';
+	memcpy(doc->etag, tag, AGORA_ETAG_LEN + 1);
+	doc->body = end + 1;
+	doc->len = len - (size_t)(doc->body - e);
+	return 0;
+}
+
+/* On a missing version key, make one no old entry can carry. */
+static void
+version_new(struct agora_req *r, const char *verkey, char *ver, size_t verlen)
+{
+	char fresh[32];
+
+	/* 63 random bits. */
+	snprintf(fresh, sizeof(fresh), "%llu",
+	    (unsigned long long)(random_u64() >> 1));
+	if (memcached_add(r->ctx->cache->mc, verkey, strlen(verkey), fresh,
+	        strlen(fresh), 0, 0) == MEMCACHED_SUCCESS)
+		snprintf(ver, verlen, "%s", fresh);
+}
+
+/*
+ * Versioned read-through.  An entry is stored with its version, its ETag,
+ * when it expires and what it cost to make; it is a hit only while verkey
+ * still holds that version, so a writer that bumps verkey after its commit
+ * makes every older entry a miss on every host.  The ETag is computed once,
+ * when the entry is stored, rather than on every hit (a page of search
+ * results is tens of kilobytes to hash).  Near its expiry an entry may be
+ * a miss for one reader (refresh_early).  On a hit doc holds the body and
+ * its ETag.  On a miss *ver is the version to store the fresh entry under
+ * ("" when none could be had: then do not store).  Returns 0 on a hit.
  */
 int
 agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
     struct agora_doc *doc, char *ver, size_t verlen)
 {
 	const char *keys[3] = { verkey, key, r->rl.key };
-	char *vals[3], *e;
-	size_t lens[3], head;
-	char fresh[32];
+	char *vals[3];
+	size_t lens[3];
+	long long expires, cost, now;
 
 	*ver = '\0';
 	if (r->ctx->cache == NULL || strlen(key) > KEY_MAX)
@@ -341,47 +412,55 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
 	if (r->rl.pending && agora_rate_limit_settle(r, vals[2]) != AGORA_OK)
 		return AGORA_CACHE_LIMITED;
 	if (vals[0] == NULL) {
-		/* A new version no old entry can carry: 63 random bits. */
-		snprintf(fresh, sizeof(fresh), "%llu",
-		    (unsigned long long)(random_u64() >> 1));
-		if (memcached_add(r->ctx->cache->mc, verkey, strlen(verkey),
-		        fresh, strlen(fresh), 0, 0) == MEMCACHED_SUCCESS)
-			snprintf(ver, verlen, "%s", fresh);
+		version_new(r, verkey, ver, verlen);
 		return -1;
 	}
 	snprintf(ver, verlen, "%s", vals[0]);
-	head = lens[0] + 1 + AGORA_ETAG_LEN + 1;
-	if (vals[1] == NULL || lens[1] < head ||
-	    memcmp(vals[1], vals[0], lens[0]) != 0 ||
-	    vals[1][lens[0]] != '\n' || vals[1][head - 1] != '\n')
+	if (vals[1] == NULL ||
+	    entry_parse(
+	        vals[1], lens[1], vals[0], lens[0], doc, &expires, &cost) != 0)
 		return -1;
-	e = vals[1] + lens[0] + 1;
-	e[AGORA_ETAG_LEN] = '\0'; /* the entry is this request's copy */
-	memcpy(doc->etag, e, AGORA_ETAG_LEN + 1);
-	doc->body = vals[1] + head;
-	doc->len = lens[1] - head;
+	now = wall_ms();
+	if (now >= expires || refresh_early(now, expires, cost))
+		return -1;
 	return 0;
 }
 
-/* Store doc under key for version ver (from agora_cache_vget). */
+/*
+ * Store doc under key for version ver (from agora_cache_vget), to expire
+ * after ttl seconds and up to half as much again, at random, so that
+ * entries filled together do not all expire together.  memcached keeps it
+ * a little longer, for the readers that refresh it early.
+ */
 void
 agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
     const struct agora_doc *doc, time_t ttl)
 {
-	size_t vl = strlen(ver), n;
+	struct timespec now;
+	long long cost, life;
+	char head[160];
+	size_t hl, n;
 	char *buf;
+	int k;
 
-	if (r->ctx->cache == NULL || vl == 0)
+	if (r->ctx->cache == NULL || *ver == '\0')
 		return;
-	n = vl + 1 + AGORA_ETAG_LEN + 1 + doc->len;
-	buf = agora_alloc(r, n);
-	if (buf == NULL)
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	cost = (long long)(now.tv_sec - r->start.tv_sec) * 1000 +
+	    (now.tv_nsec - r->start.tv_nsec) / 1000000;
+	life = (long long)ttl * 1000;
+	life += (long long)randombytes_uniform((uint32_t)(life / 2 + 1));
+	k = snprintf(head, sizeof(head), "%s\n%s\n%lld %lld\n", ver, doc->etag,
+	    wall_ms() + life, cost);
+	if (k < 0 || (size_t)k >= sizeof(head))
 		return;
-	memcpy(buf, ver, vl);
-	buf[vl] = '\n';
-	memcpy(buf + vl + 1, doc->etag, AGORA_ETAG_LEN);
-	buf[vl + 1 + AGORA_ETAG_LEN] = '\n';
-	memcpy(buf + vl + 1 + AGORA_ETAG_LEN + 1, doc->body, doc->len);
+	hl = (size_t)k;
+	n = hl + doc->len;
+	if ((buf = agora_alloc(r, n)) == NULL)
+		return;
+	memcpy(buf, head, hl);
+	memcpy(buf + hl, doc->body, doc->len);
+	ttl = (time_t)(life / 1000) + 10;
 	/* A fill no reader waits for: sent without waiting for the answer. */
 	if (r->ctx->cache->quiet != NULL)
 		(void)memcached_set(
