@@ -332,10 +332,30 @@ wall_ms(void)
  * makes a busy entry again while the others still read the old one, where
  * at expiry every reader would miss at once.
  */
+/*
+ * A uniform draw in (0, 1] for the decisions below, which need no secrecy:
+ * splitmix64 seeded once from libsodium, because libsodium asks the
+ * kernel (getrandom) on every call, a system call on every cached read.
+ */
+static double
+draw(void)
+{
+	static uint64_t state;
+	uint64_t z;
+
+	if (state == 0)
+		state = random_u64() | 1;
+	z = (state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return ((double)(z >> 11) + 1.0) / 9007199254740992.0;
+}
+
 static int
 refresh_early(long long now, long long expires, long long cost)
 {
-	double u = (randombytes_uniform(1u << 24) + 1.0) / (double)(1u << 24);
+	double u = draw();
 
 	return (double)now - (double)(cost > 0 ? cost : 1) * log(u) >=
 	    (double)expires;
@@ -449,7 +469,7 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 	cost = (long long)(now.tv_sec - r->start.tv_sec) * 1000 +
 	    (now.tv_nsec - r->start.tv_nsec) / 1000000;
 	life = (long long)ttl * 1000;
-	life += (long long)randombytes_uniform((uint32_t)(life / 2 + 1));
+	life += (long long)(draw() * (double)(life / 2));
 	k = snprintf(head, sizeof(head), "%s\n%s\n%lld %lld\n", ver, doc->etag,
 	    wall_ms() + life, cost);
 	if (k < 0 || (size_t)k >= sizeof(head))

@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -262,12 +264,45 @@ fcgi_write(void *arg, const char *buf, size_t n)
 	return FCGX_PutStr(buf, (int)n, rq->out) == (int)n ? 0 : -1;
 }
 
+/* Whether the listening socket (fd 0) is a unix socket. */
+static int
+listens_on_unix(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getsockname(STDIN_FILENO, (struct sockaddr *)&ss, &len) == 0 &&
+	    ss.ss_family == AF_UNIX;
+}
+
+/*
+ * End the request.  libfcgi half-closes every connection and then waits
+ * for the web server to close its end, so that a TCP peer is never reset
+ * over bytes it sent that were not read, which could cost it the answer.
+ * Over a unix socket no answer is lost that way, so once the rest of the
+ * request is read (its end comes with it) the connection is simply
+ * closed: three system calls and a sleep fewer for every request.
+ */
+static void
+finish(FCGX_Request *rq, int unix_socket)
+{
+	char buf[1024];
+
+	if (unix_socket) {
+		while (FCGX_GetStr(buf, (int)sizeof(buf), rq->in) > 0)
+			continue;
+		FCGX_Detach(rq);
+	}
+	FCGX_Finish_r(rq);
+}
+
 static int
 serve_fcgi(struct agora_ctx *ctx, const struct agora_program *prog,
     struct agora_arena *arena)
 {
 	FCGX_Request rq;
 	struct agora_io io = { fcgi_read, fcgi_write, &rq };
+	int unix_socket = listens_on_unix();
 
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&rq, 0, 0) != 0) {
 		agora_log("error", "cannot start FastCGI");
@@ -276,7 +311,7 @@ serve_fcgi(struct agora_ctx *ctx, const struct agora_program *prog,
 	while (!stopping && FCGX_Accept_r(&rq) >= 0) {
 		busy = 1;
 		agora_handle(ctx, prog, arena, rq.envp, &io);
-		FCGX_Finish_r(&rq);
+		finish(&rq, unix_socket);
 		busy = 0;
 	}
 	agora_rate_limit_drain(ctx);
