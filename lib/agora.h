@@ -616,5 +616,6 @@ void agora_catalog_bump(struct agora_req *r, const char *products);
 void agora_random_hex(char *out, size_t nbytes);
 /* Write all n bytes to fd, again after EINTR; 0, or -1 with errno. */
 int agora_write_all(int fd, const void *buf, size_t n);
+long long agora_clock_ms(clockid_t id);
 
 #endif /* AGORA_H */

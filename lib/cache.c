@@ -315,23 +315,6 @@ random_u64(void)
 	return v;
 }
 
-static long long
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/*
- * Whether a reader should make an entry again before it expires: with a
- * probability that grows as the expiry nears, in proportion to what the
- * entry cost to make (XFetch: Vattani, Chierichetti and Lowenstein,
- * "Optimal probabilistic cache stampede prevention", 2015).  So one reader
- * makes a busy entry again while the others still read the old one, where
- * at expiry every reader would miss at once.
- */
 /*
  * A uniform draw in (0, 1] for the decisions below, which need no secrecy:
  * splitmix64 seeded once from libsodium, because libsodium asks the
@@ -352,6 +335,14 @@ draw(void)
 	return ((double)(z >> 11) + 1.0) / 9007199254740992.0;
 }
 
+/*
+ * Whether a reader should make an entry again before it expires: with a
+ * probability that grows as the expiry nears, in proportion to what the
+ * entry cost to make (XFetch: Vattani, Chierichetti and Lowenstein,
+ * "Optimal probabilistic cache stampede prevention", 2015).  So one reader
+ * makes a busy entry again while the others still read the old one, where
+ * at expiry every reader would miss at once.
+ */
 static int
 refresh_early(long long now, long long expires, long long cost)
 {
@@ -440,7 +431,7 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
 	    entry_parse(
 	        vals[1], lens[1], vals[0], lens[0], doc, &expires, &cost) != 0)
 		return -1;
-	now = wall_ms();
+	now = agora_clock_ms(CLOCK_REALTIME);
 	if (now >= expires || refresh_early(now, expires, cost))
 		return -1;
 	return 0;
@@ -456,7 +447,6 @@ void
 agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
     const struct agora_doc *doc, time_t ttl)
 {
-	struct timespec now;
 	long long cost, life;
 	char head[160];
 	size_t hl, n;
@@ -465,13 +455,12 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 
 	if (r->ctx->cache == NULL || *ver == '\0')
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	cost = (long long)(now.tv_sec - r->start.tv_sec) * 1000 +
-	    (now.tv_nsec - r->start.tv_nsec) / 1000000;
+	cost = agora_clock_ms(CLOCK_MONOTONIC) -
+	    ((long long)r->start.tv_sec * 1000 + r->start.tv_nsec / 1000000);
 	life = (long long)ttl * 1000;
 	life += (long long)(draw() * (double)(life / 2));
 	k = snprintf(head, sizeof(head), "%s\n%s\n%lld %lld\n", ver, doc->etag,
-	    wall_ms() + life, cost);
+	    agora_clock_ms(CLOCK_REALTIME) + life, cost);
 	if (k < 0 || (size_t)k >= sizeof(head))
 		return;
 	hl = (size_t)k;

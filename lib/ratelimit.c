@@ -117,15 +117,6 @@ agora_rate_limit_defer(struct agora_req *r, const char *klass, const char *who,
 	return AGORA_OK;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 send_pending(struct agora_ctx *ctx, struct pending *p)
 {
@@ -171,7 +162,7 @@ static void
 count(struct agora_req *r, long long seen)
 {
 	struct pending *p;
-	long long now = now_ms(), room;
+	long long now = agora_clock_ms(CLOCK_MONOTONIC), room;
 
 	send_old(r->ctx, now);
 	p = slot_of(r->ctx, r->rl.key, (time_t)r->rl.window + 1);

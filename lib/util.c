@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -130,6 +131,16 @@ agora_utf8_len(const char *s, size_t len)
 		if (((unsigned char)s[i] & 0xc0) != 0x80)
 			n++;
 	return n;
+}
+
+/* The time of clock id in milliseconds. */
+long long
+agora_clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int

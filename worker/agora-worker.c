@@ -102,10 +102,7 @@ worker_req(struct worker *w)
 long long
 worker_now_ms(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+	return agora_clock_ms(CLOCK_MONOTONIC);
 }
 
 /* A PostgreSQL array literal of the ids in rows [from, to) of res. */
