@@ -1,10 +1,11 @@
 /*
  * cache.c: memcached through libmemcached, as a cache that can only miss.
  *
- * The server list ("host:port,host:port") is hashed consistently, with
- * short timeouts, and a failed server is ejected so that its keys move to
- * the others (libfacts §6: that takes REMOVE_FAILED_SERVERS and a
- * DEAD_TIMEOUT).  Reads and plain writes use the text protocol: libmemcached
+ * The servers ("host:port", or the path of a unix socket, comma-separated)
+ * are hashed consistently, with short timeouts, and a failed server is
+ * ejected so that its keys move to the others (libfacts §6: that takes
+ * REMOVE_FAILED_SERVERS and a DEAD_TIMEOUT).  Reads and plain writes use
+ * the text protocol: libmemcached
  * sends a multi-key get over it as one packet, where over the binary
  * protocol it sends the keys and then a separate NOOP, which costs the
  * cached read a second packet each way.  Counters that must be created
@@ -65,7 +66,11 @@ build_config(const char *servers, int binary, char *cfg, size_t len)
 			p++;
 		if (p == end)
 			continue;
-		n = snprintf(cfg + used, len - used, " --SERVER=%.*s",
+		/* A path is a unix socket (a single-host install). */
+		if (*p == '/' && memchr(p, '"', (size_t)(end - p)) != NULL)
+			return -1;
+		n = snprintf(cfg + used, len - used,
+		    *p == '/' ? " --SOCKET=\"%.*s\"" : " --SERVER=%.*s",
 		    (int)(end - p), p);
 		if (n < 0 || (size_t)n >= len - used)
 			return -1;
@@ -86,7 +91,9 @@ handle_new(const char *servers, int binary)
 	char cfg[CFG_MAX];
 
 	if (build_config(servers, binary, cfg, sizeof(cfg)) != 0) {
-		agora_log("error", "memcached_servers is too long");
+		agora_log("error",
+		    "memcached_servers is too long, or a socket path in it "
+		    "has a quote");
 		return NULL;
 	}
 	m = memcached(cfg, strlen(cfg));

@@ -3,13 +3,15 @@ categories, search with filters, sorts and cursors, inventory with
 reservations, the cache that must never serve a stale write, and bad
 input of every kind."""
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
 import uuid
 
-from agoratest import FcgiPool, Tap, cgi, need_stack, psql, request
+from agoratest import FcgiPool, Tap, cgi, need_stack, psql, request, wait_for
 
 need_stack()
 t = Tap()
@@ -377,4 +379,28 @@ got = cgi("products", "GET", "/api/v1/products/" + pid,
           env={"AGORA_RATE_LIMIT_API": str(ok - 2 * 9), "REMOTE_ADDR": addr})
 t.ok(got.is_problem(429, "rate_limited"),
      "the batches reached memcached: the client is still over its limit", got.status)
+
+# memcached_servers may name a unix socket, as on a single-host install: a
+# memcached of this test's own on one counts the limit and holds the entries.
+mcdir = tempfile.mkdtemp(prefix="agora-mc-")
+os.chmod(mcdir, 0o777)
+sock = os.path.join(mcdir, "mc.sock")
+mc = subprocess.Popen(["memcached", "-s", sock, "-a", "0666"]
+                      + (["-u", "memcache"] if os.geteuid() == 0 else []),
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    wait_for(lambda: os.path.exists(sock), 10)
+    env = {"AGORA_MEMCACHED_SERVERS": sock, "AGORA_RATE_LIMIT_API": "3",
+           "REMOTE_ADDR": "10.80.%d.%d" % (uuid.uuid4().int % 250, uuid.uuid4().int % 250)}
+    got = [cgi("products", "GET", "/api/v1/products/" + pid, env=env) for _ in range(4)]
+    health = cgi("health", "GET", "/api/v1/health", env=env)
+finally:
+    mc.terminate()
+    mc.wait(timeout=10)
+    shutil.rmtree(mcdir)
+t.ok([g.status for g in got] == [200, 200, 200, 429]
+     and got[0].header("ETag") == got[2].header("ETag")
+     and (health.json() or {}).get("checks", {}).get("cache") == "ok",
+     "memcached over a unix socket: the limit is counted there, health says ok",
+     ([g.status for g in got], health.body[:200]))
 t.done()
