@@ -41,7 +41,7 @@ list_categories(struct agora_req *r)
 	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 	agora_resp_header(r, "Vary", "Authorization");
 	hit = agora_cache_vget(
-	    r, "agora:cv", "agora:categories", &doc, ver, sizeof(ver));
+	    r, "agora:cv", "agora:categories2", &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
 	if (hit == 0)
@@ -55,7 +55,7 @@ list_categories(struct agora_req *r)
 		return AGORA_E_TOO_LARGE;
 	len = strlen(body);
 	agora_doc_set(&doc, body, len);
-	agora_cache_vset(r, "agora:categories", ver, &doc, 300);
+	agora_cache_vset(r, "agora:categories2", ver, &doc, 300);
 	return agora_resp_raw(r, 200, "application/json", body, len);
 }
 

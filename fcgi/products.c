@@ -141,7 +141,7 @@ get_product(struct agora_req *r)
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	snprintf(verkey, sizeof(verkey), "agora:pv:%s", r->params[0]);
-	snprintf(key, sizeof(key), "agora:p:%s", r->params[0]);
+	snprintf(key, sizeof(key), "agora:p2:%s", r->params[0]);
 	hit = agora_cache_vget(r, verkey, key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
@@ -446,8 +446,8 @@ list_products(struct agora_req *r)
 	crypto_hash_sha256(
 	    h, (const unsigned char *)r->query, strlen(r->query));
 	sodium_bin2hex(key, sizeof(key), h, 20);
-	memmove(key + 8, key, 41);
-	memcpy(key, "agora:l:", 8);
+	memmove(key + 9, key, 41);
+	memcpy(key, "agora:l2:", 9);
 	hit = agora_cache_vget(r, "agora:cv", key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;

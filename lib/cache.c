@@ -48,7 +48,7 @@ struct agora_cache {
 static int
 build_config(const char *servers, int binary, char *cfg, size_t len)
 {
-	const char *p, *end;
+	const char *p, *end, *last;
 	size_t used;
 	int n;
 
@@ -62,16 +62,19 @@ build_config(const char *servers, int binary, char *cfg, size_t len)
 		end = strchr(p, ',');
 		if (end == NULL)
 			end = p + strlen(p);
-		while (p < end && *p == ' ')
+		/* The entry without the spaces around it. */
+		for (last = end; last > p && last[-1] == ' '; last--)
+			continue;
+		while (p < last && *p == ' ')
 			p++;
-		if (p == end)
+		if (p == last)
 			continue;
 		/* A path is a unix socket (a single-host install). */
-		if (*p == '/' && memchr(p, '"', (size_t)(end - p)) != NULL)
+		if (*p == '/' && memchr(p, '"', (size_t)(last - p)) != NULL)
 			return -1;
 		n = snprintf(cfg + used, len - used,
 		    *p == '/' ? " --SOCKET=\"%.*s\"" : " --SERVER=%.*s",
-		    (int)(end - p), p);
+		    (int)(last - p), p);
 		if (n < 0 || (size_t)n >= len - used)
 			return -1;
 		used += (size_t)n;
@@ -362,7 +365,10 @@ refresh_early(long long now, long long expires, long long cost)
 /*
  * Split an entry "<version>\n<etag>\n<expires_ms> <cost_ms>\n<body>" of
  * len bytes (a NUL-terminated copy of this request's) into doc; returns 0
- * when it has that form and version ver.
+ * when it has that form and version ver.  Entries of this form live under
+ * keys of their own (agora:p2: and the like): a program of the earlier
+ * "<version>\n<body>" form would serve one's head as its body, and both
+ * may run while an upgrade is rolled out.
  */
 static int
 entry_parse(char *e, size_t len, const char *ver, size_t vl,

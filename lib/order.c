@@ -163,7 +163,7 @@ agora_catalog_bump(struct agora_req *r, const char *products)
 		if (e == NULL)
 			e = s + strlen(s);
 		snprintf(key, sizeof(key), "agora:pv:%.*s", (int)(e - s), s);
-		snprintf(data, sizeof(data), "agora:p:%.*s", (int)(e - s), s);
+		snprintf(data, sizeof(data), "agora:p2:%.*s", (int)(e - s), s);
 		agora_cache_bump(r->ctx, key, data);
 	}
 	agora_cache_bump(r->ctx, "agora:cv", NULL);

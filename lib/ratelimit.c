@@ -13,15 +13,16 @@
  * so that a cached read costs one round trip, and the decision is made
  * from that count plus the requests this process counted and has not sent
  * yet.  Those are sent without waiting for the answer, in batches: while a
- * client is far below its limit, a process adds up to 1/64 of what is left
- * (at most 32) before it sends, or whatever it holds after a second; near
- * the limit every request is sent.  So a busy client costs memcached one
- * write per batch instead of one per request, and what all processes hold
- * back together stays a small part of the room left.  Concurrent requests
- * of one client may pass together at the edge.  A process sends what it
- * holds when it ends after a request (and a CGI run after its one
- * request); one stopped while it waits for a request loses what it held,
- * less than one batch per client.
+ * client is far below a high limit, a process adds up to 1/1024 of the
+ * room left (at most 32) before it sends them; what it has held for a
+ * second goes with its next counted read.  Below 2,048 of room every read
+ * is sent.  So a busy client costs memcached one write per batch instead
+ * of one per read, and P processes together hold back at most P/1024 of
+ * the room left, which a client may pass its limit by.  Concurrent
+ * requests of one client may also pass together at the edge.  A process
+ * sends what it holds when it ends after a request (and a CGI run after
+ * its one request); one stopped while it waits for a request loses what it
+ * held, less than one batch per client.
  */
 #include "config.h"
 
@@ -32,7 +33,7 @@
 #include "agora.h"
 
 #define PENDING_SLOTS 64
-#define BATCH_DIVISOR 64
+#define BATCH_DIVISOR 1024
 #define BATCH_MAX 32
 #define HOLD_MS 1000
 
