@@ -109,7 +109,7 @@ bench_catalog_row() {
 # runs of the do-nothing program (bench_paired); the search rows show the
 # run with the median p99.
 bench_catalog() {
-	local server=$1 mode=$2 static=$4 base=http://127.0.0.1:$HTTP_PORT
+	local server=$1 mode=$2 static=$3 base=http://127.0.0.1:$HTTP_PORT
 	local id target script by
 	id=$(psql -qAt "$ADMIN_URL" -c "SELECT min(id) FROM products WHERE sku LIKE 'SEED-%' AND archived_at IS NULL")
 	wrk -t2 -c50 -d2s "$base/api/v1/products/$id" >/dev/null 2>&1
@@ -194,7 +194,7 @@ bench_one() {
 		if [ "$c" = 50 ]; then noop50=$noop; static50=$static; fi
 	done
 	bench_orders "$server" "$mode" "$noop50"
-	bench_catalog "$server" "$mode" "$noop50" "$static50"
+	bench_catalog "$server" "$mode" "$static50"
 	web_stop
 	if [ -f "$RUNDIR/noop.pids" ]; then
 		xargs kill < "$RUNDIR/noop.pids" 2>/dev/null || true

@@ -5,13 +5,12 @@
  * are hashed consistently, with short timeouts, and a failed server is
  * ejected so that its keys move to the others (libfacts §6: that takes
  * REMOVE_FAILED_SERVERS and a DEAD_TIMEOUT).  Reads and plain writes use
- * the text protocol: libmemcached
- * sends a multi-key get over it as one packet, where over the binary
- * protocol it sends the keys and then a separate NOOP, which costs the
- * cached read a second packet each way.  Counters that must be created
- * when missing (increment_with_initial) need the binary protocol, so those
- * go over a second connection.  Nagle is off: the requests are small and
- * each waits for its answer.
+ * the text protocol: libmemcached sends a multi-key get over it as one
+ * packet, where over the binary protocol it sends the keys and then a
+ * separate NOOP, which costs the cached read a second packet each way.
+ * Counters that must be created when missing (increment_with_initial)
+ * need the binary protocol, so those go over a second connection.  Nagle
+ * is off: the requests are small and each waits for its answer.
  * Every error is logged at most once a minute and reported as a miss: a
  * request never fails because the cache is down.
  */
@@ -41,7 +40,6 @@ struct agora_cache {
 	/* Reused by every multi-key read, so that a read allocates nothing
 	 * in libmemcached once its buffers have grown. */
 	memcached_result_st res;
-	int res_ok;
 	time_t last_log;
 };
 
@@ -82,10 +80,6 @@ build_config(const char *servers, int binary, char *cfg, size_t len)
 	return 0;
 }
 
-/*
- * A handle for servers, or NULL when the list is empty (caching off) or
- * cannot be parsed (logged).
- */
 /* A handle over the servers, with the failover settings of libfacts §6. */
 static memcached_st *
 handle_new(const char *servers, int binary)
@@ -124,15 +118,20 @@ agora_cache_new(const char *servers)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
-	if ((c->mc = handle_new(servers, 0)) == NULL ||
-	    (c->bin = handle_new(servers, 1)) == NULL) {
+	if ((c->mc = handle_new(servers, 0)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	/* Given the struct, this only sets it up: it cannot fail.  It is
+	 * freed with mc (agora_cache_free). */
+	(void)memcached_result_create(c->mc, &c->res);
+	if ((c->bin = handle_new(servers, 1)) == NULL) {
 		agora_cache_free(c);
 		return NULL;
 	}
 	c->quiet = memcached_clone(NULL, c->bin);
 	if (c->quiet != NULL)
 		memcached_behavior_set(c->quiet, MEMCACHED_BEHAVIOR_NOREPLY, 1);
-	c->res_ok = memcached_result_create(c->mc, &c->res) != NULL;
 	return c;
 }
 
@@ -141,7 +140,7 @@ agora_cache_free(struct agora_cache *c)
 {
 	if (c == NULL)
 		return;
-	if (c->res_ok)
+	if (c->mc != NULL)
 		memcached_result_free(&c->res);
 	memcached_free(c->quiet);
 	memcached_free(c->bin);
@@ -292,8 +291,6 @@ get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
 		lens[i] = 0;
 		klens[i] = strlen(keys[i]);
 	}
-	if (!c->res_ok)
-		return;
 	rc = memcached_mget(c->mc, keys, klens, n);
 	if (rc != MEMCACHED_SUCCESS) {
 		cache_error(c, "mget", rc);
@@ -453,8 +450,8 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
 /*
  * Store doc under key for version ver (from agora_cache_vget), to expire
  * after ttl seconds and up to half as much again, at random, so that
- * entries filled together do not all expire together.  memcached keeps it
- * a little longer, for the readers that refresh it early.
+ * entries filled together do not all expire together.  memcached drops it
+ * a second after that: no reader takes it then.
  */
 void
 agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
@@ -482,7 +479,7 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 		return;
 	memcpy(buf, head, hl);
 	memcpy(buf + hl, doc->body, doc->len);
-	ttl = (time_t)(life / 1000) + 10;
+	ttl = (time_t)(life / 1000) + 1;
 	/* A fill no reader waits for: sent without waiting for the answer. */
 	if (r->ctx->cache->quiet != NULL)
 		(void)memcached_set(

@@ -126,12 +126,20 @@ send_pending(struct agora_ctx *ctx, struct pending *p)
 	p->count = 0;
 }
 
-/* Send what was held longer than HOLD_MS, for every client. */
+/*
+ * Send what was held longer than HOLD_MS, for every client.  The table is
+ * looked over at most once in HOLD_MS, not on every read (count() looks at
+ * its own client's slot every time).
+ */
 static void
 send_old(struct agora_ctx *ctx, long long now)
 {
+	static long long last;
 	size_t i;
 
+	if (now - last < HOLD_MS)
+		return;
+	last = now;
 	for (i = 0; i < PENDING_SLOTS; i++)
 		if (pending[i].count > 0 &&
 		    now - pending[i].since_ms >= HOLD_MS)
@@ -158,15 +166,18 @@ slot_of(struct agora_ctx *ctx, const char *key, time_t ttl)
 	return p;
 }
 
-/* Count one request of r's client here; send when the batch is full. */
+/*
+ * Count one request of r's client in its slot p; send when the batch is
+ * full.  seen is the count memcached gave, or -1 when none was read.
+ */
 static void
-count(struct agora_req *r, long long seen)
+count(struct agora_req *r, struct pending *p, long long seen)
 {
-	struct pending *p;
 	long long now = agora_clock_ms(CLOCK_MONOTONIC), room;
 
+	if (p->count > 0 && now - p->since_ms >= HOLD_MS)
+		send_pending(r->ctx, p);
 	send_old(r->ctx, now);
-	p = slot_of(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
 	if (seen >= 0) {
 		room = r->rl.limit - seen;
 		p->batch = room / BATCH_DIVISOR;
@@ -197,7 +208,7 @@ agora_rate_limit_settle(struct agora_req *r, const char *seen)
 	    r, r->rl.limit, r->rl.limit - (n + p->count + 1), r->rl.reset);
 	if (n + p->count + 1 > r->rl.limit)
 		return refuse(r, r->rl.reset);
-	count(r, n);
+	count(r, p, n);
 	return AGORA_OK;
 }
 
@@ -217,7 +228,7 @@ agora_rate_limit_flush(struct agora_req *r)
 	if (!r->rl.pending)
 		return;
 	r->rl.pending = 0;
-	count(r, -1);
+	count(r, slot_of(r->ctx, r->rl.key, (time_t)r->rl.window + 1), -1);
 }
 
 /*

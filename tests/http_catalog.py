@@ -350,17 +350,43 @@ def window_start():
         time.sleep(60.5 - time.time() % 60)
 
 
+def mc(command, end):
+    """Send one text-protocol command to the stack's memcached; its answer."""
+    host, _, port = config_value("memcached_servers").partition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as c:
+        c.sendall(command.encode() + b"\r\n")
+        data = b""
+        while not data.endswith(end):
+            data += c.recv(65536)
+    return data
+
+
+def mc_get(key):
+    """The value of key in the stack's memcached, or None."""
+    head, _, rest = mc("get " + key, b"END\r\n").partition(b"\r\n")
+    if not head.startswith(b"VALUE"):
+        return None
+    return rest[:int(head.split()[3])]
+
+
 def mc_count(addr):
     """The API counter of client addr in this minute, read from memcached."""
-    host, _, port = config_value("memcached_servers").partition(":")
-    key = "rl:api:ip%s:%d" % (addr, int(time.time()) // 60)
-    with socket.create_connection((host, int(port)), timeout=5) as c:
-        c.sendall(b"get " + key.encode() + b"\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            data += c.recv(4096)
-    head, _, rest = data.partition(b"\r\n")
-    return int(rest.partition(b"\r\n")[0]) if head.startswith(b"VALUE") else 0
+    v = mc_get("rl:api:ip%s:%d" % (addr, int(time.time()) // 60))
+    return int(v) if v is not None else 0
+
+
+# A cached product is stored with its version, its ETag and when it
+# expires: 60 s after it was made, plus up to half as much again at random.
+mc("delete agora:p2:" + pid, b"\r\n")
+made = time.time() * 1000
+r = request("GET", "/api/v1/products/" + pid)
+entry = mc_get("agora:p2:" + pid) or b""
+ver, tag, times, body = (entry.split(b"\n", 3) + [b"", b"", b"", b""])[:4]
+expires = int(times.split()[0]) if times.split() else 0
+t.ok(ver == mc_get("agora:pv:" + pid) and tag.decode() == r.header("ETag")
+     and body == r.body and made + 59000 <= expires <= time.time() * 1000 + 90000,
+     "the cached entry holds its version, the ETag sent and an expiry 60 to 90 s away",
+     (entry[:120], r.header("ETag")))
 
 
 # With plenty of room (a limit of a million) one process holds a busy
