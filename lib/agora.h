@@ -476,12 +476,13 @@ void agora_cache_decr(struct agora_ctx *ctx, const char *key);
 void agora_cache_add_quiet(
     struct agora_ctx *ctx, const char *key, uint64_t n, time_t ttl);
 /* AGORA_RL_API_READ: note the counter; counted by settle (with the value
- * the cache read saw, NULL when none) or, if no cache read came, by flush
- * after the handler.  Counts are sent in batches (ratelimit.c). */
+ * the cache read saw, NULL when none), in batches (ratelimit.c), or, if no
+ * cache read came, at once by flush after the handler, whose answer a 429
+ * then replaces. */
 enum agora_err agora_rate_limit_defer(struct agora_req *r, const char *klass,
     const char *who, long long limit, long long window);
 enum agora_err agora_rate_limit_settle(struct agora_req *r, const char *seen);
-void agora_rate_limit_flush(struct agora_req *r);
+enum agora_err agora_rate_limit_flush(struct agora_req *r);
 void agora_rate_limit_drain(struct agora_ctx *ctx);
 int agora_cache_incr(
     struct agora_ctx *ctx, const char *key, time_t ttl, uint64_t *value);

@@ -79,6 +79,21 @@ refuse(struct agora_req *r, long long reset)
 	        r, "Too many requests; retry in %lld seconds.", reset));
 }
 
+/* Add this request to the counter key now, and answer 429 when over. */
+static enum agora_err
+count_now(struct agora_req *r, const char *key, long long limit,
+    long long window, long long reset)
+{
+	uint64_t n;
+
+	if (agora_cache_incr(r->ctx, key, (time_t)window + 1, &n) != 0)
+		return AGORA_OK;
+	set_headers(r, limit, limit - (long long)n, reset);
+	if ((long long)n <= limit)
+		return AGORA_OK;
+	return refuse(r, reset);
+}
+
 /*
  * Count one request of who in class against limit per window seconds.
  * Returns AGORA_E_RATE_LIMITED (answered, with Retry-After) when over.
@@ -91,17 +106,11 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
 {
 	char key[256];
 	long long reset;
-	uint64_t n;
 
 	if (limit <= 0)
 		return AGORA_OK;
 	window_key(key, sizeof(key), klass, who, window, &reset);
-	if (agora_cache_incr(r->ctx, key, (time_t)window + 1, &n) != 0)
-		return AGORA_OK;
-	set_headers(r, limit, limit - (long long)n, reset);
-	if ((long long)n <= limit)
-		return AGORA_OK;
-	return refuse(r, reset);
+	return count_now(r, key, limit, window, reset);
 }
 
 enum agora_err
@@ -222,13 +231,18 @@ agora_rate_limit_drain(struct agora_ctx *ctx)
 		send_pending(ctx, &pending[i]);
 }
 
-void
+/*
+ * A deferred count that no cache read took (the handler answered before
+ * it read, as for a malformed id) is counted at once, as on every other
+ * route, and over the limit that answer gives way to the 429.
+ */
+enum agora_err
 agora_rate_limit_flush(struct agora_req *r)
 {
 	if (!r->rl.pending)
-		return;
+		return AGORA_OK;
 	r->rl.pending = 0;
-	count(r, slot_of(r->ctx, r->rl.key, (time_t)r->rl.window + 1), -1);
+	return count_now(r, r->rl.key, r->rl.limit, r->rl.window, r->rl.reset);
 }
 
 /*

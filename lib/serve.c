@@ -209,7 +209,8 @@ agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 	if (rc == AGORA_OK)
 		rc = route->handler(&r);
 	/* A deferred count the handler's cache read did not take. */
-	agora_rate_limit_flush(&r);
+	if (agora_rate_limit_flush(&r) != AGORA_OK)
+		rc = AGORA_E_RATE_LIMITED;
 	if (rc != AGORA_OK && r.status < 400)
 		agora_problem(&r, rc, NULL, NULL);
 	else if (rc == AGORA_OK && r.status == 0)

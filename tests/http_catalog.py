@@ -341,6 +341,17 @@ for prog, uri in (("products", "/api/v1/products/" + pid), ("products", "/api/v1
          and got[3].is_problem(429, "rate_limited") and got[3].header("Retry-After"),
          "GET %s: rate_limit_api applies to cached reads, with its headers" % uri,
          [(g.status, g.header("RateLimit-Remaining")) for g in got])
+# Reads refused before they reach the cache count too, and over the limit
+# their answer gives way to the 429.
+for uri, first in (("/api/v1/products/not-an-id", 404), ("/api/v1/products?limit=0", 400)):
+    env = {"AGORA_RATE_LIMIT_API": "3", "REMOTE_ADDR": "10.79.%d.%d" % (
+        uuid.uuid4().int % 250, uuid.uuid4().int % 250)}
+    got = [cgi("products", "GET", uri, env=env) for _ in range(5)]
+    t.ok([g.status for g in got] == [first] * 3 + [429, 429]
+         and [g.header("RateLimit-Remaining") for g in got[:3]] == ["2", "1", "0"]
+         and got[4].is_problem(429, "rate_limited") and got[4].header("Retry-After"),
+         "GET %s: bad reads are counted and limited as well" % uri,
+         [(g.status, g.header("RateLimit-Remaining")) for g in got])
 
 # Cached reads are counted through real FastCGI processes (FcgiPool).
 # The window is the clock's minute: start early in one, so that each run

@@ -7,7 +7,7 @@ import hashlib
 import re
 import uuid
 
-from agoratest import SERVER, Tap, config_value, need_stack, new_user, psql, request
+from agoratest import SERVER, Tap, cgi, config_value, need_stack, new_user, psql, request
 
 need_stack()
 t = Tap()
@@ -129,6 +129,14 @@ t.ok(r.status == 400 and (SERVER == "lighttpd" or r.is_problem(400)), "a NUL in 
 # --- limits, access -----------------------------------------------------------------
 r = upload(A, b"\0" * (MAX + 1))
 t.ok(r.is_problem(413), "a file over file_max_bytes: 413 problem+json", r)
+# Past file_max_bytes and the room kept for multipart framing, the answer
+# comes from Content-Length alone: a run that declares such a length but
+# sends one byte gets 413, not the 400 of a body shorter than declared.
+r = cgi("files", "POST", "/api/v1/files?filename=big.bin", body=b"x",
+        ctype="application/octet-stream", headers=A,
+        env={"CONTENT_LENGTH": str(MAX + 64 * 1024 + 1)})
+t.ok(r.is_problem(413), "a Content-Length past the upload limit: 413 before the body is read",
+     r)
 r = upload(A, b"\0" * MAX)
 t.ok(r.status == 201 and r.json()["size"] == MAX, "a file of exactly file_max_bytes: 201", r)
 r = upload(A, b"")
