@@ -2,6 +2,7 @@
 categories, search with filters, sorts and cursors, inventory with
 reservations, the cache that must never serve a stale write, and bad
 input of every kind."""
+import json
 import os
 import socket
 import shutil
@@ -454,6 +455,17 @@ t.ok(len(codes) == 760 and 640 <= ok <= 640 + 8 and len(limited) == 760 - ok
      "640 to 648 pass, the rest get 429 with Retry-After", (ok, len(limited)))
 t.ok(mc_count(addr) == ok,
      "every read that passed was counted in memcached", (mc_count(addr), ok))
+
+# The stored documents follow their rows whoever writes them: after this
+# test's creates, updates and archives none differs from a fresh build, and
+# an admin's own UPDATE in psql is in the document at once.
+_, stale, _ = psql("SELECT count(*) FROM products WHERE doc <> product_body(products)")
+psql("UPDATE products SET name = 'Renamed in psql', price_cents = 4321 WHERE id = %s" % pid)
+_, doc, _ = psql("SELECT product_doc(doc, 7) FROM products WHERE id = %s" % pid)
+doc = json.loads(doc)
+t.ok(stale == "0" and doc["name"] == "Renamed in psql" and doc["price_cents"] == 4321
+     and doc["stock_available"] == 7 and doc["id"] == pid,
+     "products.doc is rebuilt by every write, a psql UPDATE too", (stale, doc))
 
 # memcached_servers may name a unix socket, as on a single-host install: a
 # memcached of this test's own on one (named with spaces around it) counts
