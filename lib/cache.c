@@ -350,13 +350,22 @@ draw(void)
  * makes a busy entry again while the others still read the old one, where
  * at expiry every reader would miss at once.
  */
+/* Far above any clock in milliseconds or any cost of making an entry. */
+#define STAMP_MAX (1LL << 50)
+
 static int
 refresh_early(long long now, long long expires, long long cost)
 {
-	double u = draw();
-
-	return (double)now - (double)(cost > 0 ? cost : 1) * log(u) >=
-	    (double)expires;
+	if (cost < 1)
+		cost = 1;
+	/*
+	 * draw() is at least 2^-53, so -log(u) is at most 53 ln 2 < 37: an
+	 * entry further from its expiry than that cannot be chosen, and most
+	 * reads skip the draw and the logarithm.
+	 */
+	if (expires - now > 37 * cost)
+		return 0;
+	return (double)now - (double)cost * log(draw()) >= (double)expires;
 }
 
 /*
@@ -382,7 +391,9 @@ entry_parse(char *e, size_t len, const char *ver, size_t vl,
 	if (end == nums || *end != ' ')
 		return -1;
 	*cost = strtoll(end + 1, &end, 10);
-	if (*end != '\n')
+	/* Bounded, so that refresh_early's arithmetic cannot overflow. */
+	if (*end != '\n' || *expires < 0 || *expires > STAMP_MAX || *cost < 0 ||
+	    *cost > STAMP_MAX)
 		return -1;
 	tag[AGORA_ETAG_LEN] = '\0';
 	memcpy(doc->etag, tag, AGORA_ETAG_LEN + 1);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -129,6 +130,64 @@ request_line(const char *path, const char *want, const char *what)
 	json_object_put(o);
 }
 
+/* Whether ts is t's second in UTC, with three digits of milliseconds. */
+static int
+time_is(const char *ts, time_t t)
+{
+	char want[32];
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.", &tm);
+	return strlen(ts) == 24 && strncmp(ts, want, 20) == 0 &&
+	    strspn(ts + 20, "0123456789") == 3 && ts[23] == 'Z';
+}
+
+/*
+ * The time, status and duration are written digit by digit: the time is
+ * now's, in UTC, to the millisecond; the duration, of a request that
+ * started ms milliseconds ago, is milliseconds with three decimals.
+ */
+static void
+formats(long ms)
+{
+	struct agora_req r;
+	struct json_object *o;
+	const char *ts, *d;
+	char *end;
+	time_t t0, t1;
+	long got;
+
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.path = "/";
+	r.status = 201;
+	r.request_id = "f";
+	clock_gettime(CLOCK_MONOTONIC, &r.start);
+	r.start.tv_sec -= ms / 1000 + 1;
+	r.start.tv_nsec += 1000000000L - (ms % 1000) * 1000000L;
+	if (r.start.tv_nsec >= 1000000000L) {
+		r.start.tv_sec++;
+		r.start.tv_nsec -= 1000000000L;
+	}
+	t0 = time(NULL);
+	o = line(capture(log_request, &r));
+	t1 = time(NULL);
+	ts = o != NULL ? str(o, "ts") : "";
+	d = strstr(out, "\"duration_ms\":");
+	d = d != NULL ? d + 14 : "0";
+	got = strtol(d, &end, 10);
+	tap_ok(o != NULL && (time_is(ts, t0) || time_is(ts, t1)) &&
+	        json_object_get_int(json_object_object_get(o, "status")) ==
+	            201 &&
+	        got >= ms && got < ms + 1000 && *end == '.' &&
+	        strspn(end + 1, "0123456789") == 3 && end[4] == ',',
+	    "time %s, duration %ld ms written as %.*s", ts, ms,
+	    (int)strcspn(d, ","), d);
+	if (o != NULL)
+		json_object_put(o);
+}
+
 int
 main(void)
 {
@@ -137,6 +196,9 @@ main(void)
 	size_t i, len;
 
 	agora_log_init("unit_log");
+	formats(0);
+	formats(45);
+	formats(12003);
 	request_line("/api/v1/products/1", NULL, "plain");
 	request_line("/a\"b\\c\n\r\t\x01\x1f/caf\xc3\xa9 \xe2\x82\xac", NULL,
 	    "escapes and UTF-8");
