@@ -19,13 +19,18 @@ BENCH_SERVERS=${BENCH_SERVERS:-"apache lighttpd"}
 BENCH_MODES=${BENCH_MODES:-"managed pool"}
 BENCH_OUT=${BENCH_OUT:-$DEV/bench-results.txt}
 
+# The do-nothing pool's size: what agora-fcgi-pool gives each program.
+bench_procs() {
+	echo "${AGORA_POOL_PROCS:-$((2 * $(getconf _NPROCESSORS_ONLN)))}"
+}
+
 # Extra configuration that serves bench/noop at /bench/noop.
 bench_extra() {
 	local server=$1 mode=$2 noop=$BUILD/bench/noop u=()
 	if [ "$mode" = pool ]; then
 		if is_root; then u=(-u www-data -g www-data -U www-data -G www-data); fi
 		rm -f "$RUNDIR/noop.sock"
-		spawn-fcgi -s "$RUNDIR/noop.sock" -F "${AGORA_POOL_PROCS:-8}" -M 0660 \
+		spawn-fcgi -s "$RUNDIR/noop.sock" -F "$(bench_procs)" -M 0660 \
 			"${u[@]}" -- "$noop" 2>&1 | sed -n 's/.*PID: \([0-9]*\).*/\1/p' \
 			> "$RUNDIR/noop.pids"
 	fi
