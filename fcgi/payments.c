@@ -311,8 +311,13 @@ post_webhook(struct agora_req *r)
 	if ((rc = agora_db_write(r, "event_receive", 4, vals, &res)) !=
 	    AGORA_OK)
 		return rc;
-	/* A failed charge gave its order's stock back: drop cached copies. */
-	if (strcmp(PQgetvalue(res, 0, 0), "applied") == 0)
+	/*
+	 * A failed charge gives its order's stock back: drop the cached
+	 * copies.  No other event changes what is available (a paid order
+	 * keeps its stock reserved until it ships), so the cache stays.
+	 */
+	if (strcmp(PQgetvalue(res, 0, 0), "applied") == 0 &&
+	    strcmp(vals[1], "charge.failed") == 0)
 		bump_products(r, vals[2]);
 	body = agora_printf(
 	    r, "{\"received\":true,\"result\":\"%s\"}", PQgetvalue(res, 0, 0));

@@ -8,6 +8,7 @@ make distcheck passes where no stack runs.
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -210,6 +211,25 @@ def config_value(key):
             if k.strip() == key:
                 return v.strip()
     return None
+
+
+def mc(command, end):
+    """Send one text-protocol command to the stack's memcached; its answer."""
+    host, _, port = config_value("memcached_servers").partition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as c:
+        c.sendall(command.encode() + b"\r\n")
+        data = b""
+        while not data.endswith(end):
+            data += c.recv(65536)
+    return data
+
+
+def mc_get(key):
+    """The value of key in the stack's memcached, or None."""
+    head, _, rest = mc("get " + key, b"END\r\n").partition(b"\r\n")
+    if not head.startswith(b"VALUE"):
+        return None
+    return rest[:int(head.split()[3])]
 
 
 def bearer(token):

@@ -4,7 +4,6 @@ reservations, the cache that must never serve a stale write, and bad
 input of every kind."""
 import json
 import os
-import socket
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +12,7 @@ import time
 import urllib.parse
 import uuid
 
-from agoratest import (FcgiPool, Tap, cgi, config_value, need_stack, psql, request,
+from agoratest import (FcgiPool, Tap, cgi, mc, mc_get, need_stack, psql, request,
                        wait_for)
 
 need_stack()
@@ -360,25 +359,6 @@ for uri, first in (("/api/v1/products/not-an-id", 404), ("/api/v1/products?limit
 def window_start():
     if time.time() % 60 > 30:
         time.sleep(60.5 - time.time() % 60)
-
-
-def mc(command, end):
-    """Send one text-protocol command to the stack's memcached; its answer."""
-    host, _, port = config_value("memcached_servers").partition(":")
-    with socket.create_connection((host, int(port)), timeout=5) as c:
-        c.sendall(command.encode() + b"\r\n")
-        data = b""
-        while not data.endswith(end):
-            data += c.recv(65536)
-    return data
-
-
-def mc_get(key):
-    """The value of key in the stack's memcached, or None."""
-    head, _, rest = mc("get " + key, b"END\r\n").partition(b"\r\n")
-    if not head.startswith(b"VALUE"):
-        return None
-    return rest[:int(head.split()[3])]
 
 
 def mc_count(addr):

@@ -8,8 +8,8 @@ import signal
 import time
 import uuid
 
-from agoratest import (Tap, config_value, ctl, need_stack, new_user, psql, request, run_worker,
-                       sign, start_worker, wait_for)
+from agoratest import (Tap, config_value, ctl, mc_get, need_stack, new_user, psql, request,
+                       run_worker, sign, start_worker, wait_for)
 
 need_stack()
 # Payments only: the paid orders' invoices and mails are worker_invoices.py's.
@@ -212,6 +212,15 @@ t.ok(r.status == 200 and r.json()["result"] == "ignored",
      "an event about no payment of ours: acknowledged and ignored", r)
 t.ok(request("GET", "/api/v1/orders/" + o["id"], headers=A).json()["status"] == "pending",
      "none of those changed anything", "")
+
+def cache_versions():
+    """The product's and the lists' cache versions, after reads that make them."""
+    request("GET", "/api/v1/products/" + P)
+    request("GET", "/api/v1/products?limit=1")
+    return mc_get("agora:pv:" + P), mc_get("agora:cv")
+
+
+versions = cache_versions()
 body = json.dumps(ev).encode()
 both = sign("an old secret", body) + "," + sign(SECRET, body).split(",")[1]
 r = request("POST", "/api/v1/payments/webhook", body=body,
@@ -222,12 +231,16 @@ d = request("GET", "/api/v1/orders/" + o["id"], headers=A).json()
 p = request("GET", "/api/v1/payments/" + pid, headers=A).json()
 t.ok(d["status"] == "paid" and p["status"] == "succeeded" and p["provider_ref"] == "ch_hook",
      "the order is paid", (d, p))
+# A paid order keeps its stock reserved: the cached product and lists stay.
+t.ok(None not in versions and cache_versions() == versions,
+     "charge.succeeded leaves the catalog cache alone", versions)
 r = hook(ev)
 _, nev, _ = psql("SELECT count(*) FROM order_events WHERE order_id = %s" % o["id"])
 t.ok(r.status == 200 and r.json()["result"] == "duplicate" and nev == "2",
      "the same event again: a no-op", (r, nev))
 # A charge.failed gives the stock back, and the cached product shows it.
 o3, pid3 = unworked_payment(A)
+versions = cache_versions()
 stock = request("GET", "/api/v1/products/" + P).json()["stock_available"]
 r = hook({"id": "evt_%s_3" % RUN, "type": "charge.failed",
           "data": {"payment_id": pid3, "failure_code": "card_declined"}})
@@ -235,6 +248,9 @@ d = request("GET", "/api/v1/orders/" + o3["id"], headers=A).json()
 t.ok(r.status == 200 and r.json()["result"] == "applied" and d["status"] == "payment_failed"
      and request("GET", "/api/v1/products/" + P).json()["stock_available"] == stock + 1,
      "a charge.failed webhook fails the order and releases its stock, seen at once", (r, d))
+after = (mc_get("agora:pv:" + P), mc_get("agora:cv"))
+t.ok(None not in versions and after[0] != versions[0] and after[1] != versions[1],
+     "charge.failed moves the product's and the lists' cache versions", (versions, after))
 # An event about a payment not known yet waits, and is applied once it is.
 _, future, _ = psql("SELECT COALESCE(max(id), 0) + 1000 FROM payments")
 ev2 = {"id": "evt_%s_2" % RUN, "type": "charge.failed",
