@@ -73,7 +73,8 @@ class Gateway:
 gw = Gateway()
 ENV = {"AGORA_PAYMENT_PROVIDER": "http", "AGORA_PAYMENT_GATEWAY_URL": gw.url,
        "AGORA_PAYMENT_GATEWAY_KEY": "sk_test_agora", "AGORA_PAYMENT_TIMEOUT_MS": "500",
-       "AGORA_WORKER_LEASE_SECONDS": "2", "AGORA_OUTBOX_BACKOFF_MS": "100",
+       "AGORA_WORKER_LEASE_SECONDS": "2", "AGORA_NOTIFY_TIMEOUT_MS": "1000",
+       "AGORA_STORAGE_TIMEOUT_MS": "1000", "AGORA_OUTBOX_BACKOFF_MS": "100",
        "AGORA_OUTBOX_BACKOFF_MAX_MS": "800", "AGORA_WORKER_POLL_MS": "200"}
 
 
@@ -246,5 +247,15 @@ unrefunded = [p for p in refunded if p and p in gw.charges() and not gw.refunds(
 t.ok(not stray and not unrefunded,
      "every charge the gateway made belongs to a succeeded payment, or was refunded",
      (stray[:5], unrefunded[:5]))
+# A lease too short for one call's timeout would let a second worker take a
+# row whose call is still running: the worker refuses to start.
+short = dict(ENV, AGORA_STORAGE_TIMEOUT_MS="10000")
+before = os.path.getsize(LOG) if os.path.exists(LOG) else 0
+rc = run_worker(*PAY, "--once", env=short, log=LOG)
+with open(LOG, errors="replace") as f:
+    f.seek(before)
+    said = f.read()
+t.ok(rc != 0 and "worker_lease_seconds must be at least" in said,
+     "a lease shorter than twice a timeout: the worker refuses to start", (rc, said[-300:]))
 gw.stop()
 t.done()

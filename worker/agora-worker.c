@@ -487,7 +487,8 @@ worker_open(struct worker *w)
 
 	memset(w, 0, sizeof(*w));
 	w->ctx.program = "agora-worker";
-	if (agora_config_load(&w->ctx.cfg, err, sizeof(err)) != 0) {
+	if (agora_config_load(&w->ctx.cfg, err, sizeof(err)) != 0 ||
+	    agora_config_check_worker(&w->ctx.cfg, err, sizeof(err)) != 0) {
 		agora_log("error", "configuration: %s", err);
 		return -1;
 	}
