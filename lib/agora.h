@@ -124,8 +124,7 @@ int agora_config_env(
     struct agora_config *cfg, char *const *envp, char *err, size_t errlen);
 int agora_config_check(
     const struct agora_config *cfg, char *err, size_t errlen);
-int agora_config_check_worker(
-    const struct agora_config *cfg, char *err, size_t errlen);
+long long agora_worker_lease(const struct agora_config *cfg);
 void agora_config_defaults(struct agora_config *cfg);
 void agora_config_free(struct agora_config *cfg);
 const char *agora_config_path(void);

@@ -329,32 +329,25 @@ channels_check(const struct agora_config *cfg, char *err, size_t errlen)
 }
 
 /*
- * A worker extends its lease between rows, at most a third of the lease
- * apart, so one row's work must end within two thirds of it: else another
- * worker claims the row while its call to the gateway, the mail server or
- * the storage is still running, and does it again.  Twice the longest
- * timeout keeps a margin for the database statements around the call.
- * Only the worker checks this: the web programs do not depend on it.
+ * The lease a worker needs, in seconds.  A worker extends its lease before
+ * a row once a third of it has passed since the last extension, so one
+ * row's work must end within two thirds of it: else another worker claims
+ * the row while its call to the gateway, the mail server or the storage is
+ * still running, and makes the call again.  Twice the longest timeout keeps
+ * a margin for the database statements around the call.
  */
-int
-agora_config_check_worker(
-    const struct agora_config *cfg, char *err, size_t errlen)
+long long
+agora_worker_lease(const struct agora_config *cfg)
 {
-	long long t = cfg->payment_timeout_ms;
+	long long t = cfg->payment_timeout_ms, need;
 
 	if (cfg->notify_timeout_ms > t)
 		t = cfg->notify_timeout_ms;
 	if (cfg->storage_timeout_ms > t)
 		t = cfg->storage_timeout_ms;
-	if (cfg->worker_lease_seconds * 1000 < 2 * t) {
-		snprintf(err, errlen,
-		    "worker_lease_seconds must be at least twice the longest "
-		    "of payment_timeout_ms, notify_timeout_ms and "
-		    "storage_timeout_ms (%lld ms): at least %lld",
-		    t, (2 * t + 999) / 1000);
-		return -1;
-	}
-	return 0;
+	need = (2 * t + 999) / 1000;
+	return cfg->worker_lease_seconds > need ? cfg->worker_lease_seconds
+	                                        : need;
 }
 
 int
