@@ -264,9 +264,13 @@ psql(["INSERT INTO payments (id, order_id, amount_cents, currency, method, token
       "FROM orders WHERE id = %s" % (future, o2["id"]),
       # The identity must not hand out that id again.
       "SELECT setval(pg_get_serial_sequence('payments', 'id'), (SELECT max(id) FROM payments))"])
+stock = request("GET", "/api/v1/products/" + P).json()["stock_available"]
 run_worker(*PAY, "--once", env=FAST, log=LOG)
 d = request("GET", "/api/v1/orders/" + o2["id"], headers=A).json()
 t.ok(d["status"] == "payment_failed", "and applied once its payment exists", d)
+later = request("GET", "/api/v1/products/" + P).json()["stock_available"]
+t.ok(later == stock + 2, "the stock it gave back shows in the cached product at once",
+     (stock, later))
 
 # --- agoractl outbox ----------------------------------------------------------
 rc, out, err = ctl("outbox", "stats")

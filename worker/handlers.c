@@ -346,12 +346,30 @@ expire_orders(struct worker *w)
 	} while (n == EXPIRE_BATCH);
 }
 
+/*
+ * Apply the gateway's events that came before their payments, now that
+ * the payments exist; a failed charge among them gave its stock back.
+ */
+static void
+apply_waiting(struct worker *w)
+{
+	const char *vals[1] = { XSTR(EVENTS_BATCH) };
+	struct agora_req *r = worker_req(w);
+	PGresult *res;
+	int i;
+
+	if (agora_db_query(r, "events_waiting", 1, vals, &res) != AGORA_OK)
+		return;
+	for (i = 0; i < PQntuples(res); i++)
+		if (!PQgetisnull(res, i, 0))
+			agora_catalog_bump(r, PQgetvalue(res, i, 0));
+}
+
 /* The passes that are not outbox rows: expiry and housekeeping. */
 void
 worker_housekeeping(struct worker *w)
 {
 	const char *purge[1] = { XSTR(PURGE_BATCH) };
-	const char *events[1] = { XSTR(EVENTS_BATCH) };
 	PGresult *res;
 
 	expire_orders(w);
@@ -359,5 +377,5 @@ worker_housekeeping(struct worker *w)
 	        AGORA_OK &&
 	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) == PURGE_BATCH)
 		;
-	(void)agora_db_query(worker_req(w), "events_waiting", 1, events, NULL);
+	apply_waiting(w);
 }

@@ -144,7 +144,8 @@ enum pay_result provider_refund(struct pay_call *c);
 	    { "keys_purge", "SELECT idempotency_keys_purge($1::int)" },        \
 	{                                                                      \
 		"events_waiting",                                              \
-		    "SELECT gateway_events_apply_waiting($1::int)"             \
+		    "SELECT product_ids FROM "                                 \
+		    "gateway_events_apply_waiting_stock($1::int)"              \
 	}
 
 #endif /* AGORA_WORKER_H */
