@@ -36,11 +36,8 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT payment_doc(p)::text FROM payments p "
 	    "WHERE p.id = $1::bigint" },
 	{ "event_receive",
-	    "SELECT gateway_event_receive($1, $2, $3::bigint, $4::jsonb)" },
-	{ "payment_products",
-	    "SELECT string_agg(i.product_id::text, ',') FROM order_items i "
-	    "JOIN payments p ON p.order_id = i.order_id "
-	    "WHERE p.id = $1::bigint" },
+	    "SELECT result, product_ids FROM "
+	    "gateway_event_receive_stock($1, $2, $3::bigint, $4::jsonb)" },
 };
 
 static enum agora_err
@@ -256,17 +253,6 @@ signature_check(struct agora_req *r)
 	return AGORA_OK;
 }
 
-static void
-bump_products(struct agora_req *r, const char *payment)
-{
-	const char *vals[1] = { payment };
-	PGresult *res;
-
-	if (agora_db_query(r, "payment_products", 1, vals, &res) == AGORA_OK &&
-	    !PQgetisnull(res, 0, 0))
-		agora_catalog_bump(r, PQgetvalue(res, 0, 0));
-}
-
 static const struct agora_field event_fields[] = {
 	{ "id", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 255 },
 	{ "type", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 64 },
@@ -311,14 +297,10 @@ post_webhook(struct agora_req *r)
 	if ((rc = agora_db_write(r, "event_receive", 4, vals, &res)) !=
 	    AGORA_OK)
 		return rc;
-	/*
-	 * A failed charge gives its order's stock back: drop the cached
-	 * copies.  No other event changes what is available (a paid order
-	 * keeps its stock reserved until it ships), so the cache stays.
-	 */
-	if (strcmp(PQgetvalue(res, 0, 0), "applied") == 0 &&
-	    strcmp(vals[1], "charge.failed") == 0)
-		bump_products(r, vals[2]);
+	/* An event that gave stock back (a failed charge): drop the
+	 * cached copies of those products. */
+	if (!PQgetisnull(res, 0, 1))
+		agora_catalog_bump(r, PQgetvalue(res, 0, 1));
 	body = agora_printf(
 	    r, "{\"received\":true,\"result\":\"%s\"}", PQgetvalue(res, 0, 0));
 	if (body == NULL)

@@ -252,6 +252,15 @@ t.ok(r.status == 200 and r.json()["result"] == "applied" and d["status"] == "pay
 after = (mc_get("agora:pv:" + P), mc_get("agora:cv"))
 t.ok(None not in versions and after[0] != versions[0] and after[1] != versions[1],
      "charge.failed moves the product's and the lists' cache versions", (versions, after))
+# Another charge.failed for that payment (a new event id) releases nothing:
+# the cache stays.
+again = cache_versions()
+r = hook({"id": "evt_%s_3b" % RUN, "type": "charge.failed",
+          "data": {"payment_id": pid3, "failure_code": "card_declined"}})
+t.ok(r.status == 200 and r.json()["result"] == "applied" and again[0] is not None
+     and mc_get("agora:pv:" + P) == again[0],
+     "a charge.failed that releases nothing leaves the product's cache version alone",
+     (r, again))
 # An event about a payment not known yet waits, and is applied once it is.
 _, future, _ = psql("SELECT COALESCE(max(id), 0) + 1000 FROM payments")
 ev2 = {"id": "evt_%s_2" % RUN, "type": "charge.failed",

@@ -348,7 +348,8 @@ expire_orders(struct worker *w)
 
 /*
  * Apply the gateway's events that came before their payments, now that
- * the payments exist; a failed charge among them gave its stock back.
+ * the payments exist; each row names the products whose stock one of them
+ * gave back (a failed charge).
  */
 static void
 apply_waiting(struct worker *w)
