@@ -21,7 +21,7 @@ BENCH_OUT=${BENCH_OUT:-$DEV/bench-results.txt}
 
 # The do-nothing pool's size: what agora-fcgi-pool gives each program.
 bench_procs() {
-	echo "${AGORA_POOL_PROCS:-$((2 * $(getconf _NPROCESSORS_ONLN)))}"
+	"$PREFIX/sbin/agora-fcgi-pool" procs ${AGORA_POOL_PROCS:+-n "$AGORA_POOL_PROCS"} orders
 }
 
 # Extra configuration that serves bench/noop at /bench/noop.

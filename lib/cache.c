@@ -342,6 +342,9 @@ draw(void)
 	return ((double)(z >> 11) + 1.0) / 9007199254740992.0;
 }
 
+/* Far above any clock in milliseconds or any cost of making an entry. */
+#define STAMP_MAX (1LL << 50)
+
 /*
  * Whether a reader should make an entry again before it expires: with a
  * probability that grows as the expiry nears, in proportion to what the
@@ -350,9 +353,6 @@ draw(void)
  * makes a busy entry again while the others still read the old one, where
  * at expiry every reader would miss at once.
  */
-/* Far above any clock in milliseconds or any cost of making an entry. */
-#define STAMP_MAX (1LL << 50)
-
 static int
 refresh_early(long long now, long long expires, long long cost)
 {

@@ -59,8 +59,12 @@ try:
     rc, out = pool("start", "-d", run, "-l", run, *user)
     got = counts()
     cores = os.sysconf("SC_NPROCESSORS_ONLN")
-    t.ok(rc == 0 and got.get("orders") == min(2 * cores, 8),
-         "by default two processes per core, at most 8 (%d cores)" % cores, (rc, out[-300:], got))
+    _, said = pool("procs", "orders")
+    t.ok(rc == 0 and got.get("orders") == min(2 * cores, 8) and said.strip() == str(got["orders"]),
+         "by default two processes per core, at most 8 (%d cores); procs says so" % cores,
+         (rc, out[-300:], got, said))
+    _, said = pool("procs", "-n", "3", "-n", "orders=5", "tracking")
+    t.ok(said.strip() == "16", "procs -n 3 tracking: 16", said)
 finally:
     pool("stop", "-d", run)
     shutil.rmtree(run, ignore_errors=True)
