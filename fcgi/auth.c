@@ -25,7 +25,8 @@ static const struct agora_stmt stmts[] = {
 	    "VALUES (lower($1), $2, $3) RETURNING " AGORA_USER_COLUMNS },
 	{ "user_by_email",
 	    "SELECT id::text, role, password_hash FROM users "
-	    "WHERE email = lower($1)" },
+	    "WHERE email = lower($1)",
+	    AGORA_STMT_READ },
 	{ "user_rehash",
 	    "UPDATE users SET password_hash = $2 WHERE id = $1::bigint" },
 	{ "token_insert",

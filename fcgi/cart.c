@@ -30,7 +30,8 @@ static const struct agora_stmt stmts[] = {
 	    "'item_count', COALESCE(sum(c.quantity), 0))::text "
 	    "FROM cart_items c JOIN products p ON p.id = c.product_id "
 	    "LEFT JOIN inventory i ON i.product_id = p.id "
-	    "WHERE c.user_id = $1::bigint" },
+	    "WHERE c.user_id = $1::bigint",
+	    AGORA_STMT_READ },
 	/* The count keeps a cart to 100 different products. */
 	{ "cart_put",
 	    "INSERT INTO cart_items (user_id, product_id, quantity) "
@@ -45,7 +46,8 @@ static const struct agora_stmt stmts[] = {
 	    "AND product_id = $2::bigint" },
 	{ "product_live",
 	    "SELECT 1 FROM products WHERE id = $1::bigint "
-	    "AND archived_at IS NULL" },
+	    "AND archived_at IS NULL",
+	    AGORA_STMT_READ },
 };
 
 static enum agora_err

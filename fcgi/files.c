@@ -26,7 +26,8 @@ static const struct agora_stmt stmts[] = {
 	    "$5, $6, $7) RETURNING id::text, file_doc(files)::text" },
 	{ "file_get",
 	    "SELECT f.user_id::text, file_doc(f)::text, " AGORA_FILE_COLUMNS
-	    " FROM files f WHERE f.id = $1::bigint" },
+	    " FROM files f WHERE f.id = $1::bigint",
+	    AGORA_STMT_READ },
 };
 
 /* The upload as the handler sees it, whichever way it came. */

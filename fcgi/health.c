@@ -19,7 +19,7 @@
 #include "agora.h"
 
 static const struct agora_stmt stmts[] = {
-	{ "health_ping", "SELECT 1" },
+	{ "health_ping", "SELECT 1", AGORA_STMT_READ },
 };
 
 #define SIDE_CHECK_MS 1000

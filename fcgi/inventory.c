@@ -22,7 +22,8 @@ static const struct agora_stmt stmts[] = {
 	{ "inv_get",
 	    "SELECT " INVENTORY_JSON "::text FROM inventory i JOIN products p "
 	    "ON p.id = i.product_id WHERE i.product_id = $1::bigint "
-	    "AND p.archived_at IS NULL" },
+	    "AND p.archived_at IS NULL",
+	    AGORA_STMT_READ },
 	{ "inv_set",
 	    "UPDATE inventory i SET on_hand = $2::int, updated_at = now() "
 	    "FROM products p WHERE p.id = i.product_id AND p.archived_at IS "
@@ -31,7 +32,8 @@ static const struct agora_stmt stmts[] = {
 	    "::text" },
 	{ "product_live",
 	    "SELECT 1 FROM products WHERE id = $1::bigint "
-	    "AND archived_at IS NULL" },
+	    "AND archived_at IS NULL",
+	    AGORA_STMT_READ },
 	{ "res_insert",
 	    "INSERT INTO reservations (order_id, product_id, quantity) "
 	    "VALUES ($2, $1::bigint, $3::int) ON CONFLICT DO NOTHING "
@@ -46,7 +48,8 @@ static const struct agora_stmt stmts[] = {
 	    "AND released_at IS NULL RETURNING quantity::text" },
 	{ "res_exists",
 	    "SELECT 1 FROM reservations WHERE product_id = $1::bigint "
-	    "AND order_id = $2" },
+	    "AND order_id = $2",
+	    AGORA_STMT_READ },
 	{ "inv_release",
 	    "UPDATE inventory SET reserved = reserved - $2::int, "
 	    "updated_at = now() WHERE product_id = $1::bigint" },

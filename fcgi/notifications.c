@@ -15,7 +15,8 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT n.id::text, notification_doc(n)::text FROM notifications n "
 	    "WHERE n.user_id = $1::bigint "
 	    "AND ($2::bigint IS NULL OR n.id < $2::bigint) "
-	    "ORDER BY n.id DESC LIMIT $3::int" },
+	    "ORDER BY n.id DESC LIMIT $3::int",
+	    AGORA_STMT_READ },
 };
 
 static enum agora_err

@@ -25,39 +25,46 @@ static const struct agora_stmt stmts[] = {
 	AGORA_ORDER_STMTS,
 	{ "order_get",
 	    "SELECT o.user_id::text, order_doc(o.id)::text FROM orders o "
-	    "WHERE o.id = $1::bigint" },
+	    "WHERE o.id = $1::bigint",
+	    AGORA_STMT_READ },
 	{ "order_list_user",
 	    "SELECT o.id::text, order_doc(o.id)::text FROM orders o "
 	    "WHERE o.user_id = $1::bigint "
 	    "AND ($2::text IS NULL OR o.status = $2) "
 	    "AND ($3::bigint IS NULL OR o.id < $3::bigint) "
-	    "ORDER BY o.id DESC LIMIT $4::int" },
+	    "ORDER BY o.id DESC LIMIT $4::int",
+	    AGORA_STMT_READ },
 	/* $1 is the absent user filter: both lists take the same values. */
 	{ "order_list_all",
 	    "SELECT o.id::text, order_doc(o.id)::text FROM orders o "
 	    "WHERE ($2::text IS NULL OR o.status = $2) "
 	    "AND ($3::bigint IS NULL OR o.id < $3::bigint) "
-	    "AND $1::text IS NULL ORDER BY o.id DESC LIMIT $4::int" },
+	    "AND $1::text IS NULL ORDER BY o.id DESC LIMIT $4::int",
+	    AGORA_STMT_READ },
 	{ "order_transition",
 	    "SELECT order_transition($1::bigint, $2, $3, $4)" },
 	{ "order_payments",
 	    "SELECT o.user_id::text, (SELECT COALESCE(json_agg(payment_doc(p) "
 	    "ORDER BY p.id), '[]') FROM payments p "
 	    "WHERE p.order_id = o.id)::text FROM orders o "
-	    "WHERE o.id = $1::bigint" },
+	    "WHERE o.id = $1::bigint",
+	    AGORA_STMT_READ },
 	/* After a move: the order and the products whose stock moved. */
 	{ "order_moved",
 	    "SELECT order_doc(o.id)::text, (SELECT string_agg("
 	    "i.product_id::text, ',') FROM order_items i "
-	    "WHERE i.order_id = o.id) FROM orders o WHERE o.id = $1::bigint" },
+	    "WHERE i.order_id = o.id) FROM orders o WHERE o.id = $1::bigint",
+	    AGORA_STMT_READ },
 	/* The invoice's file; no file (NULL) before the order completes. */
 	{ "order_invoice",
 	    "SELECT o.user_id::text, f.id::text, " AGORA_FILE_COLUMNS
 	    " FROM orders o LEFT JOIN invoices i ON i.order_id = o.id "
-	    "LEFT JOIN files f ON f.id = i.file_id WHERE o.id = $1::bigint" },
+	    "LEFT JOIN files f ON f.id = i.file_id WHERE o.id = $1::bigint",
+	    AGORA_STMT_READ },
 	/* Whose the order is, without building its document. */
 	{ "order_owner",
-	    "SELECT user_id::text FROM orders WHERE id = $1::bigint" },
+	    "SELECT user_id::text FROM orders WHERE id = $1::bigint",
+	    AGORA_STMT_READ },
 };
 
 static enum agora_err

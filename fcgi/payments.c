@@ -30,11 +30,13 @@ static const struct agora_stmt stmts[] = {
 	    "FROM payment_start($1::bigint, $2::bigint, $3::jsonb) AS t(r)" },
 	{ "payment_get",
 	    "SELECT o.user_id::text, payment_doc(p)::text FROM payments p "
-	    "JOIN orders o ON o.id = p.order_id WHERE p.id = $1::bigint" },
+	    "JOIN orders o ON o.id = p.order_id WHERE p.id = $1::bigint",
+	    AGORA_STMT_READ },
 	{ "payment_refund", "SELECT payment_refund_request($1::bigint)" },
 	{ "payment_doc",
 	    "SELECT payment_doc(p)::text FROM payments p "
-	    "WHERE p.id = $1::bigint" },
+	    "WHERE p.id = $1::bigint",
+	    AGORA_STMT_READ },
 	{ "event_receive",
 	    "SELECT result, product_ids FROM "
 	    "gateway_event_receive_stock($1, $2, $3::bigint, $4::jsonb)" },
@@ -282,8 +284,8 @@ post_webhook(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = signature_check(r)) != AGORA_OK ||
-	    (rc = agora_valid_body(r, event_fields, 4, v)) != AGORA_OK)
+	/* The signature was checked before the body was parsed. */
+	if ((rc = agora_valid_body(r, event_fields, 4, v)) != AGORA_OK)
 		return rc;
 	vals[0] = v[0].s;
 	vals[1] = v[1].s;
@@ -316,7 +318,7 @@ static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/payments/{id}/refund", AGORA_BODY_JSON_OPTIONAL,
 	    post_refund, AGORA_ADMIN },
 	{ "POST", "/api/v1/payments/webhook", AGORA_BODY_JSON, post_webhook,
-	    AGORA_ANON, AGORA_RL_NONE },
+	    AGORA_ANON, AGORA_RL_NONE, signature_check },
 };
 
 static const struct agora_program program = {

@@ -9,8 +9,8 @@
  * search (catalog_query(): the words, and the last one as a prefix) is
  * one statement per sort order (the ORDER BY cannot be a parameter);
  * every filter is a parameter that may be NULL, and each search is planned
- * with its actual values (custom_plan) so that the indexes are used and
- * the unused filters vanish.  Reading one product keeps its prepared,
+ * with its actual values (AGORA_STMT_CUSTOM_PLAN) so that the indexes are used
+ * and the unused filters vanish.  Reading one product keeps its prepared,
  * generic plan: planning it each time cost three quarters of the read.  The
  * in-stock filter is a scalar subquery, so that it costs one index probe per
  * candidate row when asked for, and nothing otherwise (an EXISTS under OR
@@ -74,26 +74,30 @@ static const struct agora_stmt stmts[] = {
 	{ "search_newest",
 	    SEARCH("p.created_at", "timestamptz", "<",
 	        "p.created_at DESC, p.id DESC"),
-	    1 },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
 	{ "search_price",
-	    SEARCH("p.price_cents", "bigint", ">", "p.price_cents, p.id"), 1 },
+	    SEARCH("p.price_cents", "bigint", ">", "p.price_cents, p.id"),
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
 	{ "search_price_desc",
 	    SEARCH("p.price_cents", "bigint", "<",
 	        "p.price_cents DESC, p.id DESC"),
-	    1 },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
 	{ "search_rating",
 	    SEARCH(
 	        "p.rating_avg", "numeric", "<", "p.rating_avg DESC, p.id DESC"),
-	    1 },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
 	{ "search_relevance",
-	    SEARCH(RANK, "float8", "<", RANK " DESC, p.id DESC"), 1 },
-	{ "category_exists", "SELECT 1 FROM categories WHERE id = $1::bigint" },
+	    SEARCH(RANK, "float8", "<", RANK " DESC, p.id DESC"),
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
+	{ "category_exists", "SELECT 1 FROM categories WHERE id = $1::bigint",
+	    AGORA_STMT_READ },
 	/* One row: a join reads the stock more cheaply than DOC's
 	 * sub-select (pgbench: 6% more reads a second). */
 	{ "product_get",
 	    "SELECT product_doc(p.doc, i.on_hand - i.reserved) "
 	    "FROM products p LEFT JOIN inventory i ON i.product_id = p.id "
-	    "WHERE p.id = $1::bigint AND p.archived_at IS NULL" },
+	    "WHERE p.id = $1::bigint AND p.archived_at IS NULL",
+	    AGORA_STMT_READ },
 	{ "product_insert",
 	    "INSERT INTO products (sku, name, description, price_cents, "
 	    "currency, category_id, attributes) VALUES ($1, $2, "

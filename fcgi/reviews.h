@@ -24,11 +24,12 @@
 
 /* The statements the reviews need, for the products program's table. */
 #define REVIEW_STMTS                                                           \
-	{ "review_list", REVIEW_LIST_SQL }, { "review_get", REVIEW_GET_SQL },  \
+	{ "review_list", REVIEW_LIST_SQL, AGORA_STMT_READ },                   \
+	    { "review_get", REVIEW_GET_SQL, AGORA_STMT_READ },                 \
 	    { "review_add", REVIEW_ADD_SQL },                                  \
 	    { "review_delete", REVIEW_DELETE_SQL },                            \
 	{                                                                      \
-		"review_product_live", REVIEW_LIVE_SQL                         \
+		"review_product_live", REVIEW_LIVE_SQL, AGORA_STMT_READ        \
 	}
 
 enum agora_err review_list(struct agora_req *r);

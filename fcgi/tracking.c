@@ -33,7 +33,8 @@
 static const struct agora_stmt stmts[] = {
 	{ "order_events",
 	    "SELECT o.user_id::text, o.last_seq, " EVENTS_JSON
-	    " FROM orders o WHERE o.id = $1::bigint" },
+	    " FROM orders o WHERE o.id = $1::bigint",
+	    AGORA_STMT_READ },
 };
 
 static enum agora_err

@@ -14,9 +14,10 @@
 
 static const struct agora_stmt stmts[] = {
 	{ "user_get",
-	    "SELECT " AGORA_USER_COLUMNS " FROM users WHERE id = $1::bigint" },
-	{ "user_hash",
-	    "SELECT password_hash FROM users WHERE id = $1::bigint" },
+	    "SELECT " AGORA_USER_COLUMNS " FROM users WHERE id = $1::bigint",
+	    AGORA_STMT_READ },
+	{ "user_hash", "SELECT password_hash FROM users WHERE id = $1::bigint",
+	    AGORA_STMT_READ },
 	{ "user_update",
 	    "UPDATE users SET name = COALESCE($2, name), "
 	    "password_hash = COALESCE($3, password_hash), updated_at = now() "
@@ -31,7 +32,8 @@ static const struct agora_stmt stmts[] = {
 	{ "user_list",
 	    "SELECT " AGORA_USER_COLUMNS " FROM users "
 	    "WHERE $1::bigint IS NULL OR id < $1::bigint "
-	    "ORDER BY users.id DESC LIMIT $2::int" },
+	    "ORDER BY users.id DESC LIMIT $2::int",
+	    AGORA_STMT_READ },
 };
 
 /* Ids are decimal text; anything else cannot name a user. */

@@ -137,19 +137,29 @@ void agora_arena_reset(struct agora_arena *a);
 void agora_arena_free(struct agora_arena *a);
 int agora_arena_defer(struct agora_arena *a, void (*fn)(void *), void *p);
 size_t agora_arena_used(const struct agora_arena *a);
+int agora_arena_failed(const struct agora_arena *a);
 
 /* Prepared statements a program declares; prepared once per connection. */
 struct agora_stmt {
 	const char *name;
 	const char *sql;
-	/*
-	 * Planned anew for each execution, with its values (sent unnamed,
-	 * with PQexecParams): for statements whose best plan depends on which
-	 * of their filters are given.  Others are prepared once and keep the
-	 * plan PostgreSQL chooses, usually a generic one.
-	 */
-	int custom_plan;
+	unsigned flags; /* AGORA_STMT_* */
 };
+/*
+ * The statement only reads (no write, no row lock, no volatile function of
+ * ours): run outside a transaction, it may run again on a new connection
+ * after the old one broke, since the first run changed nothing.  Every
+ * other statement answers 503 then, for it may have committed.  A test
+ * (tests/db_statements.py) checks the flag against what the SQL calls.
+ */
+#define AGORA_STMT_READ 0x1
+/*
+ * Planned anew for each execution, with its values (sent unnamed, with
+ * PQexecParams): for statements whose best plan depends on which of their
+ * filters are given.  Others are prepared once and keep the plan
+ * PostgreSQL chooses, usually a generic one.
+ */
+#define AGORA_STMT_CUSTOM_PLAN 0x2
 
 struct agora_db;
 struct agora_cache;
@@ -257,6 +267,13 @@ struct agora_route {
 	agora_handler handler;
 	enum agora_access access;
 	enum agora_rl rl;
+	/*
+	 * Optional: runs on the raw body before it is parsed, and refuses the
+	 * request by answering with a problem.  A webhook checks its
+	 * signature here, so that nobody without the secret makes the
+	 * program parse anything.
+	 */
+	agora_handler guard;
 };
 
 struct agora_program {
@@ -280,7 +297,8 @@ struct agora_program {
 
 /*
  * Serve requests: FastCGI when started by a web server or spawn-fcgi, one
- * request as plain CGI otherwise.  "--routes" prints the route table.
+ * request as plain CGI otherwise.  "--routes" prints the route table,
+ * "--statements" the SQL statements (agora_db_print_stmts).
  * Returns the process exit status.
  */
 int agora_main(int argc, char **argv, const struct agora_program *prog);
@@ -354,6 +372,8 @@ const char *agora_status_text(int status);
 /* Strict JSON (libfacts §4): see json.c for what is rejected. */
 #define AGORA_JSON_MAX_DEPTH 16
 #define AGORA_JSON_MAX_VALUES 20000
+/* What json-c may allocate for one body's structure, strings aside. */
+#define AGORA_JSON_MAX_MEMORY (4 * 1024 * 1024)
 enum agora_err agora_json_parse(
     const char *buf, size_t len, struct json_object **out, const char **why);
 int agora_utf8_valid(const char *s, size_t len);
@@ -432,6 +452,7 @@ enum agora_err agora_db_write(struct agora_req *r, const char *stmt, int n,
 enum agora_err agora_db_sqlstate_err(const char *sqlstate);
 PGconn *agora_db_conn(struct agora_db *db);
 unsigned long agora_db_generation(const struct agora_db *db);
+void agora_db_print_stmts(const struct agora_stmt *stmts, size_t n);
 
 /* memcached: every failure is a miss, never an error for the request. */
 struct agora_cache *agora_cache_new(const char *servers);

@@ -4,7 +4,12 @@
  * Allocations are carved from chunks; the first chunk is kept across
  * requests, larger ones are freed at reset.  The total is capped so that no
  * request, however hostile, can make a process grow without bound: an
- * allocation past the cap returns NULL and the request answers 413 or 500.
+ * allocation past the cap returns NULL.  The failure is sticky, as SQLite's
+ * accError is: once one allocation failed, every later one fails too until
+ * the reset, so no code runs on with half of what it built (a NULL that
+ * reaches PostgreSQL is SQL NULL, and "LIMIT NULL" means no limit), no
+ * query runs (db.c asks agora_arena_failed()), and the answer is the fixed
+ * 500 that serve.c builds without the arena.
  * Foreign objects (PGresult, json_object) are registered with
  * agora_arena_defer() and released at reset, in reverse order.
  */
@@ -36,6 +41,7 @@ struct agora_arena {
 	size_t cap;
 	size_t total; /* bytes handed out, for the cap */
 	struct defer *defers; /* newest first, so released in reverse */
+	int failed; /* an allocation failed since the last reset */
 };
 
 static size_t
@@ -82,13 +88,17 @@ agora_arena_alloc(struct agora_arena *a, size_t n)
 	size_t need;
 
 	need = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
-	if (need < n || need > a->cap - a->total)
+	if (a->failed || need < n || need > a->cap - a->total) {
+		a->failed = 1;
 		return NULL;
+	}
 	c = a->head;
 	if (c->size - c->used < need) {
 		c = chunk_new(need > CHUNK_MIN ? need : CHUNK_MIN);
-		if (c == NULL)
+		if (c == NULL) {
+			a->failed = 1;
 			return NULL;
+		}
 		c->next = a->head;
 		a->head = c;
 	}
@@ -132,6 +142,14 @@ agora_arena_reset(struct agora_arena *a)
 	}
 	a->head->used = 0;
 	a->total = 0;
+	a->failed = 0;
+}
+
+/* Whether an allocation failed since the last reset. */
+int
+agora_arena_failed(const struct agora_arena *a)
+{
+	return a->failed;
 }
 
 void

@@ -12,6 +12,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -94,7 +95,7 @@ agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts)
 	db->stmts = stmts;
 	db->nstmts = nstmts;
 	for (i = 0; i < nstmts; i++)
-		db->ncustom += stmts[i].custom_plan != 0;
+		db->ncustom += (stmts[i].flags & AGORA_STMT_CUSTOM_PLAN) != 0;
 	return db;
 }
 
@@ -143,7 +144,7 @@ prepare_all(struct agora_db *db)
 	enum agora_err rc = AGORA_OK;
 
 	for (i = 0; i < db->nstmts && rc == AGORA_OK; i++) {
-		if (db->stmts[i].custom_plan)
+		if (db->stmts[i].flags & AGORA_STMT_CUSTOM_PLAN)
 			continue;
 		res = PQprepare(
 		    db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
@@ -233,15 +234,16 @@ result_err(
 	return e;
 }
 
-/* Only a SELECT is safe to run again after its connection broke. */
+/* Only a statement that reads is safe to run again after its connection
+ * broke: one that writes may have committed before the break. */
 static int
-is_select(const struct agora_db *db, const char *stmt)
+is_read(const struct agora_db *db, const char *stmt)
 {
 	size_t i;
 
 	for (i = 0; i < db->nstmts; i++)
 		if (strcmp(db->stmts[i].name, stmt) == 0)
-			return strncmp(db->stmts[i].sql, "SELECT ", 7) == 0;
+			return (db->stmts[i].flags & AGORA_STMT_READ) != 0;
 	return 0;
 }
 
@@ -257,7 +259,7 @@ custom_sql(const struct agora_db *db, const char *stmt)
 	size_t i;
 
 	for (i = 0; i < db->nstmts && db->ncustom > 0; i++)
-		if (db->stmts[i].custom_plan &&
+		if ((db->stmts[i].flags & AGORA_STMT_CUSTOM_PLAN) &&
 		    strcmp(db->stmts[i].name, stmt) == 0)
 			return db->stmts[i].sql;
 	return NULL;
@@ -272,6 +274,10 @@ query_once(struct agora_req *r, const char *stmt, int n,
 	PGresult *res;
 	enum agora_err rc;
 
+	/* A value the arena could not make is NULL, which PostgreSQL would
+	 * take for SQL NULL: nothing runs once the arena has failed. */
+	if (agora_arena_failed(r->arena))
+		return AGORA_E_INTERNAL;
 	rc = agora_db_connect(db);
 	if (rc != AGORA_OK)
 		return rc;
@@ -297,10 +303,11 @@ query_once(struct agora_req *r, const char *stmt, int n,
  * Run the prepared statement stmt with n text parameters.  On success
  * *out (if not NULL) is a result the arena releases.  Errors are mapped
  * through the SQLSTATE table; r->sqlstate and r->constraint say more.
- * Outside agora_db_tx a SELECT that met a lost connection is tried once
- * more on a new one; any other statement answers 503 then, since it might
- * have committed before the connection broke (writes that should survive
- * a reconnect belong in agora_db_tx, where COMMIT was never sent).
+ * Outside agora_db_tx a statement flagged AGORA_STMT_READ that met a lost
+ * connection is tried once more on a new one; any other statement answers 503
+ * then, since it might have committed before the connection broke (writes that
+ * should survive a reconnect belong in agora_db_tx, where COMMIT was never
+ * sent).
  */
 enum agora_err
 agora_db_query(struct agora_req *r, const char *stmt, int n,
@@ -311,7 +318,7 @@ agora_db_query(struct agora_req *r, const char *stmt, int n,
 
 	rc = query_once(r, stmt, n, vals, &res);
 	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx &&
-	    is_select(r->ctx->db, stmt)) {
+	    is_read(r->ctx->db, stmt)) {
 		r->ctx->db->last_try.tv_sec = 0;
 		rc = query_once(r, stmt, n, vals, &res);
 	}
@@ -355,6 +362,8 @@ tx_once(struct agora_req *r, enum agora_err (*fn)(struct agora_req *, void *),
 	rc = exec_simple(r, "BEGIN");
 	if (rc == AGORA_OK)
 		rc = fn(r, arg);
+	if (rc == AGORA_OK && agora_arena_failed(r->arena))
+		rc = AGORA_E_INTERNAL;
 	if (rc == AGORA_OK) {
 		rc = exec_simple(r, "COMMIT");
 		/* A COMMIT whose answer was lost may have succeeded. */
@@ -432,4 +441,30 @@ agora_db_write(struct agora_req *r, const char *stmt, int n,
 	struct one_write w = { stmt, n, vals, out };
 
 	return agora_db_tx(r, tx_one, &w);
+}
+
+/*
+ * Print each statement as a line of JSON, {"name", "read", "sql"}: what
+ * "--statements" shows, so that a test can hold the AGORA_STMT_READ flags
+ * against what the SQL calls in the database.
+ */
+void
+agora_db_print_stmts(const struct agora_stmt *stmts, size_t n)
+{
+	struct json_object *o;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		o = json_object_new_object();
+		json_object_object_add(
+		    o, "name", json_object_new_string(stmts[i].name));
+		json_object_object_add(o, "read",
+		    json_object_new_boolean(
+		        (stmts[i].flags & AGORA_STMT_READ) != 0));
+		json_object_object_add(
+		    o, "sql", json_object_new_string(stmts[i].sql));
+		printf("%s\n",
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	}
 }

@@ -338,6 +338,8 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 		return AGORA_OK;
 	if ((rc = read_body(r, io, (size_t)len)) != AGORA_OK)
 		return rc;
+	if ((*route)->guard != NULL && (rc = (*route)->guard(r)) != AGORA_OK)
+		return rc;
 	if ((*route)->body == AGORA_BODY_RAW)
 		return AGORA_OK;
 	return parse_json_body(r, (*route)->body);

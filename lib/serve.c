@@ -211,7 +211,11 @@ agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 	/* A deferred count the handler's cache read did not take. */
 	if (agora_rate_limit_flush(&r) != AGORA_OK)
 		rc = AGORA_E_RATE_LIMITED;
-	if (rc != AGORA_OK && r.status < 400)
+	/* The answer of a request that ran out of memory is the fixed 500
+	 * (agora_emit), whatever the handler made of the failure. */
+	if (agora_arena_failed(arena))
+		agora_log("error", "the request used up request_memory_bytes");
+	else if (rc != AGORA_OK && r.status < 400)
 		agora_problem(&r, rc, NULL, NULL);
 	else if (rc == AGORA_OK && r.status == 0)
 		agora_problem(&r, AGORA_E_INTERNAL, NULL, NULL);
@@ -394,6 +398,10 @@ agora_main(int argc, char **argv, const struct agora_program *prog)
 
 	if (argc > 1 && strcmp(argv[1], "--routes") == 0) {
 		print_routes(prog);
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "--statements") == 0) {
+		agora_db_print_stmts(prog->stmts, prog->nstmts);
 		return 0;
 	}
 	agora_log_init(prog->name);

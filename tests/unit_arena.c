@@ -37,6 +37,13 @@ main(void)
 	    "an allocation past the cap fails");
 	tap_ok(agora_arena_alloc(a, SIZE_MAX) == NULL,
 	    "SIZE_MAX does not wrap around");
+	tap_ok(agora_arena_failed(a) && agora_arena_alloc(a, 16) == NULL,
+	    "after a failure every allocation fails (sticky)");
+	tap_ok(agora_arena_defer(a, count_free, &one) == -1,
+	    "and so does a deferred free, which the caller keeps");
+	agora_arena_reset(a);
+	tap_ok(!agora_arena_failed(a) && agora_arena_alloc(a, 16) != NULL,
+	    "reset forgets the failure");
 	agora_arena_defer(a, count_free, &one);
 	agora_arena_defer(a, count_free, &ten);
 	agora_arena_reset(a);

@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include <malloc.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agora.h"
@@ -80,6 +82,96 @@ test_value_cap(void)
 	}
 }
 
+/* A body of n copies of unit, joined by commas, in an array. */
+static char *
+repeat(const char *unit, size_t n, size_t *len)
+{
+	size_t ul = strlen(unit), i;
+	char *b = malloc((ul + 1) * n + 3), *p = b;
+
+	*p++ = '[';
+	for (i = 0; i < n; i++) {
+		memcpy(p, unit, ul);
+		p += ul;
+		if (i + 1 < n)
+			*p++ = ',';
+	}
+	*p++ = ']';
+	*p = '\0';
+	*len = (size_t)(p - b);
+	return b;
+}
+
+/*
+ * Containers count as values: with only commas counted, 19,000 groups of
+ * 15 nested arrays passed, and a megabyte of them cost json-c 140 MB.
+ */
+static void
+test_nested_count(void)
+{
+	struct json_object *o = NULL;
+	const char *why = NULL;
+	size_t len;
+	char *b = repeat("[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]", 19000, &len);
+	enum agora_err rc = agora_json_parse(b, len, &o, &why);
+
+	tap_ok(rc == AGORA_E_BAD_JSON && why != NULL &&
+	        strcmp(why, "too many objects and arrays") == 0,
+	    "%lu bytes of nested arrays: refused (%s)", (unsigned long)len,
+	    why ? why : "-");
+	json_object_put(o);
+	free(b);
+}
+
+static size_t
+heap_used(void)
+{
+	struct mallinfo2 m = mallinfo2();
+
+	return m.uordblks + m.hblkhd;
+}
+
+/*
+ * For each shape, the largest body the parser accepts costs json-c no
+ * more than AGORA_JSON_MAX_MEMORY plus the body's length: the costs the
+ * scan charges are upper bounds.  (Under a sanitizer or valgrind, malloc
+ * is not glibc's and mallinfo2 reads zero; the plain build measures.)
+ */
+static void
+test_memory_bound(void)
+{
+	static const char *const shapes[] = { "{}", "[]", "1", "\"\"",
+		"{\"a\":1}", "[[[[]]]]", "{\"ab\":{\"c\":[]}}", "1.5" };
+	struct json_object *o;
+	const char *why;
+	size_t i, lo, hi, mid, len, before, cost;
+	char *b;
+
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		for (lo = 1, hi = AGORA_JSON_MAX_VALUES + 1; lo + 1 < hi;) {
+			mid = (lo + hi) / 2;
+			b = repeat(shapes[i], mid, &len);
+			o = NULL;
+			if (agora_json_parse(b, len, &o, &why) == AGORA_OK)
+				lo = mid;
+			else
+				hi = mid;
+			json_object_put(o);
+			free(b);
+		}
+		b = repeat(shapes[i], lo, &len);
+		before = heap_used();
+		o = NULL;
+		agora_json_parse(b, len, &o, &why);
+		cost = heap_used() - before;
+		tap_ok(o != NULL && cost <= AGORA_JSON_MAX_MEMORY + len,
+		    "%lu of %s: json-c holds %lu bytes", (unsigned long)lo,
+		    shapes[i], (unsigned long)cost);
+		json_object_put(o);
+		free(b);
+	}
+}
+
 int
 main(void)
 {
@@ -101,5 +193,7 @@ main(void)
 	}
 	tap_ok(agora_utf8_len("h\xc3\xa9!", 4) == 3, "counts code points");
 	test_value_cap();
+	test_nested_count();
+	test_memory_bound();
 	return tap_done();
 }

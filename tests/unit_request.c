@@ -39,13 +39,38 @@ post_thing(struct agora_req *r)
 	return agora_resp_json(r, 201, json_object_get(r->json));
 }
 
+static enum agora_err greedy_rc;
+static const char *greedy_val = "unset";
+
+/*
+ * A handler that runs the arena out, does not look, and goes on: the
+ * value it makes next is NULL (the failure is sticky), its query does not
+ * run (it would have taken that NULL for SQL NULL: "LIMIT NULL"), and
+ * the answer is a 500 whatever the handler says.
+ */
+static enum agora_err
+greedy(struct agora_req *r)
+{
+	const char *vals[1];
+
+	(void)agora_alloc(r, (size_t)1 << 40);
+	vals[0] = greedy_val = agora_strdup(r, "20");
+	greedy_rc = agora_db_query(r, "limited", 1, vals, NULL);
+	return agora_resp_raw(r, 200, "text/plain", "ok", 2);
+}
+
 static const struct agora_route routes[] = {
 	{ "GET", "/api/v1/things/{id}", AGORA_BODY_NONE, get_thing,
 	    AGORA_ANON },
 	{ "POST", "/api/v1/things", AGORA_BODY_JSON, post_thing, AGORA_ANON },
+	{ "GET", "/api/v1/greedy", AGORA_BODY_NONE, greedy, AGORA_ANON },
 };
 
-static const struct agora_program prog = { "test", routes, 2, NULL, 0, NULL };
+static const struct agora_stmt stmts[] = {
+	{ "limited", "SELECT 1 FROM generate_series(1, 1000) LIMIT $1::int" },
+};
+
+static const struct agora_program prog = { "test", routes, 3, stmts, 1, NULL };
 
 struct fake {
 	const char *in;
@@ -251,6 +276,23 @@ test_sqlstates(void)
 	    "retries used up and lost connections reach clients as 503");
 }
 
+static void
+test_sticky_arena(void)
+{
+	const char *o;
+
+	o = run("GET", "/api/v1/greedy", NULL, NULL, NULL);
+	tap_ok(greedy_val == NULL,
+	    "after the arena failed, a small allocation fails too");
+	tap_ok(greedy_rc == AGORA_E_INTERNAL,
+	    "after the arena failed, no query runs (%d)", greedy_rc);
+	tap_ok(has(o, "Status: 500") && has(o, "internal_error") &&
+	        !has(o, "\r\n\r\nok"),
+	    "after the arena failed, the answer is a 500 problem");
+	o = run("GET", "/api/v1/things/1", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 200"), "the next request has its arena back");
+}
+
 int
 main(void)
 {
@@ -263,6 +305,10 @@ main(void)
 	test_bodies();
 	test_etags();
 	test_sqlstates();
+	/* A server that cannot be reached: nothing may try to. */
+	ctx.db = agora_db_new("host=/nonexistent connect_timeout=1", stmts, 1);
+	test_sticky_arena();
+	agora_db_free(ctx.db);
 	agora_arena_free(arena);
 	agora_config_free(&ctx.cfg);
 	return tap_done();

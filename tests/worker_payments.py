@@ -205,6 +205,13 @@ r = hook(ev, secret=None)
 t.ok(r.is_problem(400, "bad_signature"), "no signature: 400", r)
 r = hook(None, raw=b'{"id": "evt_x", "type": "charge.succeeded", "data": {"payment_id": "1"}} x')
 t.ok(r.is_problem(400), "signed garbage: 400", r)
+# The signature is checked before the body is parsed: nobody without the
+# secret makes the program build anything out of what they send.
+r = hook(None, secret=None, raw=b"[" * 16 + b"]" * 16 + b" not json")
+t.ok(r.is_problem(400, "bad_signature"), "unsigned garbage: bad_signature, not parsed", r)
+r = hook(None, secret="wrong secret", raw=b'{"id": 1}')
+t.ok(r.is_problem(400, "bad_signature"), "a body of the wrong shape, wrongly signed: "
+     "bad_signature, not validated", r)
 r = hook(ev, t=int(time.time()) + 301)
 t.ok(r.is_problem(400, "bad_signature"), "a signature from over 5 minutes ahead: 400", r)
 r = hook({"id": "evt_%s_0" % RUN, "type": "charge.succeeded", "data": {"payment_id": "abc"}})

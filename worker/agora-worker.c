@@ -84,7 +84,8 @@ static const struct agora_stmt stmts[] = {
 	{ "outbox_next",
 	    "SELECT COALESCE((extract(epoch FROM min(next_attempt_at) - now()) "
 	    "* 1000)::bigint, -1) FROM outbox WHERE state <> 'dead' "
-	    "AND topic = ANY($1::text[])" },
+	    "AND topic = ANY($1::text[])",
+	    AGORA_STMT_READ },
 	WORKER_HANDLER_STMTS,
 };
 
@@ -541,6 +542,10 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	int rc = 1;
 
+	if (argc == 2 && strcmp(argv[1], "--statements") == 0) {
+		agora_db_print_stmts(stmts, AGORA_NELEM(stmts));
+		return 0;
+	}
 	if (parse_args(argc, argv, &run) != 0)
 		return usage();
 	agora_log_init("agora-worker");

@@ -125,7 +125,8 @@ enum pay_result provider_refund(struct pay_call *c);
 	"SELECT order_id::text, product_ids FROM orders_expire($1::int)"
 
 #define WORKER_HANDLER_STMTS                                                   \
-	{ "invoice_source", "SELECT * FROM invoice_source($1::bigint)" },      \
+	{ "invoice_source", "SELECT * FROM invoice_source($1::bigint)",        \
+		AGORA_STMT_READ },                                             \
 	    { "invoice_record",                                                \
 		    "SELECT invoice_record($1::bigint, $2, $3, $4::bigint, "   \
 		    "$5)" },                                                   \
@@ -133,7 +134,8 @@ enum pay_result provider_refund(struct pay_call *c);
 		    "SELECT notification_fanout($1::bigint, $2, "              \
 		    "$3::text[])" },                                           \
 	    { "notify_source",                                                 \
-		    "SELECT * FROM notification_source($1::bigint)" },         \
+		    "SELECT * FROM notification_source($1::bigint)",           \
+		    AGORA_STMT_READ },                                         \
 	    { "notify_attempt",                                                \
 		    "SELECT notification_attempt($1::bigint, $2::bool, $3, "   \
 		    "$4::bool)" },                                             \
