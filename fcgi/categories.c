@@ -101,6 +101,17 @@ slug_ok(const char *s)
 	return 1;
 }
 
+/* Why the database refused a parent (sql/0012 names its constraints). */
+static const char *
+parent_problem(const char *constraint)
+{
+	if (constraint != NULL && strcmp(constraint, "categories_acyclic") == 0)
+		return "would make the category its own ancestor";
+	if (constraint != NULL && strcmp(constraint, "categories_depth") == 0)
+		return "would nest categories more than 64 levels deep";
+	return "is not a category";
+}
+
 static enum agora_err
 post_category(struct agora_req *r)
 {
@@ -125,8 +136,8 @@ post_category(struct agora_req *r)
 		return agora_problem(
 		    r, rc, "slug_taken", "A category with this slug exists.");
 	if (rc == AGORA_E_VALIDATION)
-		return agora_problem_field(
-		    r, AGORA_E_VALIDATION, "parent_id", "is not a category");
+		return agora_problem_field(r, AGORA_E_VALIDATION, "parent_id",
+		    parent_problem(r->constraint));
 	if (rc != AGORA_OK)
 		return rc;
 	agora_cache_bump(r->ctx, "agora:cv", NULL);

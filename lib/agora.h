@@ -60,6 +60,7 @@ struct agora_config {
 	long long max_header_bytes;
 	long long request_memory_bytes;
 	long long db_retry_after;
+	long long db_statement_timeout_ms;
 	long long log_requests;
 	char *jwt_alg;
 	char *jwt_secret_file;
@@ -442,6 +443,7 @@ int agora_parse_ll(const char *s, long long min, long long max, long long *out);
 struct agora_db *agora_db_new(
     const char *url, const struct agora_stmt *stmts, size_t nstmts);
 void agora_db_free(struct agora_db *db);
+void agora_db_timeout(struct agora_db *db, long long ms);
 enum agora_err agora_db_connect(struct agora_db *db);
 enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out);

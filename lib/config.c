@@ -62,6 +62,7 @@ static const struct key keys[] = {
 	I(max_header_bytes, "32768", 1024, 1024 * 1024),
 	I(request_memory_bytes, "33554432", 1024 * 1024, 1LL << 32),
 	I(db_retry_after, "2", 1, 3600),
+	I(db_statement_timeout_ms, "5000", 0, 3600000),
 	I(log_requests, "1", 0, 1),
 	S(jwt_alg, "HS256"),
 	S(jwt_secret_file, AGORA_SYSCONFDIR "/agora/jwt.secret"),

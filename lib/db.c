@@ -30,6 +30,7 @@ struct agora_db {
 	size_t ncustom; /* how many are planned per execution */
 	int ready; /* connected and statements prepared */
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
+	long long timeout_ms; /* statement_timeout of each connection */
 	struct timespec last_try;
 	unsigned long generation; /* counts connections made */
 };
@@ -160,6 +161,34 @@ prepare_all(struct agora_db *db)
 	return rc;
 }
 
+/*
+ * Bound every statement of this connection (0: no bound).  Set on each new
+ * connection, since a reset starts a new session.
+ */
+void
+agora_db_timeout(struct agora_db *db, long long ms)
+{
+	db->timeout_ms = ms;
+}
+
+static enum agora_err
+session_setup(struct agora_db *db)
+{
+	char sql[64];
+	PGresult *res;
+	enum agora_err rc = AGORA_OK;
+
+	snprintf(
+	    sql, sizeof(sql), "SET statement_timeout = %lld", db->timeout_ms);
+	res = PQexec(db->conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		agora_log("error", "%s: %s", sql, PQerrorMessage(db->conn));
+		rc = AGORA_E_UNAVAILABLE;
+	}
+	PQclear(res);
+	return rc;
+}
+
 static void
 quiet_notice(void *arg, const char *msg)
 {
@@ -195,7 +224,9 @@ agora_db_connect(struct agora_db *db)
 		    db->conn != NULL ? PQerrorMessage(db->conn) : "no memory");
 		return AGORA_E_UNAVAILABLE;
 	}
-	rc = prepare_all(db);
+	rc = session_setup(db);
+	if (rc == AGORA_OK)
+		rc = prepare_all(db);
 	if (rc == AGORA_OK) {
 		db->ready = 1;
 		db->last_try.tv_sec = 0;

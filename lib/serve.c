@@ -352,6 +352,7 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 	    agora_db_new(ctx->cfg.database_url, prog->stmts, prog->nstmts);
 	if (ctx->db == NULL)
 		return -1;
+	agora_db_timeout(ctx->db, ctx->cfg.db_statement_timeout_ms);
 	/* A database that is down now is not fatal: requests answer 503. */
 	agora_db_connect(ctx->db);
 	ctx->cache = agora_cache_new(ctx->cfg.memcached_servers);

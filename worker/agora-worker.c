@@ -516,6 +516,8 @@ worker_open(struct worker *w)
 	w->ctx.db =
 	    agora_db_new(w->ctx.cfg.database_url, stmts, AGORA_NELEM(stmts));
 	w->arena = agora_arena_new(4 * 1024 * 1024);
+	if (w->ctx.db != NULL)
+		agora_db_timeout(w->ctx.db, w->ctx.cfg.db_statement_timeout_ms);
 	if (w->ctx.db == NULL || w->arena == NULL ||
 	    provider_init(&w->ctx.cfg) != 0)
 		return -1;
