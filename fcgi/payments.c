@@ -27,7 +27,8 @@ static const struct agora_stmt stmts[] = {
 	AGORA_IDEM_STMTS,
 	{ "payment_start",
 	    "SELECT t.r->>'error', t.r->'payment', t.r->'payment'->>'id' "
-	    "FROM payment_start($1::bigint, $2::bigint, $3::jsonb) AS t(r)" },
+	    "FROM payment_start($1::bigint, $2::bigint, $3::jsonb, $4::int) "
+	    "AS t(r)" },
 	{ "payment_get",
 	    "SELECT o.user_id::text, payment_doc(p)::text FROM payments p "
 	    "JOIN orders o ON o.id = p.order_id WHERE p.id = $1::bigint",
@@ -57,7 +58,7 @@ tx_start(struct agora_req *r, void *arg)
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = agora_db_query(r, "payment_start", 3, vals, &res)) !=
+	if ((rc = agora_db_query(r, "payment_start", 4, vals, &res)) !=
 	    AGORA_OK)
 		return rc;
 	if (!PQgetisnull(res, 0, 0) &&
@@ -86,7 +87,7 @@ post_payment(struct agora_req *r)
 {
 	struct agora_value v[3];
 	struct json_object *pay;
-	const char *vals[3];
+	const char *vals[4];
 	enum agora_err rc;
 
 	if ((rc = agora_valid_body(r, start_fields, 3, v)) != AGORA_OK)
@@ -106,6 +107,9 @@ post_payment(struct agora_req *r)
 	vals[1] = r->user;
 	vals[2] = agora_strdup(r, json_object_to_json_string(pay));
 	json_object_put(pay);
+	/* A payment given later holds the order as long as one given with
+	 * it (sql/0013). */
+	vals[3] = agora_printf(r, "%lld", r->ctx->cfg.order_expiry_seconds);
 	if (vals[2] == NULL)
 		return AGORA_E_TOO_LARGE;
 	return agora_idem_tx(r, tx_start, vals, NULL);

@@ -75,6 +75,9 @@ struct agora_config {
 	long long login_failure_window;
 	long long rate_limit_login_closed;
 	long long order_expiry_seconds;
+	long long order_unpaid_hold_seconds;
+	long long order_unpaid_max;
+	long long order_reserved_units_max;
 	long long order_wait_max;
 	char *payment_provider;
 	char *payment_gateway_url;
@@ -616,22 +619,23 @@ enum agora_err agora_idem_tx(struct agora_req *r,
  */
 #define AGORA_ORDER_RESULT                                                     \
 	"SELECT t.r->'order', t.r->'order'->>'id', t.r->>'error', "            \
-	"t.r->'products', t.r->>'product_ids' FROM "
+	"t.r->'products', t.r->>'product_ids', t.r->>'limit' FROM "
 #define AGORA_ORDER_STMTS                                                      \
 	{ "agora_order_place",                                                 \
 		AGORA_ORDER_RESULT                                             \
 		"order_place($1::bigint, $2::bigint[], "                       \
-		"$3::int[], $4::jsonb, $5::jsonb, $6::int) "                   \
+		"$3::int[], $4::jsonb, $5::jsonb, $6::int, $7::jsonb) "        \
 		"AS t(r)" },                                                   \
 	{                                                                      \
 		"agora_cart_checkout",                                         \
 		    AGORA_ORDER_RESULT "cart_checkout($1::bigint, $2::jsonb, " \
-		                       "$3::jsonb, $4::int) "                  \
+		                       "$3::jsonb, $4::int, $5::jsonb) "       \
 		                       "AS t(r)"                               \
 	}
 enum agora_err agora_order_extras(struct agora_req *r,
     struct json_object *payment, struct json_object *address,
     const char **payment_json, const char **address_json);
+#define AGORA_ORDER_VALS_MAX 6
 enum agora_err agora_order_submit(
     struct agora_req *r, const char *stmt, int n, const char *const *vals);
 /* Products (a comma-separated id list) changed: drop their cached copies. */

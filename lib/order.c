@@ -100,6 +100,17 @@ struct place {
 	const char *products; /* "1,2,3": whose cache to invalidate */
 };
 
+/* 409 for an order the policy refused, with the limit it met. */
+static enum agora_err
+limit_problem(struct agora_req *r, PGresult *res, const char *detail)
+{
+	long long limit = 0;
+
+	(void)agora_parse_ll(PQgetvalue(res, 0, 5), 0, INT64_MAX, &limit);
+	return agora_problem_ext(r, AGORA_E_CONFLICT, PQgetvalue(res, 0, 2),
+	    detail, "limit", json_object_new_int64(limit));
+}
+
 /* Answer the problem the SQL function reported; the caller rolls back. */
 static enum agora_err
 place_problem(struct agora_req *r, PGresult *res)
@@ -118,6 +129,14 @@ place_problem(struct agora_req *r, PGresult *res)
 		    "Some products do not exist or are no longer sold.",
 		    "products", products);
 	json_object_put(products);
+	if (strcmp(code, "unpaid_order_limit") == 0)
+		return limit_problem(r, res,
+		    "Too many of your orders await payment: pay for or cancel "
+		    "one first.");
+	if (strcmp(code, "reserved_units_limit") == 0)
+		return limit_problem(r, res,
+		    "Your unpaid orders would hold more units than one account "
+		    "may: pay for or cancel one first.");
 	if (strcmp(code, "mixed_currency") == 0)
 		return agora_problem(r, AGORA_E_VALIDATION, code,
 		    "An order's products must share one currency.");
@@ -170,18 +189,28 @@ agora_catalog_bump(struct agora_req *r, const char *products)
 }
 
 /*
- * Run stmt (AGORA_ORDER_PLACE or AGORA_CART_CHECKOUT) with vals under the
- * request's Idempotency-Key and answer 201 with the order, a replay, or
- * the problem.
+ * Run stmt (agora_order_place or agora_cart_checkout) with vals, and the
+ * order policy of agora.conf as the last value (sql/0013), under the
+ * request's Idempotency-Key; answer 201 with the order, a replay, or the
+ * problem.
  */
 enum agora_err
 agora_order_submit(
     struct agora_req *r, const char *stmt, int n, const char *const *vals)
 {
-	struct place p = { stmt, n, vals, NULL };
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *all[AGORA_ORDER_VALS_MAX + 1];
+	struct place p = { stmt, n + 1, all, NULL };
 	enum agora_err rc;
 	int replayed;
 
+	if (n > AGORA_ORDER_VALS_MAX)
+		return AGORA_E_INTERNAL;
+	memcpy(all, vals, (size_t)n * sizeof(*vals));
+	all[n] = agora_printf(r,
+	    "{\"unpaid_max\":%lld,\"units_max\":%lld,\"unpaid_ttl\":%lld}",
+	    cfg->order_unpaid_max, cfg->order_reserved_units_max,
+	    cfg->order_unpaid_hold_seconds);
 	rc = agora_idem_tx(r, tx_place, &p, &replayed);
 	if (rc == AGORA_OK && !replayed)
 		agora_catalog_bump(r, p.products);

@@ -181,13 +181,19 @@ class FcgiPool:
                       for _ in range(procs)]
         ls.close()
 
-    def request(self, method, uri, env=None):
+    def request(self, method, uri, env=None, body=b"", headers=None):
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
         e = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method, "REQUEST_URI": uri,
-             "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": "0",
-             "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+             "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+             "CONTENT_LENGTH": str(len(body)), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for k, v in (headers or {}).items():
+            k = k.upper().replace("-", "_")
+            e[k if k == "CONTENT_TYPE" else "HTTP_" + k] = v
         e.update(env or {})
         p = subprocess.run(["cgi-fcgi", "-bind", "-connect", self.path], env=e,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+                           input=body, capture_output=True, timeout=60)
         head, _, payload = p.stdout.partition(b"\r\n\r\n")
         lines = head.decode(errors="replace").split("\r\n")
         status = int(lines[0].split()[1]) if lines and lines[0].startswith("Status:") else 0

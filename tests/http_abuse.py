@@ -67,4 +67,83 @@ try:
 finally:
     pool.close()
 
+# --- unpaid orders that hoard stock ------------------------------------------
+# One fresh account reserved a product's whole stock with one unpaid order
+# and kept everyone out for 30 minutes.  The shipped defaults hold: at
+# most 5 orders awaiting payment and 100 units reserved per account, and
+# an order without a payment holds its stock 10 minutes.  (The check stack
+# raises the limits for the other tests; these programs run with the
+# defaults.)
+DEFAULTS = {"AGORA_ORDER_UNPAID_MAX": "5", "AGORA_ORDER_RESERVED_UNITS_MAX": "100",
+            "AGORA_ORDER_UNPAID_HOLD_SECONDS": "600", "AGORA_ORDER_EXPIRY_SECONDS": "1800"}
+r = request("POST", "/api/v1/products", headers=ADM, body={
+    "sku": "HOARD-" + RUN, "name": "Scarce", "price_cents": 500, "stock": 1000})
+HOARDED = r.json()["id"]
+
+
+def items(n):
+    return {"items": [{"product_id": HOARDED, "quantity": n}]}
+
+
+def available():
+    return request("GET", "/api/v1/inventory/" + HOARDED).json()["available"]
+
+
+pool = FcgiPool("orders", 4, env=DEFAULTS)
+payments = FcgiPool("payments", 1, env=DEFAULTS)
+try:
+    H = new_user("abuse.hoarder.%s@example.com" % RUN)
+    r = pool.request("POST", "/api/v1/orders", body=items(101), headers=H)
+    t.ok(r.is_problem(409, "reserved_units_limit") and r.json().get("limit") == 100,
+         "101 units in one unpaid order: 409 reserved_units_limit", r)
+    t.ok(available() == 1000, "and nothing was reserved", available())
+    r = pool.request("POST", "/api/v1/orders", body=items(99), headers=H)
+    t.ok(r.status == 201, "99 units: placed", r)
+    first = r.json()
+    _, secs, _ = psql("SELECT extract(epoch FROM expires_at - created_at)::int FROM orders "
+                      "WHERE id = %s" % first["id"])
+    t.ok(secs == "600", "an order without a payment holds its stock 10 minutes", secs)
+    r = pool.request("POST", "/api/v1/orders", body=items(2), headers=H)
+    t.ok(r.is_problem(409, "reserved_units_limit"),
+         "2 more units (101 reserved in all): 409 reserved_units_limit", r)
+    r = payments.request("POST", "/api/v1/payments", headers=H,
+                         body={"order_id": first["id"], "method": "card", "token": "tok_visa"})
+    _, secs, _ = psql("SELECT extract(epoch FROM expires_at - created_at)::int FROM orders "
+                      "WHERE id = %s" % first["id"])
+    t.ok(r.status == 202 and secs == "1800",
+         "a payment given later holds the order 30 minutes from its placement", (r, secs))
+    # Orders awaiting payment, raced: exactly 5 of 12 get through.
+    R = new_user("abuse.racer.%s@example.com" % RUN)
+    import threading
+    out = []
+
+    def one():
+        out.append(pool.request("POST", "/api/v1/orders", body=items(1), headers=R))
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    ok = [x for x in out if x.status == 201]
+    refused = [x for x in out if x.is_problem(409, "unpaid_order_limit")]
+    t.ok(len(ok) == 5 and len(refused) == 7,
+         "12 concurrent orders of one account: 5 placed, 7 refused unpaid_order_limit",
+         [x.status for x in out])
+    # Cancelling one makes room for one more.
+    C = FcgiPool("orders", 1, env=DEFAULTS)
+    try:
+        r = C.request("PUT", "/api/v1/orders/%s/cancel" % ok[0].json()["id"], headers=R)
+        r2 = C.request("POST", "/api/v1/orders", body=items(1), headers=R)
+        t.ok(r.status == 200 and r2.status == 201, "a cancelled order makes room for another",
+             (r, r2))
+    finally:
+        C.close()
+    # Someone else still buys: the hoarders hold 99 + 5 units of 1000.
+    O = new_user("abuse.other.%s@example.com" % RUN)
+    r = pool.request("POST", "/api/v1/orders", body=items(100), headers=O)
+    t.ok(r.status == 201, "another account still buys", r)
+finally:
+    pool.close()
+    payments.close()
+
 t.done()
