@@ -635,6 +635,7 @@ enum agora_err agora_idem_tx(struct agora_req *r,
 enum agora_err agora_order_extras(struct agora_req *r,
     struct json_object *payment, struct json_object *address,
     const char **payment_json, const char **address_json);
+int agora_phone_e164(const char *in, char out[17]);
 #define AGORA_ORDER_VALS_MAX 6
 enum agora_err agora_order_submit(
     struct agora_req *r, const char *stmt, int n, const char *const *vals);

@@ -33,6 +33,60 @@ static const struct agora_field address_fields[] = {
 	/* Where SMS notifications go, when that channel is on. */
 	{ "phone", AGORA_F_STRING, 0, 0, 32 },
 };
+#define ADDRESS_PHONE 7
+
+/* E.164: a + and at most 15 digits, the first not 0; 8 digits at least. */
+#define PHONE_DIGITS_MIN 8
+#define PHONE_DIGITS_MAX 15
+
+/*
+ * A phone number in E.164 (+4930123456), from what people write: spaces,
+ * dashes, dots and parentheses between the digits, and 00 for the +.
+ * A number without its country code cannot be told apart from another
+ * country's and is refused.  out has room for 17 bytes; 0 or -1.
+ */
+int
+agora_phone_e164(const char *in, char out[PHONE_DIGITS_MAX + 2])
+{
+	size_t n = 0;
+
+	if (*in == '+')
+		in++;
+	else if (in[0] == '0' && in[1] == '0')
+		in += 2;
+	else
+		return -1;
+	out[n++] = '+';
+	for (; *in != '\0'; in++) {
+		if (*in >= '0' && *in <= '9') {
+			if (n > PHONE_DIGITS_MAX)
+				return -1;
+			out[n++] = *in;
+		} else if (strchr(" -.()", *in) == NULL) {
+			return -1;
+		}
+	}
+	out[n] = '\0';
+	return n - 1 >= PHONE_DIGITS_MIN && out[1] != '0' ? 0 : -1;
+}
+
+/* Put the address's phone, when it has one, into E.164. */
+static enum agora_err
+address_phone(struct agora_req *r, struct json_object *address,
+    const struct agora_value *phone)
+{
+	char e164[PHONE_DIGITS_MAX + 2];
+
+	if (!phone->present || phone->len == 0)
+		return AGORA_OK;
+	if (agora_phone_e164(phone->s, e164) != 0)
+		return agora_problem_field(r, AGORA_E_VALIDATION,
+		    "shipping_address.phone",
+		    "must be an international number: + (or 00), the country "
+		    "code and the number, 8 to 15 digits in all (E.164)");
+	json_object_object_add(address, "phone", json_object_new_string(e164));
+	return AGORA_OK;
+}
 
 static enum agora_err
 worse(enum agora_err a, enum agora_err b)
@@ -84,6 +138,9 @@ agora_order_extras(struct agora_req *r, struct json_object *payment,
 		return agora_problem_errors(
 		    r, rc, "The request has errors.", errors);
 	json_object_put(errors);
+	if (address != NULL &&
+	    (rc = address_phone(r, address, &av[ADDRESS_PHONE])) != AGORA_OK)
+		return rc;
 	/* The worker records the provider that charges; this is its guess. */
 	if (payment != NULL)
 		json_object_object_add(payment, "provider",

@@ -146,4 +146,20 @@ finally:
     pool.close()
     payments.close()
 
+# --- notification recipients ----------------------------------------------------
+# shipping_address.phone took any string, and SMS went wherever it said.
+P = new_user("abuse.phone.%s@example.com" % RUN)
+ADDR = {"name": "P", "line1": "1 Road", "city": "Town", "country": "DE"}
+for phone in ["call me", "+49 30 1234567 ext 5", "030 1234567", "+1234", "+0123456789",
+              "+1234567890123456", "mailto:x@example.com"]:
+    r = request("POST", "/api/v1/orders", headers=P, body=dict(
+        items(1), shipping_address=dict(ADDR, phone=phone)))
+    t.ok(r.is_problem(422, "validation_failed") and
+         r.json()["errors"][0]["field"] == "shipping_address.phone",
+         "a phone number %r: 422 on shipping_address.phone" % phone, r)
+r = request("POST", "/api/v1/orders", headers=P, body=dict(
+    items(1), shipping_address=dict(ADDR, phone="0049 (30) 123-456.7")))
+t.ok(r.status == 201 and r.json()["shipping_address"]["phone"] == "+49301234567",
+     "a phone number as people write it is kept in E.164", r)
+
 t.done()

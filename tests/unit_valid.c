@@ -54,6 +54,42 @@ static const struct valid_case cases[] = {
 	{ "[1]", AGORA_E_BAD_TYPE, "" },
 };
 
+/* Phone numbers for SMS: E.164 after the separators people write. */
+static void
+test_phones(void)
+{
+	static const struct {
+		const char *in, *want; /* want NULL: refused */
+	} phones[] = {
+		{ "+4930123456", "+4930123456" },
+		{ "+49 (30) 123-456.78", "+493012345678" },
+		{ "0049 30 123456", "+4930123456" },
+		{ "+1 555 0100 999", "+15550100999" },
+		{ "+123456789012345", "+123456789012345" },
+		{ "+1234567890123456", NULL }, /* 16 digits */
+		{ "+1234567", NULL }, /* 7 digits */
+		{ "030 123456", NULL }, /* no country code */
+		{ "+0301234567", NULL }, /* country codes do not start 0 */
+		{ "+49 30 12345x", NULL },
+		{ "+49\t30123456", NULL },
+		{ "++4930123456", NULL },
+		{ "+", NULL },
+		{ "", NULL },
+	};
+	char out[17];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(phones) / sizeof(phones[0]); i++) {
+		rc = agora_phone_e164(phones[i].in, out);
+		tap_ok(phones[i].want == NULL
+		        ? rc == -1
+		        : rc == 0 && strcmp(out, phones[i].want) == 0,
+		    "phone %s: %s", phones[i].in,
+		    phones[i].want ? phones[i].want : "refused");
+	}
+}
+
 int
 main(void)
 {
@@ -103,5 +139,6 @@ main(void)
 	    "nested field names carry the prefix");
 	json_object_put(errors);
 	json_object_put(o);
+	test_phones();
 	return tap_done();
 }
