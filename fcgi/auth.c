@@ -192,15 +192,6 @@ invalid_credentials(struct agora_req *r)
 	    "The email or the password is wrong.");
 }
 
-static char *
-email_key(struct agora_req *r, const char *email)
-{
-	char hex[2 * crypto_hash_sha256_BYTES + 1];
-
-	sha256_hex(email, hex);
-	return agora_strdup(r, hex);
-}
-
 static void
 maybe_rehash(struct agora_req *r, const char *id, const struct agora_value *pw)
 {
@@ -211,38 +202,49 @@ maybe_rehash(struct agora_req *r, const char *id, const struct agora_value *pw)
 		(void)agora_db_write(r, "user_rehash", 2, vals, NULL);
 }
 
+/*
+ * The failure counter's key.  For an account, its id: the lookup folds
+ * case with PostgreSQL's lower(), which maps the Kelvin sign or a dotted
+ * capital I to the letters of the stored email, so a key made from the
+ * text as sent let each such spelling fail afresh.  For no account, a
+ * digest of the text (any text makes a valid memcached key).
+ */
+static const char *
+failure_key(struct agora_req *r, PGresult *res, const char *email)
+{
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+
+	if (PQntuples(res) > 0)
+		return agora_printf(r, "u%s", PQgetvalue(res, 0, 0));
+	sha256_hex(email, hex);
+	return agora_printf(r, "e%s", hex);
+}
+
 static enum agora_err
 post_login(struct agora_req *r)
 {
 	const struct agora_config *cfg = &r->ctx->cfg;
 	struct agora_value v[L__MAX];
 	struct grant g;
-	const char *vals[1];
-	char *email;
+	const char *vals[1], *key;
 	PGresult *res;
 	enum agora_err rc;
 	int rehash = 0;
 
 	if ((rc = valid_body(r, login_fields, L__MAX, v)) != AGORA_OK)
 		return rc;
-	/* The failure counter's key: a digest of the case-folded email, so
-	 * any text makes a valid memcached key. */
-	email = agora_strdup(r, v[L_EMAIL].s);
-	for (char *p = email; p != NULL && *p != '\0'; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	if (email == NULL || (email = email_key(r, email)) == NULL)
-		return AGORA_E_TOO_LARGE;
 	if (!agora_auth_can_sign(r->ctx))
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
 		    "Access tokens cannot be issued now.");
-	rc = agora_guard_enter(r, "loginfail", email, cfg->login_failures_max,
-	    cfg->login_failure_window, (int)cfg->rate_limit_login_closed);
-	if (rc != AGORA_OK)
-		return rc;
 	vals[0] = v[L_EMAIL].s;
 	if ((rc = agora_db_query(r, "user_by_email", 1, vals, &res)) !=
 	    AGORA_OK)
+		return rc;
+	if ((key = failure_key(r, res, v[L_EMAIL].s)) == NULL)
+		return AGORA_E_TOO_LARGE;
+	rc = agora_guard_enter(r, "loginfail", key, cfg->login_failures_max,
+	    cfg->login_failure_window, (int)cfg->rate_limit_login_closed);
+	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0) {
 		agora_password_dummy(v[L_PASSWORD].s, v[L_PASSWORD].len);
@@ -251,7 +253,7 @@ post_login(struct agora_req *r)
 	if (!agora_password_verify(PQgetvalue(res, 0, 2), v[L_PASSWORD].s,
 	        v[L_PASSWORD].len, &rehash))
 		return invalid_credentials(r);
-	agora_guard_pass(r, "loginfail", email, cfg->login_failure_window);
+	agora_guard_pass(r, "loginfail", key, cfg->login_failure_window);
 	memset(&g, 0, sizeof(g));
 	g.user = PQgetvalue(res, 0, 0);
 	g.role = PQgetvalue(res, 0, 1);

@@ -162,4 +162,20 @@ r = request("POST", "/api/v1/orders", headers=P, body=dict(
 t.ok(r.status == 201 and r.json()["shipping_address"]["phone"] == "+49301234567",
      "a phone number as people write it is kept in E.164", r)
 
+# --- the login lockout and Unicode case ----------------------------------------
+# The lockout key folded ASCII only, while the lookup folds with
+# PostgreSQL's lower(): the Kelvin sign (U+212A) and the dotted capital I
+# (U+0130) reach the same account under keys of their own.
+PWD = "the right password"
+for local, spellings in [("kate", ["\u212aate", "KATE", "\u212aATE", "kAtE", "\u212aaTe"]),
+                         ("ines", ["\u0130nes", "INES", "\u0130NES", "iNeS", "\u0130nEs"])]:
+    email = "%s.%s@example.com" % (local, RUN)
+    request("POST", "/api/v1/auth/register", body={"email": email, "password": PWD, "name": "V"})
+    codes = [request("POST", "/api/v1/auth/login", body={
+        "email": sp + email[len(local):], "password": "wrong %d" % i}).status
+        for i, sp in enumerate(spellings)]
+    r = request("POST", "/api/v1/auth/login", body={"email": email, "password": PWD})
+    t.ok(codes == [401] * 5 and r.is_problem(429, "too_many_failures"),
+         "five failures under five spellings of %s lock the account" % email, (codes, r))
+
 t.done()
