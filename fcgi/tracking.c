@@ -8,21 +8,34 @@
  * waiting request holds its process (a FastCGI process serves one request
  * at a time), which is why tracking is a program of its own: waiting
  * clients can use up the tracking processes but never the ones that place
- * and change orders.  Each user may have at most WAITERS_MAX requests
- * waiting at once (counted in memcached); more answer at once, as with
- * wait=0, so one client cannot hold every process.
+ * and change orders.
+ *
+ * Nor may waiting clients use up the tracking processes themselves: a
+ * wait needs a place under three caps, and a request that finds none is
+ * answered at once, as with wait=0, instead of queueing behind the
+ * waiters.  Per user (order_waits_per_user) and per client address
+ * (order_waits_per_ip), counted in memcached across hosts; and per host
+ * (order_waiters_max, a few below the tracking processes it runs), as
+ * slots that are abstract unix socket names: binding one takes it, and
+ * the kernel frees it when the process ends, however it ends, and without
+ * memcached, so the last processes stay free for answers that do not wait
+ * even when memcached is down.
  */
 #include "config.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "agora.h"
-
-#define WAITERS_MAX 4
 
 #define EVENTS_JSON                                                            \
 	"(SELECT COALESCE(json_agg(json_build_object('seq', e.seq, "           \
@@ -162,26 +175,111 @@ events_wait(struct agora_req *r, struct events *ev, long long secs)
 	return rc;
 }
 
-/* Count this request among the user's waiters; 0 when over the cap. */
+/* Count this request under a cap kept in memcached; 0 when over it. */
 static int
-waiter_enter(struct agora_req *r, const char *key)
+count_enter(struct agora_req *r, const char *key, long long max)
 {
 	uint64_t n;
 
-	/* Without memcached there is no count: let it wait. */
+	/* Without memcached there is no count: the host's slots still cap. */
 	if (agora_cache_incr(r->ctx, key, 60, &n) != 0)
 		return 1;
-	if (n <= WAITERS_MAX)
+	if ((long long)n <= max)
 		return 1;
 	agora_cache_decr(r->ctx, key);
 	return 0;
+}
+
+/*
+ * The name of slot i: one per installation on this host (the digest of
+ * the configuration's path tells two stacks apart) and network namespace.
+ */
+static void
+slot_name(struct sockaddr_un *sa, socklen_t *len, long long i)
+{
+	static char tag[17];
+	unsigned char h[crypto_generichash_BYTES_MIN];
+	const char *path = agora_config_path();
+	int n;
+
+	if (tag[0] == '\0') {
+		crypto_generichash(h, sizeof(h), (const unsigned char *)path,
+		    strlen(path), NULL, 0);
+		sodium_bin2hex(tag, sizeof(tag), h, 8);
+	}
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
+	    "agora-waiter-%s-%lld", tag, i);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+/* Take one of the host's max slots: the socket that holds it, or -1. */
+static int
+slot_take(long long max)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	long long i, start = getpid() % (max > 0 ? max : 1);
+	int fd;
+
+	for (i = 0; i < max; i++) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		slot_name(&sa, &len, (start + i) % max);
+		if (bind(fd, (struct sockaddr *)&sa, len) == 0)
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* The places a wait holds under the three caps. */
+struct waiter {
+	const char *user_key, *ip_key;
+	int slot;
+};
+
+/* Take a place under every cap, or none (0). */
+static int
+waiter_enter(struct agora_req *r, struct waiter *w)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *ip = agora_param(r, "REMOTE_ADDR");
+
+	w->user_key = agora_printf(r, "agora:waiters:%s", r->user);
+	w->ip_key = agora_printf(r, "agora:waiters:ip:%s", ip ? ip : "-");
+	w->slot = -1;
+	if (w->user_key == NULL || w->ip_key == NULL ||
+	    !count_enter(r, w->user_key, cfg->order_waits_per_user))
+		return 0;
+	if (!count_enter(r, w->ip_key, cfg->order_waits_per_ip)) {
+		agora_cache_decr(r->ctx, w->user_key);
+		return 0;
+	}
+	if ((w->slot = slot_take(cfg->order_waiters_max)) < 0) {
+		agora_cache_decr(r->ctx, w->ip_key);
+		agora_cache_decr(r->ctx, w->user_key);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+waiter_leave(struct agora_req *r, struct waiter *w)
+{
+	close(w->slot);
+	agora_cache_decr(r->ctx, w->ip_key);
+	agora_cache_decr(r->ctx, w->user_key);
 }
 
 static enum agora_err
 get_events(struct agora_req *r)
 {
 	struct events ev;
-	const char *after, *wait, *body, *key;
+	struct waiter wt;
+	const char *after, *wait, *body;
 	long long a = 0, w = 0;
 	enum agora_err rc;
 
@@ -201,10 +299,9 @@ get_events(struct agora_req *r)
 		return rc;
 	if (w > r->ctx->cfg.order_wait_max)
 		w = r->ctx->cfg.order_wait_max;
-	key = agora_printf(r, "agora:waiters:%s", r->user);
-	if (!ev.found && w > 0 && key != NULL && waiter_enter(r, key)) {
+	if (!ev.found && w > 0 && waiter_enter(r, &wt)) {
 		rc = events_wait(r, &ev, w);
-		agora_cache_decr(r->ctx, key);
+		waiter_leave(r, &wt);
 		if (rc != AGORA_OK)
 			return rc;
 	}

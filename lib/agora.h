@@ -79,6 +79,9 @@ struct agora_config {
 	long long order_unpaid_max;
 	long long order_reserved_units_max;
 	long long order_wait_max;
+	long long order_waiters_max;
+	long long order_waits_per_user;
+	long long order_waits_per_ip;
 	char *payment_provider;
 	char *payment_gateway_url;
 	char *payment_gateway_key;

@@ -178,4 +178,94 @@ for local, spellings in [("kate", ["\u212aate", "KATE", "\u212aATE", "kAtE", "\u
     t.ok(codes == [401] * 5 and r.is_problem(429, "too_many_failures"),
          "five failures under five spellings of %s lock the account" % email, (codes, r))
 
+# --- long polls that hold every tracking process ----------------------------------
+# Six free accounts with four waits each held every tracking process, and
+# other customers' reads of their orders waited 30 seconds.  A wait now
+# needs a place under three caps (per user, per address, per host: the
+# host's cap is order_waiters_max, 6 by default, below the 8 or 16
+# tracking processes the shipped configurations run); a request that finds
+# none is answered at once.
+import threading
+
+
+def watcher(n):
+    h = new_user("abuse.watch%d.%s@example.com" % (n, RUN))
+    o = request("POST", "/api/v1/orders", headers=h, body=items(1)).json()
+    return h, "/api/v1/orders/%s/events?after=1" % o["id"]
+
+
+watchers = [watcher(n) for n in range(7)]
+times = []
+
+
+def wait_on(h, path):
+    t0 = time.monotonic()
+    resp = request("GET", path + "&wait=8", headers=h, timeout=40)
+    times.append((time.monotonic() - t0, resp.status))
+
+
+def slots_held():
+    """The host's wait slots held now: abstract unix sockets by name."""
+    with open("/proc/net/unix") as f:
+        return sum(1 for line in f if "@agora-waiter-" in line)
+
+
+threads = [threading.Thread(target=wait_on, args=w) for w in watchers[:6] for _ in range(4)]
+for th in threads:
+    th.start()
+time.sleep(1.5)
+held = max(slots_held() for _ in range(5))
+t0 = time.monotonic()
+r = request("GET", watchers[6][1], headers=watchers[6][0], timeout=40)
+other = time.monotonic() - t0
+for th in threads:
+    th.join()
+t.ok(r.status == 200 and other < 4,
+     "24 waits of 6 accounts: another customer's read is answered in %.1f s" % other, r)
+t.ok(len(times) == 24 and all(s == 200 for _, s in times) and 1 <= held <= 6,
+     "at most 6 (order_waiters_max) of them held a place to wait (%d)" % held,
+     sorted(round(x[0], 1) for x in times))
+
+# Per address, with the program's own processes: 2 waits per address.
+pool = FcgiPool("tracking", 6, env={"AGORA_ORDER_WAITS_PER_IP": "2",
+                                    "AGORA_ORDER_WAITERS_MAX": "100",
+                                    "AGORA_ORDER_WAITS_PER_USER": "100"})
+try:
+    h, path = watchers[0]
+    res = []
+
+    def pool_wait(ip):
+        t0 = time.monotonic()
+        resp = pool.request("GET", path + "&wait=3", headers=h, env={"REMOTE_ADDR": ip})
+        res.append((ip, time.monotonic() - t0, resp.status))
+    threads = [threading.Thread(target=pool_wait, args=("10.9.9.9",)) for _ in range(4)]
+    threads.append(threading.Thread(target=pool_wait, args=("10.8.8.8",)))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    a = sorted(round(x[1], 1) for x in res if x[0] == "10.9.9.9")
+    b = [x[1] for x in res if x[0] == "10.8.8.8"]
+    t.ok(len(a) == 4 and sum(1 for x in a if x >= 2.5) == 2 and sum(1 for x in a if x < 1.5) == 2
+         and len(b) == 1 and b[0] >= 2.5,
+         "order_waits_per_ip 2: two of four waits from one address wait, another address too",
+         (a, b))
+finally:
+    pool.close()
+pool = FcgiPool("tracking", 6, env={"AGORA_ORDER_WAITERS_MAX": "3",
+                                    "AGORA_ORDER_WAITS_PER_IP": "100",
+                                    "AGORA_ORDER_WAITS_PER_USER": "100"})
+try:
+    res = []
+    threads = [threading.Thread(target=pool_wait, args=("10.7.7.%d" % i,)) for i in range(5)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    a = sorted(round(x[1], 1) for x in res)
+    t.ok(sum(1 for x in a if x >= 2.5) == 3 and sum(1 for x in a if x < 1.5) == 2,
+         "order_waiters_max 3: three of five waits wait, two are answered at once", a)
+finally:
+    pool.close()
+
 t.done()
