@@ -24,8 +24,8 @@ static const struct agora_stmt stmts[] = {
 	    "INSERT INTO users (email, name, password_hash) "
 	    "VALUES (lower($1), $2, $3) RETURNING " AGORA_USER_COLUMNS },
 	{ "user_by_email",
-	    "SELECT id::text, role, password_hash FROM users "
-	    "WHERE email = lower($1)",
+	    "SELECT id::text, role, password_hash, token_gen, "
+	    "disabled_at IS NOT NULL FROM users WHERE email = lower($1)",
 	    AGORA_STMT_READ },
 	{ "user_rehash",
 	    "UPDATE users SET password_hash = $2 WHERE id = $1::bigint" },
@@ -36,7 +36,8 @@ static const struct agora_stmt stmts[] = {
 	{ "token_take",
 	    "SELECT rt.id::text, rt.user_id::text, rt.family, "
 	    "rt.rotated_at IS NOT NULL OR rt.revoked_at IS NOT NULL, "
-	    "rt.expires_at < now(), u.role FROM refresh_tokens rt "
+	    "rt.expires_at < now(), u.role, u.token_gen, "
+	    "u.disabled_at IS NOT NULL FROM refresh_tokens rt "
 	    "JOIN users u ON u.id = rt.user_id "
 	    "WHERE rt.token_sha256 = $1 FOR UPDATE OF rt" },
 	{ "token_rotate",
@@ -120,6 +121,7 @@ post_register(struct agora_req *r)
 struct grant {
 	const char *user;
 	const char *role;
+	const char *gen; /* the user's token generation (sql/0014) */
 	const char *family; /* NULL: a new login */
 	char token[REFRESH_TEXT];
 };
@@ -153,7 +155,7 @@ send_tokens(struct agora_req *r, const struct grant *g)
 	struct json_object *o;
 	char *access;
 
-	access = agora_token_issue(r, g->user, g->role);
+	access = agora_token_issue(r, g->user, g->role, g->gen);
 	if (access == NULL)
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
 		    "Access tokens cannot be issued now.");
@@ -254,9 +256,13 @@ post_login(struct agora_req *r)
 	        v[L_PASSWORD].len, &rehash))
 		return invalid_credentials(r);
 	agora_guard_pass(r, "loginfail", key, cfg->login_failure_window);
+	if (*PQgetvalue(res, 0, 4) == 't')
+		return agora_problem(r, AGORA_E_FORBIDDEN, "account_disabled",
+		    "This account is disabled.");
 	memset(&g, 0, sizeof(g));
 	g.user = PQgetvalue(res, 0, 0);
 	g.role = PQgetvalue(res, 0, 1);
+	g.gen = PQgetvalue(res, 0, 3);
 	if (rehash)
 		maybe_rehash(r, g.user, &v[L_PASSWORD]);
 	if ((rc = agora_db_tx(r, tx_new_login, &g)) != AGORA_OK)
@@ -294,7 +300,9 @@ tx_refresh(struct agora_req *r, void *arg)
 	rf->outcome = RF_INVALID;
 	if ((rc = agora_db_query(r, "token_take", 1, vals, &res)) != AGORA_OK)
 		return rc;
-	if (PQntuples(res) == 0 || *PQgetvalue(res, 0, 4) == 't')
+	/* Expired, or its account disabled (whose tokens 0014 revoked). */
+	if (PQntuples(res) == 0 || *PQgetvalue(res, 0, 4) == 't' ||
+	    *PQgetvalue(res, 0, 7) == 't')
 		return AGORA_OK;
 	rf->g.family = PQgetvalue(res, 0, 2);
 	if (*PQgetvalue(res, 0, 3) == 't') {
@@ -307,6 +315,7 @@ tx_refresh(struct agora_req *r, void *arg)
 		return rc;
 	rf->g.user = PQgetvalue(res, 0, 1);
 	rf->g.role = PQgetvalue(res, 0, 5);
+	rf->g.gen = PQgetvalue(res, 0, 6);
 	rf->outcome = RF_OK;
 	return refresh_new(r, &rf->g);
 }

@@ -2,9 +2,11 @@
  * users.c: /api/v1/users: the caller's profile, and user administration.
  *
  * Everyone may read and change their own profile (name, or password with
- * the current one); admins list users and change roles.  Another user's
- * id answers 404 to a customer, never 403, so ids cannot be probed.
- * Changing a password revokes every refresh token of the account.
+ * the current one); admins list users, change roles and disable accounts.
+ * Another user's id answers 404 to a customer, never 403, so ids cannot be
+ * probed.  Changing a password revokes every refresh token of the account;
+ * changing a role or disabling an account also ends its access tokens at
+ * once (the token generation of sql/0014, which every program checks).
  */
 #include "config.h"
 
@@ -25,9 +27,12 @@ static const struct agora_stmt stmts[] = {
 	{ "user_revoke_tokens",
 	    "UPDATE refresh_tokens SET revoked_at = now() "
 	    "WHERE user_id = $1::bigint AND revoked_at IS NULL" },
-	{ "user_set_role",
-	    "UPDATE users SET role = $2, updated_at = now() "
-	    "WHERE id = $1::bigint RETURNING " AGORA_USER_COLUMNS },
+	{ "user_admin_update",
+	    "UPDATE users SET role = COALESCE($2, role), disabled_at = CASE "
+	    "WHEN $3::bool IS NULL THEN disabled_at WHEN $3::bool THEN "
+	    "COALESCE(disabled_at, now()) END, updated_at = now() "
+	    "WHERE id = $1::bigint RETURNING " AGORA_USER_COLUMNS
+	    ", token_gen::text" },
 	/* users.id, not the id::text column: text would sort "9" above "10". */
 	{ "user_list",
 	    "SELECT " AGORA_USER_COLUMNS " FROM users "
@@ -166,28 +171,51 @@ patch_me(struct agora_req *r)
 	return agora_resp_json(r, 200, agora_user_json(p.res, 0));
 }
 
-static const struct agora_field role_fields[] = {
-	{ "role", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 20 },
+enum { A_ROLE, A_DISABLED, A__MAX };
+
+static const struct agora_field admin_fields[A__MAX] = {
+	[A_ROLE] = { "role", AGORA_F_STRING, 0, 1, 20 },
+	[A_DISABLED] = { "disabled", AGORA_F_BOOL, 0, 0, 0 },
 };
 
+/*
+ * An admin changes a user's role, or disables or enables the account.
+ * Either ends the user's access tokens (and the database revokes their
+ * refresh tokens): memcached learns the new generation after the commit.
+ */
 static enum agora_err
 patch_user(struct agora_req *r)
 {
-	struct agora_value v[1];
-	const char *vals[2];
+	struct agora_value v[A__MAX];
+	const char *vals[3];
+	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = agora_valid_body(r, role_fields, 1, v)) != AGORA_OK)
+	if ((rc = agora_valid_body(r, admin_fields, A__MAX, v)) != AGORA_OK)
 		return rc;
-	if (strcmp(v[0].s, "customer") != 0 && strcmp(v[0].s, "admin") != 0)
+	if (!v[A_ROLE].present && !v[A_DISABLED].present)
+		return agora_problem_field(r, AGORA_E_VALIDATION, "role",
+		    "give role, disabled or both");
+	if (v[A_ROLE].present && strcmp(v[A_ROLE].s, "customer") != 0 &&
+	    strcmp(v[A_ROLE].s, "admin") != 0)
 		return agora_problem_field(
 		    r, AGORA_E_VALIDATION, "role", "must be customer or admin");
 	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	vals[0] = r->params[0];
-	vals[1] = v[0].s;
-	return send_user(r, "user_set_role", 2, vals, 1);
+	vals[1] = v[A_ROLE].present ? v[A_ROLE].s : NULL;
+	vals[2] = !v[A_DISABLED].present ? NULL
+	    : v[A_DISABLED].b            ? "true"
+	                                 : "false";
+	rc = agora_db_write(r, "user_admin_update", 3, vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+	agora_token_gen_set(r->ctx, r->params[0], PQgetvalue(res, 0, 6));
+	return agora_resp_json(r, 200, agora_user_json(res, 0));
 }
 
 static enum agora_err

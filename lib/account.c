@@ -8,7 +8,10 @@
 
 #include "agora.h"
 
-/* {id, email, name, role, created_at} from a row of AGORA_USER_COLUMNS. */
+/*
+ * {id, email, name, role, created_at, disabled} from a row of
+ * AGORA_USER_COLUMNS.
+ */
 struct json_object *
 agora_user_json(PGresult *res, int row)
 {
@@ -21,6 +24,8 @@ agora_user_json(PGresult *res, int row)
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		json_object_object_add(o, names[i],
 		    json_object_new_string(PQgetvalue(res, row, (int)i)));
+	json_object_object_add(o, "disabled",
+	    json_object_new_boolean(*PQgetvalue(res, row, (int)i) == 't'));
 	return o;
 }
 

@@ -469,6 +469,8 @@ int agora_cache_get(
     struct agora_req *r, const char *key, char **val, size_t *len);
 void agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
     size_t len, time_t ttl);
+void agora_cache_add(
+    struct agora_ctx *ctx, const char *key, const char *val, time_t ttl);
 const char *agora_cache_ping(struct agora_ctx *ctx);
 
 /* Access tokens and authorization (auth.c). */
@@ -476,7 +478,10 @@ void agora_auth_init(struct agora_ctx *ctx);
 void agora_auth_free(struct agora_ctx *ctx);
 const char *agora_auth_jwks(struct agora_ctx *ctx);
 int agora_auth_can_sign(struct agora_ctx *ctx);
-char *agora_token_issue(struct agora_req *r, const char *sub, const char *role);
+char *agora_token_issue(
+    struct agora_req *r, const char *sub, const char *role, const char *gen);
+void agora_token_gen_set(
+    struct agora_ctx *ctx, const char *user, const char *gen);
 enum agora_err agora_auth_request(
     struct agora_req *r, enum agora_access access);
 int agora_owner_or_admin(const struct agora_req *r, const char *owner);
@@ -553,7 +558,9 @@ void agora_filename_clean(
     const char *in, size_t inlen, char *out, size_t outlen);
 
 /* Accounts shared by the auth and users programs and agoractl. */
-#define AGORA_USER_COLUMNS "id::text, email, name, role, agora_time(created_at)"
+#define AGORA_USER_COLUMNS                                                     \
+	"id::text, email, name, role, agora_time(created_at), "                \
+	"disabled_at IS NOT NULL"
 struct json_object *agora_user_json(PGresult *res, int row);
 int agora_email_valid(const char *s, size_t len);
 #define AGORA_PASSWORD_MIN 10

@@ -11,6 +11,13 @@
  * jwt_set_alg() (which would yield an unsigned token) fails the issue.
  * Keys are loaded once per process; a program whose keys are missing
  * still serves anonymous routes and answers 503 where a token is needed.
+ *
+ * A token also carries the user's token generation ("gen", sql/0014),
+ * which moves on when the user's role changes or the account is disabled:
+ * a token of an older generation is refused, on the next request and on
+ * every host.  The current generation is read from memcached, or from the
+ * database when memcached misses or is down (so a memcached outage costs
+ * a query per request, never a revoked token let through).
  */
 #include "config.h"
 
@@ -262,9 +269,20 @@ agora_auth_jwks(struct agora_ctx *ctx)
 	return ctx->auth != NULL ? ctx->auth->jwks : NULL;
 }
 
+#define GEN_KEY "agora:tg:"
+#define GEN_TTL 60
+#define GEN_MAX 2147483647LL
+
+/* The statement every program prepares for the generation (db.c). */
+const struct agora_stmt agora_auth_stmts[] = {
+	{ "agora_token_gen", "SELECT user_token_gen($1::bigint)",
+	    AGORA_STMT_READ },
+};
+const size_t agora_auth_nstmts = AGORA_NELEM(agora_auth_stmts);
+
 static int
 add_claims(jwt_t *j, const struct agora_config *cfg, const char *sub,
-    const char *role, time_t now)
+    const char *role, long long gen, time_t now)
 {
 	char jti[33];
 
@@ -272,24 +290,29 @@ add_claims(jwt_t *j, const struct agora_config *cfg, const char *sub,
 	return jwt_add_grant(j, "sub", sub) || jwt_add_grant(j, "role", role) ||
 	    jwt_add_grant(j, "iss", cfg->jwt_issuer) ||
 	    jwt_add_grant(j, "jti", jti) ||
+	    jwt_add_grant_int(j, "gen", (long)gen) ||
 	    jwt_add_grant_int(j, "iat", (long)now) ||
 	    jwt_add_grant_int(j, "exp", (long)(now + cfg->access_token_ttl));
 }
 
 /*
- * Issue an access token for sub with role; an arena string, or NULL (and
- * logged) when the keys cannot sign.
+ * Issue an access token for sub with role, under the user's token
+ * generation gen (decimal text, as the database gives it); an arena
+ * string, or NULL (and logged) when the keys cannot sign.
  */
 char *
-agora_token_issue(struct agora_req *r, const char *sub, const char *role)
+agora_token_issue(
+    struct agora_req *r, const char *sub, const char *role, const char *gen)
 {
 	struct agora_auth *a = r->ctx->auth;
 	jwt_t *j = NULL;
 	char *tok = NULL, *out = NULL;
+	long long g;
 
-	if (a == NULL || a->sign == NULL || jwt_new(&j) != 0)
+	if (a == NULL || a->sign == NULL || jwt_new(&j) != 0 ||
+	    agora_parse_ll(gen, 0, GEN_MAX, &g) != 0)
 		goto out;
-	if (add_claims(j, &r->ctx->cfg, sub, role, time(NULL)) != 0)
+	if (add_claims(j, &r->ctx->cfg, sub, role, g, time(NULL)) != 0)
 		goto out;
 	if (a->alg != JWT_ALG_HS256 && jwt_add_header(j, "kid", a->kid) != 0)
 		goto out;
@@ -339,6 +362,69 @@ unauthorized(struct agora_req *r, const char *detail)
 	return agora_problem(r, AGORA_E_UNAUTHORIZED, "invalid_token", detail);
 }
 
+/*
+ * Tell every program at once that user's tokens are now of generation gen
+ * (after a change that moved it, committed).  If memcached is down, the
+ * entry other programs hold ends within GEN_TTL.
+ */
+void
+agora_token_gen_set(struct agora_ctx *ctx, const char *user, const char *gen)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), GEN_KEY "%s", user);
+	agora_cache_set(ctx, key, gen, strlen(gen), GEN_TTL);
+}
+
+/* The user's token generation from the database, and into memcached. */
+static enum agora_err
+gen_from_db(struct agora_req *r, const char *key, int fill, long long *gen)
+{
+	const char *vals[1] = { r->user };
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = agora_db_query(r, "agora_token_gen", 1, vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	*gen = GEN_MAX; /* no such user: no token of theirs is good */
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		(void)agora_parse_ll(PQgetvalue(res, 0, 0), 0, GEN_MAX, gen);
+	/* add, not set: a change committed meanwhile has set a newer one. */
+	if (fill)
+		agora_cache_add(
+		    r->ctx, key, agora_printf(r, "%lld", *gen), GEN_TTL);
+	return AGORA_OK;
+}
+
+/* Whether the token's generation is the user's current one. */
+static enum agora_err
+gen_check(struct agora_req *r, long long token_gen)
+{
+	char key[64], *val;
+	size_t len;
+	long long gen = GEN_MAX;
+	enum agora_err rc = AGORA_OK;
+	int got;
+
+	if (!agora_id_ok(r->user))
+		return unauthorized(
+		    r, "The access token is invalid or expired.");
+	snprintf(key, sizeof(key), GEN_KEY "%s", r->user);
+	got = agora_cache_get(r, key, &val, &len);
+	if (got == 0)
+		(void)agora_parse_ll(val, 0, GEN_MAX, &gen);
+	else
+		rc = gen_from_db(r, key, got == -1, &gen);
+	if (rc != AGORA_OK)
+		return rc;
+	if (token_gen < gen)
+		return unauthorized(r,
+		    "The access token was revoked: the account's role or "
+		    "status changed. Log in again.");
+	return AGORA_OK;
+}
+
 /* Verify tok and set r->user and r->role from it. */
 static enum agora_err
 verify(struct agora_req *r, const char *tok)
@@ -346,6 +432,7 @@ verify(struct agora_req *r, const char *tok)
 	struct agora_auth *a = r->ctx->auth;
 	jwt_t *j = NULL;
 	enum agora_err rc;
+	long gen;
 
 	if (a == NULL)
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
@@ -358,7 +445,12 @@ verify(struct agora_req *r, const char *tok)
 	}
 	r->user = agora_strdup(r, jwt_get_grant(j, "sub"));
 	r->role = agora_strdup(r, jwt_get_grant(j, "role"));
-	rc = r->user != NULL && r->role != NULL ? AGORA_OK : AGORA_E_TOO_LARGE;
+	errno = 0;
+	gen = jwt_get_grant_int(j, "gen"); /* tokens of 0013: none, 0 */
+	if (errno != 0)
+		gen = 0;
+	rc = r->user != NULL && r->role != NULL ? gen_check(r, gen)
+	                                        : AGORA_E_TOO_LARGE;
 out:
 	jwt_free(j);
 	return rc;

@@ -162,7 +162,8 @@ cache_error(struct agora_cache *c, const char *op, memcached_return_t rc)
 
 /*
  * Look key up.  On a hit returns 0 with *val an arena copy (NUL-terminated)
- * and *len its length; on a miss or any error returns -1.
+ * and *len its length; -1 when memcached does not have it; -2 when
+ * memcached cannot be asked (none configured, down, or an error).
  */
 int
 agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
@@ -174,12 +175,13 @@ agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
 	char *v;
 
 	if (c == NULL || strlen(key) > KEY_MAX)
-		return -1;
+		return -2;
 	v = memcached_get(c->mc, key, strlen(key), &n, &flags, &rc);
 	if (v == NULL) {
-		if (rc != MEMCACHED_NOTFOUND)
-			cache_error(c, "get", rc);
-		return -1;
+		if (rc == MEMCACHED_NOTFOUND)
+			return -1;
+		cache_error(c, "get", rc);
+		return -2;
 	}
 	*val = agora_alloc(r, n + 1);
 	if (*val != NULL) {
@@ -188,7 +190,23 @@ agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
 		*len = n;
 	}
 	free(v);
-	return *val != NULL ? 0 : -1;
+	return *val != NULL ? 0 : -2;
+}
+
+/* Store val under key unless the key is there already. */
+void
+agora_cache_add(
+    struct agora_ctx *ctx, const char *key, const char *val, time_t ttl)
+{
+	struct agora_cache *c = ctx->cache;
+	memcached_return_t rc;
+
+	if (c == NULL || val == NULL || strlen(key) > KEY_MAX)
+		return;
+	rc = memcached_add(c->mc, key, strlen(key), val, strlen(val), ttl, 0);
+	if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTSTORED &&
+	    rc != MEMCACHED_DATA_EXISTS)
+		cache_error(c, "add", rc);
 }
 
 void

@@ -8,7 +8,8 @@
  * transaction if its COMMIT was never sent.  While the server stays down,
  * requests answer 503 with Retry-After, and reconnects are tried at most
  * every 500 ms so that a dead server costs nothing per request.
- * SQLSTATEs become agora_err through one table.
+ * SQLSTATEs become agora_err through one table.  Besides a program's own
+ * statements, every connection prepares the library's (internal.h).
  */
 #include "config.h"
 
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "agora.h"
+#include "internal.h"
 
 #define TX_ATTEMPTS 4
 #define RECONNECT_MS 500
@@ -137,20 +139,43 @@ ms_since(const struct timespec *t)
 	    (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
+/* The i-th statement: the program's, then the library's. */
+static const struct agora_stmt *
+stmt_at(const struct agora_db *db, size_t i)
+{
+	if (i < db->nstmts)
+		return &db->stmts[i];
+	if (i - db->nstmts < agora_auth_nstmts)
+		return &agora_auth_stmts[i - db->nstmts];
+	return NULL;
+}
+
+static const struct agora_stmt *
+stmt_find(const struct agora_db *db, const char *name)
+{
+	const struct agora_stmt *s;
+	size_t i;
+
+	for (i = 0; (s = stmt_at(db, i)) != NULL; i++)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
 static enum agora_err
 prepare_all(struct agora_db *db)
 {
+	const struct agora_stmt *s;
 	PGresult *res;
 	size_t i;
 	enum agora_err rc = AGORA_OK;
 
-	for (i = 0; i < db->nstmts && rc == AGORA_OK; i++) {
-		if (db->stmts[i].flags & AGORA_STMT_CUSTOM_PLAN)
+	for (i = 0; (s = stmt_at(db, i)) != NULL && rc == AGORA_OK; i++) {
+		if (s->flags & AGORA_STMT_CUSTOM_PLAN)
 			continue;
-		res = PQprepare(
-		    db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
+		res = PQprepare(db->conn, s->name, s->sql, 0, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			agora_log("error", "prepare %s: %s", db->stmts[i].name,
+			agora_log("error", "prepare %s: %s", s->name,
 			    PQerrorMessage(db->conn));
 			rc = PQstatus(db->conn) == CONNECTION_OK
 			    ? AGORA_E_INTERNAL
@@ -270,12 +295,9 @@ result_err(
 static int
 is_read(const struct agora_db *db, const char *stmt)
 {
-	size_t i;
+	const struct agora_stmt *s = stmt_find(db, stmt);
 
-	for (i = 0; i < db->nstmts; i++)
-		if (strcmp(db->stmts[i].name, stmt) == 0)
-			return (db->stmts[i].flags & AGORA_STMT_READ) != 0;
-	return 0;
+	return s != NULL && (s->flags & AGORA_STMT_READ) != 0;
 }
 
 /*
@@ -287,13 +309,11 @@ is_read(const struct agora_db *db, const char *stmt)
 static const char *
 custom_sql(const struct agora_db *db, const char *stmt)
 {
-	size_t i;
+	const struct agora_stmt *s;
 
-	for (i = 0; i < db->nstmts && db->ncustom > 0; i++)
-		if ((db->stmts[i].flags & AGORA_STMT_CUSTOM_PLAN) &&
-		    strcmp(db->stmts[i].name, stmt) == 0)
-			return db->stmts[i].sql;
-	return NULL;
+	if (db->ncustom == 0 || (s = stmt_find(db, stmt)) == NULL)
+		return NULL;
+	return (s->flags & AGORA_STMT_CUSTOM_PLAN) ? s->sql : NULL;
 }
 
 static enum agora_err
@@ -498,4 +518,6 @@ agora_db_print_stmts(const struct agora_stmt *stmts, size_t n)
 		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		json_object_put(o);
 	}
+	if (stmts != agora_auth_stmts)
+		agora_db_print_stmts(agora_auth_stmts, agora_auth_nstmts);
 }

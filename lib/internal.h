@@ -11,4 +11,8 @@ enum agora_err agora_parse_request(struct agora_req *r,
     const struct agora_route **route);
 int agora_emit(struct agora_req *r, const struct agora_io *io);
 
+/* What the library itself runs, prepared on every connection (auth.c). */
+extern const struct agora_stmt agora_auth_stmts[];
+extern const size_t agora_auth_nstmts;
+
 #endif /* AGORA_INTERNAL_H */

@@ -7,7 +7,8 @@ import subprocess
 import time
 import uuid
 
-from agoratest import FcgiPool, Tap, need_stack, new_user, psql, request, wait_for
+from agoratest import (FcgiPool, Tap, bearer, cgi, ctl, need_stack, new_user, psql, request,
+                       svc, wait_for)
 
 need_stack()
 t = Tap()
@@ -267,5 +268,78 @@ try:
          "order_waiters_max 3: three of five waits wait, two are answered at once", a)
 finally:
     pool.close()
+
+# --- a demoted or disabled account ------------------------------------------------
+# An access token stated the role it was issued with, and a demoted or
+# disabled admin kept admin rights until it expired.  Now the next request
+# is refused, through the web server and in another process alike.
+def login(email, pw="integration test password"):
+    return request("POST", "/api/v1/auth/login", body={"email": email, "password": pw})
+
+
+def user_id(h):
+    return request("GET", "/api/v1/users/me", headers=h).json()["id"]
+
+
+demoted = "abuse.demoted.%s@example.com" % RUN
+new_user(demoted, role="admin")
+pair = login(demoted).json()
+D = bearer(pair["access_token"])
+t.ok(request("GET", "/api/v1/users?limit=1", headers=D).status == 200, "(an admin lists users)")
+r = request("PATCH", "/api/v1/users/" + user_id(D), headers=ADM, body={"role": "customer"})
+t.ok(r.status == 200 and r.json()["role"] == "customer" and r.json()["disabled"] is False,
+     "an admin demotes another", r)
+r = request("GET", "/api/v1/users?limit=1", headers=D)
+c = cgi("users", "GET", "/api/v1/users?limit=1", headers={"Authorization": D["Authorization"]})
+t.ok(r.is_problem(401, "invalid_token") and c.is_problem(401, "invalid_token"),
+     "the demoted admin's token is refused at once, by every process", (r, c))
+r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": pair["refresh_token"]})
+t.ok(r.is_problem(401), "and the refresh token is revoked", r)
+D = bearer(login(demoted).json()["access_token"])
+t.ok(request("GET", "/api/v1/users?limit=1", headers=D).is_problem(403, "forbidden"),
+     "a new login is a customer", D)
+
+victim = "abuse.disabled.%s@example.com" % RUN
+V = new_user(victim)
+vpair = login(victim).json()
+vid = user_id(V)
+r = request("PATCH", "/api/v1/users/" + vid, headers=ADM, body={"disabled": True})
+t.ok(r.status == 200 and r.json()["disabled"] is True, "PATCH /users/{id} {disabled: true}", r)
+t.ok(request("GET", "/api/v1/users/me", headers=V).is_problem(401, "invalid_token"),
+     "a disabled account's token is refused at once")
+t.ok(login(victim).is_problem(403, "account_disabled"),
+     "a disabled account cannot log in with the right password")
+t.ok(login(victim, "wrong").is_problem(401, "invalid_credentials"),
+     "(a wrong password is still just wrong)")
+t.ok(request("POST", "/api/v1/auth/refresh",
+             body={"refresh_token": vpair["refresh_token"]}).is_problem(401),
+     "a disabled account's refresh token is revoked")
+r = request("PATCH", "/api/v1/users/" + vid, headers=ADM, body={"disabled": False})
+t.ok(r.status == 200 and r.json()["disabled"] is False and login(victim).status == 200,
+     "enabled again, it logs in", r)
+for body in [{}, {"disabled": "yes"}, {"role": "root"}, {"disabled": True, "x": 1}]:
+    r = request("PATCH", "/api/v1/users/" + vid, headers=ADM, body=body)
+    t.ok(r.status in (400, 422), "PATCH /users/{id} %s: %d" % (body, r.status), r)
+
+# agoractl changes count as well, and memcached down is no way around it:
+# the programs then read the generation from the database.
+V = bearer(login(victim).json()["access_token"])
+rc, _, err = ctl("user", "set-role", victim, "admin")
+W = bearer(login(victim).json()["access_token"])
+t.ok(rc == 0 and request("GET", "/api/v1/users/me", headers=V).is_problem(401, "invalid_token")
+     and request("GET", "/api/v1/users?limit=1", headers=W).status == 200,
+     "agoractl user set-role: the old token is refused, a new one is an admin's", err)
+svc("mc", "stop")
+try:
+    rc, _, err = ctl("user", "disable", victim)
+    r = request("GET", "/api/v1/users/me", headers=W)
+    t.ok(rc == 0 and r.is_problem(401, "invalid_token"),
+         "memcached down: agoractl user disable still ends the token at once", (err, r))
+finally:
+    svc("mc", "start")
+r = request("GET", "/api/v1/users/me", headers=W)
+t.ok(r.is_problem(401, "invalid_token"), "and memcached back (empty): still refused", r)
+rc, out, _ = ctl("user", "enable", victim)
+t.ok(rc == 0 and login(victim).status == 200, "agoractl user enable", out)
 
 t.done()

@@ -50,7 +50,8 @@ def login(email, pw=PW):
 email_a = "ana.%s@example.com" % RUN
 r = register(email_a)
 ua = r.json() or {}
-t.ok(r.status == 201 and set(ua) == {"id", "email", "name", "role", "created_at"}
+t.ok(r.status == 201 and set(ua) == {"id", "email", "name", "role", "created_at", "disabled"}
+     and ua.get("disabled") is False
      and isinstance(ua.get("id"), str) and ua.get("role") == "customer"
      and r.header("Location") == "/api/v1/users/" + ua.get("id", ""),
      "register: 201 with the user and a Location", r)
@@ -189,6 +190,8 @@ r = request("PATCH", "/api/v1/users/999999999", body={"role": "admin"}, headers=
 t.ok(r.is_problem(404), "an unknown user: 404", r)
 p = subprocess.run([ctl, "user", "set-role", email_b, "customer"], capture_output=True, text=True)
 t.ok(p.returncode == 0, "agoractl user set-role", p.stderr)
+# Both role changes ended Bo's tokens (http_abuse.py tests that): anew.
+B = (login(email_b).json() or {}).get("access_token", "")
 p = subprocess.run([ctl, "user", "list"], capture_output=True, text=True)
 t.ok(p.returncode == 0 and email_b in p.stdout, "agoractl user list", p.stderr)
 

@@ -6,6 +6,7 @@
  *   agoractl user add --email E --name N [--role R] --password-stdin
  *   agoractl user list
  *   agoractl user set-role EMAIL ROLE
+ *   agoractl user disable|enable EMAIL
  *   agoractl seed --products N      a demo catalog, with progress
  *
  * Migrations are the files NNNN_name.sql, applied in version order, each
@@ -60,6 +61,7 @@ usage(void)
 	    "--password-stdin\n"
 	    "       agoractl user list\n"
 	    "       agoractl user set-role EMAIL customer|admin\n"
+	    "       agoractl user disable|enable EMAIL\n"
 	    "       agoractl seed --products N\n"
 	    "       agoractl outbox list [--status pending|running|dead]\n"
 	    "       agoractl outbox retry ID|--all-dead\n"
@@ -489,10 +491,65 @@ out:
 	return rc;
 }
 
+/*
+ * Tell the programs, through memcached, of a user's new token generation
+ * (sql/0014): the user's access tokens stop working at once.  Without
+ * memcached the programs see it within a minute.
+ */
+static void
+token_gen_changed(const char *user, const char *gen)
+{
+	struct agora_ctx ctx;
+	char err[256];
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (agora_config_load(&ctx.cfg, err, sizeof(err)) == 0) {
+		ctx.cache = agora_cache_new(ctx.cfg.memcached_servers);
+		agora_token_gen_set(&ctx, user, gen);
+		agora_cache_free(ctx.cache);
+	}
+	agora_config_free(&ctx.cfg);
+}
+
+/* set-role EMAIL ROLE, disable EMAIL, enable EMAIL. */
+static int
+user_change(PGconn *c, int argc, char **argv)
+{
+	const char *vals[3] = { argv[1], NULL, NULL };
+	PGresult *res;
+	int rc = 1;
+
+	if (strcmp(argv[0], "set-role") == 0)
+		vals[1] = argv[2];
+	else
+		vals[2] = strcmp(argv[0], "disable") == 0 ? "true" : "false";
+	res = PQexecParams(c,
+	    "UPDATE users SET role = COALESCE($2, role), disabled_at = CASE "
+	    "WHEN $3::bool IS NULL THEN disabled_at WHEN $3::bool THEN "
+	    "COALESCE(disabled_at, now()) END, updated_at = now() "
+	    "WHERE email = lower($1) RETURNING id::text, token_gen::text",
+	    3, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	else if (PQntuples(res) == 0)
+		fprintf(
+		    stderr, "agoractl: no user has the email %s\n", argv[1]);
+	else
+		rc = 0;
+	if (rc == 0) {
+		token_gen_changed(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		if (argc == 3)
+			printf("%s is now %s\n", argv[1], argv[2]);
+		else
+			printf("%s is %sd\n", argv[1], argv[0]);
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int
 user_cmd(int argc, char **argv)
 {
-	const char *vals[2];
 	PGconn *c;
 	int rc;
 
@@ -500,26 +557,22 @@ user_cmd(int argc, char **argv)
 		return user_add(argc - 1, argv + 1);
 	if (!((argc == 1 && strcmp(argv[0], "list") == 0) ||
 	        (argc == 3 && strcmp(argv[0], "set-role") == 0 &&
-	            role_ok(argv[2]))))
+	            role_ok(argv[2])) ||
+	        (argc == 2 &&
+	            (strcmp(argv[0], "disable") == 0 ||
+	                strcmp(argv[0], "enable") == 0))))
 		return usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
-	if (argc == 1) {
+	if (argc == 1)
 		rc = exec_params(c,
 		    "SELECT id::text, email, role, name, "
-		    "agora_time(created_at) "
+		    "agora_time(created_at), CASE WHEN disabled_at IS NULL "
+		    "THEN 'enabled' ELSE 'disabled' END "
 		    "FROM users ORDER BY users.id",
 		    0, NULL, 1);
-	} else {
-		vals[0] = argv[1];
-		vals[1] = argv[2];
-		rc = exec_params(c,
-		    "UPDATE users SET role = $2, updated_at = now() "
-		    "WHERE email = lower($1) RETURNING id",
-		    2, vals, 0);
-		if (rc == 0)
-			printf("%s is now %s\n", argv[1], argv[2]);
-	}
+	else
+		rc = user_change(c, argc, argv);
 	PQfinish(c);
 	return rc;
 }
