@@ -5,7 +5,11 @@
  * against the field table, then all of them are inserted with one
  * statement that unpacks a JSON array on the server, so a batch costs one
  * round trip.  Unknown product ids are kept as given: analytics is a log of
- * what clients saw, not a reference to the catalog.
+ * what clients saw, not a reference to the catalog.  properties are free
+ * form, but bounded: PROPERTIES_MAX members and PROPERTIES_BYTES of JSON
+ * per event, since anyone may post and a megabyte of them per request
+ * would fill the table fast; agora-worker deletes events older than
+ * analytics_retention_days.
  */
 #include "config.h"
 
@@ -14,6 +18,8 @@
 #include "agora.h"
 
 #define BATCH_MAX 100
+#define PROPERTIES_MAX 20
+#define PROPERTIES_BYTES 2048
 
 static const struct agora_stmt stmts[] = {
 	{ "events_insert",
@@ -33,6 +39,31 @@ static const struct agora_field event_fields[F__MAX] = {
 	[F_PRODUCT] = { "product_id", AGORA_F_STRING, 0, 1, 64 },
 	[F_PROPERTIES] = { "properties", AGORA_F_OBJECT, 0, 0, 0 },
 };
+
+/* The bounds of one event's properties, as an error in errors. */
+static enum agora_err
+properties_ok(
+    const struct agora_value *p, const char *prefix, struct json_object *errors)
+{
+	size_t len;
+
+	if (!p->present)
+		return AGORA_OK;
+	if (json_object_object_length(p->o) > PROPERTIES_MAX) {
+		agora_error_add(errors, prefix, "properties",
+		    "has more than " AGORA_STR(PROPERTIES_MAX) " members");
+		return AGORA_E_VALIDATION;
+	}
+	(void)json_object_to_json_string_length(
+	    p->o, JSON_C_TO_STRING_PLAIN, &len);
+	if (len > PROPERTIES_BYTES) {
+		agora_error_add(errors, prefix, "properties",
+		    "is longer than " AGORA_STR(
+		        PROPERTIES_BYTES) " bytes as JSON");
+		return AGORA_E_VALIDATION;
+	}
+	return AGORA_OK;
+}
 
 /*
  * Validate every event of batch; a type error (400) wins over other
@@ -54,6 +85,8 @@ validate(struct json_object *batch, int single, struct json_object *errors)
 			    prefix, sizeof(prefix), "[%lu]", (unsigned long)i);
 		e = agora_valid(json_object_array_get_idx(batch, i), prefix,
 		    event_fields, F__MAX, v, errors);
+		if (e == AGORA_OK)
+			e = properties_ok(&v[F_PROPERTIES], prefix, errors);
 		if (e == AGORA_E_BAD_TYPE || rc == AGORA_OK)
 			rc = e != AGORA_OK ? e : rc;
 	}

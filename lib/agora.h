@@ -112,6 +112,7 @@ struct agora_config {
 	char *sms_url;
 	char *sms_token;
 	long long notify_timeout_ms;
+	long long analytics_retention_days;
 };
 
 /* What a multipart upload may add to file_max_bytes (headers, boundary). */
@@ -294,6 +295,9 @@ struct agora_program {
 };
 
 #define AGORA_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+/* A macro's value as a string literal: AGORA_STR(BATCH) is "100". */
+#define AGORA_STR_(x) #x
+#define AGORA_STR(x) AGORA_STR_(x)
 
 /* A program's main(): serve prog (a struct agora_program). */
 #define AGORA_MAIN(prog)                                                       \

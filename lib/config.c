@@ -114,6 +114,7 @@ static const struct key keys[] = {
 	S(sms_url, ""),
 	S(sms_token, ""),
 	I(notify_timeout_ms, "10000", 100, 120000),
+	I(analytics_retention_days, "90", 0, 36500),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -8,7 +8,7 @@ import time
 import uuid
 
 from agoratest import (FcgiPool, Tap, bearer, cgi, ctl, need_stack, new_user, psql, request,
-                       svc, wait_for)
+                       run_worker, svc, wait_for)
 
 need_stack()
 t = Tap()
@@ -341,5 +341,43 @@ r = request("GET", "/api/v1/users/me", headers=W)
 t.ok(r.is_problem(401, "invalid_token"), "and memcached back (empty): still refused", r)
 rc, out, _ = ctl("user", "enable", victim)
 t.ok(rc == 0 and login(victim).status == 200, "agoractl user enable", out)
+
+# --- analytics that grows without bound -----------------------------------------
+# One anonymous request stored a megabyte of free-form properties, and no
+# event ever went away.
+EV = "/api/v1/analytics/events"
+
+
+def event(props):
+    return {"type": "view", "session_id": "s-" + RUN, "properties": props}
+
+
+for props, what in [({"k%d" % i: i for i in range(21)}, "21 members"),
+                    ({"blob": "x" * 3000}, "3,000 bytes"),
+                    ({"a": [[[["x" * 500] * 4]] * 2]}, "nested, 4,000 bytes")]:
+    r = request("POST", EV, body=event(props))
+    t.ok(r.is_problem(422, "validation_failed") and r.json()["errors"][0]["field"] == "properties",
+         "properties of %s: 422" % what, r)
+r = request("POST", EV, body=[event({"k%d" % i: "v" * 90 for i in range(20)})] * 100)
+t.ok(r.status == 202 and r.json() == {"accepted": 100},
+     "100 events of 20 properties near the size cap: 202", r)
+SID = "retention-" + RUN
+psql("INSERT INTO analytics_events (type, session_id, occurred_at) SELECT 'view', '%s', "
+     "now() - make_interval(days => d) FROM unnest(ARRAY[100, 91, 89, 1]) AS d" % SID)
+rc = run_worker("--once", env={"AGORA_ANALYTICS_RETENTION_DAYS": "90"})
+_, left, _ = psql("SELECT string_agg(extract(day FROM now() - occurred_at)::int::text, ',' "
+                  "ORDER BY occurred_at) FROM analytics_events WHERE session_id = '%s'" % SID)
+t.ok(rc == 0 and left == "89,1",
+     "agora-worker deletes the events older than analytics_retention_days (90)", left)
+psql("INSERT INTO analytics_events (type, session_id, occurred_at) VALUES "
+     "('view', '%s', '1999-06-01'), ('view', '%s', '1999-12-31 23:00Z')" % (SID, SID))
+rc, out, err = ctl("analytics", "prune", "--before", "2000-01-01")
+_, n, _ = psql("SELECT count(*) FROM analytics_events WHERE session_id = '%s'" % SID)
+t.ok(rc == 0 and "events from before 2000-01-01 deleted" in out and n == "2",
+     "agoractl analytics prune --before deletes those, and only those", (out, err, n))
+rc, _, err = psql("DELETE FROM analytics_events WHERE session_id = '%s'" % SID, admin=False,
+                  check=False)
+t.ok(rc != 0 and "permission denied" in err,
+     "the programs' role still cannot delete events but through the prune", err)
 
 t.done()

@@ -7,6 +7,7 @@
  *   agoractl user list
  *   agoractl user set-role EMAIL ROLE
  *   agoractl user disable|enable EMAIL
+ *   agoractl analytics prune --before DATE
  *   agoractl seed --products N      a demo catalog, with progress
  *
  * Migrations are the files NNNN_name.sql, applied in version order, each
@@ -65,7 +66,8 @@ usage(void)
 	    "       agoractl seed --products N\n"
 	    "       agoractl outbox list [--status pending|running|dead]\n"
 	    "       agoractl outbox retry ID|--all-dead\n"
-	    "       agoractl outbox stats\n");
+	    "       agoractl outbox stats\n"
+	    "       agoractl analytics prune --before DATE\n");
 	return 2;
 }
 
@@ -855,6 +857,54 @@ outbox_cmd(int argc, char **argv)
 	return rc;
 }
 
+/* --- analytics ------------------------------------------------------- */
+
+#define PRUNE_BATCH 10000
+
+/*
+ * analytics prune --before TIME: delete the events from before TIME (a
+ * date or an RFC 3339 time), a batch per transaction, with progress on
+ * standard error.  agora-worker does the same by itself for the events
+ * older than analytics_retention_days.
+ */
+static int
+analytics_cmd(int argc, char **argv)
+{
+	const char *vals[2] = { NULL, AGORA_STR(PRUNE_BATCH) };
+	long long total = 0, n = 0;
+	PGresult *res;
+	PGconn *c;
+	int rc = 0;
+
+	if (argc != 3 || strcmp(argv[0], "prune") != 0 ||
+	    strcmp(argv[1], "--before") != 0)
+		return usage();
+	vals[0] = argv[2];
+	if ((c = connect_admin()) == NULL)
+		return 1;
+	do {
+		res = PQexecParams(c,
+		    "SELECT analytics_prune($1::timestamptz, $2::int)", 2, NULL,
+		    vals, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK ||
+		    agora_parse_ll(PQgetvalue(res, 0, 0), 0, INT64_MAX, &n)) {
+			fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+			rc = 1;
+		} else {
+			total += n;
+			fprintf(
+			    stderr, "\ragoractl: %lld events deleted", total);
+		}
+		PQclear(res);
+	} while (rc == 0 && n == PRUNE_BATCH);
+	fprintf(stderr, "\n");
+	if (rc == 0)
+		printf("%lld analytics events from before %s deleted\n", total,
+		    argv[2]);
+	PQfinish(c);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -873,5 +923,7 @@ main(int argc, char **argv)
 		return seed(argc - 2, argv + 2);
 	if (strcmp(argv[1], "outbox") == 0)
 		return outbox_cmd(argc - 2, argv + 2);
+	if (strcmp(argv[1], "analytics") == 0)
+		return analytics_cmd(argc - 2, argv + 2);
 	return usage();
 }

@@ -18,6 +18,7 @@
 
 #define EXPIRE_BATCH 100
 #define PURGE_BATCH 1000
+#define PRUNE_BATCH 10000
 #define EVENTS_BATCH 100
 /*
  * Charges are begun and recorded a chunk at a time: 8 while the gateway is
@@ -28,8 +29,6 @@
 #define CHUNK_MIN 8
 #define CHUNK_MAX 128
 #define CHUNK_FAST_MS 50
-#define STR(x) #x
-#define XSTR(x) STR(x)
 
 const char worker_topics[] = "{payment.charge,payment.refund,invoice.create,"
                              "order.created,notify.order,notify.send}";
@@ -325,7 +324,7 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 static void
 expire_orders(struct worker *w)
 {
-	const char *vals[1] = { XSTR(EXPIRE_BATCH) };
+	const char *vals[1] = { AGORA_STR(EXPIRE_BATCH) };
 	struct agora_req *r;
 	PGresult *res;
 	int i, n;
@@ -354,7 +353,7 @@ expire_orders(struct worker *w)
 static void
 apply_waiting(struct worker *w)
 {
-	const char *vals[1] = { XSTR(EVENTS_BATCH) };
+	const char *vals[1] = { AGORA_STR(EVENTS_BATCH) };
 	struct agora_req *r = worker_req(w);
 	PGresult *res;
 	int i;
@@ -366,11 +365,39 @@ apply_waiting(struct worker *w)
 			agora_catalog_bump(r, PQgetvalue(res, i, 0));
 }
 
+/*
+ * Delete analytics events older than analytics_retention_days (0 keeps
+ * them all), a batch per transaction (sql/0015).
+ */
+static void
+prune_analytics(struct worker *w)
+{
+	const struct agora_config *cfg = &w->ctx.cfg;
+	const char *vals[2] = { NULL, AGORA_STR(PRUNE_BATCH) };
+	struct agora_req *r;
+	PGresult *res;
+	long long n;
+
+	if (cfg->analytics_retention_days == 0)
+		return;
+	do {
+		r = worker_req(w);
+		vals[0] =
+		    agora_printf(r, "%lld", cfg->analytics_retention_days);
+		if (agora_db_query(r, "analytics_prune", 2, vals, &res) !=
+		        AGORA_OK ||
+		    agora_parse_ll(PQgetvalue(res, 0, 0), 0, PRUNE_BATCH, &n))
+			return;
+		if (n > 0)
+			agora_log("info", "%lld analytics events pruned", n);
+	} while (n == PRUNE_BATCH);
+}
+
 /* The passes that are not outbox rows: expiry and housekeeping. */
 void
 worker_housekeeping(struct worker *w)
 {
-	const char *purge[1] = { XSTR(PURGE_BATCH) };
+	const char *purge[1] = { AGORA_STR(PURGE_BATCH) };
 	PGresult *res;
 
 	expire_orders(w);
@@ -379,4 +406,5 @@ worker_housekeeping(struct worker *w)
 	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) == PURGE_BATCH)
 		;
 	apply_waiting(w);
+	prune_analytics(w);
 }
