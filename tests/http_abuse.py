@@ -206,9 +206,12 @@ def wait_on(h, path):
 
 
 def slots_held():
-    """The host's wait slots held now: abstract unix sockets by name."""
+    """This stack's wait slots held now: abstract unix sockets by name,
+    tagged with a digest of the configuration's path (tracking.c)."""
+    import hashlib
+    tag = hashlib.blake2b(os.environ["AGORA_CONFIG"].encode(), digest_size=16).hexdigest()[:16]
     with open("/proc/net/unix") as f:
-        return sum(1 for line in f if "@agora-waiter-" in line)
+        return sum(1 for line in f if "@agora-waiter-%s-" % tag in line)
 
 
 threads = [threading.Thread(target=wait_on, args=w) for w in watchers[:6] for _ in range(4)]
@@ -337,6 +340,10 @@ try:
          "memcached down: agoractl user disable still ends the token at once", (err, r))
 finally:
     svc("mc", "start")
+    # The programs retry memcached a moment after it failed: wait, so that
+    # the tests after this one find the cache as they expect.
+    wait_for(lambda: all(request("GET", "/api/v1/health").json()["checks"]["cache"] == "ok"
+                         for _ in range(8)), 30)
 r = request("GET", "/api/v1/users/me", headers=W)
 t.ok(r.is_problem(401, "invalid_token"), "and memcached back (empty): still refused", r)
 rc, out, _ = ctl("user", "enable", victim)
@@ -379,5 +386,28 @@ rc, _, err = psql("DELETE FROM analytics_events WHERE session_id = '%s'" % SID, 
                   check=False)
 t.ok(rc != 0 and "permission denied" in err,
      "the programs' role still cannot delete events but through the prune", err)
+
+# --- the web server's own answers ---------------------------------------------------
+# Static files had no security headers, Apache named its version and
+# echoed TRACE.
+CSP_NEEDS = ["default-src 'self'", "script-src 'self'", "frame-ancestors 'none'",
+             "object-src 'none'", "base-uri 'none'"]
+for path in ["/", "/robots.txt", "/no-such-file.html"]:
+    r = request("GET", path)
+    csp = r.header("Content-Security-Policy") or ""
+    t.ok(r.header("X-Content-Type-Options") == "nosniff" and r.header("X-Frame-Options") == "DENY"
+         and all(x in csp for x in CSP_NEEDS) and "unsafe" not in csp,
+         "GET %s (%d): nosniff, DENY and a strict CSP" % (path, r.status), r)
+r = request("GET", "/api/v1/health")
+t.ok([k.lower() for k, _ in r.headers].count("x-content-type-options") == 1
+     and r.header("Content-Security-Policy") == "default-src 'none'; frame-ancestors 'none'",
+     "API answers keep their own headers, once", r)
+server = r.header("Server") or ""
+t.ok(not any(ch.isdigit() for ch in server) and "Debian" not in server and "mod_" not in server,
+     "the Server header names no version or module (%r)" % server, r)
+for path in ["/", "/api/v1/health"]:
+    r = request("TRACE", path, headers={"X-Trace-Probe": "probe-%s" % RUN})
+    t.ok(r.status in (403, 405, 501) and ("probe-" + RUN).encode() not in r.body,
+         "TRACE %s is refused, nothing echoed (%d)" % (path, r.status), r)
 
 t.done()
