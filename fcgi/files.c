@@ -289,6 +289,7 @@ static const struct agora_program program = {
 	.stmts = stmts,
 	.nstmts = AGORA_NELEM(stmts),
 	.init = files_init,
+	.needs = AGORA_NEEDS_STORAGE,
 };
 
 AGORA_MAIN(program)

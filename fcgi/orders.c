@@ -461,6 +461,7 @@ static const struct agora_program program = {
 	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
 	.nstmts = AGORA_NELEM(stmts),
+	.needs = AGORA_NEEDS_STORAGE,
 };
 
 AGORA_MAIN(program)

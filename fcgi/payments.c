@@ -331,6 +331,7 @@ static const struct agora_program program = {
 	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
 	.nstmts = AGORA_NELEM(stmts),
+	.needs = AGORA_NEEDS(AGORA_SECRET_WEBHOOK),
 };
 
 AGORA_MAIN(program)

@@ -48,10 +48,36 @@ enum agora_err {
 	AGORA_E__MAX
 };
 
+/*
+ * The secrets of the configuration.  Each may be given in agora.conf or,
+ * better, as <key>_file naming a file that holds it, readable by those
+ * who need it only.  A program loads the ones its work needs (its
+ * struct agora_program says which) and wipes the others: what a process
+ * never holds, a bug in it cannot leak.
+ */
+enum agora_secret {
+	AGORA_SECRET_DATABASE_URL,
+	AGORA_SECRET_DATABASE_ADMIN_URL,
+	AGORA_SECRET_WEBHOOK,
+	AGORA_SECRET_GATEWAY_KEY,
+	AGORA_SECRET_S3_ACCESS_KEY,
+	AGORA_SECRET_S3_SECRET_KEY,
+	AGORA_SECRET_SMTP_PASSWORD,
+	AGORA_SECRET_SMS_TOKEN,
+	AGORA_SECRET__MAX
+};
+#define AGORA_NEEDS(s) (1u << (s))
+#define AGORA_NEEDS_STORAGE                                                    \
+	(AGORA_NEEDS(AGORA_SECRET_S3_ACCESS_KEY) |                             \
+	    AGORA_NEEDS(AGORA_SECRET_S3_SECRET_KEY))
+#define AGORA_NEEDS_ALL ((1u << AGORA_SECRET__MAX) - 1)
+
 /* Configuration: read once per process, before the accept loop. */
 struct agora_config {
 	char *database_url;
 	char *database_admin_url;
+	/* <secret>_file: where a secret is read from, instead of the file. */
+	char *secret_file[AGORA_SECRET__MAX];
 	char *memcached_servers;
 	char *storage;
 	char *storage_dir;
@@ -126,6 +152,10 @@ struct agora_config {
  * agora_config_free().
  */
 int agora_config_load(struct agora_config *cfg, char *err, size_t errlen);
+int agora_config_load_for(
+    struct agora_config *cfg, unsigned needs, char *err, size_t errlen);
+int agora_config_secrets(
+    struct agora_config *cfg, unsigned needs, char *err, size_t errlen);
 int agora_config_parse(struct agora_config *cfg, const char *text,
     const char *name, char *err, size_t errlen);
 int agora_config_env(
@@ -292,6 +322,8 @@ struct agora_program {
 	size_t nstmts;
 	/* Optional: runs once after configuration, before the accept loop. */
 	int (*init)(struct agora_ctx *ctx);
+	/* The secrets its work needs beyond database_url (AGORA_NEEDS). */
+	unsigned needs;
 };
 
 #define AGORA_NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -6,7 +6,14 @@
  * error at start-up rather than a setting silently ignored.  Each key may be
  * overridden by the environment variable AGORA_ plus the key in upper case.
  * Programs load this once, before the accept loop: inside a FastCGI request
- * the process environment is not what it was at start (libfacts §1).
+ * the process environment is not what it was at start (libfcgi replaces
+ * environ with each request's variables).
+ *
+ * Secrets (enum agora_secret) may come from files instead: <key>_file
+ * names a file holding the value on one line, and wins over the key.  A
+ * program reads only the secret files its work needs and wipes the other
+ * secrets' values; every string that held a secret is zeroed before it is
+ * freed, the text of the file included.
  */
 #include "config.h"
 
@@ -30,6 +37,7 @@
 #endif
 
 #define CONF_MAX_BYTES (256 * 1024)
+#define SECRET_MAX_BYTES (16 * 1024)
 #define KEY_MAX 64
 
 enum ctype { C_STR, C_INT };
@@ -46,6 +54,11 @@ struct key {
 	{                                                                      \
 #k, C_STR, offsetof(struct agora_config, k), d, 0, 0           \
 	}
+#define F(k, i)                                                                \
+	{                                                                      \
+#k, C_STR, offsetof(struct agora_config, secret_file[i]), "",  \
+		    0, 0                                                       \
+	}
 #define I(k, d, lo, hi)                                                        \
 	{                                                                      \
 #k, C_INT, offsetof(struct agora_config, k), d, lo, hi         \
@@ -54,6 +67,14 @@ struct key {
 static const struct key keys[] = {
 	S(database_url, "dbname=agora"),
 	S(database_admin_url, ""),
+	F(database_url_file, AGORA_SECRET_DATABASE_URL),
+	F(database_admin_url_file, AGORA_SECRET_DATABASE_ADMIN_URL),
+	F(webhook_secret_file, AGORA_SECRET_WEBHOOK),
+	F(payment_gateway_key_file, AGORA_SECRET_GATEWAY_KEY),
+	F(s3_access_key_file, AGORA_SECRET_S3_ACCESS_KEY),
+	F(s3_secret_key_file, AGORA_SECRET_S3_SECRET_KEY),
+	F(smtp_password_file, AGORA_SECRET_SMTP_PASSWORD),
+	F(sms_token_file, AGORA_SECRET_SMS_TOKEN),
 	S(memcached_servers, "127.0.0.1:11211"),
 	S(storage, "local"),
 	S(storage_dir, AGORA_LOCALSTATEDIR "/lib/agora/storage"),
@@ -119,6 +140,39 @@ static const struct key keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
+/* Where each secret's value lives. */
+static const struct secret {
+	const char *name;
+	size_t off;
+} secrets[AGORA_SECRET__MAX] = {
+	[AGORA_SECRET_DATABASE_URL] = { "database_url",
+	    offsetof(struct agora_config, database_url) },
+	[AGORA_SECRET_DATABASE_ADMIN_URL] = { "database_admin_url",
+	    offsetof(struct agora_config, database_admin_url) },
+	[AGORA_SECRET_WEBHOOK] = { "webhook_secret",
+	    offsetof(struct agora_config, webhook_secret) },
+	[AGORA_SECRET_GATEWAY_KEY] = { "payment_gateway_key",
+	    offsetof(struct agora_config, payment_gateway_key) },
+	[AGORA_SECRET_S3_ACCESS_KEY] = { "s3_access_key",
+	    offsetof(struct agora_config, s3_access_key) },
+	[AGORA_SECRET_S3_SECRET_KEY] = { "s3_secret_key",
+	    offsetof(struct agora_config, s3_secret_key) },
+	[AGORA_SECRET_SMTP_PASSWORD] = { "smtp_password",
+	    offsetof(struct agora_config, smtp_password) },
+	[AGORA_SECRET_SMS_TOKEN] = { "sms_token",
+	    offsetof(struct agora_config, sms_token) },
+};
+
+/* Free a string that may have held a secret, zeroing it first. */
+static void
+str_free(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
 const char *
 agora_config_path(void)
 {
@@ -165,7 +219,7 @@ key_set(
 		return 0;
 	}
 	sp = (char **)((char *)cfg + k->off);
-	free(*sp);
+	str_free(*sp);
 	*sp = copy;
 	return 0;
 }
@@ -280,6 +334,11 @@ agora_config_env(
 	return 0;
 }
 
+/*
+ * The text of path, NUL-terminated, in a buffer the caller frees with
+ * str_free.  Unbuffered, so that no copy of a secret is left in stdio's
+ * buffer.
+ */
 static char *
 slurp(const char *path, char *err, size_t errlen, int *missing)
 {
@@ -294,12 +353,14 @@ slurp(const char *path, char *err, size_t errlen, int *missing)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
+	setvbuf(f, NULL, _IONBF, 0);
 	buf = malloc(CONF_MAX_BYTES + 1);
 	n = buf == NULL ? 0 : fread(buf, 1, CONF_MAX_BYTES + 1, f);
 	if (buf == NULL)
 		snprintf(err, errlen, "%s: out of memory", path);
 	if (buf != NULL && (ferror(f) || n > CONF_MAX_BYTES)) {
 		snprintf(err, errlen, "%s: unreadable or too large", path);
+		explicit_bzero(buf, CONF_MAX_BYTES + 1);
 		free(buf);
 		buf = NULL;
 	} else if (buf != NULL) {
@@ -385,11 +446,8 @@ agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	if (strcmp(cfg->storage, "s3") == 0 &&
-	    (strncmp(cfg->s3_endpoint, "http", 4) != 0 ||
-	        *cfg->s3_access_key == '\0' || *cfg->s3_secret_key == '\0')) {
-		snprintf(err, errlen,
-		    "storage s3 needs s3_endpoint, s3_access_key and "
-		    "s3_secret_key");
+	    strncmp(cfg->s3_endpoint, "http", 4) != 0) {
+		snprintf(err, errlen, "storage s3 needs s3_endpoint");
 		return -1;
 	}
 	if (channels_check(cfg, err, errlen) != 0)
@@ -410,8 +468,83 @@ agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* Read one secret's file into *value: its one line, without the newline. */
+static int
+secret_read(const struct secret *s, const char *path, char **value, char *err,
+    size_t errlen)
+{
+	char *text;
+	size_t n;
+	int missing;
+
+	text = slurp(path, err, errlen, &missing);
+	if (text == NULL)
+		return -1;
+	n = strlen(text);
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+		text[--n] = '\0';
+	if (n == 0 || n > SECRET_MAX_BYTES || strpbrk(text, "\r\n") != NULL) {
+		snprintf(err, errlen, "%s_file %s: must hold one line", s->name,
+		    path);
+		str_free(text);
+		return -1;
+	}
+	str_free(*value);
+	*value = text;
+	return 0;
+}
+
+/*
+ * Load the secrets in needs (AGORA_NEEDS bits) from their files, where
+ * <key>_file is set, and wipe the others: their values become "", their
+ * files are never opened.  Returns -1 with err naming the key.
+ */
+int
+agora_config_secrets(
+    struct agora_config *cfg, unsigned needs, char *err, size_t errlen)
+{
+	char **value;
+	size_t i;
+
+	for (i = 0; i < AGORA_SECRET__MAX; i++) {
+		value = (char **)((char *)cfg + secrets[i].off);
+		if (!(needs & AGORA_NEEDS(i))) {
+			str_free(*value);
+			*value = strdup("");
+		} else if (*cfg->secret_file[i] != '\0' &&
+		    secret_read(&secrets[i], cfg->secret_file[i], value, err,
+		        errlen) != 0) {
+			return -1;
+		}
+		if (*value == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	if (strcmp(cfg->storage, "s3") == 0 &&
+	    (needs & AGORA_NEEDS_STORAGE) == AGORA_NEEDS_STORAGE &&
+	    (*cfg->s3_access_key == '\0' || *cfg->s3_secret_key == '\0')) {
+		snprintf(err, errlen,
+		    "storage s3 needs s3_access_key and s3_secret_key");
+		return -1;
+	}
+	return 0;
+}
+
+/* agora_config_load_for every secret: for the worker and agoractl. */
 int
 agora_config_load(struct agora_config *cfg, char *err, size_t errlen)
+{
+	return agora_config_load_for(cfg, AGORA_NEEDS_ALL, err, errlen);
+}
+
+/*
+ * Load the configuration with the secrets in needs (AGORA_NEEDS bits),
+ * the others wiped.
+ */
+int
+agora_config_load_for(
+    struct agora_config *cfg, unsigned needs, char *err, size_t errlen)
 {
 	extern char **environ;
 	const char *path;
@@ -429,11 +562,13 @@ agora_config_load(struct agora_config *cfg, char *err, size_t errlen)
 		goto out;
 	if (agora_config_env(cfg, environ, err, errlen) != 0)
 		goto out;
+	if (agora_config_secrets(cfg, needs, err, errlen) != 0)
+		goto out;
 	if (agora_config_check(cfg, err, errlen) != 0)
 		goto out;
 	rc = 0;
 out:
-	free(text);
+	str_free(text);
 	return rc;
 }
 
@@ -445,7 +580,7 @@ agora_config_free(struct agora_config *cfg)
 	for (i = 0; i < NKEYS; i++) {
 		if (keys[i].type != C_STR)
 			continue;
-		free(*(char **)((char *)cfg + keys[i].off));
+		str_free(*(char **)((char *)cfg + keys[i].off));
 		*(char **)((char *)cfg + keys[i].off) = NULL;
 	}
 }

@@ -344,7 +344,9 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 		agora_log("error", "libsodium cannot start");
 		return -1;
 	}
-	if (agora_config_load(&ctx->cfg, err, sizeof(err)) != 0) {
+	if (agora_config_load_for(&ctx->cfg,
+	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) | prog->needs, err,
+	        sizeof(err)) != 0) {
 		agora_log("error", "configuration: %s", err);
 		return -1;
 	}

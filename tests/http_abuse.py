@@ -410,4 +410,69 @@ for path in ["/", "/api/v1/health"]:
     t.ok(r.status in (403, 405, 501) and ("probe-" + RUN).encode() not in r.body,
          "TRACE %s is refused, nothing echoed (%d)" % (path, r.status), r)
 
+# --- secrets ---------------------------------------------------------------------------
+# Every secret was in agora.conf, readable by the web server's user, and
+# every program held every secret.
+conf = os.environ["AGORA_CONFIG"]
+with open(conf) as f:
+    inline = [line.split("=")[0].strip() for line in f if "=" in line and not line.startswith("#")]
+SECRETS = ["database_admin_url", "webhook_secret", "payment_gateway_key", "s3_access_key",
+           "s3_secret_key", "smtp_password", "sms_token"]
+t.ok(not set(SECRETS) & set(inline),
+     "the stack's agora.conf holds no secret, only the files they are in", inline)
+if os.geteuid() == 0:
+    def as_web(path):
+        return subprocess.run(["runuser", "-u", "www-data", "--", "cat", path],
+                              capture_output=True).returncode
+    admin_file = [line.split("=", 1)[1].strip() for line in open(conf)
+                  if line.startswith("database_admin_url_file")][0]
+    t.ok(as_web(admin_file) != 0 and as_web(conf) == 0,
+         "the web server's user reads agora.conf but not the owner's database URL")
+else:
+    t.ok(os.stat(conf).st_mode & 0o077 == 0, "agora.conf is its owner's alone")
+
+
+def memory_has(pid, needle):
+    """Whether the process's readable memory holds needle anywhere."""
+    found = False
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if "r" not in perms or line.rstrip().endswith(("[vvar]", "[vsyscall]")):
+                continue
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(lo)
+                found = found or needle in mem.read(hi - lo)
+            except OSError:
+                pass
+    return found
+
+
+import tempfile
+SMTP_SECRET = ("smtp-%s-hunter2" % RUN).encode()
+hook_file = [line.split("=", 1)[1].strip() for line in open(conf)
+             if line.startswith("webhook_secret_file")][0]
+HOOK_SECRET = open(hook_file, "rb").read().strip()
+with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+    f.write(open(conf).read() + "smtp_password = %s\n" % SMTP_SECRET.decode())
+    tmpconf = f.name
+try:
+    seen = {}
+    for prog, path in [("products", "/api/v1/products?limit=1"),
+                       ("payments", "/api/v1/payments/1")]:
+        p = FcgiPool(prog, 1, env={"AGORA_CONFIG": tmpconf})
+        try:
+            r = p.request("GET", path)
+            pid = p.procs[0].pid
+            seen[prog] = (r.status, memory_has(pid, SMTP_SECRET), memory_has(pid, HOOK_SECRET))
+        finally:
+            p.close()
+    t.ok(seen["payments"][2] and not seen["payments"][1],
+         "payments holds the webhook secret it needs, not the SMTP password", seen)
+    t.ok(seen["products"][0] == 200 and not seen["products"][1] and not seen["products"][2],
+         "products holds neither, though both were in its configuration", seen)
+finally:
+    os.unlink(tmpconf)
+
 t.done()

@@ -3,7 +3,9 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agora.h"
 #include "tap.h"
@@ -39,6 +41,70 @@ lease(const char *text, long long want, const char *what)
 		got = agora_worker_lease(&cfg);
 	tap_ok(got == want, "%s: a lease of %lld s", what, got);
 	agora_config_free(&cfg);
+}
+
+/* A temporary file holding text; its path, which the caller unlinks. */
+static const char *
+temp_file(char path[32], const char *text)
+{
+	int fd;
+
+	snprintf(path, 32, "/tmp/agora-unit-XXXXXX");
+	fd = mkstemp(path);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		tap_ok(0, "a temporary file");
+	close(fd);
+	return path;
+}
+
+/* Secrets from files, and the ones a program does not need wiped. */
+static void
+test_secrets(void)
+{
+	struct agora_config cfg;
+	char conf[512], err[256], one[32], two[32];
+	const unsigned webhook = AGORA_NEEDS(AGORA_SECRET_WEBHOOK);
+
+	temp_file(one, "from a file\n");
+	temp_file(two, "line one\nline two\n");
+	agora_config_defaults(&cfg);
+	snprintf(conf, sizeof(conf),
+	    "webhook_secret = inline\nwebhook_secret_file = %s\n"
+	    "smtp_password = hunter2\nsms_token_file = /nonexistent/token\n",
+	    one);
+	agora_config_parse(&cfg, conf, "t", err, sizeof(err));
+	tap_ok(agora_config_secrets(&cfg, webhook, err, sizeof(err)) == 0 &&
+	        strcmp(cfg.webhook_secret, "from a file") == 0,
+	    "a needed secret comes from its file, which wins: %s", err);
+	tap_ok(strcmp(cfg.smtp_password, "") == 0 &&
+	        strcmp(cfg.sms_token, "") == 0,
+	    "secrets not needed are wiped, and their files never opened");
+	agora_config_free(&cfg);
+	agora_config_defaults(&cfg);
+	agora_config_parse(&cfg, "sms_token_file = /nonexistent/token\n", "t",
+	    err, sizeof(err));
+	tap_ok(agora_config_secrets(&cfg, AGORA_NEEDS_ALL, err, sizeof(err)) ==
+	            -1 &&
+	        strstr(err, "/nonexistent/token") != NULL,
+	    "a needed secret's missing file is an error: %s", err);
+	agora_config_free(&cfg);
+	agora_config_defaults(&cfg);
+	snprintf(conf, sizeof(conf), "webhook_secret_file = %s\n", two);
+	agora_config_parse(&cfg, conf, "t", err, sizeof(err));
+	tap_ok(agora_config_secrets(&cfg, webhook, err, sizeof(err)) == -1 &&
+	        strstr(err, "one line") != NULL,
+	    "a secret's file holds one line: %s", err);
+	agora_config_free(&cfg);
+	agora_config_defaults(&cfg);
+	agora_config_parse(&cfg, "storage = s3\ns3_endpoint = http://s3\n", "t",
+	    err, sizeof(err));
+	tap_ok(agora_config_secrets(&cfg, 0, err, sizeof(err)) == 0 &&
+	        agora_config_secrets(
+	            &cfg, AGORA_NEEDS_STORAGE, err, sizeof(err)) == -1,
+	    "S3 keys are required only where storage is used: %s", err);
+	agora_config_free(&cfg);
+	unlink(one);
+	unlink(two);
 }
 
 int
@@ -92,6 +158,7 @@ main(void)
 	tap_ok(agora_config_check(&cfg, err, sizeof(err)) != 0,
 	    "storage must be local or s3");
 	agora_config_free(&cfg);
+	test_secrets();
 	lease("", 60, "the default lease outlasts the default timeouts");
 	lease("storage_timeout_ms = 30001\n", 61,
 	    "a storage call that may outlast two thirds of the lease");

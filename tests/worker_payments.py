@@ -172,7 +172,8 @@ _, n, _ = psql("SELECT count(*) FROM idempotency_keys WHERE key = 'old-%s'" % RU
 t.ok(n == "0", "idempotency keys older than 24 hours are removed", n)
 
 # --- the webhook --------------------------------------------------------------
-SECRET = config_value("webhook_secret")
+with open(config_value("webhook_secret_file")) as f:
+    SECRET = f.read().strip()
 
 
 def hook(obj, secret=SECRET, t=None, raw=None):

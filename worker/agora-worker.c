@@ -508,7 +508,10 @@ worker_open(struct worker *w)
 
 	memset(w, 0, sizeof(*w));
 	w->ctx.program = "agora-worker";
-	if (agora_config_load(&w->ctx.cfg, err, sizeof(err)) != 0) {
+	/* Every secret but the owner's database URL. */
+	if (agora_config_load_for(&w->ctx.cfg,
+	        AGORA_NEEDS_ALL & ~AGORA_NEEDS(AGORA_SECRET_DATABASE_ADMIN_URL),
+	        err, sizeof(err)) != 0) {
 		agora_log("error", "configuration: %s", err);
 		return -1;
 	}

@@ -203,7 +203,10 @@ connect_admin(void)
 	char err[512];
 	PGconn *c = NULL;
 
-	if (agora_config_load(&cfg, err, sizeof(err)) != 0) {
+	if (agora_config_load_for(&cfg,
+	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) |
+	            AGORA_NEEDS(AGORA_SECRET_DATABASE_ADMIN_URL),
+	        err, sizeof(err)) != 0) {
 		fprintf(stderr, "agoractl: configuration: %s\n", err);
 		agora_config_free(&cfg);
 		return NULL;
@@ -230,7 +233,7 @@ catalog_changed(void)
 	char err[256];
 
 	memset(&ctx, 0, sizeof(ctx));
-	if (agora_config_load(&ctx.cfg, err, sizeof(err)) == 0) {
+	if (agora_config_load_for(&ctx.cfg, 0, err, sizeof(err)) == 0) {
 		ctx.cache = agora_cache_new(ctx.cfg.memcached_servers);
 		agora_cache_bump(&ctx, "agora:cv", NULL);
 		agora_cache_free(ctx.cache);
@@ -505,7 +508,7 @@ token_gen_changed(const char *user, const char *gen)
 	char err[256];
 
 	memset(&ctx, 0, sizeof(ctx));
-	if (agora_config_load(&ctx.cfg, err, sizeof(err)) == 0) {
+	if (agora_config_load_for(&ctx.cfg, 0, err, sizeof(err)) == 0) {
 		ctx.cache = agora_cache_new(ctx.cfg.memcached_servers);
 		agora_token_gen_set(&ctx, user, gen);
 		agora_cache_free(ctx.cache);
