@@ -23,9 +23,12 @@ static const struct agora_stmt stmts[] = {
 	{ "user_insert",
 	    "INSERT INTO users (email, name, password_hash) "
 	    "VALUES (lower($1), $2, $3) RETURNING " AGORA_USER_COLUMNS },
+	/* One row, with the email as the lookup folds it, account or not:
+	 * columns as enum login_col says. */
 	{ "user_by_email",
-	    "SELECT id::text, role, password_hash, token_gen, "
-	    "disabled_at IS NOT NULL FROM users WHERE email = lower($1)",
+	    "SELECT lower($1), u.id::text, u.role, u.password_hash, "
+	    "u.token_gen, u.disabled_at IS NOT NULL FROM (SELECT 1) x "
+	    "LEFT JOIN users u ON u.email = lower($1)",
 	    AGORA_STMT_READ },
 	{ "user_rehash",
 	    "UPDATE users SET password_hash = $2 WHERE id = $1::bigint" },
@@ -204,31 +207,41 @@ maybe_rehash(struct agora_req *r, const char *id, const struct agora_value *pw)
 		(void)agora_db_write(r, "user_rehash", 2, vals, NULL);
 }
 
-/*
- * The failure counter's key.  For an account, its id: the lookup folds
- * case with PostgreSQL's lower(), which maps the Kelvin sign or a dotted
- * capital I to the letters of the stored email, so a key made from the
- * text as sent let each such spelling fail afresh.  For no account, a
- * digest of the text (any text makes a valid memcached key).
- */
-static const char *
-failure_key(struct agora_req *r, PGresult *res, const char *email)
-{
-	char hex[2 * crypto_hash_sha256_BYTES + 1];
+enum login_col { LC_FOLDED, LC_ID, LC_ROLE, LC_HASH, LC_GEN, LC_DISABLED };
 
-	if (PQntuples(res) > 0)
-		return agora_printf(r, "u%s", PQgetvalue(res, 0, 0));
-	sha256_hex(email, hex);
-	return agora_printf(r, "e%s", hex);
+/*
+ * Look the account up and count the attempt against its failures.  The
+ * counter's key is a digest of the email as PostgreSQL's lower() folds it,
+ * the folding the lookup itself uses, so that every spelling of one
+ * address (a Kelvin sign for a K, a dotted capital I) counts as one, for
+ * an account as for no account (any text makes a valid memcached key).
+ */
+static enum agora_err
+login_lookup(struct agora_req *r, const struct agora_value *v, PGresult **res,
+    const char **key)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *vals[1] = { v[L_EMAIL].s };
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	enum agora_err rc;
+
+	if ((rc = agora_db_query(r, "user_by_email", 1, vals, res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(*res) != 1)
+		return AGORA_E_INTERNAL;
+	sha256_hex(PQgetvalue(*res, 0, LC_FOLDED), hex);
+	if ((*key = agora_strdup(r, hex)) == NULL)
+		return AGORA_E_TOO_LARGE;
+	return agora_guard_enter(r, "loginfail", *key, cfg->login_failures_max,
+	    cfg->login_failure_window, (int)cfg->rate_limit_login_closed);
 }
 
 static enum agora_err
 post_login(struct agora_req *r)
 {
-	const struct agora_config *cfg = &r->ctx->cfg;
 	struct agora_value v[L__MAX];
 	struct grant g;
-	const char *vals[1], *key;
+	const char *key;
 	PGresult *res;
 	enum agora_err rc;
 	int rehash = 0;
@@ -238,31 +251,23 @@ post_login(struct agora_req *r)
 	if (!agora_auth_can_sign(r->ctx))
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
 		    "Access tokens cannot be issued now.");
-	vals[0] = v[L_EMAIL].s;
-	if ((rc = agora_db_query(r, "user_by_email", 1, vals, &res)) !=
-	    AGORA_OK)
+	if ((rc = login_lookup(r, v, &res, &key)) != AGORA_OK)
 		return rc;
-	if ((key = failure_key(r, res, v[L_EMAIL].s)) == NULL)
-		return AGORA_E_TOO_LARGE;
-	rc = agora_guard_enter(r, "loginfail", key, cfg->login_failures_max,
-	    cfg->login_failure_window, (int)cfg->rate_limit_login_closed);
-	if (rc != AGORA_OK)
-		return rc;
-	if (PQntuples(res) == 0) {
+	if (PQgetisnull(res, 0, LC_ID)) {
 		agora_password_dummy(v[L_PASSWORD].s, v[L_PASSWORD].len);
 		return invalid_credentials(r);
 	}
-	if (!agora_password_verify(PQgetvalue(res, 0, 2), v[L_PASSWORD].s,
+	if (!agora_password_verify(PQgetvalue(res, 0, LC_HASH), v[L_PASSWORD].s,
 	        v[L_PASSWORD].len, &rehash))
 		return invalid_credentials(r);
-	agora_guard_pass(r, "loginfail", key, cfg->login_failure_window);
-	if (*PQgetvalue(res, 0, 4) == 't')
+	agora_guard_pass(r, "loginfail", key, r->ctx->cfg.login_failure_window);
+	if (*PQgetvalue(res, 0, LC_DISABLED) == 't')
 		return agora_problem(r, AGORA_E_FORBIDDEN, "account_disabled",
 		    "This account is disabled.");
 	memset(&g, 0, sizeof(g));
-	g.user = PQgetvalue(res, 0, 0);
-	g.role = PQgetvalue(res, 0, 1);
-	g.gen = PQgetvalue(res, 0, 3);
+	g.user = PQgetvalue(res, 0, LC_ID);
+	g.role = PQgetvalue(res, 0, LC_ROLE);
+	g.gen = PQgetvalue(res, 0, LC_GEN);
 	if (rehash)
 		maybe_rehash(r, g.user, &v[L_PASSWORD]);
 	if ((rc = agora_db_tx(r, tx_new_login, &g)) != AGORA_OK)

@@ -16,24 +16,22 @@
  * waiters.  Per user (order_waits_per_user) and per client address
  * (order_waits_per_ip), counted in memcached across hosts; and per host
  * (order_waiters_max, a few below the tracking processes it runs), as
- * slots that are abstract unix socket names: binding one takes it, and
- * the kernel frees it when the process ends, however it ends, and without
- * memcached, so the last processes stay free for answers that do not wait
- * even when memcached is down.
+ * locks on files in run_dir/waiters: the kernel frees one when its process
+ * ends, however it ends, and they need no memcached, so the last processes
+ * stay free for answers that do not wait even when memcached is down.
  */
 #include "config.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <sodium.h>
 
 #include "agora.h"
 
@@ -191,47 +189,39 @@ count_enter(struct agora_req *r, const char *key, long long max)
 }
 
 /*
- * The name of slot i: one per installation on this host (the digest of
- * the configuration's path tells two stacks apart) and network namespace.
+ * Take one of the host's max places: an exclusive lock on one of max files
+ * in run_dir/waiters, a directory of the service's user alone.  The kernel
+ * drops the lock when the process ends, however it ends.  The file
+ * descriptor that holds it, or -1: every place is taken, or the directory
+ * cannot be used (logged; waits are then answered at once).
  */
-static void
-slot_name(struct sockaddr_un *sa, socklen_t *len, long long i)
-{
-	static char tag[17];
-	unsigned char h[crypto_generichash_BYTES_MIN];
-	const char *path = agora_config_path();
-	int n;
-
-	if (tag[0] == '\0') {
-		crypto_generichash(h, sizeof(h), (const unsigned char *)path,
-		    strlen(path), NULL, 0);
-		sodium_bin2hex(tag, sizeof(tag), h, 8);
-	}
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
-	    "agora-waiter-%s-%lld", tag, i);
-	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-}
-
-/* Take one of the host's max slots: the socket that holds it, or -1. */
 static int
-slot_take(long long max)
+slot_take(const struct agora_config *cfg)
 {
-	struct sockaddr_un sa;
-	socklen_t len;
-	long long i, start = getpid() % (max > 0 ? max : 1);
+	char path[4096];
+	long long i, max = cfg->order_waiters_max;
+	long long start = getpid() % (max > 0 ? max : 1);
 	int fd;
 
+	snprintf(path, sizeof(path), "%s/waiters", cfg->run_dir);
+	if (max == 0 || (mkdir(path, 0700) != 0 && errno != EEXIST))
+		goto broken;
 	for (i = 0; i < max; i++) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		snprintf(path, sizeof(path), "%s/waiters/%lld", cfg->run_dir,
+		    (start + i) % max);
+		fd = open(
+		    path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0)
-			return -1;
-		slot_name(&sa, &len, (start + i) % max);
-		if (bind(fd, (struct sockaddr *)&sa, len) == 0)
+			goto broken;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return fd;
 		close(fd);
 	}
+	return -1;
+broken:
+	if (max > 0)
+		agora_log("error", "%s: %s (waits are answered at once)", path,
+		    strerror(errno));
 	return -1;
 }
 
@@ -246,24 +236,24 @@ static int
 waiter_enter(struct agora_req *r, struct waiter *w)
 {
 	const struct agora_config *cfg = &r->ctx->cfg;
-	const char *ip = agora_param(r, "REMOTE_ADDR");
+	int user = 0, ip = 0;
 
 	w->user_key = agora_printf(r, "agora:waiters:%s", r->user);
-	w->ip_key = agora_printf(r, "agora:waiters:ip:%s", ip ? ip : "-");
+	w->ip_key =
+	    agora_printf(r, "agora:waiters:ip:%s", agora_client_addr(r));
 	w->slot = -1;
-	if (w->user_key == NULL || w->ip_key == NULL ||
-	    !count_enter(r, w->user_key, cfg->order_waits_per_user))
-		return 0;
-	if (!count_enter(r, w->ip_key, cfg->order_waits_per_ip)) {
-		agora_cache_decr(r->ctx, w->user_key);
-		return 0;
-	}
-	if ((w->slot = slot_take(cfg->order_waiters_max)) < 0) {
+	if (w->user_key == NULL || w->ip_key == NULL)
+		goto out;
+	if (!(user = count_enter(r, w->user_key, cfg->order_waits_per_user)) ||
+	    !(ip = count_enter(r, w->ip_key, cfg->order_waits_per_ip)))
+		goto out;
+	w->slot = slot_take(cfg);
+out:
+	if (w->slot < 0 && ip)
 		agora_cache_decr(r->ctx, w->ip_key);
+	if (w->slot < 0 && user)
 		agora_cache_decr(r->ctx, w->user_key);
-		return 0;
-	}
-	return 1;
+	return w->slot >= 0;
 }
 
 static void

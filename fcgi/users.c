@@ -20,19 +20,19 @@ static const struct agora_stmt stmts[] = {
 	    AGORA_STMT_READ },
 	{ "user_hash", "SELECT password_hash FROM users WHERE id = $1::bigint",
 	    AGORA_STMT_READ },
+	/* A new password ends every session: the token generation moves. */
 	{ "user_update",
 	    "UPDATE users SET name = COALESCE($2, name), "
-	    "password_hash = COALESCE($3, password_hash), updated_at = now() "
-	    "WHERE id = $1::bigint RETURNING " AGORA_USER_COLUMNS },
+	    "password_hash = COALESCE($3, password_hash), token_gen = "
+	    "token_gen + CASE WHEN $3 IS NULL THEN 0 ELSE 1 END, "
+	    "updated_at = now() WHERE id = $1::bigint "
+	    "RETURNING " AGORA_USER_COLUMNS ", user_gen_of(users)::text" },
 	{ "user_revoke_tokens",
 	    "UPDATE refresh_tokens SET revoked_at = now() "
 	    "WHERE user_id = $1::bigint AND revoked_at IS NULL" },
 	{ "user_admin_update",
-	    "UPDATE users SET role = COALESCE($2, role), disabled_at = CASE "
-	    "WHEN $3::bool IS NULL THEN disabled_at WHEN $3::bool THEN "
-	    "COALESCE(disabled_at, now()) END, updated_at = now() "
-	    "WHERE id = $1::bigint RETURNING " AGORA_USER_COLUMNS
-	    ", token_gen::text" },
+	    "SELECT * FROM user_admin_update($1::bigint, $2::int, $3::bigint, "
+	    "$4, $5::bool)" },
 	/* users.id, not the id::text column: text would sort "9" above "10". */
 	{ "user_list",
 	    "SELECT " AGORA_USER_COLUMNS " FROM users "
@@ -168,6 +168,8 @@ patch_me(struct agora_req *r)
 	if (PQntuples(p.res) == 0)
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+	if (p.vals[2] != NULL)
+		agora_token_gen_set(r->ctx, r->user, PQgetvalue(p.res, 0, 6));
 	return agora_resp_json(r, 200, agora_user_json(p.res, 0));
 }
 
@@ -182,12 +184,14 @@ static const struct agora_field admin_fields[A__MAX] = {
  * An admin changes a user's role, or disables or enables the account.
  * Either ends the user's access tokens (and the database revokes their
  * refresh tokens): memcached learns the new generation after the commit.
+ * The database checks, in the same statement, that the caller is still
+ * an admin with a current token (sql/0016); if not, the answer is 403.
  */
 static enum agora_err
 patch_user(struct agora_req *r)
 {
 	struct agora_value v[A__MAX];
-	const char *vals[3];
+	const char *vals[5];
 	PGresult *res;
 	enum agora_err rc;
 
@@ -203,18 +207,21 @@ patch_user(struct agora_req *r)
 	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
-	vals[0] = r->params[0];
-	vals[1] = v[A_ROLE].present ? v[A_ROLE].s : NULL;
-	vals[2] = !v[A_DISABLED].present ? NULL
+	vals[0] = r->user;
+	vals[1] = agora_printf(r, "%lld", r->gen);
+	vals[2] = r->params[0];
+	vals[3] = v[A_ROLE].present ? v[A_ROLE].s : NULL;
+	vals[4] = !v[A_DISABLED].present ? NULL
 	    : v[A_DISABLED].b            ? "true"
 	                                 : "false";
-	rc = agora_db_write(r, "user_admin_update", 3, vals, &res);
+	rc = agora_db_write(r, "user_admin_update", 5, vals, &res);
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
-	agora_token_gen_set(r->ctx, r->params[0], PQgetvalue(res, 0, 6));
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL,
+		    "No such user (or you are no longer an admin).");
+	agora_token_gen_set(
+	    r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 6));
 	return agora_resp_json(r, 200, agora_user_json(res, 0));
 }
 

@@ -76,11 +76,12 @@ enum agora_secret {
 struct agora_config {
 	char *database_url;
 	char *database_admin_url;
-	/* <secret>_file: where a secret is read from, instead of the file. */
+	/* <secret>_file: where a secret is read from, instead of agora.conf. */
 	char *secret_file[AGORA_SECRET__MAX];
 	char *memcached_servers;
 	char *storage;
 	char *storage_dir;
+	char *run_dir;
 	char *openapi_file;
 	long long max_body_bytes;
 	long long max_header_bytes;
@@ -104,6 +105,7 @@ struct agora_config {
 	long long order_unpaid_hold_seconds;
 	long long order_unpaid_max;
 	long long order_reserved_units_max;
+	long long order_reserved_units_per_ip;
 	long long order_wait_max;
 	long long order_waiters_max;
 	long long order_waits_per_user;
@@ -272,6 +274,7 @@ struct agora_req {
 	const char *request_id;
 	const char *user; /* the caller's user id; NULL if anonymous */
 	const char *role; /* "customer" or "admin" when user is set */
+	long long gen; /* the token's generation (sql/0014) when user is set */
 	const char *params[AGORA_MAX_PARAMS];
 	size_t nparams;
 	long long content_length;
@@ -364,6 +367,7 @@ void agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 
 /* Request helpers. */
 const char *agora_param(const struct agora_req *r, const char *name);
+const char *agora_client_addr(struct agora_req *r);
 char *agora_strdup(struct agora_req *r, const char *s);
 char *agora_printf(struct agora_req *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -417,6 +421,7 @@ const char *agora_status_text(int status);
 #define AGORA_JSON_MAX_VALUES 20000
 /* What json-c may allocate for one body's structure, strings aside. */
 #define AGORA_JSON_MAX_MEMORY (4 * 1024 * 1024)
+#define AGORA_JSON_NUMBER_MAX 40
 enum agora_err agora_json_parse(
     const char *buf, size_t len, struct json_object **out, const char **why);
 int agora_utf8_valid(const char *s, size_t len);
@@ -505,8 +510,8 @@ int agora_cache_get(
     struct agora_req *r, const char *key, char **val, size_t *len);
 void agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
     size_t len, time_t ttl);
-void agora_cache_add(
-    struct agora_ctx *ctx, const char *key, const char *val, time_t ttl);
+void agora_cache_raise(
+    struct agora_ctx *ctx, const char *key, long long value, time_t ttl);
 const char *agora_cache_ping(struct agora_ctx *ctx);
 
 /* Access tokens and authorization (auth.c). */
@@ -682,6 +687,8 @@ enum agora_err agora_order_extras(struct agora_req *r,
     struct json_object *payment, struct json_object *address,
     const char **payment_json, const char **address_json);
 int agora_phone_e164(const char *in, char out[17]);
+/* Analytics events deleted per statement: what sql/0016 allows a call. */
+#define AGORA_PRUNE_BATCH 10000
 #define AGORA_ORDER_VALS_MAX 6
 enum agora_err agora_order_submit(
     struct agora_req *r, const char *stmt, int n, const char *const *vals);

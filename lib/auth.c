@@ -363,22 +363,29 @@ unauthorized(struct agora_req *r, const char *detail)
 }
 
 /*
- * Tell every program at once that user's tokens are now of generation gen
- * (after a change that moved it, committed).  If memcached is down, the
- * entry other programs hold ends within GEN_TTL.
+ * Tell every program at once that user's tokens must now be of generation
+ * gen or later (after a change that moved it, committed).  If memcached is
+ * down, the entry other programs hold ends within GEN_TTL.
  */
 void
 agora_token_gen_set(struct agora_ctx *ctx, const char *user, const char *gen)
 {
 	char key[64];
+	long long g;
 
+	if (agora_parse_ll(gen, 0, GEN_MAX, &g) != 0)
+		return;
 	snprintf(key, sizeof(key), GEN_KEY "%s", user);
-	agora_cache_set(ctx, key, gen, strlen(gen), GEN_TTL);
+	agora_cache_raise(ctx, key, g, GEN_TTL);
 }
 
-/* The user's token generation from the database, and into memcached. */
+/*
+ * The user's token generation from the database, and into memcached,
+ * raised there but never lowered: a change committed meanwhile has
+ * raised it already.
+ */
 static enum agora_err
-gen_from_db(struct agora_req *r, const char *key, int fill, long long *gen)
+gen_from_db(struct agora_req *r, const char *key, long long *gen)
 {
 	const char *vals[1] = { r->user };
 	PGresult *res;
@@ -390,14 +397,17 @@ gen_from_db(struct agora_req *r, const char *key, int fill, long long *gen)
 	*gen = GEN_MAX; /* no such user: no token of theirs is good */
 	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 		(void)agora_parse_ll(PQgetvalue(res, 0, 0), 0, GEN_MAX, gen);
-	/* add, not set: a change committed meanwhile has set a newer one. */
-	if (fill)
-		agora_cache_add(
-		    r->ctx, key, agora_printf(r, "%lld", *gen), GEN_TTL);
+	agora_cache_raise(r->ctx, key, *gen, GEN_TTL);
 	return AGORA_OK;
 }
 
-/* Whether the token's generation is the user's current one. */
+/*
+ * Whether the token's generation is the user's current one.  An admin's
+ * token is always held against the database: memcached could hold an
+ * older generation for a while (a server that comes back with its old
+ * data, a write anyone on its network may make), and admin requests are
+ * few.
+ */
 static enum agora_err
 gen_check(struct agora_req *r, long long token_gen)
 {
@@ -405,17 +415,18 @@ gen_check(struct agora_req *r, long long token_gen)
 	size_t len;
 	long long gen = GEN_MAX;
 	enum agora_err rc = AGORA_OK;
-	int got;
+	int got = -2;
 
 	if (!agora_id_ok(r->user))
 		return unauthorized(
 		    r, "The access token is invalid or expired.");
 	snprintf(key, sizeof(key), GEN_KEY "%s", r->user);
-	got = agora_cache_get(r, key, &val, &len);
+	if (strcmp(r->role, "admin") != 0)
+		got = agora_cache_get(r, key, &val, &len);
 	if (got == 0)
 		(void)agora_parse_ll(val, 0, GEN_MAX, &gen);
 	else
-		rc = gen_from_db(r, key, got == -1, &gen);
+		rc = gen_from_db(r, key, &gen);
 	if (rc != AGORA_OK)
 		return rc;
 	if (token_gen < gen)
@@ -447,9 +458,8 @@ verify(struct agora_req *r, const char *tok)
 	r->role = agora_strdup(r, jwt_get_grant(j, "role"));
 	errno = 0;
 	gen = jwt_get_grant_int(j, "gen"); /* tokens of 0013: none, 0 */
-	if (errno != 0)
-		gen = 0;
-	rc = r->user != NULL && r->role != NULL ? gen_check(r, gen)
+	r->gen = errno == 0 ? gen : 0;
+	rc = r->user != NULL && r->role != NULL ? gen_check(r, r->gen)
 	                                        : AGORA_E_TOO_LARGE;
 out:
 	jwt_free(j);

@@ -132,6 +132,8 @@ agora_cache_new(const char *servers)
 	c->quiet = memcached_clone(NULL, c->bin);
 	if (c->quiet != NULL)
 		memcached_behavior_set(c->quiet, MEMCACHED_BEHAVIOR_NOREPLY, 1);
+	/* agora_cache_raise reads and writes with compare-and-swap. */
+	memcached_behavior_set(c->bin, MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1);
 	return c;
 }
 
@@ -193,22 +195,6 @@ agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
 	return *val != NULL ? 0 : -2;
 }
 
-/* Store val under key unless the key is there already. */
-void
-agora_cache_add(
-    struct agora_ctx *ctx, const char *key, const char *val, time_t ttl)
-{
-	struct agora_cache *c = ctx->cache;
-	memcached_return_t rc;
-
-	if (c == NULL || val == NULL || strlen(key) > KEY_MAX)
-		return;
-	rc = memcached_add(c->mc, key, strlen(key), val, strlen(val), ttl, 0);
-	if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTSTORED &&
-	    rc != MEMCACHED_DATA_EXISTS)
-		cache_error(c, "add", rc);
-}
-
 void
 agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
     size_t len, time_t ttl)
@@ -221,6 +207,74 @@ agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
 	rc = memcached_set(c->mc, key, strlen(key), val, len, ttl, 0);
 	if (rc != MEMCACHED_SUCCESS)
 		cache_error(c, "set", rc);
+}
+
+#define RAISE_TRIES 4
+
+/*
+ * key's number and CAS token, read through the binary handle: 0, or 1
+ * when the key is missing, or -1 when memcached cannot say.
+ */
+static int
+cas_get(struct agora_cache *c, const char *key, long long *val, uint64_t *cas)
+{
+	const char *keys[1] = { key };
+	size_t lens[1] = { strlen(key) };
+	memcached_result_st res, *got;
+	memcached_return_t rc;
+	char num[24];
+	size_t n;
+	int out = 1;
+
+	if (memcached_mget(c->bin, keys, lens, 1) != MEMCACHED_SUCCESS ||
+	    memcached_result_create(c->bin, &res) == NULL)
+		return -1;
+	while ((got = memcached_fetch_result(c->bin, &res, &rc)) != NULL) {
+		n = memcached_result_length(got);
+		snprintf(num, sizeof(num), "%.*s", (int)(n < 23 ? n : 23),
+		    memcached_result_value(got));
+		*cas = memcached_result_cas(got);
+		out = agora_parse_ll(num, 0, INT64_MAX, val) == 0 ? 0 : -1;
+	}
+	if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND &&
+	    rc != MEMCACHED_SUCCESS)
+		out = -1;
+	memcached_result_free(&res);
+	return out;
+}
+
+/*
+ * Raise the number under key to value, never lowering it: a value that
+ * only goes up (a user's token generation) stays right whatever order
+ * concurrent writers come in.  Compare-and-swap, a few times at most.
+ */
+void
+agora_cache_raise(
+    struct agora_ctx *ctx, const char *key, long long value, time_t ttl)
+{
+	struct agora_cache *c = ctx->cache;
+	memcached_return_t rc = MEMCACHED_SUCCESS;
+	long long cur = 0;
+	uint64_t cas = 0;
+	char buf[24];
+	int i, n, got;
+
+	if (c == NULL || strlen(key) > KEY_MAX)
+		return;
+	n = snprintf(buf, sizeof(buf), "%lld", value);
+	for (i = 0; i < RAISE_TRIES; i++) {
+		if ((got = cas_get(c, key, &cur, &cas)) < 0 ||
+		    (got == 0 && cur >= value))
+			return;
+		rc = got == 1 ? memcached_add(c->bin, key, strlen(key), buf,
+		                    (size_t)n, ttl, 0)
+		              : memcached_cas(c->bin, key, strlen(key), buf,
+		                    (size_t)n, ttl, 0, cas);
+		if (rc != MEMCACHED_DATA_EXISTS && rc != MEMCACHED_NOTSTORED)
+			break;
+	}
+	if (rc != MEMCACHED_SUCCESS)
+		cache_error(c, "raise", rc);
 }
 
 /*

@@ -35,6 +35,9 @@
 #ifndef AGORA_LOCALSTATEDIR
 #define AGORA_LOCALSTATEDIR "/var"
 #endif
+#ifndef AGORA_RUNDIR
+#define AGORA_RUNDIR AGORA_LOCALSTATEDIR "/run/agora"
+#endif
 
 #define CONF_MAX_BYTES (256 * 1024)
 #define SECRET_MAX_BYTES (16 * 1024)
@@ -78,6 +81,7 @@ static const struct key keys[] = {
 	S(memcached_servers, "127.0.0.1:11211"),
 	S(storage, "local"),
 	S(storage_dir, AGORA_LOCALSTATEDIR "/lib/agora/storage"),
+	S(run_dir, AGORA_RUNDIR),
 	S(openapi_file, AGORA_PKGDATADIR "/openapi.json"),
 	I(max_body_bytes, "1048576", 1024, 64LL * 1024 * 1024),
 	I(max_header_bytes, "32768", 1024, 1024 * 1024),
@@ -101,8 +105,9 @@ static const struct key keys[] = {
 	I(order_unpaid_hold_seconds, "600", 60, 7 * 86400),
 	I(order_unpaid_max, "5", 1, 1000000),
 	I(order_reserved_units_max, "100", 1, 100000000),
+	I(order_reserved_units_per_ip, "1000", 1, 100000000),
 	I(order_wait_max, "30", 0, 30),
-	I(order_waiters_max, "6", 0, 10000),
+	I(order_waiters_max, "6", 0, 1024),
 	I(order_waits_per_user, "4", 0, 10000),
 	I(order_waits_per_ip, "8", 0, 10000),
 	S(payment_provider, "simulated"),
@@ -340,7 +345,7 @@ agora_config_env(
  * buffer.
  */
 static char *
-slurp(const char *path, char *err, size_t errlen, int *missing)
+slurp(const char *path, char *err, size_t errlen, int *missing, size_t *len)
 {
 	FILE *f;
 	char *buf;
@@ -365,6 +370,7 @@ slurp(const char *path, char *err, size_t errlen, int *missing)
 		buf = NULL;
 	} else if (buf != NULL) {
 		buf[n] = '\0';
+		*len = n;
 	}
 	fclose(f);
 	return buf;
@@ -452,6 +458,12 @@ agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 	}
 	if (channels_check(cfg, err, errlen) != 0)
 		return -1;
+	if (cfg->analytics_retention_days > 0 &&
+	    cfg->analytics_retention_days < 30) {
+		snprintf(err, errlen,
+		    "analytics_retention_days is 0 (keep all) or at least 30");
+		return -1;
+	}
 	if (cfg->request_memory_bytes <
 	    2 * cfg->file_max_bytes + AGORA_UPLOAD_SLACK_BYTES) {
 		snprintf(err, errlen,
@@ -473,14 +485,21 @@ static int
 secret_read(const struct secret *s, const char *path, char **value, char *err,
     size_t errlen)
 {
-	char *text;
+	char *text, why[256];
 	size_t n;
 	int missing;
 
-	text = slurp(path, err, errlen, &missing);
-	if (text == NULL)
+	text = slurp(path, why, sizeof(why), &missing, &n);
+	if (text == NULL) {
+		snprintf(err, errlen, "%s_file: %s", s->name, why);
 		return -1;
-	n = strlen(text);
+	}
+	if (strlen(text) != n) {
+		snprintf(err, errlen, "%s_file %s: holds a NUL", s->name, path);
+		explicit_bzero(text, n);
+		free(text);
+		return -1;
+	}
 	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
 		text[--n] = '\0';
 	if (n == 0 || n > SECRET_MAX_BYTES || strpbrk(text, "\r\n") != NULL) {
@@ -549,12 +568,13 @@ agora_config_load_for(
 	extern char **environ;
 	const char *path;
 	char *text;
+	size_t len;
 	int missing, rc;
 
 	rc = -1;
 	agora_config_defaults(cfg);
 	path = agora_config_path();
-	text = slurp(path, err, errlen, &missing);
+	text = slurp(path, err, errlen, &missing, &len);
 	/* Without AGORA_CONFIG, a missing file means defaults. */
 	if (text == NULL && !(missing && getenv("AGORA_CONFIG") == NULL))
 		goto out;

@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -267,6 +269,35 @@ parse_json_body(struct agora_req *r, enum agora_body kind)
 }
 
 /*
+ * The client's address as limits count it: an IPv4 address as it is, an
+ * IPv6 address by its /64 (one client, or one home, holds a whole /64 and
+ * may take a new address from it for every request), "-" when the web
+ * server gave none.  Behind a proxy, REMOTE_ADDR must be the client's
+ * (mod_remoteip, lighttpd's mod_extforward).
+ */
+const char *
+agora_client_addr(struct agora_req *r)
+{
+	const char *ip = agora_param(r, "REMOTE_ADDR");
+	unsigned char a[16];
+	char *out;
+
+	/* Only the characters of an address: it goes into keys and JSON. */
+	if (ip == NULL || *ip == '\0' || strlen(ip) >= INET6_ADDRSTRLEN ||
+	    strspn(ip, "0123456789abcdefABCDEF:.") != strlen(ip))
+		return "-";
+	if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, a) != 1)
+		return ip;
+	memset(a + 8, 0, 8);
+	out = agora_alloc(r, INET6_ADDRSTRLEN + 3);
+	if (out == NULL ||
+	    inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) == NULL)
+		return "-";
+	memcpy(out + strlen(out), "/64", 4);
+	return out;
+}
+
+/*
  * Count the request against its route's limit: auth routes per IP, the
  * others per user, or per IP when anonymous.
  */
@@ -276,9 +307,7 @@ rate_limit(struct agora_req *r, const struct agora_route *route)
 	const struct agora_config *cfg = &r->ctx->cfg;
 	const char *ip, *who;
 
-	ip = agora_param(r, "REMOTE_ADDR");
-	if (ip == NULL)
-		ip = "-";
+	ip = agora_client_addr(r);
 	if (route->rl == AGORA_RL_NONE)
 		return AGORA_OK;
 	if (route->rl == AGORA_RL_AUTH)

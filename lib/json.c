@@ -46,10 +46,12 @@ leading_zero(const char *s, size_t left)
  * slots), an array 152, a number, literal or string 72 to 104 plus the
  * string's bytes, and an object member about 100 more.  The costs below
  * round those up; the scan refuses a body whose sum passes
- * AGORA_JSON_MAX_MEMORY.  Strings are copied once, so json-c holds at most
- * that plus the body's length.  json-c's objects are not counted against
- * the request's arena and a megabyte of "[{},{},...]" or of nested arrays
- * would otherwise cost a hundred megabytes.
+ * AGORA_JSON_MAX_MEMORY.  json-c's objects are not counted against the
+ * request's arena, and a megabyte of "[{},{},...]" or of nested arrays
+ * would otherwise cost a hundred megabytes.  Text is bounded by the
+ * body: json-c keeps each string and number's text once, and while it
+ * parses, a buffer up to twice the longest token; numbers are at most
+ * AGORA_JSON_NUMBER_MAX characters (no field takes longer ones).
  */
 #define COST_OBJECT 800
 #define COST_ARRAY 160
@@ -113,6 +115,12 @@ scan_outside(
 	}
 	if (number_start(s, i) && leading_zero(s + i, len - i)) {
 		*why = "a number with a leading zero";
+		return 0;
+	}
+	if (number_start(s, i) &&
+	    strspn(s + i, "0123456789.eE+-") > AGORA_JSON_NUMBER_MAX) {
+		*why = "a number longer than " AGORA_STR(
+		    AGORA_JSON_NUMBER_MAX) " characters";
 		return 0;
 	}
 	if (c == '\0' || strchr(outside, c) == NULL) {
@@ -191,13 +199,18 @@ static int
 tree_ok(struct json_object *o, const char **why)
 {
 	struct json_object_iterator it, end;
+	const char *text;
 	size_t i, n;
 
 	switch (json_object_get_type(o)) {
 	case json_type_double:
-		if (!isfinite(json_object_get_double(o)) ||
-		    !number_ok(json_object_to_json_string_ext(
-		        o, JSON_C_TO_STRING_PLAIN))) {
+		/* The number's text as sent, which json-c keeps with it;
+		 * serialising it would keep a second copy. */
+		text = json_object_get_userdata(o);
+		if (text == NULL)
+			text = json_object_to_json_string_ext(
+			    o, JSON_C_TO_STRING_PLAIN);
+		if (!isfinite(json_object_get_double(o)) || !number_ok(text)) {
 			*why = "invalid number";
 			return 0;
 		}

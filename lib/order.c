@@ -22,21 +22,33 @@ static const struct agora_field payment_fields[] = {
 	{ "token", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 255 },
 };
 
-static const struct agora_field address_fields[] = {
-	{ "name", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
-	{ "line1", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
-	{ "line2", AGORA_F_STRING, 0, 0, 200 },
-	{ "city", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 100 },
-	{ "region", AGORA_F_STRING, 0, 0, 100 },
-	{ "postal_code", AGORA_F_STRING, 0, 0, 20 },
-	{ "country", AGORA_F_STRING, AGORA_F_REQUIRED, 2, 2 },
-	/* Where SMS notifications go, when that channel is on. */
-	{ "phone", AGORA_F_STRING, 0, 0, 32 },
+enum address_field {
+	AD_NAME,
+	AD_LINE1,
+	AD_LINE2,
+	AD_CITY,
+	AD_REGION,
+	AD_POSTAL,
+	AD_COUNTRY,
+	AD_PHONE,
+	AD__MAX
 };
-#define ADDRESS_PHONE 7
 
-/* E.164: a + and at most 15 digits, the first not 0; 8 digits at least. */
-#define PHONE_DIGITS_MIN 8
+static const struct agora_field address_fields[AD__MAX] = {
+	[AD_NAME] = { "name", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+	[AD_LINE1] = { "line1", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+	[AD_LINE2] = { "line2", AGORA_F_STRING, 0, 0, 200 },
+	[AD_CITY] = { "city", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 100 },
+	[AD_REGION] = { "region", AGORA_F_STRING, 0, 0, 100 },
+	[AD_POSTAL] = { "postal_code", AGORA_F_STRING, 0, 0, 20 },
+	[AD_COUNTRY] = { "country", AGORA_F_STRING, AGORA_F_REQUIRED, 2, 2 },
+	/* Where SMS notifications go, when that channel is on. */
+	[AD_PHONE] = { "phone", AGORA_F_STRING, 0, 0, 32 },
+};
+
+/* E.164: a + and at most 15 digits, the first not 0; the shortest numbers
+ * in use (Niue, Tokelau) have 7. */
+#define PHONE_DIGITS_MIN 7
 #define PHONE_DIGITS_MAX 15
 
 /*
@@ -83,7 +95,7 @@ address_phone(struct agora_req *r, struct json_object *address,
 		return agora_problem_field(r, AGORA_E_VALIDATION,
 		    "shipping_address.phone",
 		    "must be an international number: + (or 00), the country "
-		    "code and the number, 8 to 15 digits in all (E.164)");
+		    "code and the number, 7 to 15 digits in all (E.164)");
 	json_object_object_add(address, "phone", json_object_new_string(e164));
 	return AGORA_OK;
 }
@@ -139,7 +151,7 @@ agora_order_extras(struct agora_req *r, struct json_object *payment,
 		    r, rc, "The request has errors.", errors);
 	json_object_put(errors);
 	if (address != NULL &&
-	    (rc = address_phone(r, address, &av[ADDRESS_PHONE])) != AGORA_OK)
+	    (rc = address_phone(r, address, &av[AD_PHONE])) != AGORA_OK)
 		return rc;
 	/* The worker records the provider that charges; this is its guess. */
 	if (payment != NULL)
@@ -265,9 +277,11 @@ agora_order_submit(
 		return AGORA_E_INTERNAL;
 	memcpy(all, vals, (size_t)n * sizeof(*vals));
 	all[n] = agora_printf(r,
-	    "{\"unpaid_max\":%lld,\"units_max\":%lld,\"unpaid_ttl\":%lld}",
+	    "{\"unpaid_max\":%lld,\"units_max\":%lld,\"unpaid_ttl\":%lld,"
+	    "\"ip\":\"%s\",\"ip_units_max\":%lld}",
 	    cfg->order_unpaid_max, cfg->order_reserved_units_max,
-	    cfg->order_unpaid_hold_seconds);
+	    cfg->order_unpaid_hold_seconds, agora_client_addr(r),
+	    cfg->order_reserved_units_per_ip);
 	rc = agora_idem_tx(r, tx_place, &p, &replayed);
 	if (rc == AGORA_OK && !replayed)
 		agora_catalog_bump(r, p.products);

@@ -323,14 +323,27 @@ serve_fcgi(struct agora_ctx *ctx, const struct agora_program *prog,
 	return 0;
 }
 
-static void
-print_routes(const struct agora_program *prog)
+/* "--routes" or "--statements": print the table; anything else is usage. */
+static int
+print_table(const struct agora_program *prog, const char *what)
 {
 	size_t i;
 
+	if (strcmp(what, "--statements") == 0) {
+		agora_db_print_stmts(prog->stmts, prog->nstmts);
+		return 0;
+	}
+	if (strcmp(what, "--routes") != 0) {
+		fprintf(stderr,
+		    "usage: %s [--routes | --statements]\n"
+		    "A FastCGI program of agora: the web server starts it.\n",
+		    prog->name);
+		return 2;
+	}
 	for (i = 0; i < prog->nroutes; i++)
 		printf(
 		    "%s %s\n", prog->routes[i].method, prog->routes[i].pattern);
+	return 0;
 }
 
 static int
@@ -370,7 +383,7 @@ routes_ok(const struct agora_program *prog)
 {
 	size_t i;
 
-	for (i = 0; i < prog->nroutes; i++)
+	for (i = 0; i < prog->nroutes; i++) {
 		if (prog->routes[i].access == AGORA_ACCESS_UNSET ||
 		    prog->routes[i].access >= AGORA_ACCESS__MAX) {
 			agora_log("error",
@@ -378,6 +391,15 @@ routes_ok(const struct agora_program *prog)
 			    prog->routes[i].method, prog->routes[i].pattern);
 			return 0;
 		}
+		/* A guard runs on the body: without one it would never run. */
+		if (prog->routes[i].guard != NULL &&
+		    prog->routes[i].body == AGORA_BODY_NONE) {
+			agora_log("error",
+			    "route %s %s has a guard but no body",
+			    prog->routes[i].method, prog->routes[i].pattern);
+			return 0;
+		}
+	}
 	return 1;
 }
 
@@ -399,14 +421,8 @@ agora_main(int argc, char **argv, const struct agora_program *prog)
 	struct sigaction sa;
 	int rc = 1;
 
-	if (argc > 1 && strcmp(argv[1], "--routes") == 0) {
-		print_routes(prog);
-		return 0;
-	}
-	if (argc > 1 && strcmp(argv[1], "--statements") == 0) {
-		agora_db_print_stmts(prog->stmts, prog->nstmts);
-		return 0;
-	}
+	if (argc > 1 && strncmp(argv[1], "--", 2) == 0)
+		return print_table(prog, argv[1]);
 	agora_log_init(prog->name);
 	memset(&ctx, 0, sizeof(ctx));
 	if (!routes_ok(prog))

@@ -62,7 +62,7 @@ static void
 test_secrets(void)
 {
 	struct agora_config cfg;
-	char conf[512], err[256], one[32], two[32];
+	char conf[512], err[256] = "", one[32], two[32];
 	const unsigned webhook = AGORA_NEEDS(AGORA_SECRET_WEBHOOK);
 
 	temp_file(one, "from a file\n");

@@ -225,9 +225,13 @@ connect_admin(void)
 	return c;
 }
 
-/* Cached catalog reads are stale now: bump the catalog version. */
+/*
+ * Run fn with a memcached handle for the configured servers: what the
+ * programs cache must learn of a change agoractl made.
+ */
 static void
-catalog_changed(void)
+with_cache(void (*fn)(struct agora_ctx *, const char *, const char *),
+    const char *a, const char *b)
 {
 	struct agora_ctx ctx;
 	char err[256];
@@ -235,10 +239,17 @@ catalog_changed(void)
 	memset(&ctx, 0, sizeof(ctx));
 	if (agora_config_load_for(&ctx.cfg, 0, err, sizeof(err)) == 0) {
 		ctx.cache = agora_cache_new(ctx.cfg.memcached_servers);
-		agora_cache_bump(&ctx, "agora:cv", NULL);
+		fn(&ctx, a, b);
 		agora_cache_free(ctx.cache);
 	}
 	agora_config_free(&ctx.cfg);
+}
+
+/* Cached catalog reads are stale now: bump the catalog version. */
+static void
+catalog_changed(void)
+{
+	with_cache(agora_cache_bump, "agora:cv", NULL);
 }
 
 static const char create_table[] =
@@ -496,26 +507,6 @@ out:
 	return rc;
 }
 
-/*
- * Tell the programs, through memcached, of a user's new token generation
- * (sql/0014): the user's access tokens stop working at once.  Without
- * memcached the programs see it within a minute.
- */
-static void
-token_gen_changed(const char *user, const char *gen)
-{
-	struct agora_ctx ctx;
-	char err[256];
-
-	memset(&ctx, 0, sizeof(ctx));
-	if (agora_config_load_for(&ctx.cfg, 0, err, sizeof(err)) == 0) {
-		ctx.cache = agora_cache_new(ctx.cfg.memcached_servers);
-		agora_token_gen_set(&ctx, user, gen);
-		agora_cache_free(ctx.cache);
-	}
-	agora_config_free(&ctx.cfg);
-}
-
 /* set-role EMAIL ROLE, disable EMAIL, enable EMAIL. */
 static int
 user_change(PGconn *c, int argc, char **argv)
@@ -528,11 +519,10 @@ user_change(PGconn *c, int argc, char **argv)
 		vals[1] = argv[2];
 	else
 		vals[2] = strcmp(argv[0], "disable") == 0 ? "true" : "false";
+	/* As an admin's PATCH /users/{id} does it (sql/0016), as the system. */
 	res = PQexecParams(c,
-	    "UPDATE users SET role = COALESCE($2, role), disabled_at = CASE "
-	    "WHEN $3::bool IS NULL THEN disabled_at WHEN $3::bool THEN "
-	    "COALESCE(disabled_at, now()) END, updated_at = now() "
-	    "WHERE email = lower($1) RETURNING id::text, token_gen::text",
+	    "SELECT id, token_gen::text FROM user_admin_update(NULL, NULL, "
+	    "(SELECT id FROM users WHERE email = lower($1)), $2, $3::bool)",
 	    3, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
@@ -542,7 +532,9 @@ user_change(PGconn *c, int argc, char **argv)
 	else
 		rc = 0;
 	if (rc == 0) {
-		token_gen_changed(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		/* The user's access tokens stop working at once. */
+		with_cache(agora_token_gen_set, PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1));
 		if (argc == 3)
 			printf("%s is now %s\n", argv[1], argv[2]);
 		else
@@ -862,8 +854,6 @@ outbox_cmd(int argc, char **argv)
 
 /* --- analytics ------------------------------------------------------- */
 
-#define PRUNE_BATCH 10000
-
 /*
  * analytics prune --before TIME: delete the events from before TIME (a
  * date or an RFC 3339 time), a batch per transaction, with progress on
@@ -873,7 +863,7 @@ outbox_cmd(int argc, char **argv)
 static int
 analytics_cmd(int argc, char **argv)
 {
-	const char *vals[2] = { NULL, AGORA_STR(PRUNE_BATCH) };
+	const char *vals[2] = { NULL, AGORA_STR(AGORA_PRUNE_BATCH) };
 	long long total = 0, n = 0;
 	PGresult *res;
 	PGconn *c;
@@ -887,8 +877,8 @@ analytics_cmd(int argc, char **argv)
 		return 1;
 	do {
 		res = PQexecParams(c,
-		    "SELECT analytics_prune($1::timestamptz, $2::int)", 2, NULL,
-		    vals, NULL, NULL, 0);
+		    "SELECT analytics_prune_before($1::timestamptz, $2::int)",
+		    2, NULL, vals, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK ||
 		    agora_parse_ll(PQgetvalue(res, 0, 0), 0, INT64_MAX, &n)) {
 			fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
@@ -899,7 +889,7 @@ analytics_cmd(int argc, char **argv)
 			    stderr, "\ragoractl: %lld events deleted", total);
 		}
 		PQclear(res);
-	} while (rc == 0 && n == PRUNE_BATCH);
+	} while (rc == 0 && n == AGORA_PRUNE_BATCH);
 	fprintf(stderr, "\n");
 	if (rc == 0)
 		printf("%lld analytics events from before %s deleted\n", total,

@@ -18,7 +18,10 @@
 
 #define EXPIRE_BATCH 100
 #define PURGE_BATCH 1000
-#define PRUNE_BATCH 10000
+/* Batches of old analytics events one housekeeping pass deletes, so that
+ * a backlog (the first pass after an upgrade) goes over many passes while
+ * charges and mails keep moving. */
+#define PRUNE_PASS_BATCHES 5
 #define EVENTS_BATCH 100
 /*
  * Charges are begun and recorded a chunk at a time: 8 while the gateway is
@@ -367,30 +370,36 @@ apply_waiting(struct worker *w)
 
 /*
  * Delete analytics events older than analytics_retention_days (0 keeps
- * them all), a batch per transaction (sql/0015).
+ * them all), a batch per transaction (sql/0016), at most
+ * PRUNE_PASS_BATCHES in one pass.
  */
 static void
 prune_analytics(struct worker *w)
 {
 	const struct agora_config *cfg = &w->ctx.cfg;
-	const char *vals[2] = { NULL, AGORA_STR(PRUNE_BATCH) };
+	const char *vals[2] = { NULL, AGORA_STR(AGORA_PRUNE_BATCH) };
 	struct agora_req *r;
 	PGresult *res;
-	long long n;
+	long long n = 0, total = 0;
+	int i;
 
 	if (cfg->analytics_retention_days == 0)
 		return;
-	do {
+	for (i = 0; i < PRUNE_PASS_BATCHES; i++) {
 		r = worker_req(w);
 		vals[0] =
 		    agora_printf(r, "%lld", cfg->analytics_retention_days);
 		if (agora_db_query(r, "analytics_prune", 2, vals, &res) !=
 		        AGORA_OK ||
-		    agora_parse_ll(PQgetvalue(res, 0, 0), 0, PRUNE_BATCH, &n))
-			return;
-		if (n > 0)
-			agora_log("info", "%lld analytics events pruned", n);
-	} while (n == PRUNE_BATCH);
+		    agora_parse_ll(
+		        PQgetvalue(res, 0, 0), 0, AGORA_PRUNE_BATCH, &n) != 0)
+			break;
+		total += n;
+		if (n < AGORA_PRUNE_BATCH)
+			break;
+	}
+	if (total > 0)
+		agora_log("info", "%lld analytics events pruned", total);
 }
 
 /* The passes that are not outbox rows: expiry and housekeeping. */

@@ -144,9 +144,7 @@ enum pay_result provider_refund(struct pay_call *c);
 	    { "refund_begin", REFUND_BEGIN_SQL },                              \
 	    { "refund_end", REFUND_END_SQL }, { "orders_expire", EXPIRE_SQL }, \
 	    { "keys_purge", "SELECT idempotency_keys_purge($1::int)" },        \
-	    { "analytics_prune",                                               \
-		    "SELECT analytics_prune(now() - make_interval(days => "    \
-		    "$1::int), $2::int)" },                                    \
+	    { "analytics_prune", "SELECT analytics_prune($1::int, $2::int)" }, \
 	{                                                                      \
 		"events_waiting",                                              \
 		    "SELECT product_ids FROM "                                 \
