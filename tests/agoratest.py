@@ -4,6 +4,10 @@ TAP output, an HTTP client that shows every header, and the stack the
 tests run against, described by the AGORA_TEST_* variables ./dev check
 sets.  Without AGORA_TEST_URL a test skips (a TAP plan of 1..0), so that
 make distcheck passes where no stack runs.
+
+Every answer that request(), cgi(), cgi_output() and FcgiPool.request()
+return is first checked against the OpenAPI document (openapicheck); an
+answer that breaks it is one more failed test of the test that got it.
 """
 import http.client
 import json
@@ -11,8 +15,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
+
+import openapicheck
 
 URL = os.environ.get("AGORA_TEST_URL")
 SERVER = os.environ.get("AGORA_TEST_SERVER", "?")
@@ -27,9 +34,16 @@ def need_stack():
 
 class Tap:
     def __init__(self):
+        global _tap
         self.n = 0
         self.failed = 0
+        # Answers are checked from the tests' threads too.
+        self.lock = threading.RLock()
         sys.excepthook = self._crash
+        _tap = self
+        for what, diag in _pending:
+            self.ok(False, what, diag)
+        del _pending[:]
 
     def _crash(self, kind, value, tb):
         """An uncaught exception is one more failed test, with its traceback."""
@@ -40,19 +54,65 @@ class Tap:
         sys.exit(1)
 
     def ok(self, cond, what, diag=None):
-        self.n += 1
-        if not cond:
-            self.failed += 1
-        print(("ok" if cond else "not ok") + " %d - %s [%s/%s]" % (self.n, what, SERVER, MODE))
-        if not cond and diag is not None:
-            for line in str(diag).splitlines()[:20]:
-                print("# " + line)
-        sys.stdout.flush()
+        with self.lock:
+            self.n += 1
+            if not cond:
+                self.failed += 1
+            print(("ok" if cond else "not ok") + " %d - %s [%s/%s]" % (self.n, what, SERVER, MODE))
+            if not cond and diag is not None:
+                for line in str(diag).splitlines()[:20]:
+                    print("# " + line)
+            sys.stdout.flush()
         return cond
 
     def done(self):
-        print("1..%d" % self.n)
-        sys.exit(1 if self.failed else 0)
+        with self.lock:
+            print("# %d answers checked against the OpenAPI document, %d broke it"
+                  % (checked["answers"], checked["broken"]))
+            print("1..%d" % self.n)
+            sys.exit(1 if self.failed else 0)
+
+
+_tap = None
+# Failed checks of answers received before the Tap existed.
+_pending = []
+checked = {"answers": 0, "broken": 0}
+_count_lock = threading.Lock()
+_checker = None
+
+
+def checker():
+    """The Checker of fcgi/openapi.json, made on first use."""
+    global _checker
+    if _checker is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "..", "fcgi", "openapi.json")) as f:
+            doc = json.load(f)
+        prefix = os.environ.get("AGORA_TEST_PREFIX")
+        static = os.path.join(prefix, "share", "agora", "static") if prefix else None
+        _checker = openapicheck.Checker(doc, static)
+    return _checker
+
+
+def check_answer(method, target, resp, via_server=False, request_headers=None,
+                 request_body_len=0):
+    """Check resp, the answer to method target, against the OpenAPI
+    document; a mismatch is a failed test of the running Tap (or of the
+    next one made).  Returns resp."""
+    errs = checker().check(method, target, resp.status, resp.headers, resp.body,
+                           via_server, request_headers, request_body_len)
+    what = "the answer matches the OpenAPI document: %s %s %d" % (method, target[:120],
+                                                                  resp.status)
+    with _count_lock:
+        checked["answers"] += 1
+        checked["broken"] += 1 if errs else 0
+    if errs:
+        diag = "\n".join(errs) + "\n" + repr(resp)[:600]
+        if _tap is not None:
+            _tap.ok(False, what, diag)
+        else:
+            _pending.append((what, diag))
+    return resp
 
 
 class Resp:
@@ -99,7 +159,7 @@ def request(method, path, body=None, headers=None, timeout=30):
     data = r.read()
     resp = Resp(r.status, r.getheaders(), data)
     c.close()
-    return resp
+    return check_answer(method, path, resp, True, h, len(body or b""))
 
 
 def svc(what, action):
@@ -153,11 +213,17 @@ def cgi(prog, method, uri, body=b"", ctype=None, headers=None, env=None):
     e.update(env or {})
     p = subprocess.run([os.path.join(os.environ["AGORA_TEST_CGIDIR"], prog)], input=body,
                        env=e, capture_output=True, timeout=60)
-    head, _, payload = p.stdout.partition(b"\r\n\r\n")
+    return cgi_output(method, uri, p.stdout)
+
+
+def cgi_output(method, uri, out):
+    """The Resp of what a program wrote as CGI (or through cgi-fcgi),
+    checked as the answer to method uri."""
+    head, _, payload = out.partition(b"\r\n\r\n")
     lines = head.decode(errors="replace").split("\r\n")
     status = int(lines[0].split()[1]) if lines and lines[0].startswith("Status:") else 0
     hdrs = [tuple(x.split(": ", 1)) for x in lines[1:] if ": " in x]
-    return Resp(status, hdrs, payload)
+    return check_answer(method, uri, Resp(status, hdrs, payload))
 
 
 class FcgiPool:
@@ -194,11 +260,7 @@ class FcgiPool:
         e.update(env or {})
         p = subprocess.run(["cgi-fcgi", "-bind", "-connect", self.path], env=e,
                            input=body, capture_output=True, timeout=60)
-        head, _, payload = p.stdout.partition(b"\r\n\r\n")
-        lines = head.decode(errors="replace").split("\r\n")
-        status = int(lines[0].split()[1]) if lines and lines[0].startswith("Status:") else 0
-        hdrs = [tuple(x.split(": ", 1)) for x in lines[1:] if ": " in x]
-        return Resp(status, hdrs, payload)
+        return cgi_output(method, uri, p.stdout)
 
     def close(self):
         for p in self.procs:

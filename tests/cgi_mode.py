@@ -4,7 +4,7 @@ alive between requests)."""
 import json
 import os
 import subprocess
-from agoratest import Tap, need_stack, request, MODE
+from agoratest import Tap, cgi_output, need_stack, request, MODE
 
 need_stack()
 t = Tap()
@@ -19,6 +19,7 @@ def cgi(prog, method, uri, body=b"", ctype=None):
         env["CONTENT_TYPE"] = ctype
     p = subprocess.run([os.path.join(cgidir, prog)], input=body, env=env,
                        capture_output=True, timeout=30)
+    cgi_output(method, uri, p.stdout)
     head, _, payload = p.stdout.partition(b"\r\n\r\n")
     return p.returncode, head.decode(), payload, p.stderr.decode()
 

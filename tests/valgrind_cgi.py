@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from agoratest import Tap, need_stack, SERVER, MODE
+from agoratest import Tap, cgi_output, need_stack, SERVER, MODE
 
 need_stack()
 if SERVER != "apache" or MODE != "managed" or not shutil.which("valgrind"):
@@ -30,6 +30,7 @@ def vg(prog, method, uri, body=b"", ctype=None, headers=None):
                         "--errors-for-leak-kinds=definite,indirect",
                         os.path.join(cgidir, prog)], input=body, env=env, capture_output=True,
                        timeout=120)
+    cgi_output(method, uri, p.stdout)
     status = p.stdout.split(b"\r\n", 1)[0].decode(errors="replace")
     report = [line for line in p.stderr.decode(errors="replace").splitlines()
               if line.startswith("==")]
