@@ -457,6 +457,28 @@ out:
 }
 
 /*
+ * Whether tok is three base64url segments: libjwt 1.10 skips bytes
+ * outside that alphabet when it decodes the signature, so that one
+ * signed token could be sent in countless spellings.
+ */
+static int
+token_shape_ok(const char *tok)
+{
+	size_t n = strlen(tok), dots = 0, i;
+
+	if (n == 0 || n > 4096 ||
+	    strspn(tok,
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	        "0123456789-_.") != n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (tok[i] == '.' &&
+		    (++dots > 2 || i == 0 || tok[i - 1] == '.' || i == n - 1))
+			return 0;
+	return dots == 2;
+}
+
+/*
  * Authenticate from the Authorization header (Bearer only), then apply the
  * route's access rule.  Anonymous routes accept a missing header; a header
  * that is present must be valid everywhere.
@@ -478,7 +500,7 @@ agora_auth_request(struct agora_req *r, enum agora_access access)
 	tok = h + 7;
 	while (*tok == ' ')
 		tok++;
-	if (*tok == '\0' || strlen(tok) > 4096)
+	if (!token_shape_ok(tok))
 		return unauthorized(r, "The access token is malformed.");
 	if ((rc = verify(r, tok)) != AGORA_OK)
 		return rc;
