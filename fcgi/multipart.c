@@ -338,7 +338,9 @@ decode(struct agora_req *r, GMimePart *gp, const struct multipart_part *part,
 	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
 	if ((copy = agora_alloc(r, bytes->len + 1)) == NULL)
 		goto out;
-	memcpy(copy, bytes->data, bytes->len);
+	/* An empty array may have no data at all: no memcpy from NULL. */
+	if (bytes->len > 0)
+		memcpy(copy, bytes->data, bytes->len);
 	f->data = copy;
 	f->len = bytes->len;
 	rc = AGORA_OK;
