@@ -256,6 +256,8 @@ parse_json_body(struct agora_req *r, enum agora_body kind)
 		return agora_problem(r, AGORA_E_MEDIA_TYPE, NULL,
 		    "The body must be application/json.");
 	rc = agora_json_parse(r->body, r->body_len, &r->json, &why);
+	if (rc == AGORA_E_INTERNAL)
+		return rc; /* out of memory: not the client's fault */
 	if (rc != AGORA_OK)
 		return agora_problem(r, rc, NULL,
 		    agora_printf(r, "The body is not valid JSON: %s.", why));
@@ -495,8 +497,12 @@ agora_resp_json(struct agora_req *r, int status, struct json_object *o)
 	size_t n;
 	char *copy;
 
-	s = json_object_to_json_string_length(
-	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	/* No object (a constructor ran out of memory) is no answer, not
+	 * the "null" json-c would write for it. */
+	s = o == NULL
+	    ? NULL
+	    : json_object_to_json_string_length(o,
+	          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 	copy = s != NULL ? agora_alloc(r, n + 1) : NULL;
 	if (copy != NULL)
 		memcpy(copy, s, n + 1);
