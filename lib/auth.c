@@ -456,26 +456,47 @@ out:
 	return rc;
 }
 
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 /*
- * Whether tok is three base64url segments: libjwt 1.10 skips bytes
- * outside that alphabet when it decodes the signature, so that one
- * signed token could be sent in countless spellings.
+ * Whether the n characters at s are canonical unpadded base64url: not
+ * 4k+1 of them, and the bits the last character has past the last byte
+ * are zero (else several spellings decode to the same bytes).
+ */
+static int
+segment_ok(const char *s, size_t n)
+{
+	const char *c;
+	size_t v;
+
+	if (n == 0 || n % 4 == 1 || strspn(s, b64url_chars) < n)
+		return 0;
+	if (n % 4 == 0)
+		return 1;
+	c = strchr(b64url_chars, s[n - 1]);
+	v = (size_t)(c - b64url_chars);
+	return (v & (n % 4 == 2 ? 0x0f : 0x03)) == 0;
+}
+
+/*
+ * Whether tok is three canonical base64url segments.  libjwt 1.10 skips
+ * bytes outside that alphabet when it decodes the signature, and ignores
+ * the unused bits of its last character: one signed token could be sent
+ * in countless spellings.
  */
 static int
 token_shape_ok(const char *tok)
 {
-	size_t n = strlen(tok), dots = 0, i;
+	const char *d1, *d2;
+	size_t n = strlen(tok);
 
-	if (n == 0 || n > 4096 ||
-	    strspn(tok,
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	        "0123456789-_.") != n)
+	if (n == 0 || n > 4096 || (d1 = strchr(tok, '.')) == NULL ||
+	    (d2 = strchr(d1 + 1, '.')) == NULL || strchr(d2 + 1, '.') != NULL)
 		return 0;
-	for (i = 0; i < n; i++)
-		if (tok[i] == '.' &&
-		    (++dots > 2 || i == 0 || tok[i - 1] == '.' || i == n - 1))
-			return 0;
-	return dots == 2;
+	return segment_ok(tok, (size_t)(d1 - tok)) &&
+	    segment_ok(d1 + 1, (size_t)(d2 - d1 - 1)) &&
+	    segment_ok(d2 + 1, strlen(d2 + 1));
 }
 
 /*

@@ -69,7 +69,8 @@ signed_recently(const char *header, const char *body, size_t len)
 			continue;
 		t = strtoll(p + 2, &end, 10);
 		if (end > p + 2 && (*end == ',' || *end == '\0') &&
-		    llabs(t - NOW) <= SIGNATURE_TOLERANCE &&
+		    t >= NOW - SIGNATURE_TOLERANCE &&
+		    t <= NOW + SIGNATURE_TOLERANCE &&
 		    has_mac(header, t, body, len))
 			return 1;
 	}
