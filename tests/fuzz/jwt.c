@@ -4,7 +4,9 @@
  * keys, HS256, RS256 and ES256.  A token accepted must really be signed:
  * its signature, checked here with libsodium or OpenSSL directly over
  * the token's first two parts, verifies with the key of the algorithm
- * that accepted it, and it names a user and a known role.  The seeds
+ * that accepted it, and it names a user and a known role (accepted: the
+ * answer is OK, or 503 from the token generation check, which has no
+ * database here).  The seeds
  * were signed with the private halves of these keys, which are not kept.
  */
 #include "config.h"
@@ -84,6 +86,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		agora_auth_init(&ctx[i]);
 		if (ctx[i].auth == NULL)
 			abort();
+		ctx[i].db = fuzz_db();
 	}
 	arena = agora_arena_new((size_t)ctx[0].cfg.request_memory_bytes);
 	return arena != NULL ? 0 : -1;
@@ -164,6 +167,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *tok = fuzz_string(data, size), *env[2], *hdr;
 	struct agora_req r;
+	enum agora_err rc;
 	size_t i;
 
 	hdr = malloc(size + 32);
@@ -173,11 +177,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < AGORA_NELEM(algs); i++) {
 		fuzz_req(&r, &ctx[i], arena);
 		r.envp = env;
-		if (agora_auth_request(&r, AGORA_USER) == AGORA_OK &&
+		rc = agora_auth_request(&r, AGORA_USER);
+		/* 503: the signature and claims passed, the database is not
+		 * there to say the token's generation is the user's. */
+		if ((rc == AGORA_OK || rc == AGORA_E_UNAVAILABLE) &&
 		    (!really_signed(i,
 		         hdr + strlen("HTTP_AUTHORIZATION=Bearer ") +
 		             strspn(tok, " ")) ||
-		        r.user == NULL || *r.user == '\0' ||
+		        r.user == NULL || *r.user == '\0' || r.role == NULL ||
 		        (strcmp(r.role, "customer") != 0 &&
 		            strcmp(r.role, "admin") != 0)))
 			abort();

@@ -144,6 +144,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	agora_auth_init(&ctx);
 	if (ctx.auth == NULL)
 		abort();
+	ctx.db = fuzz_db();
 	arena = agora_arena_new((size_t)ctx.cfg.request_memory_bytes);
 	return arena != NULL ? 0 : -1;
 }
