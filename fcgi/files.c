@@ -2,8 +2,8 @@
  * files.c: /api/v1/files: uploads and downloads.
  *
  * POST /files takes the file as the raw body (its Content-Type, and the
- * name from ?filename=) or as multipart/form-data with a "file" part,
- * which GMime parses.  The bytes go to the storage under a random key
+ * name from ?filename=) or as multipart/form-data with a "file" part
+ * (multipart.c, with GMime).  The bytes go to the storage under a random key
  * first and the row is written after, so a row always names stored
  * bytes; a failure between the two leaves an unreferenced object, never a
  * row without its file.  Only the owner or an admin may read a file;
@@ -15,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <gmime/gmime.h>
-
 #include "agora.h"
+#include "multipart.h"
 
 static const struct agora_stmt stmts[] = {
 	{ "file_add",
@@ -62,109 +61,6 @@ is_multipart(const char *ct)
 	        ct, "multipart/form-data", strlen("multipart/form-data")) == 0;
 }
 
-/* --- multipart/form-data ------------------------------------------------ */
-
-/* The "file" part of a parsed form, or NULL. */
-static GMimePart *
-file_part(GMimeObject *form)
-{
-	GMimeMultipart *mp;
-	GMimeObject *p;
-	GMimeContentDisposition *d;
-	const char *name;
-	int i, n;
-
-	if (!GMIME_IS_MULTIPART(form))
-		return NULL;
-	mp = GMIME_MULTIPART(form);
-	n = g_mime_multipart_get_count(mp);
-	for (i = 0; i < n; i++) {
-		p = g_mime_multipart_get_part(mp, i);
-		d = g_mime_object_get_content_disposition(p);
-		name = d != NULL
-		    ? g_mime_content_disposition_get_parameter(d, "name")
-		    : NULL;
-		if (GMIME_IS_PART(p) && name != NULL &&
-		    strcmp(name, "file") == 0)
-			return GMIME_PART(p);
-	}
-	return NULL;
-}
-
-/* Copy the part's decoded bytes, name and type into the request's arena. */
-static enum agora_err
-part_read(struct agora_req *r, GMimePart *part, struct upload *up)
-{
-	GMimeDataWrapper *dw = g_mime_part_get_content(part);
-	GMimeStream *out = g_mime_stream_mem_new();
-	GByteArray *bytes;
-	const char *name = g_mime_part_get_filename(part);
-	char *type = NULL, *copy;
-	enum agora_err rc = AGORA_E_TOO_LARGE;
-
-	if (dw == NULL || g_mime_data_wrapper_write_to_stream(dw, out) < 0) {
-		rc = agora_problem(r, AGORA_E_BAD_REQUEST, "bad_multipart",
-		    "The file part cannot be read.");
-		goto out;
-	}
-	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
-	if ((copy = agora_alloc(r, bytes->len + 1)) == NULL)
-		goto out;
-	memcpy(copy, bytes->data, bytes->len);
-	up->data = copy;
-	up->len = bytes->len;
-	up->filename = agora_strdup(r, name != NULL ? name : "upload");
-	up->filename_len = up->filename != NULL ? strlen(up->filename) : 0;
-	type = g_mime_content_type_get_mime_type(
-	    g_mime_object_get_content_type(GMIME_OBJECT(part)));
-	up->content_type = agora_strdup(r, type);
-	rc = up->filename != NULL && up->content_type != NULL
-	    ? AGORA_OK
-	    : AGORA_E_TOO_LARGE;
-out:
-	g_free(type);
-	g_object_unref(out);
-	return rc;
-}
-
-/*
- * GMime parses a MIME entity, headers first: the form gets the request's
- * Content-Type as its header, and the body after it.
- */
-static enum agora_err
-multipart_read(struct agora_req *r, const char *ctype, struct upload *up)
-{
-	GMimeStream *in = g_mime_stream_mem_new();
-	GMimeParser *parser = NULL;
-	GMimeObject *form = NULL;
-	GMimePart *part;
-	char *head;
-	enum agora_err rc;
-
-	head = agora_printf(r, "Content-Type: %s\r\n\r\n", ctype);
-	if (head == NULL || g_mime_stream_write(in, head, strlen(head)) < 0 ||
-	    g_mime_stream_write(in, r->body, r->body_len) < 0) {
-		rc = AGORA_E_TOO_LARGE;
-		goto out;
-	}
-	g_mime_stream_reset(in);
-	parser = g_mime_parser_new_with_stream(in);
-	form = g_mime_parser_construct_part(parser, NULL);
-	if ((part = form != NULL ? file_part(form) : NULL) == NULL) {
-		rc = agora_problem_field(r, AGORA_E_VALIDATION, "file",
-		    "A multipart/form-data body needs a part named file.");
-		goto out;
-	}
-	rc = part_read(r, part, up);
-out:
-	if (form != NULL)
-		g_object_unref(form);
-	if (parser != NULL)
-		g_object_unref(parser);
-	g_object_unref(in);
-	return rc;
-}
-
 /* --- POST /files ------------------------------------------------------------
  */
 
@@ -172,12 +68,18 @@ static enum agora_err
 upload_read(struct agora_req *r, struct upload *up)
 {
 	const char *ct = agora_param(r, "CONTENT_TYPE"), *name;
+	struct multipart_file f;
 	enum agora_err rc;
 
 	memset(up, 0, sizeof(*up));
 	if (is_multipart(ct)) {
-		if ((rc = multipart_read(r, ct, up)) != AGORA_OK)
+		if ((rc = multipart_file(r, ct, &f)) != AGORA_OK)
 			return rc;
+		up->data = f.data;
+		up->len = f.len;
+		up->filename = f.filename;
+		up->filename_len = strlen(f.filename);
+		up->content_type = f.content_type;
 	} else {
 		if ((rc = agora_query_get(r, "filename", &name)) != AGORA_OK)
 			return rc;
@@ -271,7 +173,7 @@ get_download(struct agora_req *r)
 static int
 files_init(struct agora_ctx *ctx)
 {
-	g_mime_init();
+	multipart_init();
 	return 0;
 }
 

@@ -7,20 +7,17 @@
  * agora-worker does the call (202 Accepted).  The webhook is signed with
  * webhook_secret: Agora-Signature "t=<unix>,v1=<hex HMAC-SHA256 of
  * "<t>.<body>">", checked in constant time and refused when more than five
- * minutes old; each gateway event id is stored and applied once.
+ * minutes old (signature.c); each gateway event id is stored and applied
+ * once.
  */
 #include "config.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "agora.h"
+#include "signature.h"
 
-#define SIGNATURE_TOLERANCE 300
 #define IGNORED "{\"received\":true,\"result\":\"ignored\"}"
 
 static const struct agora_stmt stmts[] = {
@@ -175,88 +172,28 @@ bad_signature(struct agora_req *r, const char *detail)
 	return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_signature", detail);
 }
 
-#define SIGNATURES_MAX 4
-
-struct signature {
-	long long t;
-	unsigned char mac[SIGNATURES_MAX][crypto_auth_hmacsha256_BYTES];
-	int nmac;
-};
-
-/* One "t=<unix>" or "v1=<hex>" part of the header into sig. */
-static void
-signature_part(const char *p, size_t len, struct signature *sig, int *have_t)
-{
-	char num[24];
-	size_t got = 0;
-
-	if (len > 2 && len - 2 < sizeof(num) && strncmp(p, "t=", 2) == 0) {
-		memcpy(num, p + 2, len - 2);
-		num[len - 2] = '\0';
-		*have_t = agora_parse_ll(num, 0, INT64_MAX / 2, &sig->t) == 0;
-	} else if (len == 3 + 2 * crypto_auth_hmacsha256_BYTES &&
-	    strncmp(p, "v1=", 3) == 0 && sig->nmac < SIGNATURES_MAX &&
-	    sodium_hex2bin(sig->mac[sig->nmac], crypto_auth_hmacsha256_BYTES,
-	        p + 3, len - 3, NULL, &got, NULL) == 0 &&
-	    got == crypto_auth_hmacsha256_BYTES) {
-		sig->nmac++;
-	}
-}
-
-/*
- * Split "t=<unix>,v1=<hex>[,v1=<hex>...]": several v1 parts let the
- * gateway sign with an old and a new secret while the secret changes.
- */
-static int
-signature_parse(const char *h, struct signature *sig)
-{
-	const char *p, *end;
-	int have_t = 0;
-
-	memset(sig, 0, sizeof(*sig));
-	for (p = h; p != NULL && *p != '\0'; p = *end ? end + 1 : NULL) {
-		end = strchr(p, ',');
-		if (end == NULL)
-			end = p + strlen(p);
-		signature_part(p, (size_t)(end - p), sig, &have_t);
-	}
-	return have_t && sig->nmac > 0 ? 0 : -1;
-}
-
 /* Whether one of the header's signatures signs "<t>.<body>", recently. */
 static enum agora_err
 signature_check(struct agora_req *r)
 {
 	const char *secret = r->ctx->cfg.webhook_secret;
-	const char *h = agora_param(r, "HTTP_AGORA_SIGNATURE");
-	unsigned char want[crypto_auth_hmacsha256_BYTES];
-	crypto_auth_hmacsha256_state st;
-	struct signature sig;
-	char prefix[32];
-	int i, match = 0;
 
 	if (secret[0] == '\0')
 		return agora_problem(r, AGORA_E_NOT_FOUND, "webhook_disabled",
 		    "No webhook_secret is configured.");
-	if (h == NULL || signature_parse(h, &sig) != 0)
+	switch (signature_verify(secret, agora_param(r, "HTTP_AGORA_SIGNATURE"),
+	    r->body, r->body_len, time(NULL))) {
+	case SIGNATURE_OK:
+		return AGORA_OK;
+	case SIGNATURE_MALFORMED:
 		return bad_signature(r,
 		    "Agora-Signature is missing or "
 		    "malformed.");
-	if (llabs((long long)time(NULL) - sig.t) > SIGNATURE_TOLERANCE)
+	case SIGNATURE_OLD:
 		return bad_signature(r, "The signature is too old.");
-	snprintf(prefix, sizeof(prefix), "%lld.", sig.t);
-	crypto_auth_hmacsha256_init(
-	    &st, (const unsigned char *)secret, strlen(secret));
-	crypto_auth_hmacsha256_update(
-	    &st, (const unsigned char *)prefix, strlen(prefix));
-	crypto_auth_hmacsha256_update(
-	    &st, (const unsigned char *)r->body, r->body_len);
-	crypto_auth_hmacsha256_final(&st, want);
-	for (i = 0; i < sig.nmac; i++)
-		match |= sodium_memcmp(sig.mac[i], want, sizeof(want)) == 0;
-	if (!match)
+	default:
 		return bad_signature(r, "The signature does not match.");
-	return AGORA_OK;
+	}
 }
 
 static const struct agora_field event_fields[] = {

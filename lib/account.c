@@ -21,8 +21,8 @@ agora_user_json(PGresult *res, int row)
 	size_t i;
 
 	o = json_object_new_object();
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		json_object_object_add(o, names[i],
+	for (i = 0; o != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+		agora_json_set(o, names[i],
 		    json_object_new_string(PQgetvalue(res, row, (int)i)));
 	json_object_object_add(o, "disabled",
 	    json_object_new_boolean(*PQgetvalue(res, row, (int)i) == 't'));

@@ -373,6 +373,14 @@ char *agora_printf(struct agora_req *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void *agora_alloc(struct agora_req *r, size_t n);
 int agora_defer_json(struct agora_req *r, struct json_object *o);
+/*
+ * json_object_object_add and json_object_array_add that hold when memory
+ * runs out: json-c asserts on a NULL container and leaves a value it
+ * could not add with the caller; these release it then.  0, or -1.
+ */
+int agora_json_set(
+    struct json_object *o, const char *key, struct json_object *v);
+int agora_json_push(struct json_object *a, struct json_object *v);
 enum agora_err agora_query_get(
     struct agora_req *r, const char *name, const char **out);
 

@@ -466,6 +466,49 @@ out:
 	return rc;
 }
 
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/*
+ * Whether the n characters at s are canonical unpadded base64url: not
+ * 4k+1 of them, and the bits the last character has past the last byte
+ * are zero (else several spellings decode to the same bytes).
+ */
+static int
+segment_ok(const char *s, size_t n)
+{
+	const char *c;
+	size_t v;
+
+	if (n == 0 || n % 4 == 1 || strspn(s, b64url_chars) < n)
+		return 0;
+	if (n % 4 == 0)
+		return 1;
+	c = strchr(b64url_chars, s[n - 1]);
+	v = (size_t)(c - b64url_chars);
+	return (v & (n % 4 == 2 ? 0x0f : 0x03)) == 0;
+}
+
+/*
+ * Whether tok is three canonical base64url segments.  libjwt 1.10 skips
+ * bytes outside that alphabet when it decodes the signature, and ignores
+ * the unused bits of its last character: one signed token could be sent
+ * in countless spellings.
+ */
+static int
+token_shape_ok(const char *tok)
+{
+	const char *d1, *d2;
+	size_t n = strlen(tok);
+
+	if (n == 0 || n > 4096 || (d1 = strchr(tok, '.')) == NULL ||
+	    (d2 = strchr(d1 + 1, '.')) == NULL || strchr(d2 + 1, '.') != NULL)
+		return 0;
+	return segment_ok(tok, (size_t)(d1 - tok)) &&
+	    segment_ok(d1 + 1, (size_t)(d2 - d1 - 1)) &&
+	    segment_ok(d2 + 1, strlen(d2 + 1));
+}
+
 /*
  * Authenticate from the Authorization header (Bearer only), then apply the
  * route's access rule.  Anonymous routes accept a missing header; a header
@@ -488,7 +531,7 @@ agora_auth_request(struct agora_req *r, enum agora_access access)
 	tok = h + 7;
 	while (*tok == ' ')
 		tok++;
-	if (*tok == '\0' || strlen(tok) > 4096)
+	if (!token_shape_ok(tok))
 		return unauthorized(r, "The access token is malformed.");
 	if ((rc = verify(r, tok)) != AGORA_OK)
 		return rc;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agora.h"
+#include "internal.h"
 
 #define NAME_MAX_BYTES 255
 
@@ -75,8 +76,10 @@ attr_char(unsigned char c)
 	    (c >= '0' && c <= '9') || strchr("!#$&+-.^_`|~", c) != NULL;
 }
 
-static const char *
-disposition(struct agora_req *r, const char *kind, const char *name)
+/* kind ("attachment" or "inline") with name, cleaned, in both forms. */
+const char *
+agora_content_disposition(
+    struct agora_req *r, const char *kind, const char *name)
 {
 	char clean[NAME_MAX_BYTES + 1], ascii[NAME_MAX_BYTES + 1];
 	char ext[3 * NAME_MAX_BYTES + 1];
@@ -150,6 +153,7 @@ agora_file_send(struct agora_req *r, const struct agora_file *f, int inline_)
 	agora_resp_header(r, "ETag", etag);
 	agora_resp_header(r, "Cache-Control", "private, no-cache");
 	agora_resp_header(r, "Content-Disposition",
-	    disposition(r, inline_ ? "inline" : "attachment", f->filename));
+	    agora_content_disposition(
+	        r, inline_ ? "inline" : "attachment", f->filename));
 	return agora_resp_raw(r, 200, f->content_type, data, len);
 }

@@ -52,8 +52,8 @@ hexval(int c)
  * Percent-decode n bytes of s into a new arena string; plus_space turns
  * '+' into ' ' (query strings).  NULL on a bad escape, a NUL or bad UTF-8.
  */
-static char *
-decode(struct agora_req *r, const char *s, size_t n, int plus_space)
+char *
+agora_url_decode(struct agora_req *r, const char *s, size_t n, int plus_space)
 {
 	char *out, *o;
 	size_t i;
@@ -100,8 +100,8 @@ parse_path(struct agora_req *r)
 	q = strchr(uri, '?');
 	if (r->query == NULL)
 		r->query = q != NULL ? q + 1 : "";
-	r->path =
-	    decode(r, uri, q != NULL ? (size_t)(q - uri) : strlen(uri), 0);
+	r->path = agora_url_decode(
+	    r, uri, q != NULL ? (size_t)(q - uri) : strlen(uri), 0);
 	if (r->path == NULL)
 		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_path",
 		    "The path has a bad percent-escape, a NUL or bad UTF-8.");
@@ -258,6 +258,8 @@ parse_json_body(struct agora_req *r, enum agora_body kind)
 		return agora_problem(r, AGORA_E_MEDIA_TYPE, NULL,
 		    "The body must be application/json.");
 	rc = agora_json_parse(r->body, r->body_len, &r->json, &why);
+	if (rc == AGORA_E_INTERNAL)
+		return rc; /* out of memory: not the client's fault */
 	if (rc != AGORA_OK)
 		return agora_problem(r, rc, NULL,
 		    agora_printf(r, "The body is not valid JSON: %s.", why));
@@ -389,7 +391,7 @@ agora_query_get(struct agora_req *r, const char *name, const char **out)
 			continue;
 		if ((size_t)(eq - p) != n || strncmp(p, name, n) != 0)
 			continue;
-		*out = decode(r, eq + 1,
+		*out = agora_url_decode(r, eq + 1,
 		    amp ? (size_t)(amp - eq - 1) : strlen(eq + 1), 1);
 		if (*out == NULL)
 			return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
@@ -454,9 +456,10 @@ agora_query_next(
 	amp = strchr(p, '&');
 	end = amp != NULL ? amp : p + strlen(p);
 	eq = memchr(p, '=', (size_t)(end - p));
-	*key = decode(r, p, (size_t)((eq != NULL ? eq : end) - p), 1);
-	*val = eq != NULL ? decode(r, eq + 1, (size_t)(end - eq - 1), 1)
-	                  : agora_strdup(r, "");
+	*key = agora_url_decode(r, p, (size_t)((eq != NULL ? eq : end) - p), 1);
+	*val = eq != NULL
+	    ? agora_url_decode(r, eq + 1, (size_t)(end - eq - 1), 1)
+	    : agora_strdup(r, "");
 	*pos = end;
 	if (*key == NULL || *val == NULL)
 		return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
@@ -523,8 +526,12 @@ agora_resp_json(struct agora_req *r, int status, struct json_object *o)
 	size_t n;
 	char *copy;
 
-	s = json_object_to_json_string_length(
-	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	/* No object (a constructor ran out of memory) is no answer, not
+	 * the "null" json-c would write for it. */
+	s = o == NULL
+	    ? NULL
+	    : json_object_to_json_string_length(o,
+	          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 	copy = s != NULL ? agora_alloc(r, n + 1) : NULL;
 	if (copy != NULL)
 		memcpy(copy, s, n + 1);

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agora.h"
@@ -37,6 +38,99 @@ leading_zero(const char *s, size_t left)
 		left--;
 	}
 	return left >= 2 && s[0] == '0' && s[1] >= '0' && s[1] <= '9';
+}
+
+/* Whether the string that ends before s[from] is an object's key. */
+static int
+is_key(const char *s, size_t from, size_t len)
+{
+	while (
+	    from < len && strchr(" \t\r\n", s[from]) != NULL && s[from] != '\0')
+		from++;
+	return from < len && s[from] == ':';
+}
+
+struct lex {
+	int in_str, esc;
+	int nul; /* the string so far has \u0000 */
+	int pairs; /* the text has escaped pairs json-c misreads */
+};
+
+static unsigned long
+hex4(const char *s)
+{
+	unsigned long v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		v <<= 4;
+		if (s[i] >= '0' && s[i] <= '9')
+			v |= (unsigned long)(s[i] - '0');
+		else if ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f')
+			v |= (unsigned long)((s[i] | 0x20) - 'a' + 10);
+		else
+			return 0x110000; /* no code point */
+	}
+	return v;
+}
+
+/*
+ * The code point of an escaped surrogate pair at s[i], "\uD8xx\uDCxx";
+ * 0 when there is none.
+ */
+static unsigned long
+escaped_pair(const char *s, size_t i, size_t len)
+{
+	unsigned long hi, lo;
+
+	if (len - i < 12 || s[i] != '\\' || s[i + 1] != 'u' ||
+	    s[i + 6] != '\\' || s[i + 7] != 'u')
+		return 0;
+	hi = hex4(s + i + 2);
+	lo = hex4(s + i + 8);
+	if (hi < 0xd800 || hi > 0xdbff || lo < 0xdc00 || lo > 0xdfff)
+		return 0;
+	return 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+}
+
+/*
+ * json-c 0.16 takes a code point past U+FFFF whose low 16 bits fall in
+ * D800-DFFF (U+1D800-U+1DFFF and 31 other blocks, CJK among them) for a
+ * lone surrogate when it comes as an escaped pair, and stores U+FFFD
+ * instead: such pairs are turned into UTF-8 before json-c reads them.
+ */
+static int
+misread_pair(unsigned long cp)
+{
+	return cp > 0xffff && (cp & 0xf800) == 0xd800;
+}
+
+/* The byte at s[i], inside a string; 0 (and *why) when it is refused. */
+static int
+in_string(const char *s, size_t i, size_t len, struct lex *x, const char **why)
+{
+	unsigned char c = (unsigned char)s[i];
+
+	if (x->esc) {
+		x->esc = 0;
+	} else if (c == '\\') {
+		x->esc = 1;
+		x->nul |= len - i > 5 && memcmp(s + i + 1, "u0000", 5) == 0;
+		x->pairs |= misread_pair(escaped_pair(s, i, len));
+	} else if (c == '"') {
+		x->in_str = 0;
+		/* json-c's keys are C strings: the key "a\u0000b" would
+		 * be "a", the same as another "a". */
+		if (x->nul && is_key(s, i + 1, len)) {
+			*why = "an object key with \\u0000";
+			return 0;
+		}
+		x->nul = 0;
+	} else if (c < 0x20) {
+		*why = "control character in a string";
+		return 0;
+	}
+	return 1;
 }
 
 /*
@@ -136,32 +230,59 @@ scan_outside(
  * will allocate, against AGORA_JSON_MAX_MEMORY.
  */
 static int
-lex_ok(const char *s, size_t len, const char **why)
+lex_ok(const char *s, size_t len, const char **why, int *pairs)
 {
 	struct scan sc = { 0, 0, 0 };
+	struct lex x = { 0, 0, 0, 0 };
 	size_t i;
-	int in_str = 0, esc = 0;
-	unsigned char c;
 
 	for (i = 0; i < len; i++) {
-		c = (unsigned char)s[i];
-		if (!in_str) {
-			if (c == '"')
-				in_str = 1;
-			else if (!scan_outside(&sc, s, i, len, why))
+		if (x.in_str) {
+			if (!in_string(s, i, len, &x, why))
 				return 0;
-		} else if (esc) {
-			esc = 0;
-		} else if (c == '\\') {
-			esc = 1;
-		} else if (c == '"') {
-			in_str = 0;
-		} else if (c < 0x20) {
-			*why = "control character in a string";
+		} else if (s[i] == '"') {
+			x.in_str = 1;
+		} else if (!scan_outside(&sc, s, i, len, why)) {
 			return 0;
 		}
 	}
+	*pairs = x.pairs;
 	return 1;
+}
+
+/*
+ * A copy of the text (len bytes, lexed already) with the escaped pairs
+ * that json-c misreads written as UTF-8, which is never longer.
+ */
+static char *
+pairs_unescaped(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	size_t i, o = 0;
+	unsigned long cp;
+	int in_str = 0, esc = 0;
+
+	for (i = 0; out != NULL && i < len; i++) {
+		cp = in_str && !esc ? escaped_pair(s, i, len) : 0;
+		if (misread_pair(cp)) {
+			out[o++] = (char)(0xf0 | (cp >> 18));
+			out[o++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+			out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			out[o++] = (char)(0x80 | (cp & 0x3f));
+			i += 11;
+			continue;
+		}
+		if (esc)
+			esc = 0;
+		else if (s[i] == '\\' && in_str)
+			esc = 1;
+		else if (s[i] == '"')
+			in_str = !in_str;
+		out[o++] = s[i];
+	}
+	if (out != NULL)
+		out[o] = '\0';
+	return out;
 }
 
 /* The JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -253,12 +374,9 @@ tail_ok(const char *s, size_t from, size_t len)
 	return 1;
 }
 
-/*
- * Parse buf strictly.  On success *out is a new reference the caller owns.
- * On failure returns AGORA_E_BAD_JSON with *why a static explanation.
- */
-enum agora_err
-agora_json_parse(
+/* json-c's reading of the checked text, then the checks of its tree. */
+static enum agora_err
+tokenize(
     const char *buf, size_t len, struct json_object **out, const char **why)
 {
 	json_tokener *tok;
@@ -266,15 +384,7 @@ agora_json_parse(
 	enum json_tokener_error jerr;
 	enum agora_err rc = AGORA_E_BAD_JSON;
 
-	*out = NULL;
-	*why = "invalid UTF-8";
-	if (len > INT32_MAX || !agora_utf8_valid(buf, len) ||
-	    !lex_ok(buf, len, why))
-		return rc;
-	*why = "the top level must be an object or an array";
-	if (!top_ok(buf, len))
-		return rc;
-	/* The scan above enforces the depth; json-c's own cap is a backstop. */
+	/* The scan enforces the depth; json-c's own cap is a backstop. */
 	tok = json_tokener_new_ex(AGORA_JSON_MAX_DEPTH + 2);
 	if (tok == NULL) {
 		*why = "out of memory";
@@ -301,5 +411,37 @@ agora_json_parse(
 	} else {
 		json_object_put(o);
 	}
+	return rc;
+}
+
+/*
+ * Parse buf strictly.  On success *out is a new reference the caller owns.
+ * On failure returns AGORA_E_BAD_JSON with *why a static explanation
+ * (AGORA_E_INTERNAL when memory ran out).
+ */
+enum agora_err
+agora_json_parse(
+    const char *buf, size_t len, struct json_object **out, const char **why)
+{
+	char *copy;
+	enum agora_err rc;
+	int pairs = 0;
+
+	*out = NULL;
+	*why = "invalid UTF-8";
+	if (len > INT32_MAX || !agora_utf8_valid(buf, len) ||
+	    !lex_ok(buf, len, why, &pairs))
+		return AGORA_E_BAD_JSON;
+	*why = "the top level must be an object or an array";
+	if (!top_ok(buf, len))
+		return AGORA_E_BAD_JSON;
+	if (!pairs)
+		return tokenize(buf, len, out, why);
+	if ((copy = pairs_unescaped(buf, len)) == NULL) {
+		*why = "out of memory";
+		return AGORA_E_INTERNAL;
+	}
+	rc = tokenize(copy, strlen(copy), out, why);
+	free(copy);
 	return rc;
 }

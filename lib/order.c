@@ -133,6 +133,8 @@ agora_order_extras(struct agora_req *r, struct json_object *payment,
 	struct agora_value av[AGORA_NELEM(address_fields)];
 	enum agora_err rc = AGORA_OK;
 
+	if (errors == NULL)
+		return AGORA_E_INTERNAL;
 	if (payment != NULL) {
 		rc = agora_valid(payment, "payment", payment_fields,
 		    AGORA_NELEM(payment_fields), pv, errors);
@@ -155,7 +157,7 @@ agora_order_extras(struct agora_req *r, struct json_object *payment,
 		return rc;
 	/* The worker records the provider that charges; this is its guess. */
 	if (payment != NULL)
-		json_object_object_add(payment, "provider",
+		agora_json_set(payment, "provider",
 		    json_object_new_string(r->ctx->cfg.payment_provider));
 	*payment_json = json_text(r, payment);
 	*address_json = json_text(r, address);

@@ -66,13 +66,15 @@ agora_page(struct agora_req *r, struct json_object *data, int has_more,
 	char raw[KEY_MAX + 3], *enc;
 	size_t n, elen;
 
-	o = json_object_new_object();
-	json_object_object_add(o, "data", data);
-	json_object_object_add(
-	    o, "has_more", json_object_new_boolean(has_more));
+	if ((o = json_object_new_object()) == NULL) {
+		json_object_put(data);
+		return NULL;
+	}
+	agora_json_set(o, "data", data);
+	agora_json_set(o, "has_more", json_object_new_boolean(has_more));
 	n = last_key != NULL ? strlen(last_key) : 0;
 	if (!has_more || n == 0 || n > KEY_MAX) {
-		json_object_object_add(o, "next_cursor", NULL);
+		agora_json_set(o, "next_cursor", NULL);
 		return o;
 	}
 	memcpy(raw, "k:", 2);
@@ -83,7 +85,7 @@ agora_page(struct agora_req *r, struct json_object *data, int has_more,
 	if (enc != NULL)
 		sodium_bin2base64(enc, elen, (unsigned char *)raw, n + 2,
 		    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	json_object_object_add(
+	agora_json_set(
 	    o, "next_cursor", enc != NULL ? json_object_new_string(enc) : NULL);
 	return o;
 }
@@ -102,7 +104,7 @@ agora_page_send(struct agora_req *r, PGresult *res, long long limit)
 	if (data == NULL)
 		return AGORA_E_TOO_LARGE;
 	for (i = 0; i < n && i < limit; i++)
-		json_object_array_add(
+		agora_json_push(
 		    data, json_tokener_parse(PQgetvalue(res, i, 1)));
 	return agora_resp_json(r, 200,
 	    agora_page(r, data, n > limit,

@@ -98,15 +98,14 @@ problem_object(
 	o = json_object_new_object();
 	if (o == NULL)
 		return NULL;
-	json_object_object_add(
-	    o, "type", json_object_new_string("about:blank"));
-	json_object_object_add(o, "title", json_object_new_string(p->title));
-	json_object_object_add(o, "status", json_object_new_int(p->status));
-	json_object_object_add(o, "detail",
+	agora_json_set(o, "type", json_object_new_string("about:blank"));
+	agora_json_set(o, "title", json_object_new_string(p->title));
+	agora_json_set(o, "status", json_object_new_int(p->status));
+	agora_json_set(o, "detail",
 	    json_object_new_string(detail != NULL ? detail : p->title));
-	json_object_object_add(
+	agora_json_set(
 	    o, "code", json_object_new_string(code != NULL ? code : p->code));
-	json_object_object_add(o, "request_id",
+	agora_json_set(o, "request_id",
 	    json_object_new_string(r->request_id != NULL ? r->request_id : ""));
 	return o;
 }
@@ -162,7 +161,7 @@ agora_problem_ext(struct agora_req *r, enum agora_err e, const char *code,
 		json_object_put(value);
 		return AGORA_E_INTERNAL;
 	}
-	json_object_object_add(o, name, value);
+	agora_json_set(o, name, value);
 	problem_send(r, e, code, o);
 	return e;
 }

@@ -141,7 +141,9 @@ emit_fallback(struct agora_req *r, const struct agora_io *io)
 
 /*
  * Write the whole response with one call.  If the arena cannot hold it,
- * a fixed 500 goes out instead.  Returns -1 when the write failed.
+ * or an error's problem could not be built (json-c out of memory: no
+ * status, or no body), a fixed 500 goes out instead.  Returns -1 when the
+ * write failed.
  */
 int
 agora_emit(struct agora_req *r, const struct agora_io *io)
@@ -149,6 +151,9 @@ agora_emit(struct agora_req *r, const struct agora_io *io)
 	char *buf;
 	size_t hlen, cap, blen;
 	int with_body;
+
+	if (r->status < 100 || (r->status >= 400 && r->out == NULL))
+		return emit_fallback(r, io);
 
 	with_body = !r->head && r->status != 204 && r->status != 304;
 	blen = with_body ? r->out_len : 0;

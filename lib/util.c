@@ -71,6 +71,24 @@ agora_defer_json(struct agora_req *r, struct json_object *o)
 	return 0;
 }
 
+int
+agora_json_set(struct json_object *o, const char *key, struct json_object *v)
+{
+	if (o != NULL && json_object_object_add(o, key, v) == 0)
+		return 0;
+	json_object_put(v);
+	return -1;
+}
+
+int
+agora_json_push(struct json_object *a, struct json_object *v)
+{
+	if (a != NULL && json_object_array_add(a, v) == 0)
+		return 0;
+	json_object_put(v);
+	return -1;
+}
+
 /* out must hold 2 * nbytes + 1 characters. */
 void
 agora_random_hex(char *out, size_t nbytes)

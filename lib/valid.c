@@ -30,7 +30,11 @@ static const enum json_type json_types[AGORA_F__MAX] = {
 	[AGORA_F_ARRAY] = json_type_array,
 };
 
-/* Add {field: prefix.name, message} to errors. */
+/*
+ * Add {field: prefix.name, message} to errors.  Without memory the entry
+ * is left out, or a member is null: json-c asserts on a NULL object, and
+ * keeps what it was given when it cannot add it.
+ */
 void
 agora_error_add(struct json_object *errors, const char *prefix,
     const char *name, const char *message)
@@ -38,12 +42,13 @@ agora_error_add(struct json_object *errors, const char *prefix,
 	struct json_object *e;
 	char field[256];
 
+	if (errors == NULL || (e = json_object_new_object()) == NULL)
+		return;
 	snprintf(field, sizeof(field), "%s%s%s", prefix,
 	    *prefix != '\0' && *name != '\0' ? "." : "", name);
-	e = json_object_new_object();
-	json_object_object_add(e, "field", json_object_new_string(field));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	json_object_array_add(errors, e);
+	agora_json_set(e, "field", json_object_new_string(field));
+	agora_json_set(e, "message", json_object_new_string(message));
+	agora_json_push(errors, e);
 }
 
 /* Check bounds of a value of the right type; returns a message or NULL. */
@@ -131,6 +136,8 @@ agora_problem_field(struct agora_req *r, enum agora_err e, const char *field,
 {
 	struct json_object *errors = json_object_new_array();
 
+	if (errors == NULL)
+		return AGORA_E_INTERNAL;
 	agora_error_add(errors, "", field, message);
 	return agora_problem_errors(r, e, "The request has errors.", errors);
 }
@@ -146,6 +153,8 @@ agora_valid_body(struct agora_req *r, const struct agora_field *fields,
 	struct json_object *errors = json_object_new_array();
 	enum agora_err rc;
 
+	if (errors == NULL)
+		return AGORA_E_INTERNAL;
 	rc = agora_valid(r->json, "", fields, nfields, v, errors);
 	if (rc != AGORA_OK)
 		return agora_problem_errors(

@@ -4,10 +4,14 @@ Content-Type, a safe Content-Disposition and ETag, the size limit, other
 users' files, hostile file names, GET /orders/{id}/invoice before the
 invoice exists, and GET /notifications."""
 import hashlib
+import os
 import re
+import subprocess
+import tempfile
+import time
 import uuid
 
-from agoratest import SERVER, Tap, cgi, config_value, need_stack, new_user, psql, request
+from agoratest import SERVER, Resp, Tap, cgi, config_value, need_stack, new_user, psql, request
 
 need_stack()
 t = Tap()
@@ -97,6 +101,99 @@ r = multipart(A, [(b'Content-Disposition: form-data; name="other"; filename="x"'
 t.ok(r.is_problem(422), "multipart without a file part: 422", r)
 r = upload(A, b"--x\r\ngarbage", "multipart/form-data; boundary=zzz")
 t.ok(r.status in (400, 422) and r.is_problem(r.status), "a broken multipart body: 4xx problem", r)
+
+# --- multipart limits ------------------------------------------------------------
+# GMime made an object for every part it met: 150,000 empty parts in 1.4 MB
+# grew a files process by ~190 MB.  The parts are counted before GMime
+# parses any, and refused past 16.
+ATTACK = b"--b\r\n\r\n\r\n" * 150000 + b"--b--\r\n"
+FILE_PART = (b'Content-Disposition: form-data; name="file"; filename="f.txt"', b"the file")
+
+
+def cgi_peak(body, ctype):
+    """Run the files program once as plain CGI, as cgi() does; its answer
+    and its peak resident set (KiB) as the kernel counted it (wait4)."""
+    e = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "POST",
+         "REQUEST_URI": "/api/v1/files", "SERVER_PROTOCOL": "HTTP/1.1",
+         "AGORA_CONFIG": os.environ["AGORA_CONFIG"], "REMOTE_ADDR": "127.0.0.1",
+         "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": ctype,
+         "HTTP_AUTHORIZATION": A["Authorization"]}
+    with tempfile.TemporaryFile() as f:
+        f.write(body)
+        f.seek(0)
+        p = subprocess.Popen([os.path.join(os.environ["AGORA_TEST_CGIDIR"], "files")],
+                             stdin=f, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=e)
+        out = p.stdout.read()
+        _, _, usage = os.wait4(p.pid, 0)
+        p.returncode = 0
+    head, _, payload = out.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0].startswith("Status:") else 0
+    hdrs = [tuple(x.split(": ", 1)) for x in lines[1:] if ": " in x]
+    return Resp(status, hdrs, payload), usage.ru_maxrss
+
+
+def files_hwm():
+    """The peak resident set (KiB) of every running files process, by pid."""
+    prog = os.path.join(os.environ["AGORA_TEST_CGIDIR"], "files")
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if not os.readlink("/proc/%s/exe" % pid).startswith(prog):
+                continue
+            with open("/proc/%s/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        out[pid] = int(line.split()[1])
+        except OSError:
+            continue
+    return out
+
+
+body = b"--b\r\n" + FILE_PART[0] + b"\r\n\r\n" + FILE_PART[1] + b"\r\n--b--\r\n"
+r, base = cgi_peak(body, "multipart/form-data; boundary=b")
+if r.status == 201:
+    ACCEPTED.append(r.json()["id"])
+r2, peak = cgi_peak(ATTACK, "multipart/form-data; boundary=b")
+t.ok(r.status == 201 and r2.is_problem(413, "too_many_parts") and peak - base < 16 * 1024,
+     "150,000 empty parts (%d bytes): 413 too_many_parts, the process grew %d KiB over a "
+     "normal upload's %d KiB" % (len(ATTACK), peak - base, base), (r, r2))
+before = files_hwm()
+t0 = time.monotonic()
+r = upload(A, ATTACK, "multipart/form-data; boundary=b")
+took = time.monotonic() - t0
+after = files_hwm()
+floor = min(before.values()) if before else 0
+grown = max([after[p] - before.get(p, floor) for p in after] or [0])
+t.ok(r.is_problem(413, "too_many_parts") and took < 5 and grown < 16 * 1024 and after,
+     "over HTTP: 413 too_many_parts in %.2f s; the files processes' peak grew %d KiB"
+     % (took, grown), (r, before, after))
+r = multipart(A, [FILE_PART])
+t.ok(r.status == 201 and r.json()["size"] == len(FILE_PART[1]),
+     "a normal multipart upload still works after that", r)
+r = multipart(A, [(b'Content-Disposition: form-data; name="f%d"' % i, b"v")
+                  for i in range(15)] + [FILE_PART])
+t.ok(r.status == 201, "16 parts, the file the last: 201", r)
+r = multipart(A, [(b'Content-Disposition: form-data; name="f%d"' % i, b"v")
+                  for i in range(16)] + [FILE_PART])
+t.ok(r.is_problem(413, "too_many_parts"), "17 parts: 413 too_many_parts", r)
+r = multipart(A, [(FILE_PART[0] + b"\r\nX-Pad: 1" * 16, FILE_PART[1])])
+t.ok(r.is_problem(413, "part_headers_too_large"), "17 header lines in a part: 413", r)
+r = multipart(A, [(FILE_PART[0] + b"\r\nX-Pad: " + b"p" * 4096, FILE_PART[1])])
+t.ok(r.is_problem(413, "part_headers_too_large"), "a part's headers over 4 KiB: 413", r)
+r = multipart(A, [(b'Content-Disposition: form-data; name="file"\r\n'
+                   b"Content-Type: multipart/mixed; boundary=in",
+                   b"--in\r\n\r\nx\r\n" * 1000 + b"--in--")])
+t.ok(r.is_problem(422), "a nested multipart is not a file part: 422", r)
+r = multipart(A, [(FILE_PART[0] + b"\r\nContent-Transfer-Encoding: base64", b"aGVsbG8=")])
+t.ok(r.status == 201 and r.json()["size"] == 5 and r.json()["sha256"]
+     == hashlib.sha256(b"hello").hexdigest(), "a file part in base64 is decoded", r)
+for ct in ("multipart/form-data", "multipart/form-data; boundary=a; boundary=b",
+           "multipart/form-data; boundary=" + "x" * 71, 'multipart/form-data; boundary="b'):
+    r = upload(A, body, ct)
+    t.ok(r.is_problem(400, "bad_multipart"), "Content-Type %r: 400 bad_multipart" % ct[:50], r)
+r = upload(A, body.replace(b"--b", b"--a b"), 'multipart/form-data; boundary="a b"')
+t.ok(r.status == 201, "a quoted boundary with a space: 201", r)
 
 # --- hostile names ----------------------------------------------------------------
 names = {

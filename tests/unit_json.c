@@ -65,7 +65,42 @@ static const struct json_case cases[] = {
 	    "a number of 41 characters" },
 	{ "[1.5e-12345678901234567890123456789012345678]", 0, 0,
 	    "an exponent that makes the number 41 characters" },
+	{ "{\"a\\u0000b\":1,\"a\":2}", 0, 0,
+	    "a key with \\u0000 (json-c would cut it to a)" },
+	{ "{\"a\" :\"b\\u0000\"}", 0, 1,
+	    "a value with \\u0000 (refused later)" },
+	{ "[\"\\\\u0000\"]", 0, 1, "an escaped backslash before u0000" },
 };
+
+/* What text means, as json-c serializes it: the same as want. */
+static void
+means(const char *text, const char *want, const char *what)
+{
+	struct json_object *o = NULL;
+	const char *why = NULL, *got = "-";
+
+	if (agora_json_parse(text, strlen(text), &o, &why) == AGORA_OK)
+		got = json_object_to_json_string_ext(
+		    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	tap_ok(strcmp(got, want) == 0, "%s: %s", what, got);
+	json_object_put(o);
+}
+
+/*
+ * json-c 0.16 reads the escaped pairs of U+1D800-U+1DFFF, U+2D800 and
+ * the like as U+FFFD; agora_json_parse must not.
+ */
+static void
+test_pairs(void)
+{
+	means("{\"\\ud836\\udc00\":\"\\ud83d\\ude00 \\uD877\\uDFFF\"}",
+	    "{\"\xf0\x9d\xa0\x80\":\"\xf0\x9f\x98\x80 \xf0\xad\xbf\xbf\"}",
+	    "escaped pairs json-c misreads mean their code points");
+	means("[\"\\\\ud836\\udc00\"]", "[\"\\\\ud836\xef\xbf\xbd\"]",
+	    "an escaped backslash, then a lone surrogate");
+	means("[\"\\ud800\"]", "[\"\xef\xbf\xbd\"]",
+	    "a lone surrogate is U+FFFD");
+}
 
 static void
 test_value_cap(void)
@@ -215,5 +250,6 @@ main(void)
 	test_value_cap();
 	test_nested_count();
 	test_memory_bound();
+	test_pairs();
 	return tap_done();
 }

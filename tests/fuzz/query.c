@@ -1,0 +1,113 @@
+/*
+ * query.c: libFuzzer driver for query strings and percent-decoding:
+ * agora_query_next over the whole query, agora_query_get of a few names,
+ * and the decoding of paths and of query parts (agora_url_decode),
+ * compared with a plain decoder written here: where one of them accepts
+ * the input, both must, with the same bytes; and what is accepted is
+ * valid UTF-8 without NUL.
+ */
+#include "config.h"
+
+#include "fuzz.h"
+#include "internal.h"
+
+static struct agora_ctx ctx;
+static struct agora_arena *arena;
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	agora_config_defaults(&ctx.cfg);
+	arena = agora_arena_new((size_t)ctx.cfg.request_memory_bytes);
+	return arena != NULL ? 0 : -1;
+}
+
+static int
+hex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The reference: RFC 3986 percent-decoding, then UTF-8 without NUL. */
+static char *
+reference(const char *s, size_t n, int plus, size_t *len)
+{
+	char *out = malloc(n + 1);
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && hex(s[i + 1]) >= 0 &&
+		    hex(s[i + 2]) >= 0) {
+			out[o++] = (char)(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+			i += 2;
+		} else if (s[i] == '%') {
+			free(out);
+			return NULL;
+		} else {
+			out[o++] = plus && s[i] == '+' ? ' ' : s[i];
+		}
+	}
+	*len = o;
+	if (memchr(out, '\0', o) != NULL || !agora_utf8_valid(out, o)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static void
+compare(struct agora_req *r, const char *s, size_t n, int plus)
+{
+	char *ours, *ref;
+	size_t len = 0;
+
+	/* Paths and queries reach the decoder as C strings. */
+	if (memchr(s, '\0', n) != NULL)
+		return;
+	ours = agora_url_decode(r, s, n, plus);
+	ref = reference(s, n, plus, &len);
+	if ((ours == NULL) != (ref == NULL))
+		abort();
+	if (ours != NULL &&
+	    (strlen(ours) != len || memcmp(ours, ref, len) != 0))
+		abort();
+	free(ref);
+}
+
+static void
+walk(struct agora_req *r)
+{
+	const char *pos = NULL, *k, *v;
+	static const char *const names[] = { "a", "limit", "cursor", "q", "" };
+	size_t i;
+
+	while (agora_query_next(r, &pos, &k, &v) == AGORA_OK && k != NULL)
+		if (!agora_utf8_valid(k, strlen(k)) ||
+		    !agora_utf8_valid(v, strlen(v)))
+			abort();
+	for (i = 0; i < AGORA_NELEM(names); i++)
+		if (agora_query_get(r, names[i], &v) == AGORA_OK && v != NULL &&
+		    !agora_utf8_valid(v, strlen(v)))
+			abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct agora_req r;
+	char *q = fuzz_string(data, size);
+
+	fuzz_req(&r, &ctx, arena);
+	compare(&r, (const char *)data, size, 0);
+	compare(&r, (const char *)data, size, 1);
+	r.query = q;
+	walk(&r);
+	agora_arena_reset(arena);
+	free(q);
+	return 0;
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# run.sh SECONDS BINDIR CORPUS DRIVER...: run each libFuzzer driver
+# BINDIR/fuzz_DRIVER for SECONDS over a copy of CORPUS/DRIVER (every
+# input there, crash reproducers included, runs first), one after the
+# other.  Prints PASS or FAIL per driver, with the log's end and the
+# input that failed (copied to BINDIR) on a failure; exits 1 if any
+# failed.  make fuzz-run and ./dev check use it.
+set -u
+secs=$1 bindir=$2 corpus=$3
+shift 3
+work=$(mktemp -d "${TMPDIR:-/tmp}/agora-fuzz.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+failed=0
+for d in "$@"; do
+	mkdir -p "$work/$d"
+	if "$bindir/fuzz_$d" -max_total_time="$secs" -timeout=25 \
+		-rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$work/$d-" "$work/$d" "$corpus/$d" \
+		>"$work/$d.log" 2>&1; then
+		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$d.log")
+		echo "PASS: fuzz_$d ($runs runs in $secs s)"
+	else
+		echo "FAIL: fuzz_$d"
+		grep -v '^INFO:' "$work/$d.log" | tail -n 40
+		for f in "$work/$d"-*; do
+			[ -f "$f" ] || continue
+			cp "$f" "$bindir/" && echo "the input: $bindir/$(basename "$f")"
+		done
+		failed=1
+	fi
+done
+exit $failed
