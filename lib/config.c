@@ -10,7 +10,8 @@
  * environ with each request's variables).
  *
  * Secrets (enum agora_secret) may come from files instead: <key>_file
- * names a file holding the value on one line, and wins over the key.  A
+ * names a file holding the value on one line; of a key and its file, the
+ * one set last counts (a later line, the environment over the file).  A
  * program reads only the secret files its work needs and wipes the other
  * secrets' values; every string that held a secret is zeroed before it is
  * freed, the text of the file included.
@@ -201,6 +202,22 @@ key_find(const char *name, size_t len)
 	return NULL;
 }
 
+/*
+ * A secret's value set after its <key>_file (a later line, or AGORA_<KEY>
+ * in the environment) wins over the file: the last one set counts.
+ */
+static void
+forget_file(struct agora_config *cfg, size_t off)
+{
+	size_t i;
+
+	for (i = 0; i < AGORA_SECRET__MAX; i++)
+		if (secrets[i].off == off && cfg->secret_file[i] != NULL) {
+			str_free(cfg->secret_file[i]);
+			cfg->secret_file[i] = strdup("");
+		}
+}
+
 /* Set one key from text; returns -1 when the value is out of range. */
 static int
 key_set(
@@ -226,6 +243,7 @@ key_set(
 	sp = (char **)((char *)cfg + k->off);
 	str_free(*sp);
 	*sp = copy;
+	forget_file(cfg, k->off);
 	return 0;
 }
 
@@ -530,7 +548,8 @@ agora_config_secrets(
 		if (!(needs & AGORA_NEEDS(i))) {
 			str_free(*value);
 			*value = strdup("");
-		} else if (*cfg->secret_file[i] != '\0' &&
+		} else if (cfg->secret_file[i] != NULL &&
+		    *cfg->secret_file[i] != '\0' &&
 		    secret_read(&secrets[i], cfg->secret_file[i], value, err,
 		        errlen) != 0) {
 			return -1;

@@ -30,6 +30,18 @@ number_start(const char *s, size_t i)
 	return i == 0 || strchr("0123456789.eE+-", s[i - 1]) == NULL;
 }
 
+/* The length of the number token at s[i], the body ending at len. */
+static size_t
+number_len(const char *s, size_t i, size_t len)
+{
+	size_t n = 0;
+
+	while (i + n < len && strchr("0123456789.eE+-", s[i + n]) != NULL &&
+	    s[i + n] != '\0')
+		n++;
+	return n;
+}
+
 static int
 leading_zero(const char *s, size_t left)
 {
@@ -211,8 +223,7 @@ scan_outside(
 		*why = "a number with a leading zero";
 		return 0;
 	}
-	if (number_start(s, i) &&
-	    strspn(s + i, "0123456789.eE+-") > AGORA_JSON_NUMBER_MAX) {
+	if (number_start(s, i) && number_len(s, i, len) > AGORA_JSON_NUMBER_MAX) {
 		*why = "a number longer than " AGORA_STR(
 		    AGORA_JSON_NUMBER_MAX) " characters";
 		return 0;

@@ -61,6 +61,8 @@ temp_file(char path[32], const char *text)
 static void
 test_secrets(void)
 {
+	static char from_env[] = "AGORA_WEBHOOK_SECRET=from env";
+	char *env_secret[] = { from_env, NULL };
 	struct agora_config cfg;
 	char conf[512], err[256] = "", one[32], two[32];
 	const unsigned webhook = AGORA_NEEDS(AGORA_SECRET_WEBHOOK);
@@ -79,6 +81,14 @@ test_secrets(void)
 	tap_ok(strcmp(cfg.smtp_password, "") == 0 &&
 	        strcmp(cfg.sms_token, "") == 0,
 	    "secrets not needed are wiped, and their files never opened");
+	agora_config_free(&cfg);
+	agora_config_defaults(&cfg);
+	snprintf(conf, sizeof(conf), "webhook_secret_file = %s\n", one);
+	agora_config_parse(&cfg, conf, "t", err, sizeof(err));
+	agora_config_env(&cfg, env_secret, err, sizeof(err));
+	tap_ok(agora_config_secrets(&cfg, webhook, err, sizeof(err)) == 0 &&
+	        strcmp(cfg.webhook_secret, "from env") == 0,
+	    "a value set after the file (the environment) wins");
 	agora_config_free(&cfg);
 	agora_config_defaults(&cfg);
 	agora_config_parse(&cfg, "sms_token_file = /nonexistent/token\n", "t",
