@@ -223,7 +223,8 @@ scan_outside(
 		*why = "a number with a leading zero";
 		return 0;
 	}
-	if (number_start(s, i) && number_len(s, i, len) > AGORA_JSON_NUMBER_MAX) {
+	if (number_start(s, i) &&
+	    number_len(s, i, len) > AGORA_JSON_NUMBER_MAX) {
 		*why = "a number longer than " AGORA_STR(
 		    AGORA_JSON_NUMBER_MAX) " characters";
 		return 0;

@@ -18,6 +18,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 #define FUZZ_HS256_SECRET "fuzzing-secret-fuzzing-secret-fuzzing-secret"
 
+/*
+ * A driver's process: ctx with the default configuration, and an arena
+ * for its requests; 0, or -1 when the arena cannot be made.
+ */
+static inline int
+fuzz_setup(struct agora_ctx *ctx, struct agora_arena **arena)
+{
+	agora_config_defaults(&ctx->cfg);
+	*arena = agora_arena_new((size_t)ctx->cfg.request_memory_bytes);
+	return *arena != NULL ? 0 : -1;
+}
+
 /* A NUL-terminated copy of the input; the caller frees it. */
 static inline char *
 fuzz_string(const uint8_t *data, size_t size)

@@ -19,9 +19,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	agora_config_defaults(&ctx.cfg);
-	arena = agora_arena_new((size_t)ctx.cfg.request_memory_bytes);
-	return arena != NULL ? 0 : -1;
+	return fuzz_setup(&ctx, &arena);
 }
 
 static int
