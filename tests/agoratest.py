@@ -79,6 +79,9 @@ _pending = []
 checked = {"answers": 0, "broken": 0}
 _count_lock = threading.Lock()
 _checker = None
+# The upgrade test talks to the previous release too, which answers by
+# its own document: it turns the check off.
+CHECK_OPENAPI = True
 
 
 def checker():
@@ -99,6 +102,8 @@ def check_answer(method, target, resp, via_server=False, request_headers=None,
     """Check resp, the answer to method target, against the OpenAPI
     document; a mismatch is a failed test of the running Tap (or of the
     next one made).  Returns resp."""
+    if not CHECK_OPENAPI:
+        return resp
     errs = checker().check(method, target, resp.status, resp.headers, resp.body,
                            via_server, request_headers, request_body_len)
     what = "the answer matches the OpenAPI document: %s %s %d" % (method, target[:120],
