@@ -18,6 +18,8 @@
 #define LINE_MAX_BYTES 4096
 
 static char program[64] = "agora";
+/* The process id as JSON text, so that a line says which process wrote it. */
+static char pid[24];
 
 /*
  * A line under construction, bounded by its buffer.  A string value that
@@ -153,6 +155,7 @@ void
 agora_log_init(const char *name)
 {
 	snprintf(program, sizeof(program), "%s", name);
+	*digits(pid, (unsigned long long)getpid(), 1) = '\0';
 }
 
 /* Open a line with its time, level and program. */
@@ -185,6 +188,8 @@ line_open(struct line *l, const char *level)
 	put_str(l, t, sizeof(t)); /* a fresh line has room for all three */
 	field_str(l, "level", level, 16);
 	field_str(l, "program", program, sizeof(program));
+	if (pid[0] != '\0')
+		field_raw(l, "pid", pid);
 }
 
 /* Close the line and write it with one write(2). */

@@ -192,7 +192,7 @@ int
 main(void)
 {
 	static char longpath[3000], controls[700], msg[3000];
-	struct json_object *o;
+	struct json_object *o, *v;
 	size_t i, len;
 
 	agora_log_init("unit_log");
@@ -244,6 +244,10 @@ main(void)
 	tap_ok(o != NULL &&
 	        strcmp(str(o, "msg"), "trailing space and newline") == 0,
 	    "trailing blanks are dropped");
+	tap_ok(o != NULL && json_object_object_get_ex(o, "pid", &v) &&
+	        json_object_is_type(v, json_type_int) &&
+	        json_object_get_int64(v) == (int64_t)getpid(),
+	    "each line names the process that wrote it (pid)");
 	if (o != NULL)
 		json_object_put(o);
 	return tap_done();
