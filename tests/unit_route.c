@@ -1,9 +1,14 @@
 /*
- * unit_route.c: route matching, parameters, 404 and 405 with Allow.
+ * unit_route.c: route matching, parameters, 404 and 405 with Allow; and a
+ * program with a route that declares no access rule refusing to start.
  */
 #include "config.h"
 
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "agora.h"
 #include "tap.h"
@@ -52,6 +57,93 @@ static const struct route_case cases[] = {
 	{ "GET", "", AGORA_E_NOT_FOUND, -1, NULL, NULL, NULL },
 };
 
+static enum agora_err
+hello(struct agora_req *r)
+{
+	return agora_resp_raw(r, 200, "text/plain", "hello", 5);
+}
+
+/* Read fd to its end into buf (cut to fit); closes fd. */
+static void
+drain(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+}
+
+/*
+ * Run a program whose one route GET /hello has access rule access, as
+ * plain CGI for one request in a child process; its exit status, and its
+ * standard output and error.
+ */
+static int
+run_program(enum agora_access access, char *out, char *err, size_t len)
+{
+	static struct agora_route route = { "GET", "/hello", AGORA_BODY_NONE,
+		hello, AGORA_ACCESS_UNSET, AGORA_RL_NONE };
+	static const struct agora_program prog = {
+		.name = "unit_route", .routes = &route, .nroutes = 1
+	};
+	static char name[] = "unit_route";
+	char *argv[] = { name, NULL };
+	int o[2], e[2], status = -1;
+	pid_t pid;
+
+	route.access = access;
+	if (pipe(o) != 0 || pipe(e) != 0)
+		return -1;
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		dup2(open("/dev/null", O_RDONLY), STDIN_FILENO);
+		dup2(o[1], STDOUT_FILENO);
+		dup2(e[1], STDERR_FILENO);
+		close(o[0]);
+		close(e[0]);
+		status = agora_main(1, argv, &prog);
+		fflush(stdout);
+		_exit(status);
+	}
+	close(o[1]);
+	close(e[1]);
+	/* The answers are small: a pipe holds them whole. */
+	if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		status = WEXITSTATUS(status);
+	drain(o[0], out, len);
+	drain(e[0], err, len);
+	return status;
+}
+
+static void
+access_rules(void)
+{
+	char out[4096], err[4096];
+	int rc;
+
+	/* No configuration file, database nor cache: a program starts
+	 * without them. */
+	setenv("AGORA_CONFIG", "/dev/null", 1);
+	setenv("AGORA_DATABASE_URL", "host=/nonexistent connect_timeout=1", 1);
+	setenv("AGORA_MEMCACHED_SERVERS", "", 1);
+	setenv("GATEWAY_INTERFACE", "CGI/1.1", 1);
+	setenv("REQUEST_METHOD", "GET", 1);
+	setenv("REQUEST_URI", "/hello", 1);
+	rc = run_program(AGORA_ANON, out, err, sizeof(out));
+	tap_ok(rc == 0 && strncmp(out, "Status: 200", 11) == 0 &&
+	        strstr(out, "hello") != NULL,
+	    "a program whose route says who may call it serves it (%d)", rc);
+	rc = run_program(AGORA_ACCESS_UNSET, out, err, sizeof(out));
+	tap_ok(rc == 1 && out[0] == '\0' &&
+	        strstr(err, "route GET /hello declares no access rule") != NULL,
+	    "a program with a route that declares no access rule refuses to "
+	    "start: exit %d, nothing served, and it says why",
+	    rc);
+}
+
 int
 main(void)
 {
@@ -78,5 +170,6 @@ main(void)
 		    "%s %s -> %d (allow \"%s\")", c->method, c->path, rc,
 		    rc == AGORA_E_METHOD ? allow : "");
 	}
+	access_rules();
 	return tap_done();
 }
