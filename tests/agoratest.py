@@ -359,3 +359,81 @@ def sign(secret, body, t=None):
     t = int(time.time()) if t is None else t
     mac = hmac.new(secret.encode(), b"%d." % t + body, hashlib.sha256).hexdigest()
     return "t=%d,v1=%s" % (t, mac)
+
+
+# --- which process answered ----------------------------------------------------
+# Each request's log line (the web server's error log, or the pool's log
+# files) names the process that served it: "pid" beside "request_id".
+
+def log_mark():
+    """Where the stack's logs end now; served_by() reads what follows."""
+    d = os.path.join(os.path.dirname(os.environ["AGORA_CONFIG"]), "logs")
+    return {os.path.join(d, f): os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)}
+
+
+def served_by(mark, rids):
+    """{request id: pid} for the requests of rids logged since mark."""
+    d = os.path.dirname(next(iter(mark))) if mark else None
+    want, got = set(rids), {}
+    for path in [os.path.join(d, f) for f in os.listdir(d)] if d else []:
+        with open(path, "rb") as f:
+            f.seek(mark.get(path, 0))
+            for line in f:
+                i = line.find(b'{"ts"')
+                if i < 0 or b'"request_id"' not in line:
+                    continue
+                try:
+                    j = json.loads(line[i:])
+                except ValueError:
+                    continue
+                if j.get("request_id") in want and "pid" in j:
+                    got[j["request_id"]] = j["pid"]
+    return got
+
+
+def across_processes(send, want, width=12, rounds=15):
+    """Call send(request_id) width at a time until the processes of want
+    (pids; None: all rounds) have all answered, or rounds pass.  Returns
+    (answers, pids): every Resp, and the set of pids that served them."""
+    import threading
+    import uuid
+    answers, pids, rids = [], set(), []
+    mark = log_mark()
+    for _ in range(rounds):
+        batch = ["t-" + uuid.uuid4().hex for _ in range(width)]
+        out = [None] * width
+
+        def run(i):
+            out[i] = send(batch[i])
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(width)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        answers += out
+        rids += batch
+        # A line is written when its answer has gone; give it a moment.
+        wait_for(lambda: len(served_by(mark, rids)) == len(rids), 2)
+        pids = set(served_by(mark, rids).values())
+        if want is not None and want <= pids:
+            break
+    return answers, pids
+
+
+def reset_ok(resp, t0, t1, window=60, header="RateLimit-Reset"):
+    """Whether resp's header (seconds until the rate-limit window ends)
+    is right for some second of the server's clock between t0 and t1,
+    the times before the request was sent and after its answer came."""
+    try:
+        v = int(resp.header(header))
+    except (TypeError, ValueError):
+        return False
+    return any(v == window - s % window for s in range(int(t0), int(t1) + 1))
+
+
+def in_minute(seconds):
+    """When fewer than seconds are left in the clock's minute (the window
+    of the rate limits), wait for the next one, so that a sequence of
+    requests counted against a limit falls in one window."""
+    if 60 - time.time() % 60 < seconds:
+        time.sleep(60.5 - time.time() % 60)

@@ -12,8 +12,8 @@ import time
 import urllib.parse
 import uuid
 
-from agoratest import (FcgiPool, Tap, cgi, mc, mc_get, need_stack, psql, request,
-                       wait_for)
+from agoratest import (FcgiPool, Tap, across_processes, cgi, in_minute, log_mark, mc, mc_get,
+                       need_stack, psql, request, reset_ok, served_by, wait_for)
 
 need_stack()
 t = Tap()
@@ -92,11 +92,14 @@ t.ok(r.status == 200
      "GET /products/{id}: UTF-8 round trip", r)
 t.ok(r.header("Cache-Control") == "public, max-age=30" and r.header("ETag"),
      "anonymous reads: public Cache-Control and an ETag", r)
+t.ok("Authorization" in [v.strip() for v in (r.header("Vary") or "").split(",")],
+     "and Vary: Authorization, so a shared cache keeps them apart from signed-in ones", r)
 r2 = request("GET", "/api/v1/products/" + TID, headers={"If-None-Match": r.header("ETag") or "x"})
 t.ok(r2.status == 304 and r2.body == b"", "If-None-Match: 304", r2)
 r = request("GET", "/api/v1/products/" + TID, headers=CUS)
-t.ok(r.status == 200 and "private" in (r.header("Cache-Control") or ""),
-     "signed-in reads are private", r)
+t.ok(r.status == 200 and "private" in (r.header("Cache-Control") or "")
+     and "Authorization" in (r.header("Vary") or ""),
+     "signed-in reads are private, with Vary: Authorization", r)
 
 r = create("Dup", 100, sku="TENT-" + RUN)
 t.ok(r.is_problem(409, "sku_taken"), "a taken sku: 409 sku_taken", r)
@@ -132,14 +135,20 @@ for bad in ["abc", "0", "-3", "99999999999999999999", "999999999"]:
     t.ok(r.is_problem(404), "GET /products/%s: 404" % bad, r)
 
 # --- writes are visible at once, whatever process cached the old one -------
-for _ in range(12):
-    request("GET", "/api/v1/products/" + TID)
+def read_tent(rid):
+    return request("GET", "/api/v1/products/" + TID, headers={"X-Request-Id": rid})
+
+
+old, READERS = across_processes(read_tent, None, rounds=3)
+t.ok(len(READERS) >= 2 and {(x.json() or {}).get("price_cents") for x in old} == {19999},
+     "concurrent reads of the product were served by %d processes" % len(READERS), READERS)
 r = request("PATCH", "/api/v1/products/" + TID, body={"name": "%s Storm Tent" % RUN.capitalize(),
                                                       "price_cents": 24999}, headers=ADM)
 t.ok(r.status == 200 and (r.json() or {}).get("price_cents") == 24999, "PATCH /products/{id}", r)
-seen = set((request("GET", "/api/v1/products/" + TID).json() or {}).get("price_cents")
-           for _ in range(12))
-t.ok(seen == {24999}, "every later read, on every process, sees the write", seen)
+got, pids = across_processes(read_tent, READERS)
+seen = set((x.json() or {}).get("price_cents") for x in got)
+t.ok(seen == {24999} and READERS <= pids,
+     "every later read, on every process that had read it, sees the write", (seen, READERS - pids))
 r = request("PATCH", "/api/v1/products/" + TID, body={"price_cents": -5}, headers=ADM)
 t.ok(r.is_problem(422), "PATCH with a negative price: 422", r)
 r = request("PATCH", "/api/v1/products/999999999", body={"name": "x"}, headers=ADM)
@@ -161,6 +170,11 @@ names = [p["name"] for p in (r.json() or {}).get("data", [])]
 t.ok(r.status == 200 and len(names) == 7, "full-text search finds all 7 of this run", names)
 t.ok(names and "Tent" in names[0], "ranked by relevance: the word in the name and the description first",
      names)
+r2 = search("q=" + RUN)
+r3 = request("GET", "/api/v1/products?q=" + RUN, headers={"If-None-Match": r2.header("ETag") or "x"})
+t.ok(r2.header("ETag") and "Authorization" in (r2.header("Vary") or "")
+     and r3.status == 304 and r3.body == b"" and r3.header("ETag") == r2.header("ETag"),
+     "a list carries an ETag and Vary: Authorization; If-None-Match with it: 304", (r2, r3))
 r = search("q=" + RUN[:5])
 t.ok(len((r.json() or {}).get("data", [])) == 7, "a partial word finds them too (prefix)", r)
 r = search("q=%s+lantern&sort=price" % RUN)
@@ -189,13 +203,16 @@ r = search("q=%s&category=%s" % (RUN, leaf.get("id")))
 t.ok(len((r.json() or {}).get("data", [])) == 1, "the child alone", r)
 r = search("category=999999999")
 t.ok(r.is_problem(422, "unknown_category"), "an unknown category: 422", r)
+n_products = psql("SELECT count(*) FROM products")[1]
 for qs, what in [("q=" + q("'; DROP TABLE products; --"), "SQL-shaped"),
                  ("q=" + q('" OR 1=1 | !! & <->'), "tsquery operators"),
                  ("q=" + q("\u00e9t\u00e9 \u2603"), "non-ASCII")]:
     r = search(qs)
     t.ok(r.status == 200 and isinstance((r.json() or {}).get("data"), list),
          "a %s query is plain data: 200" % what, r)
-t.ok(psql("SELECT count(*) > 0 FROM products")[1] == "t", "and the products are still there")
+t.ok(psql("SELECT count(*) FROM products")[1] == n_products and int(n_products) >= 7
+     and len(search("q=" + RUN).json()["data"]) == 7,
+     "and the products are still there, every one", n_products)
 r = search("q=" + "a" * 201)
 t.ok(r.is_problem(400, "bad_parameter"), "a 201-character query: 400", r)
 r = search("q=" + "a" * 10000)
@@ -207,7 +224,12 @@ for qs in ["limit=0", "limit=101", "limit=x", "cursor=forged", "sort=cheapest", 
 
 # --- keyset pages stay stable while products are added ----------------------
 def walk(qs, limit=2):
-    seen, cursor, pages = [], None, 0
+    """Page through qs, adding a product after the first page.  Returns the
+    ids seen, the last page, and the whole list in one page before and
+    after the walk."""
+    def whole():
+        return [p["id"] for p in search(qs + "&limit=100").json()["data"]]
+    before, seen, cursor, pages = whole(), [], None, 0
     while pages < 20:
         r = search(qs + "&limit=%d" % limit + ("&cursor=" + cursor if cursor else ""))
         j = r.json() or {}
@@ -216,15 +238,21 @@ def walk(qs, limit=2):
         if pages == 1:
             create("%s Lantern late" % RUN.capitalize(), 1, stock=1, category=top.get("id"))
         if not j.get("has_more"):
-            return seen, j
+            return seen, j, before, whole()
         cursor = j.get("next_cursor")
-    return seen, None
+    return seen, None, before, whole()
 
 
 for sort in ["newest", "price", "-price", "rating", "relevance"]:
-    ids, last = walk("q=%s+lantern&sort=%s" % (RUN, sort))
-    t.ok(last is not None and len(ids) == len(set(ids)) and len(ids) >= 6,
-         "sort=%s: pages without repeats or gaps while products are added" % sort, ids)
+    ids, last, before, after = walk("q=%s+lantern&sort=%s" % (RUN, sort))
+    # No repeat; no gap: every product there before the walk is seen; and
+    # the order across pages is the order of one whole page (the product
+    # added meanwhile shows where it sorts after the cursor, or not at all).
+    t.ok(last is not None and len(ids) == len(set(ids)) and len(before) >= 6
+         and set(before) <= set(ids) and len(after) == len(before) + 1
+         and ids == [x for x in after if x in set(ids)],
+         "sort=%s: pages in order, without repeats or gaps, while products are added" % sort,
+         (ids, before, after))
 r = search("q=%s&sort=price&limit=1" % RUN)
 cur = (r.json() or {}).get("next_cursor") or ""
 r = search("q=%s&sort=newest&cursor=%s" % (RUN, cur))
@@ -251,8 +279,9 @@ for alias in ["0" + TID, "+" + TID, TID + " "]:
     r = request("GET", "/api/v1/products/" + urllib.parse.quote(alias))
     t.ok(r.is_problem(404), "another spelling of an id (%r) is not the product" % alias, r)
 r = search("q=" + q("%s lantern -late" % RUN))
-t.ok(r.status == 200 and all("late" not in p["name"] for p in r.json()["data"]),
-     "a negated last word stays negated", r)
+t.ok(r.status == 200 and len(r.json()["data"]) == 5
+     and all("late" not in p["name"] for p in r.json()["data"]),
+     "a negated last word stays negated: the 5 lanterns left, none late", r)
 
 # --- inventory -----------------------------------------------------------------
 r = request("GET", "/api/v1/inventory/" + TID)
@@ -304,14 +333,20 @@ t.ok(r.is_problem(403), "a customer cannot set stock: 403", r)
 r = request("GET", "/api/v1/inventory/999999999")
 t.ok(r.is_problem(404), "inventory of an unknown product: 404", r)
 
-# Twenty orders race for five units.
+# Twenty orders race for five units, on several processes at once (the
+# reads first make the web server start them where it starts them on
+# demand).
 request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 5}, headers=ADM)
-codes = []
+across_processes(lambda rid: request("GET", "/api/v1/inventory/" + TID,
+                                     headers={"X-Request-Id": rid}), None, rounds=2)
+codes, rids = [], ["race-%s-%d" % (RUN, i) for i in range(20)]
+mark = log_mark()
 
 
 def grab(i):
     codes.append(request("PUT", "/api/v1/inventory/%s/reserve" % TID,
-                         body={"order_id": "race-%s-%d" % (RUN, i), "quantity": 1}, headers=ADM).status)
+                         body={"order_id": rids[i], "quantity": 1},
+                         headers=dict(ADM, **{"X-Request-Id": rids[i]})).status)
 
 
 threads = [threading.Thread(target=grab, args=(i,)) for i in range(20)]
@@ -322,6 +357,9 @@ for th in threads:
 inv = request("GET", "/api/v1/inventory/" + TID).json() or {}
 t.ok(sorted(codes) == [200] * 5 + [409] * 15 and inv.get("reserved") == 5 and inv.get("available") == 0,
      "20 concurrent reservations of 5 units: exactly 5 succeed", (sorted(codes), inv))
+wait_for(lambda: len(served_by(mark, rids)) == 20, 2)
+racers = set(served_by(mark, rids).values())
+t.ok(len(racers) >= 3, "and they raced on %d processes" % len(racers), racers)
 rc, out, err = psql("UPDATE inventory SET reserved = on_hand + 1 WHERE product_id = %s" % TID,
                     check=False)
 t.ok(rc != 0 and "inventory_reserved_le_on_hand" in err,
@@ -330,26 +368,46 @@ rc, out, err = psql("UPDATE inventory SET on_hand = -1 WHERE product_id = %s" % 
 t.ok(rc != 0 and "check constraint" in err, "and negative stock", err)
 
 # --- the API limit on cached reads (counted within their cache round trip) ---
+def timed_cgi(*args, **kw):
+    """cgi(), with the clock before and after: (Resp, t0, t1)."""
+    t0 = time.time()
+    resp = cgi(*args, **kw)
+    return resp, t0, time.time()
+
+
+def refused_ok(g):
+    """A 429 whose Retry-After and RateLimit-Reset both give the seconds
+    left in the minute's window."""
+    resp, t0, t1 = g
+    return (resp.is_problem(429, "rate_limited") and reset_ok(resp, t0, t1)
+            and resp.header("Retry-After") == resp.header("RateLimit-Reset"))
+
+
 pid = request("GET", "/api/v1/products?limit=1").json()["data"][0]["id"]
 for prog, uri in (("products", "/api/v1/products/" + pid), ("products", "/api/v1/products?limit=2"),
                   ("categories", "/api/v1/categories")):
     env = {"AGORA_RATE_LIMIT_API": "3", "REMOTE_ADDR": "10.77.%d.%d" % (
         uuid.uuid4().int % 250, uuid.uuid4().int % 250)}
-    got = [cgi(prog, "GET", uri, env=env) for _ in range(5)]
+    in_minute(10)
+    timed = [timed_cgi(prog, "GET", uri, env=env) for _ in range(5)]
+    got = [g[0] for g in timed]
     t.ok([g.status for g in got] == [200, 200, 200, 429, 429]
          and [g.header("RateLimit-Remaining") for g in got[:3]] == ["2", "1", "0"]
-         and got[3].is_problem(429, "rate_limited") and got[3].header("Retry-After"),
-         "GET %s: rate_limit_api applies to cached reads, with its headers" % uri,
-         [(g.status, g.header("RateLimit-Remaining")) for g in got])
+         and all(reset_ok(*g) for g in timed) and refused_ok(timed[3]),
+         "GET %s: rate_limit_api applies to cached reads, with its headers and their values"
+         % uri, [(g.status, g.header("RateLimit-Remaining"), g.header("RateLimit-Reset"),
+                  g.header("Retry-After")) for g in got])
 # Reads refused before they reach the cache count too, and over the limit
 # their answer gives way to the 429.
 for uri, first in (("/api/v1/products/not-an-id", 404), ("/api/v1/products?limit=0", 400)):
     env = {"AGORA_RATE_LIMIT_API": "3", "REMOTE_ADDR": "10.79.%d.%d" % (
         uuid.uuid4().int % 250, uuid.uuid4().int % 250)}
-    got = [cgi("products", "GET", uri, env=env) for _ in range(5)]
+    in_minute(10)
+    timed = [timed_cgi("products", "GET", uri, env=env) for _ in range(5)]
+    got = [g[0] for g in timed]
     t.ok([g.status for g in got] == [first] * 3 + [429, 429]
          and [g.header("RateLimit-Remaining") for g in got[:3]] == ["2", "1", "0"]
-         and got[4].is_problem(429, "rate_limited") and got[4].header("Retry-After"),
+         and refused_ok(timed[4]),
          "GET %s: bad reads are counted and limited as well" % uri,
          [(g.status, g.header("RateLimit-Remaining")) for g in got])
 
@@ -415,8 +473,10 @@ codes = []
 
 def reads(n):
     for _ in range(n):
+        t0 = time.time()
         g = pool.request("GET", "/api/v1/products/" + pid, env={"REMOTE_ADDR": addr})
-        codes.append((g.status, g.header("Retry-After") is not None))
+        codes.append((g.status, reset_ok(g, t0, time.time(), header="Retry-After")
+                      and g.header("Retry-After") == g.header("RateLimit-Reset")))
 
 
 try:
@@ -432,7 +492,8 @@ limited = [ra for c, ra in codes if c == 429]
 t.ok(len(codes) == 760 and 640 <= ok <= 640 + 8 and len(limited) == 760 - ok
      and all(limited),
      "760 cached reads of one client through 2 processes, limit 640: "
-     "640 to 648 pass, the rest get 429 with Retry-After", (ok, len(limited)))
+     "640 to 648 pass, the rest get 429 with Retry-After (the seconds left in the window)",
+     (ok, len(limited), limited.count(False)))
 t.ok(mc_count(addr) == ok,
      "every read that passed was counted in memcached", (mc_count(addr), ok))
 

@@ -52,7 +52,11 @@ t.ok(doc.get("rating_count") == 1 and float(doc.get("rating_avg", 0)) == 4.0,
 r = review(A, P, 1, "Changed my mind")
 t.ok(r.is_problem(409, "already_reviewed"), "a second review by the same user: 409", r)
 r = request("GET", "/api/v1/reviews/" + str(rv.get("id")))
-t.ok(r.status == 200 and r.json() == rv, "GET /reviews/{id}", r)
+t.ok(r.status == 200 and r.json() == rv and r.header("ETag"), "GET /reviews/{id}, with an ETag", r)
+r2 = request("GET", "/api/v1/reviews/" + str(rv.get("id")),
+             headers={"If-None-Match": r.header("ETag") or "x"})
+t.ok(r2.status == 304 and r2.body == b"" and r2.header("ETag") == r.header("ETag"),
+     "If-None-Match with it: 304", r2)
 
 for tag, state in [("pending", "pending"), ("paid", "paid")]:
     h = buyer(tag, P, state)
