@@ -4,6 +4,8 @@ rotation with reuse detection, logout, and limits shared through
 memcached.  RS256 and ES256 run the programs as CGI with other keys, and
 an independent JWT library (PyJWT) verifies our tokens from the JWKS."""
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import json
@@ -14,7 +16,7 @@ import tempfile
 import time
 import uuid
 
-from agoratest import Tap, cgi, config_value, need_stack, psql, request
+from agoratest import Tap, cgi, config_value, in_minute, need_stack, psql, request, reset_ok
 
 need_stack()
 t = Tap()
@@ -251,6 +253,29 @@ t.ok(codes == [422] * 4 and r.is_problem(429, "too_many_failures"),
 rc, out, err = psql("SELECT password_hash FROM users WHERE email = '%s'" % email_a)
 t.ok(out.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and "new password" not in out,
      "passwords are stored as Argon2id hashes only", out)
+# A hash made with older, cheaper parameters (libsodium's own Argon2id,
+# through ctypes) is replaced by one with today's at the next login, and
+# only after the password was right.
+sodium = ctypes.CDLL(ctypes.util.find_library("sodium"))
+sodium.sodium_init()
+old_hash = ctypes.create_string_buffer(128)  # crypto_pwhash_STRBYTES
+pw = PW.encode()
+made = sodium.crypto_pwhash_argon2id_str(old_hash, pw, ctypes.c_ulonglong(len(pw)),
+                                         ctypes.c_ulonglong(1), ctypes.c_size_t(8 << 20))
+old_hash = old_hash.value.decode()
+email_r = "rehash.%s@example.com" % RUN
+register(email_r)
+psql("UPDATE users SET password_hash = '%s' WHERE email = '%s'" % (old_hash, email_r))
+r1 = login(email_r, "not the password")
+after_wrong = psql("SELECT password_hash FROM users WHERE email = '%s'" % email_r)[1]
+r2 = login(email_r)
+after_right = psql("SELECT password_hash FROM users WHERE email = '%s'" % email_r)[1]
+t.ok(made == 0 and old_hash.startswith("$argon2id$v=19$m=8192,t=1,p=1$")
+     and r1.status == 401 and after_wrong == old_hash,
+     "a hash of older parameters is kept through a failed login", (made, old_hash, r1))
+t.ok(r2.status == 200 and after_right.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+     and login(email_r).status == 200,
+     "the next good login rehashes it with today's parameters", (r2, after_right))
 rt = (login(email_a, "new password 123").json() or {}).get("refresh_token", "")
 rc, out, err = psql("SELECT count(*) FROM refresh_tokens WHERE token_sha256 = '%s'"
                     % hashlib.sha256(rt.encode()).hexdigest())
@@ -264,9 +289,13 @@ codes = [login(victim, "wrong password %d" % i).status for i in range(3)]
 codes += [cgi("auth", "POST", "/api/v1/auth/login",
               body={"email": victim.upper(), "password": "wrong again %d" % i}).status for i in range(2)]
 t.ok(codes == [401] * 5, "five wrong passwords, through the server and as CGI: 401 each", codes)
+t0 = time.time()
 r = login(victim)
-t.ok(r.is_problem(429, "too_many_failures") and int(r.header("Retry-After") or 0) > 0,
-     "the sixth attempt, even with the right password: 429 with Retry-After", r)
+t.ok(r.is_problem(429, "too_many_failures")
+     and reset_ok(r, t0, time.time(), window=int(config_value("login_failure_window") or 900),
+                  header="Retry-After"),
+     "the sixth attempt, even with the right password: 429 with Retry-After, the seconds "
+     "left in the failure window", r)
 r = cgi("auth", "POST", "/api/v1/auth/login", body={"email": victim, "password": PW})
 t.ok(r.status == 429, "and another process agrees (the count is in memcached)", r)
 
@@ -296,17 +325,45 @@ t.ok(mu > 0.4 * mw, "an unknown email also pays for a hash (%.1f ms vs %.1f ms)"
      % (mu * 1e3, mw * 1e3))
 
 # --- per-IP and per-user limits, with their headers ------------------------
+in_minute(15)
 ip = "10.%d.%d.%d" % tuple(int(RUN[i:i + 2], 16) for i in (0, 2, 4))
 lim = {"AGORA_RATE_LIMIT_AUTH": "3", "REMOTE_ADDR": ip}
+t0 = time.time()
 codes = [cgi("auth", "POST", "/api/v1/auth/login", body={"email": "x@example.com", "password": "y"},
              env=lim) for _ in range(4)]
+t1 = time.time()
 t.ok([c.status for c in codes] == [401, 401, 401, 429], "auth routes: 3 per minute per IP, then 429",
      [c.status for c in codes])
 last = codes[-1]
-t.ok(last.is_problem(429, "rate_limited") and last.header("Retry-After")
-     and last.header("RateLimit-Limit") == "3" and last.header("RateLimit-Remaining") == "0"
-     and last.header("RateLimit-Reset"), "429 carries Retry-After and RateLimit-*", last)
-t.ok(codes[0].header("RateLimit-Remaining") == "2", "RateLimit-Remaining counts down", codes[0])
+t.ok(last.is_problem(429, "rate_limited") and reset_ok(last, t0, t1)
+     and last.header("Retry-After") == last.header("RateLimit-Reset")
+     and last.header("RateLimit-Limit") == "3" and last.header("RateLimit-Remaining") == "0",
+     "429 carries Retry-After and RateLimit-Reset (both the seconds left in the minute), "
+     "RateLimit-Limit and RateLimit-Remaining 0", last)
+t.ok([c.header("RateLimit-Remaining") for c in codes[:3]] == ["2", "1", "0"]
+     and all(reset_ok(c, t0, t1) for c in codes[:3]), "RateLimit-Remaining counts down", codes[0])
+# Register and refresh count against the same per-IP limit as login.
+ip2 = "10.%d.%d.%d" % tuple(int(RUN[i:i + 2], 16) for i in (4, 6, 8))
+lim = {"AGORA_RATE_LIMIT_AUTH": "3", "REMOTE_ADDR": ip2}
+rl_email = "limited.%s@example.com" % RUN
+in_minute(15)
+calls = [("register", {"email": rl_email, "password": PW, "name": "Lim"}),
+         ("refresh", {"refresh_token": "x" * 43}),
+         ("login", {"email": rl_email, "password": PW})]
+t0 = time.time()
+got = [cgi("auth", "POST", "/api/v1/auth/" + path, body=body, env=lim) for path, body in calls]
+t.ok([g.status for g in got] == [201, 401, 200]
+     and [g.header("RateLimit-Remaining") for g in got] == ["2", "1", "0"],
+     "register, refresh and login count against one rate_limit_auth per IP",
+     [(g.status, g.header("RateLimit-Remaining")) for g in got])
+calls[0] = ("register", {"email": "2" + rl_email, "password": PW, "name": "Lim"})
+got = [cgi("auth", "POST", "/api/v1/auth/" + path, body=body, env=lim) for path, body in calls]
+t1 = time.time()
+t.ok(all(g.is_problem(429, "rate_limited") and reset_ok(g, t0, t1)
+         and g.header("Retry-After") == g.header("RateLimit-Reset") for g in got)
+     and psql("SELECT count(*) FROM users WHERE email = '2%s'" % rl_email)[1] == "0",
+     "then register, refresh and login each get 429, and the refused register wrote nothing",
+     [(g.status, g.header("Retry-After")) for g in got])
 codes = [cgi("users", "GET", "/api/v1/users/me", headers=bearer(B),
              env={"AGORA_RATE_LIMIT_API": "2"}).status for _ in range(3)]
 t.ok(codes[-1] == 429 and codes[0] == 200, "other routes: per user, 429 past the limit", codes)
