@@ -8,6 +8,7 @@ Runs under one web server setup only: the worker does not depend on it."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -123,24 +124,39 @@ def outbox_row(pid):
 
 
 # --- kill -9, again and again, while 500 paid orders flow ---------------------
-# Ten waves of 50 orders; each time a worker starts on them and is killed
-# at a random moment, often in the middle of a batch of charges.
-ids, kills = [], 0
+# Ten waves of 50 orders; each time a worker starts on them and, once it
+# is calling the gateway (20 ms a call here), is killed at a random moment
+# of its batch.  After each kill, charges the gateway made that the
+# database has not recorded show that the kill landed between the two.
+ids, kills, midway = [], 0, 0
+gw.mode("stall", 0.02)
 for wave in range(10):
     ids += place(50)
+    calls = gw.call("/_state")["calls"]
     w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
-    time.sleep(random.uniform(0.05, 0.3))
+    wait_for(lambda: gw.call("/_state")["calls"] > calls, 10)
+    time.sleep(random.uniform(0, 0.15))
     w.kill()
     w.wait()
     kills += 1
+    charged = gw.charges()
+    _, open_, _ = psql("SELECT string_agg(p.id::text, ',') FROM payments p WHERE p.status = "
+                       "'pending' AND p.order_id IN (%s)" % ",".join(ids))
+    midway += any(p in charged for p in (open_ or "").split(","))
+gw.mode("ok")
 w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
 done = wait_paid(ids, 30)
 stop(w)
 _, again, _ = psql("SELECT count(*) FROM payments WHERE attempts > 1 AND order_id IN (%s)"
                    % ",".join(ids))
+retried = [k for k, n in gw.call("/_state")["calls_by_key"].items() if n > 1]
 t.ok(done and kills == 10 and len(ids) == 500,
      "kill -9 ten times while 500 paid orders flow (%s charges begun again after a kill): "
      "every order ends paid" % again, statuses(ids))
+t.ok(midway >= 1 and int(again) >= 1 and retried,
+     "%d of the kills landed between a charge the gateway made and its record; those charges "
+     "were asked again with their idempotency keys (%d)" % (midway, len(retried)),
+     (midway, again, len(retried)))
 pids = payment_ids(ids)
 bad = one_charge_each(pids)
 t.ok(len(pids) == 500 and not bad, "the gateway holds exactly one successful charge per order",
@@ -171,6 +187,26 @@ gw.mode("ok")
 t.ok(wait_paid(ids, 10) and not one_charge_each([pid]),
      "a charge that timed out but went through is found by its idempotency key: paid, once",
      (statuses(ids), gw.charges().get(pid)))
+stop(w)
+
+# --- a refund that timed out but went through, retried -----------------------
+gw.mode("ok")
+ids = place(1)
+pid = payment_ids(ids)[0]
+w = start_worker(*PAY, "--loop", env=ENV, log=LOG)
+wait_paid(ids, 10)
+gw.mode("stall", 1.5)
+r = request("POST", "/api/v1/payments/%s/refund" % pid, headers=ADM)
+wait_for(lambda: pid in gw.refunds(), 10)
+gw.mode("ok")
+wait_for(lambda: psql("SELECT status FROM payments WHERE id = %s" % pid)[1] == "refunded", 15)
+_, ps, _ = psql("SELECT status || ' ' || refund_status FROM payments WHERE id = %s" % pid)
+keys = {k: n for k, n in gw.call("/_state")["calls_by_key"].items()
+        if k.startswith("refund-%s-" % pid)}
+t.ok(r.status == 202 and ps == "refunded succeeded" and len(gw.refunds().get(pid, [])) == 1
+     and len(keys) == 1 and list(keys.values())[0] >= 2,
+     "a refund that timed out but went through is asked again with its key: refunded, once",
+     (r.status, ps, gw.refunds().get(pid), keys))
 stop(w)
 
 # --- cancelled while its charge is in flight: charged, then refunded ---------
@@ -227,14 +263,30 @@ t.ok(stop(w) == 0, "and it still stops cleanly", "")
 # --- two workers side by side on 10,000 rows ----------------------------------
 SIM = dict(ENV, AGORA_PAYMENT_PROVIDER="simulated")
 ids = place(10000)
-a = start_worker(*PAY, "--once", env=SIM, log=LOG)
-b = start_worker(*PAY, "--once", env=SIM, log=LOG)
+logs = [LOG + ".a", LOG + ".b"]
+for f in logs:
+    if os.path.exists(f):
+        os.unlink(f)
+a = start_worker(*PAY, "--once", env=SIM, log=logs[0])
+b = start_worker(*PAY, "--once", env=SIM, log=logs[1])
 ra, rb = a.wait(timeout=300), b.wait(timeout=300)
+
+
+def handled(log):
+    """The rows a worker says it handled, from its last line."""
+    with open(log, errors="replace") as f:
+        m = re.findall(r"done: (\d+) handled", f.read())
+    return int(m[-1]) if m else None
+
+
+took = [handled(f) for f in logs]
 _, out, _ = psql("SELECT status || ' ' || attempts, count(*) FROM payments WHERE order_id IN "
                  "(SELECT id FROM orders WHERE id BETWEEN %s AND %s AND user_id = %s) "
                  "GROUP BY 1" % (min(ids, key=int), max(ids, key=int), UID))
 t.ok(ra == 0 and rb == 0 and out == "succeeded 1|10000",
      "two workers on 10,000 rows: each handled exactly once", out)
+t.ok(None not in took and min(took) >= 500 and sum(took) >= 10000,
+     "and both workers took rows (%s)" % took, took)
 _, n, _ = psql("SELECT count(*) FROM outbox WHERE topic = 'payment.charge'")
 t.ok(n == "0", "and the finished rows left the outbox", n)
 # Whatever happened above, money taken is never kept without a paid order.

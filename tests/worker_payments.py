@@ -129,8 +129,14 @@ t.ok(r.is_problem(409, "order_not_awaiting_payment"), "a paid order: 409", r)
 pid = payments(A, PAID["id"])[0]["id"]
 r = request("POST", "/api/v1/payments/%s/refund" % pid, headers=A)
 t.ok(r.is_problem(403), "a customer cannot refund: 403", r)
-r = request("POST", "/api/v1/payments/%s/refund" % pid, headers=ADM)
-t.ok(r.status == 202 and r.json().get("refund_status") == "pending", "an admin refunds: 202", r)
+RK = dict(ADM, **{"Idempotency-Key": "refund-" + RUN})
+r = request("POST", "/api/v1/payments/%s/refund" % pid, headers=RK)
+t.ok(r.status == 202 and r.json().get("refund_status") == "pending"
+     and r.header("Idempotent-Replayed") is None, "an admin refunds: 202", r)
+# (Asked again for real, the refund would be 409 not_refundable now.)
+r2 = request("POST", "/api/v1/payments/%s/refund" % pid, headers=RK)
+t.ok(r2.status == 202 and r2.body == r.body and r2.header("Idempotent-Replayed") == "true",
+     "the refund again with its Idempotency-Key: the same 202 and body, replayed", r2)
 r = request("POST", "/api/v1/payments/%s/refund" % pid, headers=ADM)
 t.ok(r.is_problem(409, "not_refundable"), "a second refund: 409", r)
 wait_for(lambda: request("GET", "/api/v1/payments/" + pid,
@@ -140,6 +146,9 @@ t.ok(request("GET", "/api/v1/payments/" + pid, headers=A).json().get("status") =
      and d["payment_status"] == "refunded", "the worker refunds it", d)
 failed = payments(A, request("GET", "/api/v1/orders?status=payment_failed",
                              headers=A).json()["data"][0]["id"])[0]["id"]
+r = request("POST", "/api/v1/payments/%s/refund" % failed, headers=RK)
+t.ok(r.is_problem(422, "idempotency_key_reused"),
+     "the refund's Idempotency-Key on another payment: 422 idempotency_key_reused", r)
 r = request("POST", "/api/v1/payments/%s/refund" % failed, headers=ADM)
 t.ok(r.is_problem(409, "not_refundable"), "a failed payment cannot be refunded", r)
 r = request("POST", "/api/v1/payments/999999999/refund", headers=ADM)
@@ -247,6 +256,15 @@ r = hook(ev)
 _, nev, _ = psql("SELECT count(*) FROM order_events WHERE order_id = %s" % o["id"])
 t.ok(r.status == 200 and r.json()["result"] == "duplicate" and nev == "2",
      "the same event again: a no-op", (r, nev))
+# The gateway says it refunded that charge on its own.
+r = hook({"id": "evt_%s_r" % RUN, "type": "charge.refunded", "data": {"payment_id": pid}})
+d = request("GET", "/api/v1/orders/" + o["id"], headers=A).json()
+p = request("GET", "/api/v1/payments/" + pid, headers=A).json()
+t.ok(r.status == 200 and r.json()["result"] == "applied" and p["status"] == "refunded"
+     and p["refund_status"] == "succeeded" and d["payment_status"] == "refunded"
+     and d["status"] == "paid",
+     "a charge.refunded webhook: the payment refunded, the order's payment_status refunded",
+     (r, p, d))
 # A charge.failed gives the stock back, and the cached product shows it.
 o3, pid3 = unworked_payment(A)
 versions = cache_versions()
