@@ -126,9 +126,13 @@ try:
     t0 = time.time()
     got = [request("GET", "/api/v1/products?limit=1") for _ in range(API + 2)]
     t1 = time.time()
+    # A cached read takes its count with the cached answer, so its
+    # RateLimit-Remaining may stay the same for a few reads (the contract
+    # says so); it never goes up.
+    left = [int(g.header("RateLimit-Remaining") or -1) for g in got[:API]]
     t.ok([g.status for g in got] == [200] * API + [429, 429]
-         and [g.header("RateLimit-Remaining") for g in got[:API]]
-         == [str(API - 1 - i) for i in range(API)] and limited(got[-1], t0, t1, API),
+         and left == sorted(left, reverse=True) and 0 <= left[-1] <= left[0] <= API - 1
+         and limited(got[-2], t0, t1, API) and limited(got[-1], t0, t1, API),
          "anonymous catalog reads: %d per address, then 429 with its headers" % API,
          [(g.status, g.header("RateLimit-Remaining")) for g in got])
 finally:
