@@ -174,8 +174,10 @@ vg("orders", "GET", "/api/v1/orders/%s/payments" % UNPAID, 200, token=U)
 vg("payments", "POST", "/api/v1/payments/%s/refund" % REFUND, 202, token=ADM)
 event = json.dumps({"id": "evt_vg_" + RUN, "type": "charge.refunded",
                     "data": {"payment_id": REFUND}}).encode()
+with open(config_value("webhook_secret_file")) as f:
+    secret = f.read().strip()
 vg("payments", "POST", "/api/v1/payments/webhook", 200, event, J,
-   headers={"HTTP_AGORA_SIGNATURE": sign(config_value("webhook_secret"), event)})
+   headers={"HTTP_AGORA_SIGNATURE": sign(secret, event)})
 
 f = vg("files", "POST", "/api/v1/files?filename=vg.bin", 201, b"\x00valgrind\xff" * 100,
        "application/octet-stream", token=U)
