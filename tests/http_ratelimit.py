@@ -124,13 +124,16 @@ try:
     in_minute(25)
     forget_counts()
     t0 = time.time()
-    got = [request("GET", "/api/v1/products?limit=1") for _ in range(API + 2)]
+    got = [request("GET", "/api/v1/products?limit=1") for _ in range(API + 3)]
     t1 = time.time()
-    # A cached read takes its count with the cached answer, so its
-    # RateLimit-Remaining may stay the same for a few reads (the contract
-    # says so); it never goes up.
+    # A cached read takes its count with the cached answer and sends it
+    # without waiting, so its RateLimit-Remaining may stay the same for a
+    # few reads, and a read on another process may pass before the count
+    # of the one before lands: one read past the limit at most (the
+    # contract says so).  The count never goes up.
+    ok = sum(1 for g in got if g.status == 200)
     left = [int(g.header("RateLimit-Remaining") or -1) for g in got[:API]]
-    t.ok([g.status for g in got] == [200] * API + [429, 429]
+    t.ok(ok in (API, API + 1) and [g.status for g in got] == [200] * ok + [429] * (API + 3 - ok)
          and left == sorted(left, reverse=True) and 0 <= left[-1] <= left[0] <= API - 1
          and limited(got[-2], t0, t1, API) and limited(got[-1], t0, t1, API),
          "anonymous catalog reads: %d per address, then 429 with its headers" % API,
