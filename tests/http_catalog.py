@@ -430,6 +430,9 @@ def mc_count(addr):
 mc("delete agora:p2:" + pid, b"\r\n")
 made = time.time() * 1000
 r = request("GET", "/api/v1/products/" + pid)
+# The fill is sent without waiting for memcached's answer (a quiet set):
+# it may land just after the answer to the client.
+wait_for(lambda: mc_get("agora:p2:" + pid), 3)
 entry = mc_get("agora:p2:" + pid) or b""
 ver, tag, times, body = (entry.split(b"\n", 3) + [b"", b"", b"", b""])[:4]
 expires = int(times.split()[0]) if times.split() else 0
