@@ -203,6 +203,85 @@ key_find(const char *name, size_t len)
 }
 
 /*
+ * The edit distance of a[0..alen) and b (insertions, deletions,
+ * substitutions and swaps of neighbours each cost 1), or KEY_MAX + 1 when
+ * either is longer than KEY_MAX.
+ */
+static size_t
+edit_distance(const char *a, size_t alen, const char *b)
+{
+	size_t d[3][KEY_MAX + 1], *c, *p, *pp, blen = strlen(b), i, j, v;
+
+	if (alen > KEY_MAX || blen > KEY_MAX)
+		return KEY_MAX + 1;
+	for (j = 0; j <= blen; j++)
+		d[0][j] = j;
+	for (i = 1; i <= alen; i++) {
+		c = d[i % 3];
+		p = d[(i - 1) % 3];
+		pp = d[(i + 1) % 3]; /* row i - 2 */
+		c[0] = i;
+		for (j = 1; j <= blen; j++) {
+			v = p[j - 1] + (a[i - 1] != b[j - 1]);
+			if (p[j] + 1 < v)
+				v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = v;
+		}
+	}
+	return d[alen % 3][blen];
+}
+
+/* The known key closest to name[0..len), if one is 2 edits away or less. */
+static const struct key *
+key_closest(const char *name, size_t len)
+{
+	const struct key *best = NULL;
+	size_t i, d, best_d = 3;
+
+	for (i = 0; i < NKEYS; i++) {
+		d = edit_distance(name, len, keys[i].name);
+		if (d < best_d) {
+			best = &keys[i];
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+/* Why name[0..len) is not a key, with the key it may have meant. */
+static void
+unknown_key(const char *name, size_t len, char *why, size_t whylen)
+{
+	const struct key *near = key_closest(name, len);
+	int n = len > KEY_MAX ? KEY_MAX : (int)len;
+
+	if (near != NULL)
+		snprintf(why, whylen, "unknown key '%.*s' (did you mean '%s'?)",
+		    n, name, near->name);
+	else
+		snprintf(why, whylen, "unknown key '%.*s'", n, name);
+}
+
+/*
+ * Why value v[0..len) of integer key k, set as label (the key, or its
+ * AGORA_ variable), is refused: the range it must be in.
+ */
+static void
+out_of_range(const struct key *k, const char *label, const char *v, size_t len,
+    char *why, size_t whylen)
+{
+	snprintf(why, whylen,
+	    "%s: value out of range: '%.*s' (a whole number from %lld to "
+	    "%lld)",
+	    label, len > 32 ? 32 : (int)len, v, k->min, k->max);
+}
+
+/*
  * A secret's value set after its <key>_file (a later line, or AGORA_<KEY>
  * in the environment) wins over the file: the last one set counts.
  */
@@ -270,8 +349,8 @@ trim(const char *s, const char *end, const char **tend)
 }
 
 static int
-parse_line(
-    struct agora_config *cfg, const char *s, const char *end, const char **why)
+parse_line(struct agora_config *cfg, const char *s, const char *end, char *why,
+    size_t whylen)
 {
 	const char *eq, *k, *kend, *v, *vend;
 	const struct key *key;
@@ -281,18 +360,22 @@ parse_line(
 		return 0;
 	eq = memchr(s, '=', (size_t)(end - s));
 	if (eq == NULL) {
-		*why = "expected key = value";
+		snprintf(why, whylen, "expected key = value");
 		return -1;
 	}
 	k = trim(s, eq, &kend);
 	v = trim(eq + 1, end, &vend);
 	key = key_find(k, (size_t)(kend - k));
 	if (key == NULL) {
-		*why = "unknown key";
+		unknown_key(k, (size_t)(kend - k), why, whylen);
 		return -1;
 	}
 	if (key_set(cfg, key, v, (size_t)(vend - v)) != 0) {
-		*why = "value out of range";
+		if (key->type == C_INT)
+			out_of_range(
+			    key, key->name, v, (size_t)(vend - v), why, whylen);
+		else
+			snprintf(why, whylen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -306,15 +389,15 @@ int
 agora_config_parse(struct agora_config *cfg, const char *text, const char *name,
     char *err, size_t errlen)
 {
-	const char *p, *nl, *why;
+	const char *p, *nl;
+	char why[256];
 	int line;
 
 	for (p = text, line = 1; *p != '\0'; line++) {
 		nl = strchr(p, '\n');
 		if (nl == NULL)
 			nl = p + strlen(p);
-		why = NULL;
-		if (parse_line(cfg, p, nl, &why) != 0) {
+		if (parse_line(cfg, p, nl, why, sizeof(why)) != 0) {
 			snprintf(err, errlen, "%s:%d: %s", name, line, why);
 			return -1;
 		}
@@ -346,12 +429,15 @@ agora_config_env(
 			if (strncmp(envp[j], var, n) != 0)
 				continue;
 			v = envp[j] + n;
-			if (key_set(cfg, &keys[i], v, strlen(v)) != 0) {
-				snprintf(err, errlen,
-				    "%.*s: value out of range", (int)n - 1,
-				    var);
-				return -1;
-			}
+			if (key_set(cfg, &keys[i], v, strlen(v)) == 0)
+				continue;
+			var[n - 1] = '\0';
+			if (keys[i].type == C_INT)
+				out_of_range(
+				    &keys[i], var, v, strlen(v), err, errlen);
+			else
+				snprintf(err, errlen, "%s: out of memory", var);
+			return -1;
 		}
 	}
 	return 0;

@@ -28,6 +28,51 @@ static const struct conf_case cases[] = {
 	{ "max_body_bytes = 99999999999999999999\n", 0, "overflow" },
 };
 
+struct msg_case {
+	const char *text, *err;
+};
+
+/* What the messages of a refused file say. */
+static const struct msg_case msgs[] = {
+	{ "databse_url = x\n",
+	    "m.conf:1: unknown key 'databse_url' (did you mean "
+	    "'database_url'?)" },
+	{ "# c\nmax_body_byte = 2048\n",
+	    "m.conf:2: unknown key 'max_body_byte' (did you mean "
+	    "'max_body_bytes'?)" },
+	{ "stroage = s3\n",
+	    "m.conf:1: unknown key 'stroage' (did you mean 'storage'?)" },
+	{ "nonsense = 1\n", "m.conf:1: unknown key 'nonsense'" },
+	{ "s3_bucketss = b\n",
+	    "m.conf:1: unknown key 's3_bucketss' (did you mean "
+	    "'s3_bucket'?)" },
+	{ "s3_bucketsss = b\n", "m.conf:1: unknown key 's3_bucketsss'" },
+	{ "log_requests = 2\n",
+	    "m.conf:1: log_requests: value out of range: '2' (a whole "
+	    "number from 0 to 1)" },
+	{ "order_wait_max = -1\n",
+	    "m.conf:1: order_wait_max: value out of range: '-1' (a whole "
+	    "number from 0 to 30)" },
+	{ "database_url\n", "m.conf:1: expected key = value" },
+};
+
+static void
+test_messages(void)
+{
+	struct agora_config cfg;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		agora_config_defaults(&cfg);
+		err[0] = '\0';
+		agora_config_parse(
+		    &cfg, msgs[i].text, "m.conf", err, sizeof(err));
+		tap_ok(strcmp(err, msgs[i].err) == 0, "message: %s", err);
+		agora_config_free(&cfg);
+	}
+}
+
 /* The lease a worker uses with text's settings is want seconds. */
 static void
 lease(const char *text, long long want, const char *what)
@@ -142,8 +187,11 @@ main(void)
 	agora_config_defaults(&cfg);
 	agora_config_parse(
 	    &cfg, "\n\nmax_body_bytes = x\n", "a.conf", err, sizeof(err));
-	tap_ok(strcmp(err, "a.conf:3: value out of range") == 0,
-	    "errors name the file and line: %s", err);
+	tap_ok(strcmp(err,
+	           "a.conf:3: max_body_bytes: value out of range: 'x' (a "
+	           "whole number from 1024 to 67108864)") == 0,
+	    "errors name the file, line, key and allowed range: %s", err);
+	test_messages();
 	agora_config_parse(&cfg,
 	    "database_url = dbname=fromfile\nmax_body_bytes = 2048\n", "t.conf",
 	    err, sizeof(err));
@@ -158,7 +206,9 @@ main(void)
 	    "the result is consistent");
 	env[0] = e5;
 	tap_ok(agora_config_env(&cfg, env, err, sizeof(err)) != 0 &&
-	        strstr(err, "AGORA_MAX_BODY_BYTES") != NULL,
+	        strcmp(err,
+	            "AGORA_MAX_BODY_BYTES: value out of range: '-1' (a whole "
+	            "number from 1024 to 67108864)") == 0,
 	    "an AGORA_* value out of range is an error: %s", err);
 	agora_config_free(&cfg);
 	agora_config_defaults(&cfg);

@@ -9,6 +9,12 @@
  *   --topics T,...                 claim only these topics, so that slow
  *                                  work (mail, invoices) runs in a worker
  *                                  of its own and never delays charges
+ *   --statements                   print the statements it prepares
+ *   -h, --help                     what each option does
+ *
+ * A worker that cannot reach the database when it starts exits 1 at once,
+ * in either mode, so that cron's mail or systemd's status shows it; one
+ * that loses the database later waits for it until its deadline.
  *
  * cron starts it every minute (flock keeps one per host); several hosts
  * may run it at once.  A batch of due rows is claimed with FOR UPDATE SKIP
@@ -411,15 +417,50 @@ work(struct worker *w, const struct run *run)
 	}
 }
 
+#ifndef AGORA_SYSCONFDIR
+#define AGORA_SYSCONFDIR "/etc"
+#endif
+
+static void
+synopsis(FILE *f)
+{
+	fprintf(f,
+	    "usage: agora-worker --once | --loop [--deadline SECONDS] "
+	    "[--topics TOPIC,...]\n"
+	    "       agora-worker --statements\n"
+	    "       agora-worker -h|--help\n");
+}
+
 static int
 usage(void)
 {
-	fprintf(stderr,
-	    "usage: agora-worker --once | --loop "
-	    "[--deadline SECONDS] [--topics TOPIC,...]\n"
-	    "topics: %s\n",
-	    worker_topics);
+	synopsis(stderr);
+	fprintf(stderr, "topics: %s\n", worker_topics);
 	return 2;
+}
+
+static int
+help(void)
+{
+	printf("agora-worker: runs the work agora queues in its outbox "
+	       "table.\n\n");
+	synopsis(stdout);
+	printf("\noptions:\n"
+	       "  --once               one pass: do what is due, then exit\n"
+	       "  --loop               do what is due, then wait for more "
+	       "(LISTEN)\n"
+	       "                       until the deadline\n"
+	       "  --deadline SECONDS   how long --loop runs (55)\n"
+	       "  --topics TOPIC,...   claim only these topics (all of them)\n"
+	       "  --statements         print the statements it prepares, and "
+	       "exit\n"
+	       "  -h, --help           print this help and exit\n"
+	       "\ntopics: %s\n"
+	       "\nconfiguration: the file AGORA_CONFIG names, else %s;\n"
+	       "AGORA_<KEY> variables override its keys.  Exits 1 when the "
+	       "database\ncannot be reached at start.\n",
+	    worker_topics, AGORA_SYSCONFDIR "/agora/agora.conf");
+	return 0;
 }
 
 static int
@@ -525,7 +566,12 @@ worker_open(struct worker *w)
 	    provider_init(&w->ctx.cfg) != 0)
 		return -1;
 	w->ctx.cache = agora_cache_new(w->ctx.cfg.memcached_servers);
-	(void)agora_db_connect(w->ctx.db);
+	if (agora_db_connect(w->ctx.db) != AGORA_OK) {
+		/* Else a cron run would wait out its deadline and exit 0. */
+		agora_log("error",
+		    "cannot connect to the database at start: exiting");
+		return -1;
+	}
 	return 0;
 }
 
@@ -547,6 +593,9 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	int rc = 1;
 
+	if (argc == 2 &&
+	    (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
+		return help();
 	if (argc == 2 && strcmp(argv[1], "--statements") == 0) {
 		agora_db_print_stmts(stmts, AGORA_NELEM(stmts));
 		return 0;

@@ -3,12 +3,15 @@
  *
  *   agoractl migrate [--dir DIR]   apply the pending migrations in order
  *   agoractl migrations [--dir DIR] list each migration and its state
- *   agoractl user add --email E --name N [--role R] --password-stdin
- *   agoractl user list
- *   agoractl user set-role EMAIL ROLE
- *   agoractl user disable|enable EMAIL
+ *   agoractl user add|list|set-role|disable|enable ...
+ *   agoractl outbox list|retry|stats ...
  *   agoractl analytics prune --before DATE
  *   agoractl seed --products N      a demo catalog, with progress
+ *   agoractl --help                 what each command does
+ *
+ * The commands, their arguments and their help are one table (commands[]
+ * below), which the usage, --help and the test of the manual page
+ * (tests/man_pages.py) all read.
  *
  * Migrations are the files NNNN_name.sql, applied in version order, each
  * in its own transaction together with its row in schema_migrations, under
@@ -51,25 +54,11 @@ struct plan {
 	size_t n;
 };
 
-static int
-usage(void)
-{
-	fprintf(stderr,
-	    "usage: agoractl migrate [--dir DIR]\n"
-	    "       agoractl migrations [--dir DIR]\n"
-	    "       agoractl user add --email E --name N [--role "
-	    "customer|admin] "
-	    "--password-stdin\n"
-	    "       agoractl user list\n"
-	    "       agoractl user set-role EMAIL customer|admin\n"
-	    "       agoractl user disable|enable EMAIL\n"
-	    "       agoractl seed --products N\n"
-	    "       agoractl outbox list [--status pending|running|dead]\n"
-	    "       agoractl outbox retry ID|--all-dead\n"
-	    "       agoractl outbox stats\n"
-	    "       agoractl analytics prune --before DATE\n");
-	return 2;
-}
+#ifndef AGORA_SYSCONFDIR
+#define AGORA_SYSCONFDIR "/etc"
+#endif
+
+static int usage(void);
 
 static char *
 read_file(const char *path, size_t *len)
@@ -380,9 +369,9 @@ migrate(int argc, char **argv, int dry)
 	size_t i;
 	int rc = 1;
 
-	if (argc == 3 && strcmp(argv[1], "--dir") == 0)
-		dir = argv[2];
-	else if (argc != 1)
+	if (argc == 2 && strcmp(argv[0], "--dir") == 0)
+		dir = argv[1];
+	else if (argc != 0)
 		return usage();
 	if (load_plan(&plan, dir) != 0 || (c = connect_admin()) == NULL)
 		goto out;
@@ -445,11 +434,6 @@ exec_params(
 			printf("%s%s", j ? "\t" : "", PQgetvalue(res, i, j));
 		printf("\n");
 	}
-	if (ok && !print && PQntuples(res) == 0 &&
-	    PQresultStatus(res) == PGRES_TUPLES_OK) {
-		fprintf(stderr, "agoractl: no such user\n");
-		ok = 0;
-	}
 	PQclear(res);
 	return ok ? 0 : 1;
 }
@@ -507,18 +491,22 @@ out:
 	return rc;
 }
 
-/* set-role EMAIL ROLE, disable EMAIL, enable EMAIL. */
+/*
+ * set-role EMAIL ROLE, disable EMAIL, enable EMAIL: verb is the command,
+ * role NULL but for set-role.
+ */
 static int
-user_change(PGconn *c, int argc, char **argv)
+user_change(const char *verb, const char *email, const char *role)
 {
-	const char *vals[3] = { argv[1], NULL, NULL };
+	const char *vals[3] = { email, role, NULL };
 	PGresult *res;
+	PGconn *c;
 	int rc = 1;
 
-	if (strcmp(argv[0], "set-role") == 0)
-		vals[1] = argv[2];
-	else
-		vals[2] = strcmp(argv[0], "disable") == 0 ? "true" : "false";
+	if (role == NULL)
+		vals[2] = strcmp(verb, "disable") == 0 ? "true" : "false";
+	if ((c = connect_admin()) == NULL)
+		return 1;
 	/* As an admin's PATCH /users/{id} does it (sql/0016), as the system. */
 	res = PQexecParams(c,
 	    "SELECT id, token_gen::text FROM user_admin_update(NULL, NULL, "
@@ -527,49 +515,64 @@ user_change(PGconn *c, int argc, char **argv)
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
 	else if (PQntuples(res) == 0)
-		fprintf(
-		    stderr, "agoractl: no user has the email %s\n", argv[1]);
+		fprintf(stderr, "agoractl: no such user: %s\n", email);
 	else
 		rc = 0;
 	if (rc == 0) {
 		/* The user's access tokens stop working at once. */
 		with_cache(agora_token_gen_set, PQgetvalue(res, 0, 0),
 		    PQgetvalue(res, 0, 1));
-		if (argc == 3)
-			printf("%s is now %s\n", argv[1], argv[2]);
+		if (role != NULL)
+			printf("%s is now %s\n", email, role);
 		else
-			printf("%s is %sd\n", argv[1], argv[0]);
+			printf("%s is %sd\n", email, verb);
 	}
 	PQclear(res);
+	PQfinish(c);
 	return rc;
 }
 
 static int
-user_cmd(int argc, char **argv)
+user_set_role(int argc, char **argv)
+{
+	if (argc != 2 || !role_ok(argv[1]))
+		return usage();
+	return user_change("set-role", argv[0], argv[1]);
+}
+
+static int
+user_disable(int argc, char **argv)
+{
+	if (argc != 1)
+		return usage();
+	return user_change("disable", argv[0], NULL);
+}
+
+static int
+user_enable(int argc, char **argv)
+{
+	if (argc != 1)
+		return usage();
+	return user_change("enable", argv[0], NULL);
+}
+
+static int
+user_list(int argc, char **argv)
 {
 	PGconn *c;
 	int rc;
 
-	if (argc >= 1 && strcmp(argv[0], "add") == 0)
-		return user_add(argc - 1, argv + 1);
-	if (!((argc == 1 && strcmp(argv[0], "list") == 0) ||
-	        (argc == 3 && strcmp(argv[0], "set-role") == 0 &&
-	            role_ok(argv[2])) ||
-	        (argc == 2 &&
-	            (strcmp(argv[0], "disable") == 0 ||
-	                strcmp(argv[0], "enable") == 0))))
+	(void)argv;
+	if (argc != 0)
 		return usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
-	if (argc == 1)
-		rc = exec_params(c,
-		    "SELECT id::text, email, role, name, "
-		    "agora_time(created_at), CASE WHEN disabled_at IS NULL "
-		    "THEN 'enabled' ELSE 'disabled' END "
-		    "FROM users ORDER BY users.id",
-		    0, NULL, 1);
-	else
-		rc = user_change(c, argc, argv);
+	rc = exec_params(c,
+	    "SELECT id::text, email, role, name, "
+	    "agora_time(created_at), CASE WHEN disabled_at IS NULL "
+	    "THEN 'enabled' ELSE 'disabled' END "
+	    "FROM users ORDER BY users.id",
+	    0, NULL, 1);
 	PQfinish(c);
 	return rc;
 }
@@ -762,30 +765,37 @@ out:
 
 /* agoractl outbox list [--status S]: the rows, oldest first, 100 at most. */
 static int
-outbox_list(PGconn *c, int argc, char **argv)
+outbox_list(int argc, char **argv)
 {
 	const char *vals[1] = { NULL };
+	PGconn *c;
+	int rc;
 
 	if (argc == 2 && strcmp(argv[0], "--status") == 0)
 		vals[0] = argv[1];
 	else if (argc != 0)
 		return usage();
+	if ((c = connect_admin()) == NULL)
+		return 1;
 	printf("id\ttopic\taggregate\tstate\tattempts\tnext_attempt_at\t"
 	       "last_error\n");
-	return exec_params(c,
+	rc = exec_params(c,
 	    "SELECT id, topic, aggregate_id, state, attempts, "
 	    "agora_time(next_attempt_at), COALESCE(last_error, '') "
 	    "FROM outbox WHERE $1::text IS NULL OR state = $1 "
 	    "ORDER BY id LIMIT 100",
 	    1, vals, 1);
+	PQfinish(c);
+	return rc;
 }
 
 /* agoractl outbox retry ID|--all-dead: dead rows become due now. */
 static int
-outbox_retry(PGconn *c, int argc, char **argv)
+outbox_retry(int argc, char **argv)
 {
 	const char *vals[1] = { NULL };
 	PGresult *res;
+	PGconn *c;
 	int rc = 1;
 
 	if (argc != 1)
@@ -794,6 +804,8 @@ outbox_retry(PGconn *c, int argc, char **argv)
 		vals[0] = argv[0];
 	if (vals[0] != NULL && !agora_id_ok(vals[0]))
 		return usage();
+	if ((c = connect_admin()) == NULL)
+		return 1;
 	res = PQexecParams(c,
 	    "WITH r AS (UPDATE outbox SET state = 'pending', attempts = 0, "
 	    "next_attempt_at = now() WHERE state = 'dead' "
@@ -809,13 +821,22 @@ outbox_retry(PGconn *c, int argc, char **argv)
 		rc = 0;
 	}
 	PQclear(res);
+	PQfinish(c);
 	return rc;
 }
 
 /* agoractl outbox stats: cheap counts, through the partial index. */
 static int
-outbox_stats(PGconn *c)
+outbox_stats(int argc, char **argv)
 {
+	PGconn *c;
+	int rc;
+
+	(void)argv;
+	if (argc != 0)
+		return usage();
+	if ((c = connect_admin()) == NULL)
+		return 1;
 	printf("pending\trunning\tdead\toldest_due_seconds\t"
 	       "dead_tuples\n");
 	return exec_params(c,
@@ -828,26 +849,6 @@ outbox_stats(PGconn *c)
 	    "WHERE relname = 'outbox') "
 	    "FROM outbox WHERE state <> 'dead'",
 	    0, NULL, 1);
-}
-
-static int
-outbox_cmd(int argc, char **argv)
-{
-	PGconn *c;
-	int rc;
-
-	if (argc < 1)
-		return usage();
-	if ((c = connect_admin()) == NULL)
-		return 1;
-	if (strcmp(argv[0], "list") == 0)
-		rc = outbox_list(c, argc - 1, argv + 1);
-	else if (strcmp(argv[0], "retry") == 0)
-		rc = outbox_retry(c, argc - 1, argv + 1);
-	else if (strcmp(argv[0], "stats") == 0 && argc == 1)
-		rc = outbox_stats(c);
-	else
-		rc = usage();
 	PQfinish(c);
 	return rc;
 }
@@ -861,7 +862,7 @@ outbox_cmd(int argc, char **argv)
  * older than analytics_retention_days.
  */
 static int
-analytics_cmd(int argc, char **argv)
+analytics_prune(int argc, char **argv)
 {
 	const char *vals[2] = { NULL, AGORA_STR(AGORA_PRUNE_BATCH) };
 	long long total = 0, n = 0;
@@ -869,10 +870,9 @@ analytics_cmd(int argc, char **argv)
 	PGconn *c;
 	int rc = 0;
 
-	if (argc != 3 || strcmp(argv[0], "prune") != 0 ||
-	    strcmp(argv[1], "--before") != 0)
+	if (argc != 2 || strcmp(argv[0], "--before") != 0)
 		return usage();
-	vals[0] = argv[2];
+	vals[0] = argv[1];
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	do {
@@ -893,30 +893,175 @@ analytics_cmd(int argc, char **argv)
 	fprintf(stderr, "\n");
 	if (rc == 0)
 		printf("%lld analytics events from before %s deleted\n", total,
-		    argv[2]);
+		    argv[1]);
 	PQfinish(c);
 	return rc;
+}
+
+static int
+migrate_apply(int argc, char **argv)
+{
+	return migrate(argc, argv, 0);
+}
+
+static int
+migrate_list(int argc, char **argv)
+{
+	return migrate(argc, argv, 1);
+}
+
+/* --- the commands ---------------------------------------------------- */
+
+/*
+ * Every command: its words, its arguments, what it does (for --help and
+ * agoractl(8)), and the function that runs it with the arguments after
+ * its words.
+ */
+static const struct command {
+	const char *name, *args, *help;
+	int (*run)(int, char **);
+} commands[] = {
+	{ "migrate", "[--dir DIR]",
+	    "apply the pending migrations in order, each in a transaction",
+	    migrate_apply },
+	{ "migrations", "[--dir DIR]",
+	    "list each migration, applied or pending", migrate_list },
+	{ "user add",
+	    "--email EMAIL --name NAME [--role customer|admin] "
+	    "--password-stdin",
+	    "make an account; the password is one line on standard input",
+	    user_add },
+	{ "user list", "", "list the accounts", user_list },
+	{ "user set-role", "EMAIL customer|admin",
+	    "change an account's role; its tokens stop working",
+	    user_set_role },
+	{ "user disable", "EMAIL",
+	    "refuse an account's logins and tokens from now on", user_disable },
+	{ "user enable", "EMAIL", "let a disabled account in again",
+	    user_enable },
+	{ "outbox list", "[--status pending|running|dead]",
+	    "list the outbox rows, oldest first, 100 at most", outbox_list },
+	{ "outbox retry", "ID|--all-dead",
+	    "make a dead outbox row (or every one) due again", outbox_retry },
+	{ "outbox stats", "",
+	    "count the outbox rows by state, and the oldest due",
+	    outbox_stats },
+	{ "analytics prune", "--before DATE",
+	    "delete the analytics events from before DATE (or an RFC 3339 "
+	    "time)",
+	    analytics_prune },
+	{ "seed", "--products N",
+	    "add a demo catalog of N products, with progress", seed },
+};
+
+static void
+synopsis(FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(commands); i++)
+		fprintf(f, "%s agoractl %s%s%s\n", i == 0 ? "usage:" : "      ",
+		    commands[i].name, *commands[i].args != '\0' ? " " : "",
+		    commands[i].args);
+	fprintf(f, "       agoractl -h|--help\n");
+}
+
+static int
+usage(void)
+{
+	synopsis(stderr);
+	return 2;
+}
+
+static int
+help(void)
+{
+	size_t i;
+
+	printf("agoractl: the administration command of agora.\n\n");
+	synopsis(stdout);
+	printf("\ncommands:\n");
+	for (i = 0; i < AGORA_NELEM(commands); i++)
+		printf("  %-16s %s\n", commands[i].name, commands[i].help);
+	printf("  %-16s %s\n", "-h, --help", "print this help and exit");
+	printf("\nconfiguration: the file AGORA_CONFIG names, else %s;\n"
+	       "AGORA_<KEY> variables override its keys.  agoractl connects "
+	       "with\ndatabase_admin_url (the owner), or database_url when "
+	       "that is empty.\n",
+	    AGORA_SYSCONFDIR "/agora/agora.conf");
+	return 0;
+}
+
+/* The command named by argv[1] (and argv[2]); its words in *words. */
+static const struct command *
+command_find(int argc, char **argv, int *words)
+{
+	size_t i, n;
+
+	for (i = 0; i < AGORA_NELEM(commands); i++) {
+		n = strcspn(commands[i].name, " ");
+		if (strncmp(argv[1], commands[i].name, n) != 0 ||
+		    argv[1][n] != '\0')
+			continue;
+		if (commands[i].name[n] == '\0') {
+			*words = 1;
+			return &commands[i];
+		}
+		if (argc > 2 &&
+		    strcmp(argv[2], commands[i].name + n + 1) == 0) {
+			*words = 2;
+			return &commands[i];
+		}
+	}
+	return NULL;
+}
+
+/* Whether word is the first of two-word commands ("user"). */
+static int
+is_group(const char *word)
+{
+	size_t i, n;
+
+	for (i = 0; i < AGORA_NELEM(commands); i++) {
+		n = strcspn(commands[i].name, " ");
+		if (commands[i].name[n] == ' ' &&
+		    strncmp(word, commands[i].name, n) == 0 && word[n] == '\0')
+			return 1;
+	}
+	return 0;
+}
+
+static int
+is_help(const char *arg)
+{
+	return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
 int
 main(int argc, char **argv)
 {
+	const struct command *cmd;
+	int words;
+
+	if (argc >= 2 && is_help(argv[1]))
+		return help();
+	if (argc < 2)
+		return usage();
+	if ((cmd = command_find(argc, argv, &words)) == NULL) {
+		/* "user bogus" names both words, "bogus" one. */
+		words = argc > 2 && is_group(argv[1]);
+		if (argc == 2 && is_group(argv[1]))
+			fprintf(stderr, "agoractl: '%s' needs a command\n",
+			    argv[1]);
+		else
+			fprintf(stderr, "agoractl: unknown command '%s%s%s'\n",
+			    argv[1], words ? " " : "", words ? argv[2] : "");
+		return usage();
+	}
+	if (argc > words + 1 && is_help(argv[words + 1]))
+		return help();
 	if (sodium_init() < 0)
 		return 1;
 	agora_log_init("agoractl");
-	if (argc < 2)
-		return usage();
-	if (strcmp(argv[1], "migrate") == 0)
-		return migrate(argc - 1, argv + 1, 0);
-	if (strcmp(argv[1], "migrations") == 0)
-		return migrate(argc - 1, argv + 1, 1);
-	if (strcmp(argv[1], "user") == 0)
-		return user_cmd(argc - 2, argv + 2);
-	if (strcmp(argv[1], "seed") == 0)
-		return seed(argc - 2, argv + 2);
-	if (strcmp(argv[1], "outbox") == 0)
-		return outbox_cmd(argc - 2, argv + 2);
-	if (strcmp(argv[1], "analytics") == 0)
-		return analytics_cmd(argc - 2, argv + 2);
-	return usage();
+	return cmd->run(argc - words - 1, argv + words + 1);
 }
