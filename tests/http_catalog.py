@@ -444,26 +444,46 @@ t.ok(ver == mc_get("agora:pv:" + pid) and tag.decode() == r.header("ETag")
 
 # With plenty of room (a limit of a million) one process holds a busy
 # client's counts and sends them 32 at a time; what it held for a second
-# goes with its next counted read.
-window_start()
-pool = FcgiPool("products", 1, env={"AGORA_RATE_LIMIT_API": "1000000"})
-addr = "10.81.%d.%d" % (uuid.uuid4().int % 250, uuid.uuid4().int % 250)
-try:
-    seen = []
-    for i in range(33):
+# goes with its next counted read.  The batch shows only when the reads
+# come within that second: on a machine too busy for it the run is tried
+# again with another client, up to three times.
+def held_counts():
+    pool = FcgiPool("products", 1, env={"AGORA_RATE_LIMIT_API": "1000000"})
+    addr = "10.81.%d.%d" % (uuid.uuid4().int % 250, uuid.uuid4().int % 250)
+
+    def read():
         pool.request("GET", "/api/v1/products/" + pid, env={"REMOTE_ADDR": addr})
-        if i in (30, 31, 32):
-            time.sleep(0.2)  # the count is sent without waiting for an answer
-            seen.append(mc_count(addr))
-    time.sleep(1.1)
-    pool.request("GET", "/api/v1/products/" + pid, env={"REMOTE_ADDR": addr})
-    time.sleep(0.2)
-    seen.append(mc_count(addr))
-finally:
-    pool.close()
-t.ok(seen == [0, 32, 32, 33],
+    try:
+        seen = []
+        t0 = time.monotonic()
+        for _ in range(31):
+            read()
+        time.sleep(0.1)  # a count is sent without waiting for an answer
+        seen.append(mc_count(addr))
+        read()
+        fast = time.monotonic() - t0 < 0.8
+        time.sleep(0.1)
+        seen.append(mc_count(addr))
+        read()
+        time.sleep(0.1)
+        seen.append(mc_count(addr))
+        time.sleep(1.1)
+        read()
+        time.sleep(0.2)
+        seen.append(mc_count(addr))
+    finally:
+        pool.close()
+    return fast, seen
+
+
+window_start()
+for _ in range(3):
+    fast, seen = held_counts()
+    if fast:
+        break
+t.ok(fast and seen == [0, 32, 32, 33],
      "counts are held and sent 32 at a time, and after a second with the next read",
-     seen)
+     (fast, seen))
 
 # Near the limit every read is counted at once: two processes, a limit of
 # 640, 760 reads from 8 threads.  Reads in flight together may pass at the

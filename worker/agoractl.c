@@ -669,14 +669,14 @@ seed_categories(PGconn *c, char ids[NKINDS][24])
 
 /* One product as a COPY text line. */
 static int
-product_line(char *buf, size_t len, long run, long n, const char *cat,
+product_line(char *buf, size_t len, long long run, long n, const char *cat,
     const struct kind *k)
 {
 	const char *brand = PICK(brands), *adj = PICK(adjectives);
 	const char *color = PICK(colors), *material = PICK(materials);
 
 	return snprintf(buf, len,
-	    "SEED-%ld-%ld\t%s %s %s %ld\tThe %s %s by %s: a %s %s %s made of "
+	    "SEED-%lld-%ld\t%s %s %s %ld\tThe %s %s by %s: a %s %s %s made of "
 	    "%s, built for everyday use and backed by a two-year warranty.\t"
 	    "%u\tUSD\t%s\t{\"color\": \"%s\", \"size\": \"%s\", "
 	    "\"material\": \"%s\", \"brand\": \"%s\"}\n",
@@ -686,7 +686,7 @@ product_line(char *buf, size_t len, long run, long n, const char *cat,
 }
 
 static int
-copy_products(PGconn *c, long count, long run, char ids[NKINDS][24])
+copy_products(PGconn *c, long count, long long run, char ids[NKINDS][24])
 {
 	char line[1024];
 	PGresult *res;
@@ -742,10 +742,11 @@ seed(int argc, char **argv)
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	snprintf(run, sizeof(run), "%ld", (long)time(NULL));
+	/* In milliseconds: two seeds in one second get SKUs of their own. */
+	snprintf(run, sizeof(run), "%lld", agora_clock_ms(CLOCK_REALTIME));
 	snprintf(like, sizeof(like), "SEED-%s-%%", run);
 	if (exec_ok(c, "BEGIN") != 0 || seed_categories(c, ids) != 0 ||
-	    copy_products(c, (long)count, atol(run), ids) != 0)
+	    copy_products(c, (long)count, atoll(run), ids) != 0)
 		goto out;
 	fprintf(stderr, "inventory ...\n");
 	if (exec_params(c,
