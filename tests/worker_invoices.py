@@ -43,7 +43,10 @@ from aiosmtpd.controller import Controller  # noqa: E402
 t = Tap()
 RUN = uuid.uuid4().hex[:10]
 LOG = os.path.join(os.environ.get("AGORA_BUILDDIR", "."), "tests", "worker_invoices.worker.log")
-NAME = "Grüße Žluťoučký"
+# Markup in the name must reach the HTML part escaped, and the plain part as it is.
+NAME = "Grüße Žluťoučký <b>&\"O'Neil\""
+NAME_HTML = (NAME.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+             .replace('"', "&quot;").replace("'", "&#39;"))
 SMTP_PORT = urllib.parse.urlsplit(config_value("smtp_url")).port
 S3_URL = config_value("s3_endpoint")
 S3_PORT = urllib.parse.urlsplit(S3_URL).port
@@ -150,7 +153,8 @@ ENV = {"AGORA_NOTIFY_CHANNELS": "log,email,sms", "AGORA_SMS_URL": SMS_URL + "/sm
 ADM = new_user("wi.admin.%s@example.com" % RUN, role="admin")
 A = new_user("wi.a.%s@example.com" % RUN)
 B = new_user("wi.b.%s@example.com" % RUN)
-psql("UPDATE users SET name = '%s' WHERE email = 'wi.a.%s@example.com'" % (NAME, RUN))
+psql("UPDATE users SET name = '%s' WHERE email = 'wi.a.%s@example.com'"
+     % (NAME.replace("'", "''"), RUN))
 P = request("POST", "/api/v1/products", headers=ADM, body={
     "sku": "WI-" + RUN, "name": "Kaffeetasse – Ελληνικά", "price_cents": 1234,
     "stock": 1000}).json()["id"]
@@ -262,8 +266,9 @@ if got:
          and any(p.get_content_type() == "multipart/alternative" for p in msg.walk())
          and NAME in plain.get_content() and link in plain.get_content()
          and ('href="%s%s"' % (config_value("public_url"), link)) in html.get_content()
-         and NAME in html.get_content(),
-         "plain text and HTML parts, both with the name and the invoice link", raw[:2000])
+         and NAME_HTML in html.get_content() and "<b>" not in html.get_content(),
+         "plain text and HTML parts, both with the name (escaped in HTML) and the invoice link",
+         raw[:2000])
 rec = mails(o1, "received")
 if rec:
     t.ok("2 x Kaffeetasse – Ελληνικά" in rec[0][2].get_body(preferencelist=("plain",)).get_content(),
