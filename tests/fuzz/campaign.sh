@@ -52,12 +52,17 @@ run_one() {
 	ft=$(printf '%s\n' "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 	corp=$(printf '%s\n' "$last" | sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p')
 	cpu=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ { printf "%d", $1 + $2 }' "$work/$d.cpu" 2>/dev/null || true)
-	crashes=$(find "$work" -maxdepth 1 -name "$d-*" -type f | wc -l)
+	# Crashes, leaks, timeouts and out-of-memory inputs; a slow unit (an
+	# input that took over 10 s, which a starved process can report for
+	# a quick input) is counted apart.
+	crashes=$(find "$work" -maxdepth 1 -type f \( -name "$d-crash-*" -o -name "$d-leak-*" \
+		-o -name "$d-timeout-*" -o -name "$d-oom-*" \) | wc -l)
+	slow=$(find "$work" -maxdepth 1 -type f -name "$d-slow-unit-*" | wc -l)
 	# One short line, appended whole: lanes do not interleave within it.
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (exit %s) |\n' \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (exit %s) | %s |\n' \
 		"$d" "$secs" "${cpu:-?}" "$(stat number_of_executed_units)" \
 		"$(stat average_exec_per_sec)" "${cov:-?}" "${ft:-?}" "${corp:-?}" \
-		"$(stat peak_rss_mb)" "$crashes" "$rc" >>"$out"
+		"$(stat peak_rss_mb)" "$crashes" "$rc" "$slow" >>"$out"
 }
 
 {
@@ -68,11 +73,12 @@ run_one() {
 	echo "($(${FUZZ_CC:-clang} --version 2>/dev/null | head -n 1));"
 	echo "seeds from tests/fuzz/corpus. cpu s is the user and system time the driver"
 	echo "had; cov and ft are libFuzzer's last status line; corpus is the files and"
-	echo "bytes it ended with; crashes counts the inputs it saved. Rows come in the"
-	echo "order the drivers ended."
+	echo "bytes it ended with; crashes counts the crashing, leaking, timing-out and"
+	echo "out-of-memory inputs it saved, slow the inputs libFuzzer reported as slow."
+	echo "Rows come in the order the drivers ended."
 	echo
-	echo "| driver | seconds | cpu s | execs | execs/s | cov | ft | corpus | peak RSS MB | crashes |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	echo "| driver | seconds | cpu s | execs | execs/s | cov | ft | corpus | peak RSS MB | crashes | slow |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 } >>"$out"
 # Lane i takes drivers i, i+jobs, i+2*jobs, ...
 lane=0
