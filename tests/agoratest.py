@@ -432,8 +432,13 @@ def across_processes(send, want, width=12, rounds=15):
     for _ in range(rounds):
         batch = ["t-" + uuid.uuid4().hex for _ in range(width)]
         out = [None] * width
+        # Sent together: a server that hands each request to the process
+        # it used last keeps to one process for requests that never
+        # overlap.
+        start = threading.Barrier(width)
 
         def run(i):
+            start.wait(60)
             out[i] = send(batch[i])
         threads = [threading.Thread(target=run, args=(i,)) for i in range(width)]
         for th in threads:

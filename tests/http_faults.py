@@ -1,6 +1,7 @@
 """Faults while the stack runs: PostgreSQL stopped and started again,
 memcached stopped.  Requests answer 503 quickly while the database is
 down and recover without restarting the web server."""
+import os
 import time
 from agoratest import Tap, across_processes, need_stack, request, svc, wait_for
 
@@ -15,6 +16,15 @@ def health(rid):
 
 def event(rid):
     return request("POST", "/api/v1/analytics/events", body=EV, headers={"X-Request-Id": rid})
+
+
+def alive_of(pids):
+    """The pids of pids that are running (this test runs on the stack's host)."""
+    return {p for p in pids if os.path.exists("/proc/%d" % p)}
+
+
+def alive(pids):
+    return alive_of(pids) == set(pids)
 
 
 r = request("GET", "/api/v1/health")
@@ -43,18 +53,23 @@ try:
          "a write while it is down: 503 problem+json with Retry-After", r)
     t.ok(b"postgres" not in r.body.lower() and b"connection" not in r.body.lower(),
          "no library message reaches the client", r)
-    got, pids = across_processes(health, HEALTH)
+    # mod_fcgid hands a request to a process of its choosing, and answers
+    # this quick need few: the processes that held a connection must be
+    # alive, and every answer, whichever process gave it, a 503.
+    got, pids = across_processes(health, HEALTH, rounds=4)
     codes = set(x.status for x in got)
-    t.ok(codes == {503} and HEALTH <= pids,
-         "every process that held a connection answers 503 (%d answers)" % len(got),
-         (codes, HEALTH - pids))
+    t.ok(codes == {503} and pids and alive(HEALTH),
+         "the processes that held a connection live on; %d answers from %d of them, all 503"
+         % (len(got), len(pids & HEALTH)), (codes, pids, HEALTH - alive_of(HEALTH)))
 finally:
     svc("pg", "start")
 
 took = wait_for(lambda: request("GET", "/api/v1/health").status == 200, 10)
 t.ok(took is not None, "PostgreSQL back: /health 200 again, without a web server restart")
-_, pids = across_processes(health, HEALTH)
-t.ok(HEALTH <= pids, "the same health processes answer again: none crashed", HEALTH - pids)
+got, pids = across_processes(health, HEALTH, rounds=4)
+t.ok(set(x.status for x in got) == {200} and alive(HEALTH) and pids & HEALTH,
+     "health answers 200 again from the same processes: none crashed",
+     (pids, HEALTH - alive_of(HEALTH)))
 got, pids = across_processes(event, EVENTS)
 codes = set(x.status for x in got)
 t.ok(codes == {202} and EVENTS <= pids,
