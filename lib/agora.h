@@ -424,7 +424,7 @@ int agora_err_status(enum agora_err e);
 const char *agora_err_code(enum agora_err e);
 const char *agora_status_text(int status);
 
-/* Strict JSON (libfacts §4): see json.c for what is rejected. */
+/* Strict JSON: see json.c for what is rejected. */
 #define AGORA_JSON_MAX_DEPTH 16
 #define AGORA_JSON_MAX_VALUES 20000
 /* What json-c may allocate for one body's structure, strings aside. */

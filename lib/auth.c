@@ -3,14 +3,14 @@
  *
  * Tokens are HS256 with a secret read from jwt_secret_file by default, or
  * RS256/ES256 with PEM files, whose public key the JWKS publishes under a
- * kid (its RFC 7638 thumbprint).  libjwt 1.10 has three holes (libfacts
- * §3): with a NULL key it verifies nothing, it accepts an HS256 token
- * signed with our RSA public PEM as the secret, and it checks no claims.
- * So verification always passes the key, pins the algorithm with
- * jwt_get_alg(), and checks exp, nbf, iss, sub and role here; and a failed
- * jwt_set_alg() (which would yield an unsigned token) fails the issue.
- * Keys are loaded once per process; a program whose keys are missing
- * still serves anonymous routes and answers 503 where a token is needed.
+ * kid (its RFC 7638 thumbprint).  libjwt 1.10 has three holes: with a NULL key
+ * it verifies nothing, it accepts an HS256 token signed with our RSA public PEM
+ * as the secret, and it checks no claims. So verification always passes the
+ * key, pins the algorithm with jwt_get_alg(), and checks exp, nbf, iss, sub and
+ * role here; and a failed jwt_set_alg() (which would yield an unsigned token)
+ * fails the issue. Keys are loaded once per process; a program whose keys are
+ * missing still serves anonymous routes and answers 503 where a token is
+ * needed.
  *
  * A token also carries the user's token generation ("gen", sql/0014),
  * which moves on when the user's role changes or the account is disabled:

@@ -3,7 +3,7 @@
  *
  * The servers ("host:port", or the path of a unix socket, comma-separated)
  * are hashed consistently, with short timeouts, and a failed server is
- * ejected so that its keys move to the others (libfacts §6: that takes
+ * ejected so that its keys move to the others (that takes
  * REMOVE_FAILED_SERVERS and a DEAD_TIMEOUT).  Reads and plain writes use
  * the text protocol: libmemcached sends a multi-key get over it as one
  * packet, where over the binary protocol it sends the keys and then a
@@ -80,7 +80,7 @@ build_config(const char *servers, int binary, char *cfg, size_t len)
 	return 0;
 }
 
-/* A handle over the servers, with the failover settings of libfacts §6. */
+/* A handle over the servers, with the failover settings above. */
 static memcached_st *
 handle_new(const char *servers, int binary)
 {

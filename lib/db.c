@@ -4,7 +4,7 @@
  * The connection is made before the accept loop and its statements are
  * prepared once.  When the server goes away (a restart, a failover) the
  * next statement fails with no SQLSTATE and the connection turns BAD
- * (libfacts §5); we then reset it, prepare again, and retry the
+ *; we then reset it, prepare again, and retry the
  * transaction if its COMMIT was never sent.  While the server stays down,
  * requests answer 503 with Retry-After, and reconnects are tried at most
  * every 500 ms so that a dead server costs nothing per request.

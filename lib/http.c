@@ -3,7 +3,7 @@
  *
  * The request path comes from REQUEST_URI, which Apache (mod_fcgid and
  * mod_proxy_fcgi) and lighttpd all pass unchanged, so that routing does not
- * depend on how each server splits SCRIPT_NAME and PATH_INFO (libfacts §2);
+ * depend on how each server splits SCRIPT_NAME and PATH_INFO;
  * it is percent-decoded here, once, and must decode to UTF-8 without NUL.
  * Every size the client controls is capped before it is read.  The
  * response is built whole in the arena and written with one call, with

@@ -3,7 +3,7 @@
  *
  * json-c's STRICT mode still accepts single quotes, NaN, Infinity, "1.",
  * overlong UTF-8, trailing bytes after the first value and, for a
- * top-level scalar, reports "continue" (libfacts §4).  So the text is
+ * top-level scalar, reports "continue".  So the text is
  * checked in three steps: strict UTF-8; a scan outside strings for bytes
  * that JSON never has there (quotes, letters outside true/false/null,
  * control characters in strings); then json-c with a depth cap, and a walk

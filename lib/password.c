@@ -2,7 +2,7 @@
  * password.c: password hashing with libsodium's Argon2id.
  *
  * Cost: t = 2 passes over 19 MiB (OWASP's Argon2id baseline), about 15 ms
- * of CPU per hash here (libfacts §8).  Memory is per concurrent hash, so
+ * of CPU per hash here.  Memory is per concurrent hash, so
  * eight auth processes hashing at once need about 152 MiB.  A stored hash
  * made with other parameters is rehashed at the next successful login.
  * Only "$argon2id$" hashes are ever verified: anything else is refused,

@@ -3,7 +3,7 @@
  * through memcached.
  *
  * A counter per (class, client, window) is bumped with
- * increment_with_initial, which needs the binary protocol (libfacts §6),
+ * increment_with_initial, which needs the binary protocol,
  * and expires with its window.  When memcached cannot be reached the
  * limit fails open, except where the caller asks for closed (login, by
  * the rate_limit_login_closed setting).

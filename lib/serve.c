@@ -5,7 +5,7 @@
  * with the listening socket on fd 0) and plain CGI (one request on stdin
  * and stdout).  We use fcgiapp rather than fcgi_stdio: fcgi_stdio redefines
  * FILE and stdout for every library in the file and replaces environ per
- * request (libfacts §1).  Configuration and the database connection are
+ * request.  Configuration and the database connection are
  * made before the first accept.  SIGTERM while idle exits at once; during
  * a request it lets the request finish first.
  */

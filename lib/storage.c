@@ -7,9 +7,9 @@
  *   of it and a crash leaves no torn file under a key.
  * s3: a bucket of an S3-compatible service, path-style URLs
  *   (<s3_endpoint>/<bucket>/<key>), signed with libcurl's SigV4.  curl
- *   7.88 neither sends nor hashes the payload for x-amz-content-sha256
- *   (libfacts section 7), so the header is added here with the body's
- *   SHA-256, which curl then signs.
+ *   7.88 neither sends nor hashes the payload for x-amz-content-sha256,
+ *   so the header is added here with the body's SHA-256, which curl then
+ *   signs.
  *
  * Keys are made by agora itself (lower-case letters, digits, '/', '.',
  * '_' and '-', never ".."), so they need no escaping in a path or a URL.

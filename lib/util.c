@@ -103,7 +103,7 @@ agora_random_hex(char *out, size_t nbytes)
 
 /*
  * Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
- * json-c's own check lets overlong forms through (libfacts §4).
+ * json-c's own check lets overlong forms through.
  */
 int
 agora_utf8_valid(const char *s, size_t len)

@@ -4,7 +4,7 @@
  * A handler declares its fields (name, type, required, bounds) and gets
  * back typed values it can use without further checks.  json-c's getters
  * coerce ("123abc" reads as 123, 12.9 as 12) and clamp overflow silently
- * (libfacts §4), so types are checked before any value is read, and an
+ *, so types are checked before any value is read, and an
  * integer at the int64 limits is treated as an overflow.
  */
 #include "config.h"

@@ -13,8 +13,7 @@
  *   email: SMTP through libcurl, a multipart/alternative message (plain
  *     text and HTML, quoted-printable) with Date, a Message-ID that is the
  *     same on every attempt (so a receiver can drop a resend) and an RFC
- *     2047 subject, since curl's MIME API adds none of these (libfacts
- *     section 7);
+ *     2047 subject, since curl's MIME API adds none of these;
  *   sms: a JSON POST {to, body} to sms_url with a bearer token and an
  *     Idempotency-Key.
  * Every attempt is recorded (notification_attempt()).  Delivery is at

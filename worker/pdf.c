@@ -3,7 +3,7 @@
  *
  * Text is UTF-8 throughout: libharu's base-14 fonts are single-byte, so a
  * TrueType font (DejaVu Sans, invoice_font) is embedded with the UTF-8
- * encoder (libfacts section 9).  The rendering depends only on the order
+ * encoder.  The rendering depends only on the order
  * document and the invoice's number and date: the PDF carries no creation
  * time, so the same order always gives the same bytes.
  */
