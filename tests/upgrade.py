@@ -152,8 +152,12 @@ t.ok(n == str(len(placed)) and mine == str(len(placed)),
      (n, mine, len(placed)))
 paid = lambda: psql("SELECT count(*) FROM orders WHERE id IN (%s) AND status IN "  # noqa: E731
                     "('paid', 'completed')" % ids)[1]
-deadline = time.time() + 60
-while paid() != str(len(placed)) and time.time() < deadline:
+# Thousands of orders wait for the worker; on a loaded machine it pays
+# them slower, so wait for as long as it makes progress, not a fixed time.
+last, stalled_since = None, time.time()
+while paid() != str(len(placed)) and time.time() - stalled_since < 20:
+    if paid() != last:
+        last, stalled_since = paid(), time.time()
     time.sleep(0.5)
 t.ok(paid() == str(len(placed)), "every order is paid, by the old worker or the new one",
      (paid(), len(placed)))
