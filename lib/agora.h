@@ -168,6 +168,7 @@ long long agora_worker_lease(const struct agora_config *cfg);
 void agora_config_defaults(struct agora_config *cfg);
 void agora_config_free(struct agora_config *cfg);
 const char *agora_config_path(void);
+const char *agora_config_secret_name(enum agora_secret s);
 
 /* A bounded bump allocator, reset at the top of every request. */
 struct agora_arena;
@@ -521,6 +522,8 @@ void agora_cache_set(struct agora_ctx *ctx, const char *key, const char *val,
 void agora_cache_raise(
     struct agora_ctx *ctx, const char *key, long long value, time_t ttl);
 const char *agora_cache_ping(struct agora_ctx *ctx);
+int agora_cache_check(const char *servers,
+    void (*fn)(void *, const char *, const char *), void *arg);
 
 /* Access tokens and authorization (auth.c). */
 void agora_auth_init(struct agora_ctx *ctx);

@@ -347,6 +347,64 @@ agora_cache_ping(struct agora_ctx *ctx)
 	return "ok";
 }
 
+/* One server of agora_cache_check: 0 when it stored a key, else 1. */
+static int
+server_check(const char *server, void (*fn)(void *, const char *, const char *),
+    void *arg)
+{
+	memcached_st *m = handle_new(server, 0);
+	memcached_return_t rc;
+	const char *why;
+	char key[64];
+
+	if (m == NULL) {
+		fn(arg, server, "cannot parse it");
+		return 1;
+	}
+	snprintf(key, sizeof(key), "agora:check:%ld", (long)getpid());
+	rc = memcached_set(m, key, strlen(key), "1", 1, 10, 0);
+	why = memcached_last_error_message(m);
+	fn(arg, server,
+	    rc == MEMCACHED_SUCCESS
+	        ? NULL
+	        : (why != NULL ? why : memcached_strerror(m, rc)));
+	memcached_free(m);
+	return rc != MEMCACHED_SUCCESS;
+}
+
+/*
+ * Ask each server of servers on its own to store a short-lived key, and
+ * call fn(arg, server, NULL) when it did, fn(arg, server, why) when not.
+ * One handle per server: over the whole list, failover would hide a dead
+ * server behind the others.  For agoractl check.  Returns how many did
+ * not answer, or -1 when an entry is too long.
+ */
+int
+agora_cache_check(const char *servers,
+    void (*fn)(void *, const char *, const char *), void *arg)
+{
+	char one[CFG_MAX];
+	const char *p, *end;
+	size_t n;
+	int bad = 0;
+
+	for (p = servers; *p != '\0'; p = *end != '\0' ? end + 1 : end) {
+		end = p + strcspn(p, ",");
+		p += strspn(p, " ");
+		n = p < end ? (size_t)(end - p) : 0;
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		if (n == 0)
+			continue;
+		if (n >= sizeof(one))
+			return -1;
+		memcpy(one, p, n);
+		one[n] = '\0';
+		bad += server_check(one, fn, arg);
+	}
+	return bad;
+}
+
 /* Look the n keys up in one round trip; vals[i] NULL when missing. */
 static void
 get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,

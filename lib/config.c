@@ -169,6 +169,13 @@ static const struct secret {
 	    offsetof(struct agora_config, sms_token) },
 };
 
+/* The key of secret s ("database_url"); its file's key adds "_file". */
+const char *
+agora_config_secret_name(enum agora_secret s)
+{
+	return s < AGORA_SECRET__MAX ? secrets[s].name : "?";
+}
+
 /* Free a string that may have held a secret, zeroing it first. */
 static void
 str_free(char *s)

@@ -7,6 +7,7 @@
  *   agoractl outbox list|retry|stats ...
  *   agoractl analytics prune --before DATE
  *   agoractl seed --products N      a demo catalog, with progress
+ *   agoractl check [--dir DIR]      diagnose an install (check.c)
  *   agoractl --help                 what each command does
  *
  * The commands, their arguments and their help are one table (commands[]
@@ -33,35 +34,18 @@
 #include <sodium.h>
 
 #include "agora.h"
+#include "agoractl.h"
 
-#ifndef AGORA_PKGDATADIR
-#define AGORA_PKGDATADIR "/usr/share/agora"
-#endif
-
-#define MIGRATIONS_MAX 1000
 #define FILE_MAX (16 * 1024 * 1024)
 #define LOCK_KEY "7259000001"
-
-struct migration {
-	long long version;
-	char name[256];
-	char sha[2 * crypto_hash_sha256_BYTES + 1];
-	char *sql;
-};
-
-struct plan {
-	struct migration m[MIGRATIONS_MAX];
-	size_t n;
-};
 
 #ifndef AGORA_SYSCONFDIR
 #define AGORA_SYSCONFDIR "/etc"
 #endif
 
-static int usage(void);
-
-static char *
-read_file(const char *path, size_t *len)
+/* The text of path (16 MiB at most), NUL-terminated; NULL when unread. */
+char *
+ctl_read_file(const char *path, size_t *len)
 {
 	FILE *f;
 	char *buf;
@@ -116,7 +100,7 @@ load_one(struct plan *p, const char *dir, const char *name, long long v)
 	size_t len;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	m->sql = read_file(path, &len);
+	m->sql = ctl_read_file(path, &len);
 	if (m->sql == NULL) {
 		fprintf(stderr, "agoractl: cannot read %s\n", path);
 		return -1;
@@ -129,8 +113,9 @@ load_one(struct plan *p, const char *dir, const char *name, long long v)
 	return 0;
 }
 
-static int
-load_plan(struct plan *p, const char *dir)
+/* The migrations of dir, in version order; -1 (said on stderr). */
+int
+ctl_plan_load(struct plan *p, const char *dir)
 {
 	DIR *d;
 	struct dirent *e;
@@ -161,6 +146,18 @@ load_plan(struct plan *p, const char *dir)
 out:
 	closedir(d);
 	return rc;
+}
+
+void
+ctl_plan_free(struct plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		free(p->m[i].sql);
+		p->m[i].sql = NULL;
+	}
+	p->n = 0;
 }
 
 static int
@@ -271,6 +268,24 @@ applied_sha(PGconn *c, long long version, char *buf, size_t len)
 	return out;
 }
 
+/*
+ * Whether m is applied, pending, or changed since it was applied; an
+ * error (said on stderr) when schema_migrations cannot be read.
+ */
+enum ctl_mig
+ctl_migration_state(PGconn *c, const struct migration *m)
+{
+	char sha[128];
+	const char *have;
+
+	have = applied_sha(c, m->version, sha, sizeof(sha));
+	if (have == NULL)
+		return CTL_MIG_ERROR;
+	if (*have == '\0')
+		return CTL_MIG_PENDING;
+	return strcmp(have, m->sha) == 0 ? CTL_MIG_APPLIED : CTL_MIG_CHANGED;
+}
+
 static int
 record(PGconn *c, const struct migration *m)
 {
@@ -328,15 +343,14 @@ apply(PGconn *c, const struct migration *m)
 static int
 run(PGconn *c, const struct plan *p, int dry)
 {
-	char sha[128];
-	const char *have;
+	enum ctl_mig st;
 	size_t i, applied = 0;
 
 	for (i = 0; i < p->n; i++) {
-		have = applied_sha(c, p->m[i].version, sha, sizeof(sha));
-		if (have == NULL)
+		st = ctl_migration_state(c, &p->m[i]);
+		if (st == CTL_MIG_ERROR)
 			return -1;
-		if (*have != '\0' && strcmp(have, p->m[i].sha) != 0) {
+		if (st == CTL_MIG_CHANGED) {
 			fprintf(stderr,
 			    "agoractl: %s changed after it was applied; "
 			    "migrations are forward-only: add a new one\n",
@@ -345,10 +359,10 @@ run(PGconn *c, const struct plan *p, int dry)
 		}
 		if (dry) {
 			printf("%-40s %s\n", p->m[i].name,
-			    *have ? "applied" : "pending");
+			    st == CTL_MIG_APPLIED ? "applied" : "pending");
 			continue;
 		}
-		if (*have != '\0')
+		if (st == CTL_MIG_APPLIED)
 			continue;
 		if (apply(c, &p->m[i]) != 0)
 			return -1;
@@ -364,16 +378,15 @@ static int
 migrate(int argc, char **argv, int dry)
 {
 	static struct plan plan;
-	const char *dir = AGORA_PKGDATADIR "/sql";
+	const char *dir = CTL_SQLDIR;
 	PGconn *c = NULL;
-	size_t i;
 	int rc = 1;
 
 	if (argc == 2 && strcmp(argv[0], "--dir") == 0)
 		dir = argv[1];
 	else if (argc != 0)
-		return usage();
-	if (load_plan(&plan, dir) != 0 || (c = connect_admin()) == NULL)
+		return ctl_usage();
+	if (ctl_plan_load(&plan, dir) != 0 || (c = connect_admin()) == NULL)
 		goto out;
 	if (exec_ok(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
 	    exec_ok(c, create_table) != 0)
@@ -381,8 +394,7 @@ migrate(int argc, char **argv, int dry)
 	rc = run(c, &plan, dry) == 0 ? 0 : 1;
 out:
 	PQfinish(c);
-	for (i = 0; i < plan.n; i++)
-		free(plan.m[i].sql);
+	ctl_plan_free(&plan);
 	return rc;
 }
 
@@ -457,10 +469,10 @@ user_add(int argc, char **argv)
 		else if (i + 1 < argc && strcmp(argv[i], "--role") == 0)
 			role = argv[++i];
 		else
-			return usage();
+			return ctl_usage();
 	}
 	if (email == NULL || name == NULL || !from_stdin || !role_ok(role))
-		return usage();
+		return ctl_usage();
 	if (!agora_email_valid(email, strlen(email))) {
 		fprintf(
 		    stderr, "agoractl: %s is not an email address\n", email);
@@ -536,7 +548,7 @@ static int
 user_set_role(int argc, char **argv)
 {
 	if (argc != 2 || !role_ok(argv[1]))
-		return usage();
+		return ctl_usage();
 	return user_change("set-role", argv[0], argv[1]);
 }
 
@@ -544,7 +556,7 @@ static int
 user_disable(int argc, char **argv)
 {
 	if (argc != 1)
-		return usage();
+		return ctl_usage();
 	return user_change("disable", argv[0], NULL);
 }
 
@@ -552,7 +564,7 @@ static int
 user_enable(int argc, char **argv)
 {
 	if (argc != 1)
-		return usage();
+		return ctl_usage();
 	return user_change("enable", argv[0], NULL);
 }
 
@@ -564,7 +576,7 @@ user_list(int argc, char **argv)
 
 	(void)argv;
 	if (argc != 0)
-		return usage();
+		return ctl_usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	rc = exec_params(c,
@@ -738,7 +750,7 @@ seed(int argc, char **argv)
 
 	if (argc != 2 || strcmp(argv[0], "--products") != 0 ||
 	    agora_parse_ll(argv[1], 1, 10000000, &count) != 0)
-		return usage();
+		return ctl_usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -775,7 +787,7 @@ outbox_list(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[0], "--status") == 0)
 		vals[0] = argv[1];
 	else if (argc != 0)
-		return usage();
+		return ctl_usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	printf("id\ttopic\taggregate\tstate\tattempts\tnext_attempt_at\t"
@@ -800,11 +812,11 @@ outbox_retry(int argc, char **argv)
 	int rc = 1;
 
 	if (argc != 1)
-		return usage();
+		return ctl_usage();
 	if (strcmp(argv[0], "--all-dead") != 0)
 		vals[0] = argv[0];
 	if (vals[0] != NULL && !agora_id_ok(vals[0]))
-		return usage();
+		return ctl_usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	res = PQexecParams(c,
@@ -835,7 +847,7 @@ outbox_stats(int argc, char **argv)
 
 	(void)argv;
 	if (argc != 0)
-		return usage();
+		return ctl_usage();
 	if ((c = connect_admin()) == NULL)
 		return 1;
 	printf("pending\trunning\tdead\toldest_due_seconds\t"
@@ -872,7 +884,7 @@ analytics_prune(int argc, char **argv)
 	int rc = 0;
 
 	if (argc != 2 || strcmp(argv[0], "--before") != 0)
-		return usage();
+		return ctl_usage();
 	vals[0] = argv[1];
 	if ((c = connect_admin()) == NULL)
 		return 1;
@@ -953,6 +965,10 @@ static const struct command {
 	    analytics_prune },
 	{ "seed", "--products N",
 	    "add a demo catalog of N products, with progress", seed },
+	{ "check", "[--dir DIR]",
+	    "check the configuration, secrets, database, memcached, storage "
+	    "and outbox; exit 1 on a failure",
+	    ctl_check },
 };
 
 static void
@@ -967,8 +983,8 @@ synopsis(FILE *f)
 	fprintf(f, "       agoractl -h|--help\n");
 }
 
-static int
-usage(void)
+int
+ctl_usage(void)
 {
 	synopsis(stderr);
 	return 2;
@@ -1047,7 +1063,7 @@ main(int argc, char **argv)
 	if (argc >= 2 && is_help(argv[1]))
 		return help();
 	if (argc < 2)
-		return usage();
+		return ctl_usage();
 	if ((cmd = command_find(argc, argv, &words)) == NULL) {
 		/* "user bogus" names both words, "bogus" one. */
 		words = argc > 2 && is_group(argv[1]);
@@ -1057,7 +1073,7 @@ main(int argc, char **argv)
 		else
 			fprintf(stderr, "agoractl: unknown command '%s%s%s'\n",
 			    argv[1], words ? " " : "", words ? argv[2] : "");
-		return usage();
+		return ctl_usage();
 	}
 	if (argc > words + 1 && is_help(argv[words + 1]))
 		return help();
