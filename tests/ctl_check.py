@@ -138,6 +138,14 @@ try:
     os.chmod(admin, 0o600)
     broken("the owner's URL on a wrong port", ["FAIL database: cannot connect as the owner"],
            conf=conf_with("adminport", database_admin_url_file=admin))
+    owner_url = open(value("database_admin_url_file")).read().strip()
+    # The owner also holds every right sql/ revokes: more than one line.
+    rc, out, fails = check(conf=conf_with("owner", database_url=owner_url))
+    t.ok(rc == 1 and any(x.startswith("FAIL rights: ") and " owns " in x for x in fails),
+         "the owner as the programs' role: exit 1, it owns the tables", out)
+    rc, out, fails = check(conf=conf_with("nocache", memcached_servers=""))
+    t.ok(rc == 0 and not fails and "warn " in out,
+         "memcached off: a warning, and still exit 0", out)
 
     broken("an unreachable memcached port", ["FAIL memcached: 127.0.0.1:1 does not answer"],
            conf=conf_with("mc", memcached_servers="127.0.0.1:1"))

@@ -51,8 +51,9 @@
 
 /*
  * PostgreSQL connections of an install with the defaults (README, "The
- * database"): 13 programs of mod_fcgid's 8 processes, tracking's 16, the
- * cron file's 2 workers and agoractl.
+ * database"): 13 programs of agora-fcgi-pool's 8 processes at most and
+ * tracking's 16 (mod_fcgid's FcgidMaxProcesses, 120, is the same sum),
+ * the cron file's 2 workers and agoractl.
  */
 #define CONN_PROGRAMS 13
 #define CONN_PER_PROGRAM 8
@@ -101,6 +102,7 @@ struct who {
 	gid_t groups[GROUPS_MAX];
 	int ngroups;
 	int self; /* agoractl's own user: access(2) as is */
+	int missing; /* root, and AGORA_RUN_USER does not exist */
 };
 
 struct ck {
@@ -109,8 +111,12 @@ struct ck {
 	struct agora_config cfg; /* with every secret, once loaded */
 	struct who who;
 	PGconn *app, *admin;
+	int schema; /* every migration applied: the tables can be asked */
 	int count[LEVEL__MAX];
 };
+
+/* Who may read a secret file: the programs, agoractl alone, or anyone. */
+enum reader { READ_PROGRAMS, READ_OWNER, READ_PUBLIC };
 
 /* One line: the level, the part, then what fmt says, on one line. */
 static void __attribute__((format(printf, 4, 5)))
@@ -145,8 +151,10 @@ who_find(struct who *w)
 	struct passwd *pw = NULL;
 	struct group *gr;
 
-	if (geteuid() == 0)
+	if (geteuid() == 0) {
 		pw = getpwnam(AGORA_RUN_USER);
+		w->missing = pw == NULL;
+	}
 	w->self = pw == NULL;
 	if (pw == NULL)
 		pw = getpwuid(geteuid());
@@ -180,7 +188,10 @@ who_access(const struct who *w, const char *path, int mode)
 			_exit(EPERM);
 		_exit(access(path, mode) == 0 ? 0 : errno);
 	}
-	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st))
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return errno;
+	if (!WIFEXITED(st))
 		return ECHILD;
 	return WEXITSTATUS(st);
 }
@@ -232,13 +243,17 @@ check_config(struct ck *k)
 static int
 url_has_password(const char *url)
 {
-	const char *at = strchr(url, '@'), *scheme = strstr(url, "://");
+	const char *auth = strstr(url, "://"), *at;
 
 	if (strstr(url, "password") != NULL)
 		return 1;
-	/* postgresql://user:password@host */
-	return scheme != NULL && at != NULL &&
-	    memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) != NULL;
+	if (auth == NULL)
+		return 0;
+	/* postgresql://user:password@host/db: the user part ends at the
+	 * host's @, which comes before the path and the query. */
+	auth += 3;
+	at = memchr(auth, '@', strcspn(auth, "/?"));
+	return at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL;
 }
 
 /* Whether the text of the file at path (the file alone) holds a secret. */
@@ -294,11 +309,13 @@ check_config_file(struct ck *k)
 
 /*
  * One secret file, named by key: there, nobody else's to read, and
- * readable by the programs, or (the owner's database URL) not.
+ * readable by the programs, or (the owner's database URL) not.  A public
+ * key need only be there and readable by the programs.
  */
 static void
-check_secret(struct ck *k, const char *key, const char *path, int programs)
+check_secret(struct ck *k, const char *key, const char *path, enum reader r)
 {
+	int programs = r != READ_OWNER;
 	char own[160];
 	struct stat st;
 	int e;
@@ -309,7 +326,7 @@ check_secret(struct ck *k, const char *key, const char *path, int programs)
 		return;
 	}
 	e = who_access(&k->who, path, R_OK);
-	if (st.st_mode & 0007)
+	if ((st.st_mode & 0007) && r != READ_PUBLIC)
 		say(k, FAIL, "keys",
 		    "%s (%s) is readable by everyone (mode %04o): chmod %04o "
 		    "%s",
@@ -344,19 +361,20 @@ check_jwt_files(struct ck *k)
 	const struct agora_config *c = &k->cfg;
 
 	if (strcmp(c->jwt_alg, "HS256") == 0) {
-		check_secret(k, "jwt_secret_file", c->jwt_secret_file, 1);
+		check_secret(
+		    k, "jwt_secret_file", c->jwt_secret_file, READ_PROGRAMS);
 		return;
 	}
 	if (*c->jwt_private_key_file != '\0')
-		check_secret(
-		    k, "jwt_private_key_file", c->jwt_private_key_file, 1);
+		check_secret(k, "jwt_private_key_file", c->jwt_private_key_file,
+		    READ_PROGRAMS);
 	if (*c->jwt_public_key_file == '\0')
 		say(k, FAIL, "keys",
 		    "jwt_alg %s needs jwt_public_key_file (agora.conf(5))",
 		    c->jwt_alg);
 	else
-		check_secret(
-		    k, "jwt_public_key_file", c->jwt_public_key_file, 1);
+		check_secret(k, "jwt_public_key_file", c->jwt_public_key_file,
+		    READ_PUBLIC);
 }
 
 /*
@@ -377,7 +395,8 @@ check_secrets(struct ck *k)
 		snprintf(key, sizeof(key), "%s_file",
 		    agora_config_secret_name((enum agora_secret)i));
 		check_secret(k, key, k->cfg.secret_file[i],
-		    i != AGORA_SECRET_DATABASE_ADMIN_URL);
+		    i == AGORA_SECRET_DATABASE_ADMIN_URL ? READ_OWNER
+		                                         : READ_PROGRAMS);
 	}
 	agora_config_free(&k->cfg);
 	if (agora_config_load(&k->cfg, err, sizeof(err)) != 0) {
@@ -494,6 +513,7 @@ check_migrations(struct ck *k, PGconn *c)
 	} else {
 		say(k, OK, "migrations", "all %zu of %s applied", plan.n,
 		    k->sqldir);
+		k->schema = 1;
 	}
 	ctl_plan_free(&plan);
 }
@@ -635,10 +655,12 @@ check_database(struct ck *k)
 		check_migrations(k, c);
 		check_connections(k, c);
 	}
-	if (k->app != NULL) {
+	/* Without the release's schema, each table would fail on its own:
+	 * the migrations line says what to do. */
+	if (k->app != NULL && k->schema)
 		check_rights(k);
+	if (k->app != NULL)
 		check_role(k);
-	}
 }
 
 /* --- 4. memcached --------------------------------------------------- */
@@ -812,12 +834,17 @@ check_notify(struct ck *k)
 static void
 check_all(struct ck *k)
 {
+	if (k->who.missing)
+		say(k, FAIL, "keys",
+		    "user %s does not exist: the files are checked as root "
+		    "(make the user, or configure --with-user)",
+		    AGORA_RUN_USER);
 	if (check_config(k) != 0 || check_secrets(k) != 0)
 		return;
 	check_database(k);
 	check_memcached(k);
 	check_storage(k);
-	if (k->app != NULL)
+	if (k->app != NULL && k->schema)
 		check_outbox(k);
 	check_payments(k);
 	check_notify(k);
