@@ -12,11 +12,21 @@ verdicts come from tests/prop_helper (a check program); examples are
 derandomized and bounded, so that a run is the same every time and
 takes seconds.  No stack needed; skips where hypothesis is missing.
 """
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
+
+# hypothesis keeps caches (its Unicode tables) under .hypothesis in the
+# working directory, the build tree, where make distcheck finds them left
+# after distclean: keep them in a directory of this run's, removed at exit.
+STORE = tempfile.mkdtemp(prefix="agora-hypothesis-")
+atexit.register(shutil.rmtree, STORE, True)
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = STORE
 
 try:
     from hypothesis import HealthCheck, given, settings, strategies as st
