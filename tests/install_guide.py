@@ -16,17 +16,14 @@ names is installed; $EDITOR appends the keys the README lists under it.
 
 Run by ./dev check (the install stage), which makes the tarball; it
 needs root, as the README does."""
-import grp
 import os
 import pwd
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("AGORA_SRCDIR", os.path.join(HERE, ".."))
@@ -40,6 +37,7 @@ if os.geteuid() != 0:
 
 import agoratest  # noqa: E402  (reads AGORA_TEST_URL)
 from agoratest import Tap, request, wait_for  # noqa: E402
+from guidetest import cron_lines, marked_blocks, order_paid, owner_mode  # noqa: E402
 
 t = Tap()
 DIR = os.environ["AGORA_GUIDE_DIR"]
@@ -53,7 +51,6 @@ PGSOCK = os.path.join(DIR, "pgsock")
 APACHE = os.path.join(ROOT, "etc/apache2")
 USER = "www-data"
 RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
-ADMIN_PW = "a long admin password"
 
 
 def sh(cmd, **kw):
@@ -72,7 +69,7 @@ def guide_blocks():
     start = text.index("\n## Installing on a server")
     end = text.find("\n## ", start + 1)
     section = text[start:end if end > 0 else None]
-    return re.findall(r"<!-- install-guide -->\n```sh\n(.*?)```", section, re.S)
+    return marked_blocks(section, "install-guide")
 
 
 # Where the README says /usr/local, /etc, /var or /run, ROOT's; localhost
@@ -208,18 +205,6 @@ def stop_all(workers):
 
 # --- cron ------------------------------------------------------------------
 
-def cron_lines(path):
-    """The (user, command) of each line of a cron.d file."""
-    out = []
-    for line in open(path):
-        line = line.strip()
-        if not line or line.startswith("#") or re.match(r"^[A-Z_]+=", line):
-            continue
-        f = line.split(None, 6)
-        out.append((f[5], f[6]))
-    return out
-
-
 def cron_run(user, command):
     """What cron does with a line: the command, by /bin/sh, as the user,
     in the user's home, with cron's few variables."""
@@ -231,12 +216,6 @@ def cron_run(user, command):
 
 
 # --- the run ---------------------------------------------------------------
-
-def owner_mode(path):
-    st = os.stat(path)
-    return "%s:%s %04o" % (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name,
-                           stat.S_IMODE(st.st_mode))
-
 
 def apache_log():
     path = os.path.join(ROOT, "var/log/apache2/error.log")
@@ -333,7 +312,8 @@ def installed(workers):
     t.ok(rc == 1 and all(w.poll() is None for w in workers),
          "the next minute's run finds the lock taken and leaves (flock -n), the first runs on",
          (rc, [w.poll() for w in workers], again.stderr.read()))
-    order_paid()
+    if order_paid(t, 30, "the cron file's workers"):
+        invoice_stored()
     logs(workers)
 
 
@@ -352,36 +332,7 @@ def units():
          p.stdout + p.stderr)
 
 
-def order_paid():
-    run = uuid.uuid4().hex[:8]
-    r = request("POST", "/api/v1/auth/login", body={"email": "admin@example.com",
-                                                    "password": ADMIN_PW})
-    t.ok(r.status == 200, "the first admin, made as the README says, logs in", r)
-    adm = {"Authorization": "Bearer " + r.json().get("access_token", "")}
-    r = request("POST", "/api/v1/products", headers=adm, body={
-        "sku": "GUIDE-" + run, "name": "Guide", "price_cents": 1250, "stock": 10})
-    t.ok(r.status == 201, "the admin makes a product", r)
-    pid = r.json().get("id")
-    email = "shopper.%s@example.com" % run
-    request("POST", "/api/v1/auth/register",
-            body={"email": email, "password": "shopper password 1", "name": "Shopper"})
-    r = request("POST", "/api/v1/auth/login",
-                body={"email": email, "password": "shopper password 1"})
-    h = {"Authorization": "Bearer " + r.json().get("access_token", "")}
-    r = request("POST", "/api/v1/orders", headers=h, body={
-        "items": [{"product_id": pid, "quantity": 2}],
-        "payment": {"method": "card", "token": "tok_visa"}})
-    t.ok(r.status == 201, "a shopper who signed up places an order with a card", r)
-    oid = r.json().get("id")
-
-    def status():
-        return request("GET", "/api/v1/orders/%s" % oid, headers=h).json().get("status")
-    took = wait_for(lambda: status() == "completed", 30)
-    t.ok(took is not None, "the cron file's workers charge it and store its invoice: "
-         "completed (%s)" % status(), took)
-    inv = request("GET", "/api/v1/orders/%s/invoice" % oid, headers=h)
-    t.ok(inv.status == 200 and inv.body.startswith(b"%PDF"),
-         "the installed Apache serves the invoice the worker stored", inv)
+def invoice_stored():
     store = os.path.join(ROOT, "var/lib/agora/storage")
     files = [os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs]
     t.ok(files and all(owner_mode(f).startswith("www-data:") for f in files),
