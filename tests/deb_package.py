@@ -17,8 +17,11 @@ Every command block of README.Debian marked for it runs, word for word,
 in the root (`systemctl A B` becomes `service B A`: no systemd runs
 there).  The health check answers through the installed Apache, and an
 order placed there is charged and its invoice stored by the workers that
-the real cron starts from /etc/cron.d/agora.  Last, `apt-get purge`
-removes what the package made.
+the real cron starts from /etc/cron.d/agora.  Then the package is
+installed over itself (postinst's upgrade: migrations applied, secret and
+ownership kept), removed (Apache's site disabled and still valid, the
+cron lines left behind idle) and installed again (the site back), and
+last `apt-get purge` removes what the package made.
 
 Run by ./dev check (the deb stage), which makes the tarball; it needs
 root, network access to Debian's archive, debootstrap and the build
@@ -41,7 +44,7 @@ if os.geteuid() != 0:
     sys.exit(0)
 os.environ["AGORA_TEST_URL"] = "http://127.0.0.1:80"
 
-from agoratest import Tap, request  # noqa: E402
+from agoratest import Tap, request, wait_for  # noqa: E402
 from guidetest import cron_lines, marked_blocks, order_paid, owner_mode  # noqa: E402
 
 t = Tap()
@@ -63,10 +66,19 @@ def host_mirror():
     return "http://deb.debian.org/debian"
 
 
+def host_suite():
+    """The root is the host's release: the package is built with its
+    libraries, and depends on their versions."""
+    m = re.search(r"(?m)^VERSION_CODENAME=(\w+)", open("/etc/os-release").read())
+    return m.group(1) if m else "bookworm"
+
+
 MIRROR = os.environ.get("AGORA_DEB_MIRROR") or host_mirror()
-SUITE = "bookworm"
+SUITE = host_suite()
+APT = "apt-get -y -qq -o Dpkg::Use-Pty=0 -o Acquire::Retries=3"
 ROOT = os.path.join(DIR, "root")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEB = os.environ.get("AGORA_DEB_FILE", "")
 
 
 def sh(argv, **kw):
@@ -117,7 +129,9 @@ def build():
 
 
 def debootstrap():
-    """A fresh Debian 12 root; the minimal system is kept in CACHE."""
+    """A fresh root of the host's release; the minimal system is kept in
+    CACHE.  debootstrap mounts /proc and /sys in the root: in a mount
+    namespace of its own, they go when it ends, however it ends."""
     base = os.path.join(CACHE, "%s-minbase.tar" % SUITE)
     os.makedirs(ROOT)
     t0 = time.monotonic()
@@ -125,18 +139,20 @@ def debootstrap():
         p = sh(["tar", "-xpf", base, "-C", ROOT])
         how = "from the cached debootstrap"
     else:
-        p = sh(["debootstrap", "--variant=minbase", SUITE, ROOT, MIRROR])
+        p = sh(["unshare", "--mount", "--fork", "debootstrap", "--variant=minbase", SUITE, ROOT,
+                MIRROR])
         how = "debootstrap --variant=minbase"
         if p.returncode == 0:
             os.makedirs(CACHE, exist_ok=True)
-            sh(["tar", "-cpf", base + ".tmp", "-C", ROOT, "."])
-            os.replace(base + ".tmp", base)
-    t.ok(p.returncode == 0, "a fresh Debian 12 root: %s (%.0f s)" % (how, time.monotonic() - t0),
-         tail(p))
+            if sh(["tar", "-cpf", base + ".tmp", "-C", ROOT, "."]).returncode == 0:
+                os.replace(base + ".tmp", base)
+    t.ok(p.returncode == 0, "a fresh Debian %s root: %s (%.0f s)"
+         % (SUITE, how, time.monotonic() - t0), tail(p))
     # As in Debian's build chroots: packages do not start their services
-    # (there is no init here to start them; the test does, later).
+    # (there is no init here to start them; the test does, later).  What
+    # they asked for is logged.
     with open(rootpath("/usr/sbin/policy-rc.d"), "w") as f:
-        f.write("#!/bin/sh\nexit 101\n")
+        f.write("#!/bin/sh\necho \"$*\" >>/var/log/policy-rc.d.log\nexit 101\n")
     os.chmod(rootpath("/usr/sbin/policy-rc.d"), 0o755)
     shutil.copy("/etc/resolv.conf", rootpath("/etc/resolv.conf"))
     return p.returncode == 0
@@ -150,8 +166,8 @@ def apt_install(deb):
     shutil.copy(deb, rootpath("/tmp"))
     script = ("mount -t proc proc {r}/proc && mount --bind {a} {r}/var/cache/apt/archives && "
               "chroot {r} /usr/bin/env -i PATH={p} DEBIAN_FRONTEND=noninteractive /bin/sh -ec "
-              "'apt-get update -qq && apt-get install -y -qq ./tmp/{d} systemd curl "
-              "-o Dpkg::Use-Pty=0'").format(r=ROOT, a=archives, p=PATH, d=os.path.basename(deb))
+              "'{apt} update && {apt} install ./tmp/{d} systemd curl'").format(
+                  r=ROOT, a=archives, p=PATH, d=os.path.basename(deb), apt=APT)
     t0 = time.monotonic()
     p = sh(["unshare", "--mount", "--fork", "/bin/sh", "-c", script])
     t.ok(p.returncode == 0, "apt-get install ./%s: the package, what it depends on and what it "
@@ -168,8 +184,7 @@ def installed():
          tail(p))
     p = in_root("dpkg-query -W -f='${Conffiles}' agora")
     conf = sorted(ln.split()[0] for ln in p.stdout.splitlines() if ln.strip())
-    t.ok(conf == ["/etc/agora/agora.conf", "/etc/agora/agora.conf.sample",
-                  "/etc/apache2/conf-available/agora.conf",
+    t.ok(conf == ["/etc/agora/agora.conf", "/etc/apache2/conf-available/agora.conf",
                   "/etc/apache2/sites-available/agora.conf", "/etc/cron.d/agora",
                   "/etc/logrotate.d/agora"], "the files in /etc are conffiles", conf)
     modes = {path: owner_mode(rootpath(path)) if os.path.exists(rootpath(path)) else "missing"
@@ -193,10 +208,10 @@ def installed():
     t.ok(not wants and {"agora-worker.service", "agora-worker.timer",
                         "agora-fcgi-pool.service"} <= set(units),
          "the systemd units are installed and not enabled", wants)
-    p = sh(["pgrep", "-a", "-f", "agora|apache2|postgres: |memcached"])
-    mine = [ln for ln in p.stdout.splitlines()
-            if os.path.realpath("/proc/%s/root" % ln.split()[0]) == os.path.realpath(ROOT)]
-    t.ok(not mine, "nothing of the root runs after the install", mine)
+    log = rootpath("/var/log/policy-rc.d.log")
+    asked = open(log).read().splitlines() if os.path.exists(log) else []
+    t.ok(not [a for a in asked if "agora" in a],
+         "no agora service was asked to start (policy-rc.d's log)", asked)
 
 
 # --- inside a namespace of its own: boot, the guide, an order, purge --------------
@@ -250,11 +265,11 @@ def serving():
     t.ok(len(lines) == 2 and all(u == "www-data" for u, _ in lines),
          "uncommented, the cron file runs two workers as www-data", lines)
     # cron starts them at the next minute: up to 60 s, then the work.
-    if order_paid(t, 90, "the workers cron started from /etc/cron.d/agora"):
-        store = rootpath("/var/lib/agora/storage")
-        files = [os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs]
-        t.ok(files and all(owner_mode(f).startswith("www-data:") for f in files),
-             "the invoice is stored in /var/lib/agora/storage, www-data's", files)
+    order_paid(t, 90, "the workers cron started from /etc/cron.d/agora")
+    store = rootpath("/var/lib/agora/storage")
+    files = [os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs]
+    t.ok(files and all(owner_mode(f).startswith("www-data:") for f in files),
+         "the invoice is stored in /var/lib/agora/storage, www-data's", files)
     log = rootpath("/var/log/agora/worker.log")
     text = open(log).read() if os.path.exists(log) else ""
     t.ok(os.path.exists(log) and owner_mode(log).startswith("www-data:")
@@ -265,10 +280,56 @@ def serving():
          "logrotate rotates the workers' log", tail(p))
 
 
+def health(what):
+    in_root("service apache2 reload")
+    r = wait_for(lambda: request("GET", "/api/v1/health").status == 200, 10)
+    t.ok(r is not None, what, request("GET", "/api/v1/health"))
+
+
+def enabled():
+    """a2query's answers for the site and the configuration agora."""
+    return (in_root("a2query -q -s agora").returncode, in_root("a2query -q -c agora").returncode)
+
+
+def upgrade():
+    """The same package again over itself: postinst's upgrade path."""
+    before = {f: open(rootpath(f)).read() for f in ("/etc/agora/jwt.secret",)}
+    overrides = in_root("dpkg-statoverride --list").stdout
+    p = in_root("dpkg -i /tmp/" + DEB)
+    t.ok(p.returncode == 0 and re.search(r"0 applied, \d+ already up to date", p.stdout)
+         and "agoractl migrate failed" not in p.stderr,
+         "dpkg -i over the installed package: postinst's upgrade runs agoractl migrate", tail(p))
+    after = {f: open(rootpath(f)).read() for f in before}
+    t.ok(after == before and in_root("dpkg-statoverride --list").stdout == overrides
+         and enabled() == (0, 0), "and keeps the JWT secret, the ownership and the site",
+         (enabled(), in_root("dpkg-statoverride --list").stdout))
+    health("the upgraded programs answer after Apache's reload")
+
+
+def remove_and_back():
+    """apt-get remove, then the package again: Apache must stay valid in
+    between, the cron lines idle, and the site come back."""
+    p = in_root(APT + " remove agora")
+    t.ok(p.returncode == 0 and enabled() == (33, 33),
+         "apt-get remove disables the site and the configuration (a2query: by the maintainer)",
+         (tail(p), enabled()))
+    p = in_root("apache2ctl configtest")
+    t.ok(p.returncode == 0, "Apache's configuration stays valid without the programs", tail(p))
+    log = rootpath("/var/log/agora/worker.log")
+    size = os.path.getsize(log)
+    runs = [in_root("cd / && " + c, user=u) for u, c in cron_lines(rootpath("/etc/cron.d/agora"))]
+    t.ok(runs and all(r.stdout + r.stderr == "" for r in runs) and os.path.getsize(log) == size,
+         "the cron lines left behind do nothing, quietly", [tail(r) for r in runs])
+    p = in_root("dpkg -i /tmp/" + DEB)
+    t.ok(p.returncode == 0 and enabled() == (0, 0),
+         "installed again, the site and the configuration are enabled again", (tail(p), enabled()))
+    health("and the programs answer")
+
+
 def purge():
     in_root("service cron stop; service apache2 stop; service memcached stop; "
             "service postgresql stop; true")
-    p = in_root("apt-get purge -y -qq agora -o Dpkg::Use-Pty=0")
+    p = in_root(APT + " purge agora")
     t.ok(p.returncode == 0, "apt-get purge agora", tail(p))
     gone = [path for path in ("/var/lib/agora", "/var/log/agora", "/run/agora",
                               "/etc/agora/jwt.secret", "/etc/agora/agora.conf",
@@ -290,6 +351,8 @@ def inside():
     t.n = int(os.environ["AGORA_DEB_TAP_N"])
     if boot() and guide():
         serving()
+        upgrade()
+        remove_and_back()
     purge()
     sys.stdout.flush()
     os._exit(1 if t.failed else 0)
@@ -299,7 +362,7 @@ def outside():
     deb = build()
     if deb and debootstrap() and apt_install(deb):
         installed()
-        env = dict(os.environ, AGORA_DEB_TAP_N=str(t.n))
+        env = dict(os.environ, AGORA_DEB_TAP_N=str(t.n), AGORA_DEB_FILE=os.path.basename(deb))
         p = subprocess.Popen(["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child",
                               sys.executable, os.path.abspath(__file__), "--inside"],
                              env=env, stdout=subprocess.PIPE, text=True)
