@@ -40,8 +40,7 @@ side_checks(struct agora_ctx *ctx)
 	long long ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (now.tv_sec - side.at.tv_sec) * 1000LL +
-	    (now.tv_nsec - side.at.tv_nsec) / 1000000;
+	ms = agora_ts_us(&side.at, &now) / 1000;
 	if (side.cache != NULL && ms < SIDE_CHECK_MS)
 		return;
 	side.at = now;

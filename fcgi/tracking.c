@@ -96,8 +96,7 @@ ms_left(const struct timespec *deadline)
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (deadline->tv_sec - now.tv_sec) * 1000LL +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return agora_ts_us(&now, deadline) / 1000;
 }
 
 enum woke { W_NOTIFIED, W_TIMEOUT, W_BROKEN };

@@ -711,5 +711,9 @@ void agora_random_hex(char *out, size_t nbytes);
 /* Write all n bytes to fd, again after EINTR; 0, or -1 with errno. */
 int agora_write_all(int fd, const void *buf, size_t n);
 long long agora_clock_ms(clockid_t id);
+/* Microseconds from a to b (negative when b is the earlier). */
+long long agora_ts_us(const struct timespec *a, const struct timespec *b);
+/* Milliseconds since t, on CLOCK_MONOTONIC. */
+long long agora_ms_since(const struct timespec *t);
 
 #endif /* AGORA_H */

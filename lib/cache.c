@@ -606,8 +606,7 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 
 	if (r->ctx->cache == NULL || *ver == '\0')
 		return;
-	cost = agora_clock_ms(CLOCK_MONOTONIC) -
-	    ((long long)r->start.tv_sec * 1000 + r->start.tv_nsec / 1000000);
+	cost = agora_ms_since(&r->start);
 	life = (long long)ttl * 1000;
 	life += (long long)(draw() * (double)(life / 2));
 	k = snprintf(head, sizeof(head), "%s\n%s\n%lld %lld\n", ver, doc->etag,

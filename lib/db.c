@@ -129,16 +129,6 @@ agora_db_generation(const struct agora_db *db)
 	return db->generation;
 }
 
-static long long
-ms_since(const struct timespec *t)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t->tv_sec) * 1000LL +
-	    (now.tv_nsec - t->tv_nsec) / 1000000;
-}
-
 /* The i-th statement: the program's, then the library's. */
 static const struct agora_stmt *
 stmt_at(const struct agora_db *db, size_t i)
@@ -233,7 +223,8 @@ agora_db_connect(struct agora_db *db)
 	if (db->ready && PQstatus(db->conn) == CONNECTION_OK)
 		return AGORA_OK;
 	db->ready = 0;
-	if (db->last_try.tv_sec != 0 && ms_since(&db->last_try) < RECONNECT_MS)
+	if (db->last_try.tv_sec != 0 &&
+	    agora_ms_since(&db->last_try) < RECONNECT_MS)
 		return AGORA_E_UNAVAILABLE;
 	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
 	if (db->conn == NULL) {

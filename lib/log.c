@@ -236,9 +236,7 @@ agora_log_request(const struct agora_req *r)
 	long long us;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	us = ((long long)(now.tv_sec - r->start.tv_sec) * 1000000000 +
-	         (now.tv_nsec - r->start.tv_nsec)) /
-	    1000;
+	us = agora_ts_us(&r->start, &now);
 	if (us < 0)
 		us = 0;
 	line_open(&l, r->status >= 500 ? "error" : "info");

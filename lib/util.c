@@ -161,6 +161,22 @@ agora_clock_ms(clockid_t id)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long
+agora_ts_us(const struct timespec *a, const struct timespec *b)
+{
+	return (long long)(b->tv_sec - a->tv_sec) * 1000000 +
+	    (b->tv_nsec - a->tv_nsec) / 1000;
+}
+
+long long
+agora_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return agora_ts_us(t, &now) / 1000;
+}
+
 int
 agora_write_all(int fd, const void *buf, size_t n)
 {

@@ -309,16 +309,6 @@ record(PGconn *c, const struct migration *m)
 	return ok ? 0 : -1;
 }
 
-static double
-ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
-	    (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 static int
 apply(PGconn *c, const struct migration *m)
 {
@@ -335,7 +325,7 @@ apply(PGconn *c, const struct migration *m)
 		printf("failed\n");
 		return -1;
 	}
-	printf("ok (%.0f ms)\n", ms_since(&t0));
+	printf("ok (%lld ms)\n", agora_ms_since(&t0));
 	return 0;
 }
 
@@ -769,7 +759,8 @@ seed(int argc, char **argv)
 	    exec_ok(c, "ANALYZE inventory") != 0)
 		goto out;
 	catalog_changed();
-	printf("%lld products in %.1f s\n", count, ms_since(&t0) / 1e3);
+	printf("%lld products in %.1f s\n", count,
+	    (double)agora_ms_since(&t0) / 1e3);
 	rc = 0;
 out:
 	PQfinish(c);
