@@ -27,10 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <sodium.h>
 
 #include "agora.h"
+#include "httpc.h"
 
 #define PATH_MAX_LEN 1024
 #define URL_MAX_LEN 2048
@@ -166,71 +166,17 @@ out:
 
 /* --- s3 ------------------------------------------------------------------ */
 
-struct s3_io {
-	const char *src; /* PUT: the body */
-	size_t src_len, src_off;
-	char *dst; /* GET: what came back, up to max bytes */
-	size_t dst_len, max;
-	int overflow;
-};
-
-static size_t
-s3_read(char *p, size_t size, size_t n, void *arg)
-{
-	struct s3_io *io = arg;
-	size_t k = size * n;
-
-	if (k > io->src_len - io->src_off)
-		k = io->src_len - io->src_off;
-	memcpy(p, io->src + io->src_off, k);
-	io->src_off += k;
-	return k;
-}
-
-static size_t
-s3_write(char *p, size_t size, size_t n, void *arg)
-{
-	struct s3_io *io = arg;
-	size_t k = size * n;
-	char *grown;
-
-	if (k > io->max - io->dst_len) {
-		io->overflow = 1;
-		return 0;
-	}
-	if ((grown = realloc(io->dst, io->dst_len + k + 1)) == NULL)
-		return 0;
-	io->dst = grown;
-	memcpy(io->dst + io->dst_len, p, k);
-	io->dst_len += k;
-	io->dst[io->dst_len] = '\0';
-	return k;
-}
-
-static int
-s3_ready(void)
-{
-	static int done;
-
-	if (!done && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
-		done = 1;
-	return done ? 0 : -1;
-}
-
 /*
- * One signed request: method on key (NULL: the bucket itself).  Returns
- * the HTTP status, or -1 when no answer came (err says why).
+ * One signed request: h->method on key (NULL: the bucket itself), with
+ * h's body and answer limit.  Returns the HTTP status, or -1 when no
+ * answer came (err says why).
  */
 static long
-s3_call(const struct agora_config *cfg, const char *method, const char *key,
-    const char *ctype, struct s3_io *io, long timeout_ms, char *err,
-    size_t errlen)
+s3_call(const struct agora_config *cfg, const char *key, const char *ctype,
+    struct agora_http *h, char *err, size_t errlen)
 {
 	char url[URL_MAX_LEN], sigv4[128], hdr[128], hash[65];
-	struct curl_slist *h = NULL, *t;
-	CURL *c = NULL;
-	CURLcode cc = CURLE_OUT_OF_MEMORY;
-	long status = -1;
+	struct curl_slist *hl = NULL, *t;
 	size_t n;
 
 	n = strlen(cfg->s3_endpoint);
@@ -243,57 +189,39 @@ s3_call(const struct agora_config *cfg, const char *method, const char *key,
 		return -1;
 	}
 	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", cfg->s3_region);
-	if (io->src != NULL)
-		agora_sha256_hex(io->src, io->src_len, hash);
+	if (h->body != NULL)
+		agora_sha256_hex(h->body, h->body_len, hash);
 	else
 		snprintf(hash, sizeof(hash), "%s", EMPTY_SHA256);
 	snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", hash);
-	if (s3_ready() != 0 || (c = curl_easy_init()) == NULL ||
-	    (h = curl_slist_append(NULL, hdr)) == NULL)
-		goto out;
+	if ((hl = curl_slist_append(NULL, hdr)) == NULL)
+		goto oom;
 	if (ctype != NULL) {
 		snprintf(hdr, sizeof(hdr), "Content-Type: %.100s", ctype);
-		if ((t = curl_slist_append(h, hdr)) == NULL)
-			goto out;
+		if ((t = curl_slist_append(hl, hdr)) == NULL)
+			goto oom;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(c, CURLOPT_USERNAME, cfg->s3_access_key);
-	curl_easy_setopt(c, CURLOPT_PASSWORD, cfg->s3_secret_key);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s3_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, io);
-	if (strcmp(method, "PUT") == 0) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, s3_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, io);
-		curl_easy_setopt(
-		    c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)io->src_len);
-	} else if (strcmp(method, "HEAD") == 0)
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	cc = curl_easy_perform(c);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	else
-		snprintf(err, errlen, "s3 %s %s: %s", method, url,
-		    io->overflow ? "answer too large" : curl_easy_strerror(cc));
-out:
-	if (cc == CURLE_OUT_OF_MEMORY && status < 0)
-		snprintf(err, errlen, "s3: out of memory");
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	return status;
+	h->url = url;
+	h->headers = hl;
+	h->sigv4 = sigv4;
+	h->user = cfg->s3_access_key;
+	h->password = cfg->s3_secret_key;
+	if (agora_http_call(NULL, h) < 0)
+		snprintf(err, errlen, "s3 %s %s: %s", h->method, url, h->error);
+	curl_slist_free_all(hl);
+	return h->status;
+oom:
+	snprintf(err, errlen, "s3: out of memory");
+	curl_slist_free_all(hl);
+	return -1;
 }
 
 /* An answer other than the one expected, with S3's own error code. */
 static int
-s3_unexpected(
-    const char *method, long status, struct s3_io *io, char *err, size_t errlen)
+s3_unexpected(const struct agora_http *h, char *err, size_t errlen)
 {
-	const char *code = io->dst != NULL ? strstr(io->dst, "<Code>") : NULL;
+	const char *code =
+	    h->answer != NULL ? strstr(h->answer, "<Code>") : NULL;
 	const char *end;
 	int n = 0;
 
@@ -302,7 +230,7 @@ s3_unexpected(
 		end = strchr(code, '<');
 		n = end != NULL && end - code <= 64 ? (int)(end - code) : 0;
 	}
-	snprintf(err, errlen, "s3 %s: HTTP %ld%s%.*s", method, status,
+	snprintf(err, errlen, "s3 %s: HTTP %ld%s%.*s", h->method, h->status,
 	    n > 0 ? " " : "", n, n > 0 ? code : "");
 	return -1;
 }
@@ -311,17 +239,20 @@ static int
 s3_put(const struct agora_config *cfg, const char *key, const void *data,
     size_t len, const char *ctype, char *err, size_t errlen)
 {
-	struct s3_io io = { data, len, 0, NULL, 0, S3_ERROR_MAX, 0 };
+	struct agora_http h = { .method = "PUT",
+		.body = data,
+		.body_len = len,
+		.timeout_ms = cfg->storage_timeout_ms,
+		.answer_max = S3_ERROR_MAX };
 	long status;
 	int rc = -1;
 
-	status = s3_call(
-	    cfg, "PUT", key, ctype, &io, cfg->storage_timeout_ms, err, errlen);
+	status = s3_call(cfg, key, ctype, &h, err, errlen);
 	if (status >= 200 && status < 300)
 		rc = 0;
 	else if (status >= 0)
-		s3_unexpected("PUT", status, &io, err, errlen);
-	free(io.dst);
+		s3_unexpected(&h, err, errlen);
+	agora_http_done(&h);
 	return rc;
 }
 
@@ -329,26 +260,27 @@ static int
 s3_get(const struct agora_config *cfg, const char *key, size_t max, char **data,
     size_t *len, char *err, size_t errlen)
 {
-	struct s3_io io = { NULL, 0, 0, NULL, 0, max, 0 };
+	struct agora_http h = { .method = "GET",
+		.timeout_ms = cfg->storage_timeout_ms,
+		.answer_max = max };
 	long status;
 	int rc = -1;
 
-	status = s3_call(
-	    cfg, "GET", key, NULL, &io, cfg->storage_timeout_ms, err, errlen);
+	status = s3_call(cfg, key, NULL, &h, err, errlen);
 	if (status == 200) {
-		if (io.dst == NULL && (io.dst = calloc(1, 1)) == NULL)
+		if (h.answer == NULL && (h.answer = calloc(1, 1)) == NULL)
 			goto out;
-		*data = io.dst;
-		*len = io.dst_len;
-		io.dst = NULL;
+		*data = h.answer;
+		*len = h.answer_len;
+		h.answer = NULL;
 		rc = 0;
 	} else if (status == 404) {
 		snprintf(err, errlen, "s3 GET %s: not found", key);
 		rc = 1;
 	} else if (status >= 0)
-		s3_unexpected("GET", status, &io, err, errlen);
+		s3_unexpected(&h, err, errlen);
 out:
-	free(io.dst);
+	agora_http_done(&h);
 	return rc;
 }
 
@@ -388,7 +320,9 @@ agora_storage_get(const struct agora_config *cfg, const char *backend,
 const char *
 agora_storage_check(const struct agora_config *cfg)
 {
-	struct s3_io io = { NULL, 0, 0, NULL, 0, S3_ERROR_MAX, 0 };
+	struct agora_http h = {
+		.method = "HEAD", .timeout_ms = 1000, .answer_max = S3_ERROR_MAX
+	};
 	char err[256];
 	long status;
 
@@ -397,7 +331,7 @@ agora_storage_check(const struct agora_config *cfg)
 		    ? "ok"
 		    : "unavailable";
 	/* The bucket answers HEAD when it exists and the key is good. */
-	status = s3_call(cfg, "HEAD", NULL, NULL, &io, 1000, err, sizeof(err));
-	free(io.dst);
+	status = s3_call(cfg, NULL, NULL, &h, err, sizeof(err));
+	agora_http_done(&h);
 	return status == 200 ? "ok" : "unavailable";
 }

@@ -30,6 +30,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "httpc.h"
 #include "worker.h"
 
 #define ITEMS_LISTED 20
@@ -369,8 +370,7 @@ send_email(const struct message *m, char *err, size_t errlen)
 	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->notify_timeout_ms);
+	agora_curl_limits(c, cfg->notify_timeout_ms, AGORA_SMTP_PROTOCOLS);
 	if (*cfg->smtp_user != '\0') {
 		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->smtp_user);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, cfg->smtp_password);
@@ -391,10 +391,25 @@ out:
 /* --- sms --------------------------------------------------------------------
  */
 
-static size_t
-discard(char *p, size_t size, size_t n, void *arg)
+/* The SMS gateway's answer (httpc.c: which are retried). */
+static enum send
+sms_result(const struct agora_http *h, char *err, size_t errlen)
 {
-	return size * n;
+	if (h->status < 0) {
+		snprintf(err, errlen, "sms: %s", h->error);
+		return SEND_RETRY;
+	}
+	switch (agora_http_judge(h->status)) {
+	case AGORA_HTTP_DONE:
+		return SEND_OK;
+	case AGORA_HTTP_RETRY:
+		snprintf(err, errlen, "sms: HTTP %ld", h->status);
+		return SEND_RETRY;
+	default:
+		/* A number the provider refuses stays refused. */
+		snprintf(err, errlen, "sms: HTTP %ld", h->status);
+		return SEND_FAIL;
+	}
 }
 
 static enum send
@@ -402,12 +417,11 @@ send_sms(const struct message *m, char *err, size_t errlen)
 {
 	const struct agora_config *cfg = m->cfg;
 	struct json_object *o = json_object_new_object();
-	struct curl_slist *h = NULL;
+	struct agora_http h = { .method = "POST",
+		.url = cfg->sms_url,
+		.timeout_ms = cfg->notify_timeout_ms };
 	char auth[300], key[80], body[400];
 	enum send rc = SEND_RETRY;
-	long status = 0;
-	CURLcode cc;
-	CURL *c = curl_easy_init();
 
 	snprintf(body, sizeof(body), "%s. %s", m->subject,
 	    strcmp(m->template, "payment_succeeded") == 0 ? "Invoice: " : "");
@@ -418,41 +432,24 @@ send_sms(const struct message *m, char *err, size_t errlen)
 	snprintf(
 	    auth, sizeof(auth), "Authorization: Bearer %s", cfg->sms_token);
 	snprintf(key, sizeof(key), "notification-%s", m->id);
-	if (c == NULL || o == NULL ||
+	if (o == NULL ||
 	    json_object_object_add(
 	        o, "to", json_object_new_string(m->recipient)) != 0 ||
 	    json_object_object_add(o, "body", json_object_new_string(body)) !=
 	        0 ||
-	    (h = header(curl_slist_append(NULL, auth), "Content-Type",
+	    (h.headers = header(curl_slist_append(NULL, auth), "Content-Type",
 	         "application/json")) == NULL ||
-	    (h = header(h, "Idempotency-Key", key)) == NULL) {
+	    (h.headers = header(h.headers, "Idempotency-Key", key)) == NULL) {
 		snprintf(err, errlen, "sms: out of memory");
 		goto out;
 	}
-	curl_easy_setopt(c, CURLOPT_URL, cfg->sms_url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS,
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->notify_timeout_ms);
-	if ((cc = curl_easy_perform(c)) != CURLE_OK) {
-		snprintf(err, errlen, "sms: %s", curl_easy_strerror(cc));
-		goto out;
-	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (status >= 200 && status < 300)
-		rc = SEND_OK;
-	else {
-		snprintf(err, errlen, "sms: HTTP %ld", status);
-		/* A number the provider refuses stays refused. */
-		if (status >= 400 && status < 500 && status != 408 &&
-		    status != 429 && status != 401 && status != 403)
-			rc = SEND_FAIL;
-	}
+	h.body = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	h.body_len = strlen(h.body);
+	agora_http_call(NULL, &h);
+	rc = sms_result(&h, err, errlen);
 out:
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
+	agora_http_done(&h);
+	curl_slist_free_all(h.headers);
 	json_object_put(o);
 	return rc;
 }

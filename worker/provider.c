@@ -7,8 +7,8 @@
  * http: a Stripe-like REST gateway at payment_gateway_url, over libcurl:
  *   form-encoded POST /v1/charges and /v1/refunds with the key as a Bearer
  *   token and the payment id in Idempotency-Key, so that a charge retried
- *   after a timeout or a crash is never made twice.  5xx, 409, 429,
- *   timeouts and connection errors are transient; other 4xx are final.
+ *   after a timeout or a crash is never made twice.  Which answers are
+ *   transient and which final is httpc.c's one table.
  */
 #include "config.h"
 
@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "httpc.h"
 #include "worker.h"
 
 #define RESPONSE_MAX (64 * 1024)
@@ -70,25 +71,6 @@ simulated(struct pay_call *c, int refund)
 	return PAY_DECLINED;
 }
 
-struct buf {
-	char data[RESPONSE_MAX + 1];
-	size_t len;
-};
-
-static size_t
-collect(char *p, size_t size, size_t n, void *arg)
-{
-	struct buf *b = arg;
-	size_t len = size * n;
-
-	if (len > RESPONSE_MAX - b->len)
-		return 0; /* too large: curl fails the transfer */
-	memcpy(b->data + b->len, p, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return len;
-}
-
 /* A string member of the JSON answer, or of its "error" object. */
 static void
 answer_field(const char *body, const char *outer, const char *name, char *out,
@@ -105,74 +87,60 @@ answer_field(const char *body, const char *outer, const char *name, char *out,
 	json_object_put(o);
 }
 
-/* Map the gateway's HTTP answer to a result. */
+/* Map the gateway's answer to a result (httpc.c: which are retried). */
 static enum pay_result
-http_result(struct pay_call *c, CURLcode cc, long status, struct buf *b)
+http_result(struct pay_call *c, const struct agora_http *h)
 {
-	if (cc != CURLE_OK) {
-		snprintf(
-		    c->error, sizeof(c->error), "%s", curl_easy_strerror(cc));
-		return PAY_TRANSIENT;
-	}
-	if (status >= 200 && status < 300) {
-		answer_field(b->data, NULL, "id", c->ref, sizeof(c->ref));
+	const char *body = h->answer != NULL ? h->answer : "";
+
+	switch (agora_http_judge(h->status)) {
+	case AGORA_HTTP_DONE:
+		answer_field(body, NULL, "id", c->ref, sizeof(c->ref));
 		return PAY_OK;
-	}
-	/*
-	 * 401, 403 and 404 mean our key or URL is wrong, not the card:
-	 * retry (and show in the log) rather than fail the customer's order.
-	 */
-	if (status >= 500 || status == 409 || status == 429 || status < 200 ||
-	    status == 401 || status == 403 || status == 404) {
-		snprintf(c->error, sizeof(c->error), "HTTP %ld", status);
+	case AGORA_HTTP_RETRY:
+		if (h->status < 0)
+			snprintf(c->error, sizeof(c->error), "%s", h->error);
+		else
+			snprintf(
+			    c->error, sizeof(c->error), "HTTP %ld", h->status);
 		return PAY_TRANSIENT;
+	default:
+		snprintf(c->code, sizeof(c->code), "declined_%ld", h->status);
+		answer_field(body, "error", "code", c->code, sizeof(c->code));
+		return PAY_DECLINED;
 	}
-	snprintf(c->code, sizeof(c->code), "declined_%ld", status);
-	answer_field(b->data, "error", "code", c->code, sizeof(c->code));
-	return PAY_DECLINED;
 }
 
 static enum pay_result
 http_post(
     struct pay_call *c, const char *path, const char *form, const char *key)
 {
-	struct curl_slist *h = NULL;
-	struct buf *b;
-	char url[1024], hdr[512];
-	enum pay_result pr = PAY_TRANSIENT;
-	CURLcode cc;
-	long status = 0;
+	struct agora_http h = { .method = "POST",
+		.body = form,
+		.body_len = strlen(form),
+		.timeout_ms = conf->payment_timeout_ms,
+		.answer_max = RESPONSE_MAX };
+	struct curl_slist *hl, *t = NULL;
+	char url[1024], auth[512], idem[128];
+	enum pay_result pr;
 
-	if ((b = calloc(1, sizeof(*b))) == NULL)
-		return PAY_TRANSIENT;
 	snprintf(url, sizeof(url), "%s%s", conf->payment_gateway_url, path);
-	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s",
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 	    conf->payment_gateway_key);
-	h = curl_slist_append(h, hdr);
-	snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", key);
+	snprintf(idem, sizeof(idem), "Idempotency-Key: %s", key);
 	/* Never call the gateway without the idempotency key. */
-	if (h == NULL || (h = curl_slist_append(h, hdr)) == NULL) {
-		free(b);
+	if ((hl = curl_slist_append(NULL, auth)) == NULL ||
+	    (t = curl_slist_append(hl, idem)) == NULL) {
+		curl_slist_free_all(hl);
 		snprintf(c->error, sizeof(c->error), "out of memory");
 		return PAY_TRANSIENT;
 	}
-	curl_easy_reset(curl);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
-	curl_easy_setopt(
-	    curl, CURLOPT_TIMEOUT_MS, (long)conf->payment_timeout_ms);
-	curl_easy_setopt(
-	    curl, CURLOPT_CONNECTTIMEOUT_MS, (long)conf->payment_timeout_ms);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, b);
-	cc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	pr = http_result(c, cc, status, b);
-	curl_slist_free_all(h);
-	free(b);
+	h.url = url;
+	h.headers = hl;
+	agora_http_call(curl, &h);
+	pr = http_result(c, &h);
+	agora_http_done(&h);
+	curl_slist_free_all(hl);
 	return pr;
 }
 
