@@ -45,6 +45,8 @@
 
 #define HOUSEKEEPING_MS 10000
 #define IDS_MAX (1000 * 21 + 3)
+/* The topics claimed, comma-separated, with room for "{" "}" and NUL. */
+#define TOPICS_MAX 256
 
 static volatile sig_atomic_t stop;
 
@@ -372,7 +374,7 @@ wait_work(struct worker *w, long long ms)
 struct run {
 	int loop;
 	long long deadline_ms; /* absolute, on the monotonic clock */
-	char topics[256]; /* --topics, as a PostgreSQL array literal */
+	char topics[TOPICS_MAX]; /* what it claims, as an array literal */
 };
 
 /* How long to sleep when nothing is due. */
@@ -431,17 +433,36 @@ synopsis(FILE *f)
 	    "       agora-worker -h|--help\n");
 }
 
+/* The topics, comma-separated, into out: for --help and PostgreSQL. */
+static void
+topic_list(char *out, size_t len)
+{
+	const char *t;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; (t = worker_topic_name(i)) != NULL && n < len; i++)
+		n += (size_t)snprintf(
+		    out + n, len - n, "%s%s", i > 0 ? "," : "", t);
+}
+
 static int
 usage(void)
 {
+	char all[TOPICS_MAX - 2];
+
+	topic_list(all, sizeof(all));
 	synopsis(stderr);
-	fprintf(stderr, "topics: %s\n", worker_topics);
+	fprintf(stderr, "topics: %s\n", all);
 	return 2;
 }
 
 static int
 help(void)
 {
+	char all[TOPICS_MAX - 2];
+
+	topic_list(all, sizeof(all));
 	printf("agora-worker: runs the work agora queues in its outbox "
 	       "table.\n\n");
 	synopsis(stdout);
@@ -459,20 +480,7 @@ help(void)
 	       "\nconfiguration: the file AGORA_CONFIG names, else %s;\n"
 	       "AGORA_<KEY> variables override its keys.  Exits 1 when the "
 	       "database\ncannot be reached at start.\n",
-	    worker_topics, AGORA_SYSCONFDIR "/agora/agora.conf");
-	return 0;
-}
-
-static int
-topic_known(const char *t, size_t n)
-{
-	const char *p = worker_topics + 1, *end;
-
-	for (; *p != '}' && *p != '\0'; p = *end == ',' ? end + 1 : end) {
-		end = p + strcspn(p, ",}");
-		if ((size_t)(end - p) == n && strncmp(p, t, n) == 0)
-			return 1;
-	}
+	    all, AGORA_SYSCONFDIR "/agora/agora.conf");
 	return 0;
 }
 
@@ -483,11 +491,11 @@ topics_ok(const char *list)
 	const char *p = list, *end;
 	size_t len = strlen(list);
 
-	if (len == 0 || len > 200 || list[len - 1] == ',')
+	if (len == 0 || len > TOPICS_MAX - 3 || list[len - 1] == ',')
 		return 0;
 	for (; *p != '\0'; p = *end == ',' ? end + 1 : end) {
 		end = p + strcspn(p, ",");
-		if (!topic_known(p, (size_t)(end - p)))
+		if (!worker_topic_known(p, (size_t)(end - p)))
 			return 0;
 	}
 	return 1;
@@ -496,10 +504,12 @@ topics_ok(const char *list)
 static int
 parse_args(int argc, char **argv, struct run *run)
 {
+	char all[TOPICS_MAX - 2];
 	long long secs = 55;
 	int i, mode = 0;
 
-	run->topics[0] = '\0';
+	topic_list(all, sizeof(all));
+	snprintf(run->topics, sizeof(run->topics), "{%s}", all);
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--once") == 0)
 			mode = 1;
@@ -611,7 +621,7 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (worker_open(&w) == 0) {
-		w.topics = run.topics[0] != '\0' ? run.topics : worker_topics;
+		w.topics = run.topics;
 		work(&w, &run);
 		agora_log("info",
 		    "done: %lld handled, %lld retried, %lld dead, %lld "

@@ -33,9 +33,6 @@
 #define CHUNK_MAX 128
 #define CHUNK_FAST_MS 50
 
-const char worker_topics[] = "{payment.charge,payment.refund,invoice.create,"
-                             "order.created,notify.order,notify.send}";
-
 const char *
 job_string(struct job *j, const char *key)
 {
@@ -279,6 +276,57 @@ handle_refund(struct worker *w, struct job *j)
 	return pr == PAY_OK ? OUT_DONE : call_failed(j, pr, &c);
 }
 
+/*
+ * The topics this build handles, and who runs each row.  payment.charge
+ * has no one-row handler: its rows run first, in chunks (charge_chunk).
+ */
+static const struct topic {
+	const char *name;
+	enum outcome (*run)(struct worker *w, struct job *j);
+} topics[] = {
+	{ "payment.charge", NULL },
+	{ "payment.refund", handle_refund },
+	{ "invoice.create", handle_invoice },
+	{ "order.created", handle_fanout },
+	{ "notify.order", handle_fanout },
+	{ "notify.send", handle_notify },
+};
+
+static const struct topic *
+topic_of(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(topics); i++)
+		if (strlen(topics[i].name) == len &&
+		    strncmp(topics[i].name, name, len) == 0)
+			return &topics[i];
+	return NULL;
+}
+
+int
+worker_topic_known(const char *name, size_t len)
+{
+	return topic_of(name, len) != NULL;
+}
+
+const char *
+worker_topic_name(size_t i)
+{
+	return i < AGORA_NELEM(topics) ? topics[i].name : NULL;
+}
+
+/* One row of a topic other than payment.charge. */
+static enum outcome
+handle_one(struct worker *w, struct job *j)
+{
+	const struct topic *t = topic_of(j->topic, strlen(j->topic));
+
+	if (t == NULL || t->run == NULL)
+		return job_bad(j, "no handler");
+	return t->run(w, j);
+}
+
 void
 worker_handle(struct worker *w, struct job *jobs, int n)
 {
@@ -308,19 +356,9 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 		size = next;
 	}
 	free(charges);
-	for (i = 0; i < n && !worker_tick(w); i++) {
-		if (strcmp(jobs[i].topic, "payment.refund") == 0)
-			jobs[i].outcome = handle_refund(w, &jobs[i]);
-		else if (strcmp(jobs[i].topic, "invoice.create") == 0)
-			jobs[i].outcome = handle_invoice(w, &jobs[i]);
-		else if (strcmp(jobs[i].topic, "order.created") == 0 ||
-		    strcmp(jobs[i].topic, "notify.order") == 0)
-			jobs[i].outcome = handle_fanout(w, &jobs[i]);
-		else if (strcmp(jobs[i].topic, "notify.send") == 0)
-			jobs[i].outcome = handle_notify(w, &jobs[i]);
-		else if (strcmp(jobs[i].topic, "payment.charge") != 0)
-			jobs[i].outcome = job_bad(&jobs[i], "no handler");
-	}
+	for (i = 0; i < n && !worker_tick(w); i++)
+		if (strcmp(jobs[i].topic, "payment.charge") != 0)
+			jobs[i].outcome = handle_one(w, &jobs[i]);
 }
 
 /* Cancel unpaid orders whose time is up, a batch at a time. */

@@ -49,8 +49,10 @@ struct agora_req *worker_req(struct worker *w);
  */
 int worker_tick(struct worker *w);
 
-/* The topics this build handles, as a PostgreSQL array literal. */
-extern const char worker_topics[];
+/* Whether this build handles the topic of len bytes at name. */
+int worker_topic_known(const char *name, size_t len);
+/* The i-th topic this build handles; NULL past the last. */
+const char *worker_topic_name(size_t i);
 /* Run the n claimed jobs; each gets its outcome (OUT_NONE: not run). */
 void worker_handle(struct worker *w, struct job *jobs, int n);
 void worker_housekeeping(struct worker *w);
