@@ -332,4 +332,7 @@ except Exception:
     w.kill()
     rc = None
 t.ok(rc == 0, "SIGTERM: the worker finishes and exits 0", rc)
+for bad in ("payment.charge,bogus", "payment.charge,", ""):
+    rc = run_worker("--once", "--topics", bad, log=LOG)
+    t.ok(rc == 2, "--topics %r: a topic this build does not handle is refused (exit 2)" % bad, rc)
 t.done()
