@@ -57,18 +57,15 @@ load(struct agora_ctx *ctx)
 {
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	char hex[2 * crypto_hash_sha256_BYTES + 1];
-	FILE *f;
+	char err[300];
 
-	f = fopen(ctx->cfg.openapi_file, "r");
-	if (f == NULL || (doc.text = malloc(DOC_MAX + 1)) == NULL) {
-		agora_log("error", "cannot read %s", ctx->cfg.openapi_file);
-		if (f != NULL)
-			fclose(f);
+	doc.text = agora_read_file(
+	    ctx->cfg.openapi_file, DOC_MAX, &doc.len, err, sizeof(err));
+	if (doc.text == NULL) {
+		agora_log("error", "cannot read %s", err);
 		return -1;
 	}
-	doc.len = fread(doc.text, 1, DOC_MAX + 1, f);
-	fclose(f);
-	if (doc.len > DOC_MAX || !valid_json(doc.text, doc.len)) {
+	if (!valid_json(doc.text, doc.len)) {
 		agora_log(
 		    "error", "%s is not valid JSON", ctx->cfg.openapi_file);
 		return -1;

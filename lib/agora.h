@@ -711,6 +711,14 @@ void agora_random_hex(char *out, size_t nbytes);
 /* Write all n bytes to fd, again after EINTR; 0, or -1 with errno. */
 int agora_write_all(int fd, const void *buf, size_t n);
 long long agora_clock_ms(clockid_t id);
+/*
+ * The contents of path, NUL-terminated, at most max bytes, in a buffer
+ * the caller frees (wiped first, when it held a secret); *len its length.
+ * NULL with errno set (ENOENT: no such file; EFBIG: longer than max) and
+ * err saying why.  Unbuffered: no copy is left in stdio's buffer.
+ */
+char *agora_read_file(
+    const char *path, size_t max, size_t *len, char *err, size_t errlen);
 /* Microseconds from a to b (negative when b is the earlier). */
 long long agora_ts_us(const struct timespec *a, const struct timespec *b);
 /* Milliseconds since t, on CLOCK_MONOTONIC. */

@@ -52,22 +52,18 @@ struct agora_auth {
 static unsigned char *
 read_key(const char *path, size_t *len)
 {
-	FILE *f;
-	unsigned char *buf;
+	char *buf, err[300];
 
 	*len = 0;
-	if (path == NULL || *path == '\0' || (f = fopen(path, "r")) == NULL)
+	if (path == NULL || *path == '\0' ||
+	    (buf = agora_read_file(
+	         path, KEY_FILE_MAX, len, err, sizeof(err))) == NULL)
 		return NULL;
-	buf = malloc(KEY_FILE_MAX + 1);
-	if (buf != NULL)
-		*len = fread(buf, 1, KEY_FILE_MAX + 1, f);
-	fclose(f);
-	if (buf == NULL || *len == 0 || *len > KEY_FILE_MAX) {
+	if (*len == 0) {
 		free(buf);
 		return NULL;
 	}
-	buf[*len] = '\0';
-	return buf;
+	return (unsigned char *)buf;
 }
 
 static void

@@ -450,43 +450,6 @@ agora_config_env(
 	return 0;
 }
 
-/*
- * The text of path, NUL-terminated, in a buffer the caller frees with
- * str_free.  Unbuffered, so that no copy of a secret is left in stdio's
- * buffer.
- */
-static char *
-slurp(const char *path, char *err, size_t errlen, int *missing, size_t *len)
-{
-	FILE *f;
-	char *buf;
-	size_t n;
-
-	*missing = 0;
-	f = fopen(path, "r");
-	if (f == NULL) {
-		*missing = errno == ENOENT;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	setvbuf(f, NULL, _IONBF, 0);
-	buf = malloc(CONF_MAX_BYTES + 1);
-	n = buf == NULL ? 0 : fread(buf, 1, CONF_MAX_BYTES + 1, f);
-	if (buf == NULL)
-		snprintf(err, errlen, "%s: out of memory", path);
-	if (buf != NULL && (ferror(f) || n > CONF_MAX_BYTES)) {
-		snprintf(err, errlen, "%s: unreadable or too large", path);
-		explicit_bzero(buf, CONF_MAX_BYTES + 1);
-		free(buf);
-		buf = NULL;
-	} else if (buf != NULL) {
-		buf[n] = '\0';
-		*len = n;
-	}
-	fclose(f);
-	return buf;
-}
-
 /* notify_channels: a comma-separated list of log, email and sms. */
 static int
 channels_check(const struct agora_config *cfg, char *err, size_t errlen)
@@ -598,9 +561,8 @@ secret_read(const struct secret *s, const char *path, char **value, char *err,
 {
 	char *text, why[256];
 	size_t n;
-	int missing;
 
-	text = slurp(path, why, sizeof(why), &missing, &n);
+	text = agora_read_file(path, CONF_MAX_BYTES, &n, why, sizeof(why));
 	if (text == NULL) {
 		snprintf(err, errlen, "%s_file: %s", s->name, why);
 		return -1;
@@ -686,7 +648,8 @@ agora_config_load_for(
 	rc = -1;
 	agora_config_defaults(cfg);
 	path = agora_config_path();
-	text = slurp(path, err, errlen, &missing, &len);
+	text = agora_read_file(path, CONF_MAX_BYTES, &len, err, errlen);
+	missing = text == NULL && errno == ENOENT;
 	/* Without AGORA_CONFIG, a missing file means defaults. */
 	if (text == NULL && !(missing && getenv("AGORA_CONFIG") == NULL))
 		goto out;

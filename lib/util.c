@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -159,6 +160,49 @@ agora_clock_ms(clockid_t id)
 
 	clock_gettime(id, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Why agora_read_file failed, into err; errno is e again after. */
+static char *
+read_failed(const char *path, size_t max, int e, char *err, size_t errlen)
+{
+	if (e == EFBIG)
+		snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+	else
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+	errno = e;
+	return NULL;
+}
+
+char *
+agora_read_file(
+    const char *path, size_t max, size_t *len, char *err, size_t errlen)
+{
+	FILE *f;
+	char *buf;
+	size_t n = 0;
+	int e = 0;
+
+	*len = 0;
+	if ((f = fopen(path, "r")) == NULL)
+		return read_failed(path, max, errno, err, errlen);
+	setvbuf(f, NULL, _IONBF, 0);
+	if ((buf = malloc(max + 1)) == NULL)
+		e = ENOMEM;
+	else if ((n = fread(buf, 1, max + 1, f)) > max)
+		e = EFBIG;
+	else if (ferror(f))
+		e = EIO;
+	fclose(f);
+	if (e != 0) {
+		if (buf != NULL)
+			explicit_bzero(buf, max + 1);
+		free(buf);
+		return read_failed(path, max, e, err, errlen);
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
 }
 
 long long
