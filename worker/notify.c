@@ -38,8 +38,39 @@
 
 enum send { SEND_OK, SEND_RETRY, SEND_FAIL };
 
+/* What follows a template's lead. */
+enum extra { EXTRA_NONE, EXTRA_ITEMS, EXTRA_INVOICE, EXTRA_TRACKING };
+
+/* Each template: what it says after the greeting, and what it adds. */
+static const struct template
+{
+	const char *name;
+	const char *lead;
+	enum extra extra;
+}
+templates[] = {
+	{ "order_received",
+	    "thank you for your order. We have put these aside for you and "
+	    "will write again when the payment is through:",
+	    EXTRA_ITEMS },
+	{ "payment_succeeded",
+	    "we have received your payment. Your invoice is ready:",
+	    EXTRA_INVOICE },
+	{ "payment_failed",
+	    "the payment for your order did not go through, so the order is "
+	    "closed and nothing was charged. You are welcome to order again.",
+	    EXTRA_NONE },
+	{ "order_cancelled",
+	    "your order is cancelled. If it was paid, the refund is on its "
+	    "way to your card.",
+	    EXTRA_NONE },
+	{ "order_shipped", "your order has left our warehouse.",
+	    EXTRA_TRACKING },
+};
+
 struct message {
 	const char *id, *channel, *recipient, *subject, *template;
+	const struct template *tpl;
 	const char *customer;
 	struct json_object *doc;
 	const struct agora_config *cfg;
@@ -101,25 +132,16 @@ html_put(FILE *f, const char *s)
 		}
 }
 
-/* What each template says, after the greeting. */
-static const char *
-lead(const char *template)
+/* A template by name; one the table lacks reads as the last one. */
+static const struct template *
+template_of(const char *name)
 {
-	if (strcmp(template, "order_received") == 0)
-		return "thank you for your order. We have put these aside "
-		       "for you and will write again when the payment is "
-		       "through:";
-	if (strcmp(template, "payment_succeeded") == 0)
-		return "we have received your payment. Your invoice is "
-		       "ready:";
-	if (strcmp(template, "payment_failed") == 0)
-		return "the payment for your order did not go through, so "
-		       "the order is closed and nothing was charged. You are "
-		       "welcome to order again.";
-	if (strcmp(template, "order_cancelled") == 0)
-		return "your order is cancelled. If it was paid, the refund "
-		       "is on its way to your card.";
-	return "your order has left our warehouse.";
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(templates) - 1; i++)
+		if (strcmp(templates[i].name, name) == 0)
+			break;
+	return &templates[i];
 }
 
 /* The order's lines, as text and as HTML list items. */
@@ -169,20 +191,19 @@ compose(struct message *m)
 	    doc_str(m->doc, "currency"));
 	snprintf(link, sizeof(link), "%s/api/v1/orders/%s/invoice",
 	    m->cfg->public_url, doc_str(m->doc, "id"));
-	fprintf(
-	    t, "Hello %s,\r\n\r\n%s\r\n\r\n", m->customer, lead(m->template));
+	fprintf(t, "Hello %s,\r\n\r\n%s\r\n\r\n", m->customer, m->tpl->lead);
 	fputs("<!DOCTYPE html>\n<html><body>\n<p>Hello ", h);
 	html_put(h, m->customer);
-	fprintf(h, ",</p>\n<p>%s</p>\n", lead(m->template));
-	if (strcmp(m->template, "order_received") == 0)
+	fprintf(h, ",</p>\n<p>%s</p>\n", m->tpl->lead);
+	if (m->tpl->extra == EXTRA_ITEMS)
 		put_items(m, t, h);
-	if (strcmp(m->template, "payment_succeeded") == 0) {
+	if (m->tpl->extra == EXTRA_INVOICE) {
 		fprintf(t, "  %s\r\n", link);
 		fputs("<p><a href=\"", h);
 		html_put(h, link);
 		fputs("\">Your invoice (PDF)</a></p>\n", h);
 	}
-	if (strcmp(m->template, "order_shipped") == 0 &&
+	if (m->tpl->extra == EXTRA_TRACKING &&
 	    *doc_str(m->doc, "tracking_number") != '\0') {
 		fprintf(t, "Tracking number: %s\r\n",
 		    doc_str(m->doc, "tracking_number"));
@@ -424,8 +445,8 @@ send_sms(const struct message *m, char *err, size_t errlen)
 	enum send rc = SEND_RETRY;
 
 	snprintf(body, sizeof(body), "%s. %s", m->subject,
-	    strcmp(m->template, "payment_succeeded") == 0 ? "Invoice: " : "");
-	if (strcmp(m->template, "payment_succeeded") == 0)
+	    m->tpl->extra == EXTRA_INVOICE ? "Invoice: " : "");
+	if (m->tpl->extra == EXTRA_INVOICE)
 		snprintf(body + strlen(body), sizeof(body) - strlen(body),
 		    "%s/api/v1/orders/%s/invoice", cfg->public_url,
 		    doc_str(m->doc, "id"));
@@ -521,6 +542,7 @@ handle_notify(struct worker *w, struct job *j)
 	m.recipient = PQgetvalue(res, 0, 1);
 	m.subject = PQgetvalue(res, 0, 2);
 	m.template = PQgetvalue(res, 0, 3);
+	m.tpl = template_of(m.template);
 	m.customer = PQgetvalue(res, 0, 6);
 	if ((m.doc = doc_parse(res, 0, 5)) == NULL)
 		return job_bad(j, "unreadable order document");
