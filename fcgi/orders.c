@@ -137,26 +137,24 @@ static enum agora_err
 lines_arrays(struct agora_req *r, const struct line *l, size_t n,
     const char **products, const char **quantities)
 {
-	size_t cap = n * 22 + 3, pi = 0, qi = 0, i;
-	char *p, *q;
+	size_t cap = n * AGORA_PGA_ELEM_MAX + 3, i;
+	struct agora_pga p, q;
+	char *pb, *qb;
 
-	p = agora_alloc(r, cap);
-	q = agora_alloc(r, cap);
-	if (p == NULL || q == NULL)
+	pb = agora_alloc(r, cap);
+	qb = agora_alloc(r, cap);
+	if (pb == NULL || qb == NULL)
 		return AGORA_E_TOO_LARGE;
-	p[pi++] = '{';
-	q[qi++] = '{';
+	agora_pga_init(&p, pb, cap);
+	agora_pga_init(&q, qb, cap);
 	for (i = 0; i < n; i++) {
-		pi += (size_t)snprintf(
-		    p + pi, cap - pi, "%s%lld", i ? "," : "", l[i].product);
-		qi += (size_t)snprintf(
-		    q + qi, cap - qi, "%s%lld", i ? "," : "", l[i].quantity);
+		agora_pga_add_ll(&p, l[i].product);
+		agora_pga_add_ll(&q, l[i].quantity);
 	}
-	snprintf(p + pi, cap - pi, "}");
-	snprintf(q + qi, cap - qi, "}");
-	*products = p;
-	*quantities = q;
-	return AGORA_OK;
+	*products = agora_pga_end(&p);
+	*quantities = agora_pga_end(&q);
+	return *products != NULL && *quantities != NULL ? AGORA_OK
+	                                                : AGORA_E_TOO_LARGE;
 }
 
 /* Read items[] into sorted, merged lines; the problem is sent on error. */

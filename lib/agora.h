@@ -711,6 +711,24 @@ void agora_random_hex(char *out, size_t nbytes);
 /* Write all n bytes to fd, again after EINTR; 0, or -1 with errno. */
 int agora_write_all(int fd, const void *buf, size_t n);
 long long agora_clock_ms(clockid_t id);
+
+/*
+ * A PostgreSQL array literal of row ids or counts ("{1,22,333}"), built
+ * in a buffer the caller gives.  An element must be digits, with a '-'
+ * first at most: nothing a literal would have to quote.  One that is not,
+ * or that does not fit, makes agora_pga_end return NULL, never a list
+ * cut short.  A buffer of n * AGORA_PGA_ELEM_MAX + 3 bytes holds n.
+ */
+struct agora_pga {
+	char *buf;
+	size_t cap, len;
+	int bad;
+};
+#define AGORA_PGA_ELEM_MAX 21 /* "-9223372036854775808" and a comma */
+void agora_pga_init(struct agora_pga *a, char *buf, size_t cap);
+void agora_pga_add(struct agora_pga *a, const char *elem);
+void agora_pga_add_ll(struct agora_pga *a, long long v);
+const char *agora_pga_end(struct agora_pga *a);
 /*
  * The contents of path, NUL-terminated, at most max bytes, in a buffer
  * the caller frees (wiped first, when it held a secret); *len its length.

@@ -205,6 +205,53 @@ agora_read_file(
 	return buf;
 }
 
+void
+agora_pga_init(struct agora_pga *a, char *buf, size_t cap)
+{
+	a->buf = buf;
+	a->cap = cap;
+	a->len = 1;
+	a->bad = cap < 3;
+	if (!a->bad)
+		buf[0] = '{';
+}
+
+void
+agora_pga_add(struct agora_pga *a, const char *elem)
+{
+	const char *d = *elem == '-' ? elem + 1 : elem;
+	size_t k = strlen(elem), sep = a->len > 1;
+
+	if (a->bad || *d == '\0' || strspn(d, "0123456789") != strlen(d) ||
+	    a->len + sep + k + 2 > a->cap) {
+		a->bad = 1;
+		return;
+	}
+	if (sep)
+		a->buf[a->len++] = ',';
+	memcpy(a->buf + a->len, elem, k);
+	a->len += k;
+}
+
+void
+agora_pga_add_ll(struct agora_pga *a, long long v)
+{
+	char num[AGORA_PGA_ELEM_MAX];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	agora_pga_add(a, num);
+}
+
+const char *
+agora_pga_end(struct agora_pga *a)
+{
+	if (a->bad)
+		return NULL;
+	a->buf[a->len] = '}';
+	a->buf[a->len + 1] = '\0';
+	return a->buf;
+}
+
 long long
 agora_ts_us(const struct timespec *a, const struct timespec *b)
 {

@@ -44,7 +44,7 @@
 #include "worker.h"
 
 #define HOUSEKEEPING_MS 10000
-#define IDS_MAX (1000 * 21 + 3)
+#define IDS_MAX (1000 * AGORA_PGA_ELEM_MAX + 3) /* worker_batch at most */
 /* The topics claimed, comma-separated, with room for "{" "}" and NUL. */
 #define TOPICS_MAX 256
 
@@ -114,19 +114,17 @@ worker_now_ms(void)
 	return agora_clock_ms(CLOCK_MONOTONIC);
 }
 
-/* A PostgreSQL array literal of the ids in rows [from, to) of res. */
-static char *
-id_array(PGresult *res, int from, int to, char *buf, size_t len)
+/* A PostgreSQL array literal of the ids in the first n rows of res. */
+static const char *
+id_array(PGresult *res, int n, char *buf, size_t len)
 {
-	size_t off = 0;
+	struct agora_pga a;
 	int i;
 
-	off += (size_t)snprintf(buf, len, "{");
-	for (i = from; i < to && off + 24 < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-		    i > from ? "," : "", PQgetvalue(res, i, 0));
-	snprintf(buf + off, len - off, "}");
-	return buf;
+	agora_pga_init(&a, buf, len);
+	for (i = 0; i < n; i++)
+		agora_pga_add(&a, PQgetvalue(res, i, 0));
+	return agora_pga_end(&a);
 }
 
 /* Capped exponential backoff with +-25% jitter, in seconds. */
@@ -188,7 +186,8 @@ worker_tick(struct worker *w)
 	if (worker_now_ms() - w->tick_ms <
 	    w->ctx.cfg.worker_lease_seconds * 1000 / 3)
 		return 0;
-	vals[0] = w->batch_ids;
+	if ((vals[0] = w->batch_ids) == NULL)
+		return 0;
 	vals[1] = agora_printf(
 	    worker_req(w), "%lld", w->ctx.cfg.worker_lease_seconds);
 	vals[2] = w->claim;
@@ -219,16 +218,14 @@ jobs_read(PGresult *claim, int n)
 static const char *
 ids_with(struct job *jobs, int n, enum outcome o, char *buf, size_t len)
 {
-	size_t off = 1;
+	struct agora_pga a;
 	int i;
 
-	buf[0] = '{';
-	for (i = 0; i < n && off + 24 < len; i++)
+	agora_pga_init(&a, buf, len);
+	for (i = 0; i < n; i++)
 		if (jobs[i].outcome == o)
-			off += (size_t)snprintf(buf + off, len - off, "%s%s",
-			    off > 1 ? "," : "", jobs[i].id);
-	snprintf(buf + off, len - off, "}");
-	return buf;
+			agora_pga_add(&a, jobs[i].id);
+	return agora_pga_end(&a);
 }
 
 /*
@@ -239,19 +236,21 @@ static void
 batch_close(struct worker *w, struct job *jobs, int n)
 {
 	static char ids[IDS_MAX];
-	const char *vals[2] = { ids, w->claim };
+	const char *vals[2] = { NULL, w->claim };
 	int i;
 
-	ids_with(jobs, n, OUT_DONE, ids, sizeof(ids));
-	(void)agora_db_query(worker_req(w), "outbox_done", 2, vals, NULL);
+	/* Never NULL: IDS_MAX holds worker_batch's largest batch. */
+	if ((vals[0] = ids_with(jobs, n, OUT_DONE, ids, sizeof(ids))) != NULL)
+		(void)agora_db_query(
+		    worker_req(w), "outbox_done", 2, vals, NULL);
 	for (i = 0; i < n; i++) {
 		if (jobs[i].outcome == OUT_DONE)
 			w->handled++;
 		else if (jobs[i].outcome != OUT_NONE)
 			finish_failed(w, &jobs[i]);
 	}
-	ids_with(jobs, n, OUT_NONE, ids, sizeof(ids));
-	if (strcmp(ids, "{}") != 0)
+	vals[0] = ids_with(jobs, n, OUT_NONE, ids, sizeof(ids));
+	if (vals[0] != NULL && strcmp(vals[0], "{}") != 0)
 		(void)agora_db_query(
 		    worker_req(w), "outbox_release", 2, vals, NULL);
 }
@@ -285,7 +284,7 @@ drain_batch(struct worker *w)
 		return -1;
 	n = PQntuples(claim);
 	if (n > 0 && (jobs = jobs_read(claim, n)) != NULL) {
-		w->batch_ids = id_array(claim, 0, n, all, sizeof(all));
+		w->batch_ids = id_array(claim, n, all, sizeof(all));
 		w->tick_ms = worker_now_ms();
 		worker_handle(w, jobs, n);
 		batch_close(w, jobs, n);

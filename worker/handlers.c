@@ -91,18 +91,17 @@ call_failed(struct job *j, enum pay_result pr, const struct pay_call *c)
 static const char *
 charge_ids(struct agora_req *r, struct job **jobs, int n)
 {
-	size_t cap = (size_t)n * 22 + 3, off = 1;
+	size_t cap = (size_t)n * AGORA_PGA_ELEM_MAX + 3;
 	char *buf = agora_alloc(r, cap);
+	struct agora_pga a;
 	int i;
 
 	if (buf == NULL)
 		return NULL;
-	buf[0] = '{';
+	agora_pga_init(&a, buf, cap);
 	for (i = 0; i < n; i++)
-		off += (size_t)snprintf(buf + off, cap - off, "%s%s",
-		    i > 0 ? "," : "", payment_of(jobs[i]));
-	snprintf(buf + off, cap - off, "}");
-	return buf;
+		agora_pga_add(&a, payment_of(jobs[i]));
+	return agora_pga_end(&a);
 }
 
 /* The job of a payment id, in the batch. */
