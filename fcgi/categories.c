@@ -76,8 +76,7 @@ get_category(struct agora_req *r)
 	if (PQntuples(res) == 0)
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such category.");
-	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	return agora_resp_cell(r, 200, res, 0, 0);
 }
 
 static const struct agora_field fields[] = {
@@ -143,8 +142,7 @@ post_category(struct agora_req *r)
 	agora_cache_bump(r->ctx, "agora:cv", NULL);
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/categories/%s", PQgetvalue(res, 0, 0)));
-	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1));
+	return agora_resp_cell(r, 201, res, 0, 1);
 }
 
 static const struct agora_route routes[] = {

@@ -138,8 +138,7 @@ post_file(struct agora_req *r)
 		return rc;
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/files/%s", PQgetvalue(res, 0, 0)));
-	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1));
+	return agora_resp_cell(r, 201, res, 0, 1);
 }
 
 /* --- GET -------------------------------------------------------------------
@@ -153,8 +152,7 @@ get_file(struct agora_req *r)
 
 	if ((rc = agora_owned_row(r, "file_get", "file", &res)) != AGORA_OK)
 		return rc;
-	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1));
+	return agora_resp_cell(r, 200, res, 0, 1);
 }
 
 static enum agora_err

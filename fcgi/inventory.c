@@ -73,8 +73,7 @@ send_inventory(struct agora_req *r)
 		return rc;
 	if (PQntuples(res) == 0)
 		return not_found(r);
-	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	return agora_resp_cell(r, 200, res, 0, 0);
 }
 
 static enum agora_err
@@ -121,8 +120,7 @@ put_inventory(struct agora_req *r)
 	if (PQntuples(res) == 0)
 		return not_found(r);
 	agora_catalog_bump(r, r->params[0]);
-	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	return agora_resp_cell(r, 200, res, 0, 0);
 }
 
 enum outcome { DONE, ALREADY, SHORT, MISSING, MISSING_PRODUCT };

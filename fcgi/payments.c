@@ -69,8 +69,7 @@ tx_start(struct agora_req *r, void *arg)
 		    "pending or made.");
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/payments/%s", PQgetvalue(res, 0, 2)));
-	return agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1));
+	return agora_resp_cell(r, 202, res, 0, 1);
 }
 
 static const struct agora_field start_fields[] = {
@@ -123,8 +122,7 @@ get_payment(struct agora_req *r)
 	if ((rc = agora_owned_row(r, "payment_get", "payment", &res)) !=
 	    AGORA_OK)
 		return rc;
-	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1));
+	return agora_resp_cell(r, 200, res, 0, 1);
 }
 
 /* --- refunds ------------------------------------------------------------ */
@@ -150,8 +148,7 @@ tx_refund(struct agora_req *r, void *arg)
 		return agora_problem(r, AGORA_E_CONFLICT, "not_refundable",
 		    "Only a succeeded payment that is not being refunded can "
 		    "be refunded.");
-	return agora_resp_raw(r, 202, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	return agora_resp_cell(r, 202, res, 0, 0);
 }
 
 static enum agora_err

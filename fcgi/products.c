@@ -604,8 +604,7 @@ created(struct agora_req *r, const char *id)
 		return rc;
 	agora_resp_header(
 	    r, "Location", agora_printf(r, "/api/v1/products/%s", id));
-	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	return agora_resp_cell(r, 201, res, 0, 0);
 }
 
 static enum agora_err
@@ -652,8 +651,7 @@ patch_product(struct agora_req *r)
 	agora_catalog_bump(r, r->params[0]);
 	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
-	return agora_resp_raw(r, 200, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	return agora_resp_cell(r, 200, res, 0, 0);
 }
 
 static enum agora_err

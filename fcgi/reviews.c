@@ -123,8 +123,7 @@ review_post(struct agora_req *r)
 	agora_catalog_bump(r, r->params[0]);
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/reviews/%s", PQgetvalue(res, 0, 2)));
-	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1));
+	return agora_resp_cell(r, 201, res, 0, 1);
 }
 
 enum agora_err

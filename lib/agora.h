@@ -399,6 +399,9 @@ enum agora_err agora_resp_json(
     struct agora_req *r, int status, struct json_object *o);
 enum agora_err agora_resp_raw(struct agora_req *r, int status,
     const char *content_type, const char *body, size_t len);
+/* The JSON document in a cell of res (built by SQL) as the body. */
+enum agora_err agora_resp_cell(
+    struct agora_req *r, int status, const PGresult *res, int row, int col);
 enum agora_err agora_problem(struct agora_req *r, enum agora_err e,
     const char *code, const char *detail);
 enum agora_err agora_problem_errors(struct agora_req *r, enum agora_err e,

@@ -518,6 +518,14 @@ agora_resp_raw(struct agora_req *r, int status, const char *content_type,
 	return AGORA_OK;
 }
 
+enum agora_err
+agora_resp_cell(
+    struct agora_req *r, int status, const PGresult *res, int row, int col)
+{
+	return agora_resp_raw(r, status, "application/json",
+	    PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+}
+
 /* Serialize o as the response body and release it. */
 enum agora_err
 agora_resp_json(struct agora_req *r, int status, struct json_object *o)

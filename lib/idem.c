@@ -86,8 +86,7 @@ replay(struct agora_req *r, struct agora_idem *k, PGresult *res)
 		agora_resp_header(r, "Location", PQgetvalue(res, 0, 3));
 	agora_resp_header(r, "Idempotent-Replayed", "true");
 	k->replayed = 1;
-	return agora_resp_raw(r, (int)status, "application/json",
-	    PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4));
+	return agora_resp_cell(r, (int)status, res, 0, 4);
 }
 
 /*

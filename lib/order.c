@@ -234,8 +234,7 @@ tx_place(struct agora_req *r, void *arg)
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/orders/%s", PQgetvalue(res, 0, 1)));
 	p->products = PQgetvalue(res, 0, 4);
-	return agora_resp_raw(r, 201, "application/json", PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	return agora_resp_cell(r, 201, res, 0, 0);
 }
 
 /*
