@@ -214,8 +214,11 @@ auth_free(struct agora_auth *a)
 {
 	if (a == NULL)
 		return;
+	/* For HS256 both hold the secret. */
 	if (a->sign != NULL)
 		sodium_memzero(a->sign, a->sign_len);
+	if (a->verify != NULL)
+		sodium_memzero(a->verify, a->verify_len);
 	free(a->sign);
 	free(a->verify);
 	free(a->jwks);

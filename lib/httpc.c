@@ -79,7 +79,7 @@ on_write(char *p, size_t size, size_t n, void *arg)
 	size_t k = size * n;
 	char *grown;
 
-	if (h->answer_max == 0)
+	if (h->discard)
 		return k; /* not wanted; the deadline bounds it */
 	if (k > h->answer_max - h->answer_len) {
 		h->overflow = 1;

@@ -23,7 +23,8 @@ struct agora_http {
 	const void *body; /* POST and PUT */
 	size_t body_len;
 	long timeout_ms; /* to connect, and for the whole call */
-	size_t answer_max; /* bytes of the answer kept; 0: none */
+	size_t answer_max; /* bytes of the answer kept; past them, fail */
+	int discard; /* read the answer and keep none of it */
 	const char *sigv4; /* AWS SigV4 "provider:region:service", or NULL */
 	const char *user; /* with sigv4: the access key */
 	const char *password; /* with sigv4: the secret key */

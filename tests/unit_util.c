@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static void
 pga_tests(void)
 {
 	struct agora_pga a;
-	char buf[32];
+	char buf[64];
 	const char *got;
 	size_t i, k;
 
@@ -51,12 +52,21 @@ pga_tests(void)
 		        : got != NULL && strcmp(got, pgas[i].want) == 0,
 		    "array %zu: %s", i, got != NULL ? got : "refused");
 	}
-	agora_pga_init(&a, buf, sizeof(buf));
-	agora_pga_add_ll(&a, -9223372036854775807LL - 1);
-	got = agora_pga_end(&a);
-	tap_ok(got != NULL && strcmp(got, "{-9223372036854775808}") == 0 &&
-	        strlen(got) + 1 <= AGORA_PGA_ELEM_MAX + 3,
-	    "the smallest long long fits AGORA_PGA_ELEM_MAX");
+	for (k = 0; k < 3; k++) {
+		/* The documented size for two, the least, one byte less. */
+		agora_pga_init(&a, buf, 2 * AGORA_PGA_ELEM_MAX + 3 - k);
+		agora_pga_add_ll(&a, LLONG_MIN);
+		agora_pga_add_ll(&a, LLONG_MIN);
+		got = agora_pga_end(&a);
+		tap_ok(k < 2 ? got != NULL &&
+		            strcmp(got,
+		                "{-9223372036854775808,"
+		                "-9223372036854775808}") == 0
+		             : got == NULL,
+		    "two of the longest elements in n * AGORA_PGA_ELEM_MAX + 3 "
+		    "- %zu bytes: %s",
+		    k, got != NULL ? "fit" : "refused");
+	}
 }
 
 static void

@@ -65,7 +65,17 @@ def payments(h, oid):
 
 P = product()
 w = start_worker(*PAY, "--loop", "--deadline", "300", env=FAST, log=LOG)
-time.sleep(0.3)
+
+
+def worker_waiting():
+    """The worker has LISTENed, drained and asked when the next row is
+    due: it waits now, and only a NOTIFY (or the poll) wakes it."""
+    return psql("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND query "
+                "LIKE 'SELECT COALESCE((extract(epoch FROM min(next_attempt_at)%'",
+                admin=False)[1] not in ("", "0")
+
+
+t.ok(wait_for(worker_waiting, 30) is not None, "the worker starts and waits for work")
 
 # --- charges ------------------------------------------------------------------
 o = order(A, P, "tok_visa")
