@@ -61,6 +61,9 @@ serve_once(const char *head, int *port)
 	    getsockname(s, (struct sockaddr *)&a, &alen) != 0)
 		return -1;
 	*port = ntohs(a.sin_port);
+	/* The child must not write the TAP lines buffered so far again
+	 * (valgrind flushes stdio even at _exit). */
+	fflush(NULL);
 	if ((pid = fork()) != 0) {
 		close(s);
 		return pid;
