@@ -13,7 +13,7 @@ import urllib.parse
 import uuid
 
 from agoratest import (FcgiPool, Tap, across_processes, cgi, in_minute, log_mark, mc, mc_get,
-                       need_stack, psql, request, reset_ok, served_by, wait_for)
+                       live, need_stack, psql, request, reset_ok, served_by, wait_for)
 
 need_stack()
 t = Tap()
@@ -147,8 +147,9 @@ r = request("PATCH", "/api/v1/products/" + TID, body={"name": "%s Storm Tent" % 
 t.ok(r.status == 200 and (r.json() or {}).get("price_cents") == 24999, "PATCH /products/{id}", r)
 got, pids = across_processes(read_tent, READERS)
 seen = set((x.json() or {}).get("price_cents") for x in got)
-t.ok(seen == {24999} and READERS <= pids,
-     "every later read, on every process that had read it, sees the write", (seen, READERS - pids))
+t.ok(seen == {24999} and live(READERS) <= pids,
+     "every later read, on every process that had read it (and still runs), sees the write",
+     (seen, live(READERS) - pids))
 r = request("PATCH", "/api/v1/products/" + TID, body={"price_cents": -5}, headers=ADM)
 t.ok(r.is_problem(422), "PATCH with a negative price: 422", r)
 r = request("PATCH", "/api/v1/products/999999999", body={"name": "x"}, headers=ADM)
