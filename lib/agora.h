@@ -654,12 +654,12 @@ void agora_log(const char *level, const char *fmt, ...)
 void agora_log_request(const struct agora_req *r);
 
 /*
- * Idempotency keys (api.md section 1).  A route that honours the
- * Idempotency-Key header lists AGORA_IDEM_STMTS among its statements and
- * runs its work with agora_idem_tx() instead of agora_db_tx(): the key is
- * claimed first in the transaction and fn's 2xx answer stored last.  A
- * claimed key with a stored answer replays it without calling fn (and
- * sets *replayed); one that another request holds answers 409
+ * Idempotency keys (README, "Behaviour every endpoint shares").  A route that
+ * honours the Idempotency-Key header lists AGORA_IDEM_STMTS among its
+ * statements and runs its work with agora_idem_tx() instead of agora_db_tx():
+ * the key is claimed first in the transaction and fn's 2xx answer stored last.
+ * A claimed key with a stored answer replays it without calling fn (and sets
+ * *replayed); one that another request holds answers 409
  * idempotency_key_in_use; one used with another method, path or body
  * answers 422 idempotency_key_reused.  Nothing is stored when the
  * transaction rolls back, so a failed request may be retried.

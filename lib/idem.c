@@ -1,5 +1,6 @@
 /*
- * idem.c: the Idempotency-Key layer (api.md section 1).
+ * idem.c: the Idempotency-Key layer (README, "Behaviour every endpoint
+ * shares").
  *
  * A key belongs to a user.  Its row in idempotency_keys is written in the
  * same transaction as the work, so the work and the record of it commit

@@ -1,4 +1,4 @@
-"""Accounts and access (api.md section 2) against the real stack: register,
+"""Accounts and access (fcgi/openapi.json: auth, users) against the real stack: register,
 login, tokens that must not be forgeable, roles, ownership, refresh
 rotation with reuse detection, logout, and limits shared through
 memcached.  RS256 and ES256 run the programs as CGI with other keys, and

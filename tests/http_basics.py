@@ -1,4 +1,4 @@
-"""The common rules of api.md section 1 through the real web server:
+"""The common rules of README's "Behaviour every endpoint shares" through the real web server:
 routing, problems, headers, request ids, limits, static files, OpenAPI."""
 import json
 from agoratest import Tap, need_stack, request, SERVER, MODE

@@ -1,4 +1,4 @@
-"""The catalog (api.md section 3) against the real stack: products,
+"""The catalog (fcgi/openapi.json: products, categories) against the real stack: products,
 categories, search with filters, sorts and cursors, inventory with
 reservations, the cache that must never serve a stale write, and bad
 input of every kind."""

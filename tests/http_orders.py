@@ -1,4 +1,4 @@
-"""Orders and the cart (api.md sections 1 and 4) against the real stack:
+"""Orders and the cart (fcgi/openapi.json: orders, cart) against the real stack:
 placing orders with stock reserved all or nothing, the oversell and
 deadlock races, idempotency keys under concurrency, cancellation that
 releases stock exactly once, fulfilment, the order state machine, live

@@ -1,4 +1,4 @@
-"""Reviews (api.md section 3) against the real stack: only buyers, one per
+"""Reviews (fcgi/openapi.json: reviews) against the real stack: only buyers, one per
 user and product, the product's rating kept right under concurrency, and
 bad input."""
 import threading

@@ -1,5 +1,5 @@
 /*
- * agora-worker: drains the outbox table (outbox-lessons.md).
+ * agora-worker: drains the outbox table (doc/architecture.md, agora-worker(8)).
  *
  *   agora-worker --once            one pass: drain what is due, then exit
  *   agora-worker --loop [--deadline S]

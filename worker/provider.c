@@ -1,7 +1,7 @@
 /*
  * provider.c: the payment providers behind agora-worker.
  *
- * simulated: no network; the tokens of api.md section 5 (tok_visa
+ * simulated: no network; the test tokens of fcgi/openapi.json (tok_visa
  *   succeeds, tok_chargeDeclined is declined for good, tok_flaky fails
  *   transiently on its first two attempts, any other token is declined).
  * http: a Stripe-like REST gateway at payment_gateway_url, over libcurl:
