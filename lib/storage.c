@@ -208,6 +208,8 @@ s3_call(const struct agora_config *cfg, const char *key, const char *ctype,
 	h->password = cfg->s3_secret_key;
 	if (agora_http_call(NULL, h) < 0)
 		snprintf(err, errlen, "s3 %s %s: %s", h->method, url, h->error);
+	h->url = NULL; /* this frame's, and the list freed below */
+	h->headers = NULL;
 	curl_slist_free_all(hl);
 	return h->status;
 oom:
