@@ -42,7 +42,7 @@ list_categories(struct agora_req *r)
 	agora_resp_header(r, "Cache-Control",
 	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 	agora_resp_header(r, "Vary", "Authorization");
-	hit = agora_cache_vget(
+	hit = agora_cached_read(
 	    r, "agora:cv", "agora:categories2", &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;

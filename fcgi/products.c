@@ -152,7 +152,7 @@ get_product(struct agora_req *r)
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	snprintf(verkey, sizeof(verkey), "agora:pv:%s", r->params[0]);
 	snprintf(key, sizeof(key), "agora:p2:%s", r->params[0]);
-	hit = agora_cache_vget(r, verkey, key, &doc, ver, sizeof(ver));
+	hit = agora_cached_read(r, verkey, key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
 	if (hit == 0)
@@ -458,7 +458,7 @@ list_products(struct agora_req *r)
 	sodium_bin2hex(key, sizeof(key), h, 20);
 	memmove(key + 9, key, 41);
 	memcpy(key, "agora:l2:", 9);
-	hit = agora_cache_vget(r, "agora:cv", key, &doc, ver, sizeof(ver));
+	hit = agora_cached_read(r, "agora:cv", key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
 	/* A page is cached only after its category was found, categories

@@ -234,7 +234,7 @@ enum agora_rl {
 	AGORA_RL_API = 0, /* rate_limit_api per client per minute */
 	/*
 	 * The same limit, counted with the handler's first versioned cache
-	 * read (agora_cache_vget): the counter is read in that read's round
+	 * read (agora_cached_read): the counter is read in that read's round
 	 * trip and bumped without waiting, so a cached read costs one round
 	 * trip, not two.  Concurrent requests of one client may overshoot by
 	 * their number; the auth limits never use it.
@@ -293,11 +293,8 @@ struct agora_req {
 	const char *error_code; /* the problem code sent, for the log */
 	const char *sqlstate; /* of the last failed statement */
 	const char *constraint; /* of the last failed statement */
-	struct {
-		char key[192]; /* the counter of an AGORA_RL_API_READ route */
-		long long limit, window, reset;
-		int pending; /* not counted yet */
-	} rl;
+	struct agora_rl_count
+	    *rl; /* a deferred rate-limit count (ratelimit.c) */
 };
 
 typedef enum agora_err (*agora_handler)(struct agora_req *);
@@ -382,9 +379,6 @@ int agora_defer_json(struct agora_req *r, struct json_object *o);
 int agora_json_set(
     struct json_object *o, const char *key, struct json_object *v);
 int agora_json_push(struct json_object *a, struct json_object *v);
-enum agora_err agora_query_get(
-    struct agora_req *r, const char *name, const char **out);
-
 /*
  * Whether an If-None-Match header value (a list of entity tags, or "*")
  * matches etag; weak comparison, as RFC 9110 asks for If-None-Match.
@@ -565,13 +559,10 @@ void agora_guard_pass(
 void agora_cache_decr(struct agora_ctx *ctx, const char *key);
 void agora_cache_add_quiet(
     struct agora_ctx *ctx, const char *key, uint64_t n, time_t ttl);
-/* AGORA_RL_API_READ: note the counter; counted by settle (with the value
- * the cache read saw, NULL when none), in batches (ratelimit.c), or, if no
- * cache read came, at once by flush after the handler, whose answer a 429
- * then replaces. */
-enum agora_err agora_rate_limit_defer(struct agora_req *r, const char *klass,
-    const char *who, long long limit, long long window);
-enum agora_err agora_rate_limit_settle(struct agora_req *r, const char *seen);
+/*
+ * A deferred count (AGORA_RL_API_READ) that no cached read took is counted
+ * by flush after the handler, whose answer a 429 then replaces.
+ */
 enum agora_err agora_rate_limit_flush(struct agora_req *r);
 void agora_rate_limit_drain(struct agora_ctx *ctx);
 int agora_cache_incr(
@@ -631,19 +622,37 @@ enum agora_err agora_page_send(
 
 /*
  * Versioned read-through caching (cache.c).  vget returns 0 on a hit, -1
- * on a miss, or AGORA_CACHE_LIMITED when the request's deferred rate limit
- * (AGORA_RL_API_READ) refused it: the 429 answer is set, and the handler
- * returns AGORA_E_RATE_LIMITED.
+ * on a miss; extra, when not NULL, is one more key read in the same round
+ * trip.  Handlers read through agora_cached_read (ratelimit.c), which also
+ * counts the request's deferred rate limit (AGORA_RL_API_READ) with that
+ * round trip; it returns AGORA_CACHE_LIMITED when the limit refused the
+ * request: the 429 answer is set, and the handler returns
+ * AGORA_E_RATE_LIMITED.
  */
 #define AGORA_CACHE_LIMITED (-2)
+struct agora_cache_extra {
+	const char *key; /* in */
+	const char *val; /* out: its value, NULL when absent */
+	int read; /* out: whether the cache was asked */
+};
 int agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
+    struct agora_doc *doc, char *ver, size_t verlen,
+    struct agora_cache_extra *extra);
+int agora_cached_read(struct agora_req *r, const char *verkey, const char *key,
     struct agora_doc *doc, char *ver, size_t verlen);
 void agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
     const struct agora_doc *doc, time_t ttl);
 void agora_cache_bump(
     struct agora_ctx *ctx, const char *verkey, const char *key);
 
-/* Query strings: the next decoded key=value pair after *pos. */
+/*
+ * Query strings (valid.c): get gives the decoded value of the first pair
+ * whose decoded key is name (NULL when none; "" for a pair without '='),
+ * next the decoded pair after *pos (start with NULL; both NULL at the
+ * end).  A bad escape answers 400.
+ */
+enum agora_err agora_query_get(
+    struct agora_req *r, const char *name, const char **out);
 enum agora_err agora_query_next(
     struct agora_req *r, const char **pos, const char **key, const char **val);
 

@@ -35,7 +35,7 @@ struct agora_cache {
 	memcached_st *mc; /* text protocol: gets, sets, deletes */
 	memcached_st *bin; /* binary protocol: counters made when missing */
 	/* bin with NOREPLY, for writes no one waits for: a cache fill, a
-	 * rate-limit count (see agora_cache_vget). */
+	 * rate-limit count (ratelimit.c). */
 	memcached_st *quiet;
 	/* Reused by every multi-key read, so that a read allocates nothing
 	 * in libmemcached once its buffers have grown. */
@@ -556,23 +556,31 @@ version_new(struct agora_req *r, const char *verkey, char *ver, size_t verlen)
  * a miss for one reader (refresh_early).  On a hit doc holds the body and
  * its ETag.  On a miss *ver is the version to store the fresh entry under
  * ("" when none could be had: then do not store).  Returns 0 on a hit.
+ * extra, when not NULL, names one more key read in the same round trip
+ * (a rate-limit counter: ratelimit.c); its value is handed back.
  */
 int
 agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
-    struct agora_doc *doc, char *ver, size_t verlen)
+    struct agora_doc *doc, char *ver, size_t verlen,
+    struct agora_cache_extra *extra)
 {
-	const char *keys[3] = { verkey, key, r->rl.key };
+	const char *keys[3] = { verkey, key, extra ? extra->key : NULL };
 	char *vals[3];
 	size_t lens[3];
 	long long expires, cost, now;
 
 	*ver = '\0';
+	if (extra != NULL) {
+		extra->val = NULL;
+		extra->read = 0;
+	}
 	if (r->ctx->cache == NULL || strlen(key) > KEY_MAX)
 		return -1;
-	/* A deferred rate-limit counter rides along (ratelimit.c). */
-	get_keys(r, r->rl.pending ? 3 : 2, keys, vals, lens);
-	if (r->rl.pending && agora_rate_limit_settle(r, vals[2]) != AGORA_OK)
-		return AGORA_CACHE_LIMITED;
+	get_keys(r, extra != NULL ? 3 : 2, keys, vals, lens);
+	if (extra != NULL) {
+		extra->val = vals[2];
+		extra->read = 1;
+	}
 	if (vals[0] == NULL) {
 		version_new(r, verkey, ver, verlen);
 		return -1;

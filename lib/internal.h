@@ -9,6 +9,12 @@
 enum agora_err agora_parse_request(struct agora_req *r,
     const struct agora_program *prog, const struct agora_io *io,
     const struct agora_route **route);
+/* The rate limit a route counts against (ratelimit.c). */
+enum agora_err agora_rate_limit_route(
+    struct agora_req *r, const struct agora_route *route);
+/* The one query-string parser (req.c); valid.c answers for it. */
+int agora_query_pair(struct agora_req *r, const char **pos, const char **key,
+    const char **raw, size_t *rawlen);
 int agora_emit(struct agora_req *r, const struct agora_io *io);
 /* Exposed for the fuzzers and property tests (tests/fuzz, tests/prop). */
 char *agora_url_decode(

@@ -31,15 +31,27 @@
 #include <time.h>
 
 #include "agora.h"
+#include "internal.h"
 
 #define PENDING_SLOTS 64
 #define BATCH_DIVISOR 1024
 #define BATCH_MAX 32
 #define HOLD_MS 1000
+#define KEY_BYTES 192
+
+/*
+ * The deferred count of one AGORA_RL_API_READ request, in its arena: a
+ * pointer in struct agora_req that only this file can read.
+ */
+struct agora_rl_count {
+	char key[KEY_BYTES]; /* the counter */
+	long long limit, window, reset;
+	int pending; /* not counted yet */
+};
 
 /* Requests counted by this process and not yet added to memcached. */
 struct pending {
-	char key[sizeof(((struct agora_req *)0)->rl.key)];
+	char key[KEY_BYTES];
 	long long count;
 	long long since_ms; /* when the first of them was counted */
 	long long batch; /* send when count reaches it */
@@ -113,17 +125,22 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
 	return count_now(r, key, limit, window, reset);
 }
 
-enum agora_err
-agora_rate_limit_defer(struct agora_req *r, const char *klass, const char *who,
-    long long limit, long long window)
+/* Note the counter of an AGORA_RL_API_READ request; settle counts it. */
+static enum agora_err
+defer(struct agora_req *r, const char *klass, const char *who, long long limit,
+    long long window)
 {
+	struct agora_rl_count *rl;
+
 	if (limit <= 0 || r->ctx->cache == NULL)
 		return agora_rate_limit(r, klass, who, limit, window);
-	window_key(
-	    r->rl.key, sizeof(r->rl.key), klass, who, window, &r->rl.reset);
-	r->rl.limit = limit;
-	r->rl.window = window;
-	r->rl.pending = 1;
+	if ((rl = agora_alloc(r, sizeof(*rl))) == NULL)
+		return AGORA_E_TOO_LARGE;
+	window_key(rl->key, sizeof(rl->key), klass, who, window, &rl->reset);
+	rl->limit = limit;
+	rl->window = window;
+	rl->pending = 1;
+	r->rl = rl;
 	return AGORA_OK;
 }
 
@@ -188,7 +205,7 @@ count(struct agora_req *r, struct pending *p, long long seen)
 		send_pending(r->ctx, p);
 	send_old(r->ctx, now);
 	if (seen >= 0) {
-		room = r->rl.limit - seen;
+		room = r->rl->limit - seen;
 		p->batch = room / BATCH_DIVISOR;
 		if (p->batch > BATCH_MAX)
 			p->batch = BATCH_MAX;
@@ -201,24 +218,47 @@ count(struct agora_req *r, struct pending *p, long long seen)
 		send_pending(r->ctx, p);
 }
 
-enum agora_err
-agora_rate_limit_settle(struct agora_req *r, const char *seen)
+/*
+ * Count a deferred request with seen, the counter's value a cache read
+ * brought back (NULL when absent).  Answers 429 when over.
+ */
+static enum agora_err
+settle(struct agora_req *r, const char *seen)
 {
+	struct agora_rl_count *rl = r->rl;
 	struct pending *p;
 	long long n = 0;
 
-	if (!r->rl.pending)
-		return AGORA_OK;
-	r->rl.pending = 0;
+	rl->pending = 0;
 	if (seen == NULL || agora_parse_ll(seen, 0, 1LL << 62, &n) != 0)
 		n = 0;
-	p = slot_of(r->ctx, r->rl.key, (time_t)r->rl.window + 1);
-	set_headers(
-	    r, r->rl.limit, r->rl.limit - (n + p->count + 1), r->rl.reset);
-	if (n + p->count + 1 > r->rl.limit)
-		return refuse(r, r->rl.reset);
+	p = slot_of(r->ctx, rl->key, (time_t)rl->window + 1);
+	set_headers(r, rl->limit, rl->limit - (n + p->count + 1), rl->reset);
+	if (n + p->count + 1 > rl->limit)
+		return refuse(r, rl->reset);
 	count(r, p, n);
 	return AGORA_OK;
+}
+
+/*
+ * A handler's versioned cached read (agora_cache_vget), which brings back
+ * the request's deferred rate-limit counter in the same round trip and
+ * counts the request with it.
+ */
+int
+agora_cached_read(struct agora_req *r, const char *verkey, const char *key,
+    struct agora_doc *doc, char *ver, size_t verlen)
+{
+	struct agora_cache_extra extra;
+	int hit;
+
+	if (r->rl == NULL || !r->rl->pending)
+		return agora_cache_vget(r, verkey, key, doc, ver, verlen, NULL);
+	extra.key = r->rl->key;
+	hit = agora_cache_vget(r, verkey, key, doc, ver, verlen, &extra);
+	if (extra.read && settle(r, extra.val) != AGORA_OK)
+		return AGORA_CACHE_LIMITED;
+	return hit;
 }
 
 /* Send every held count: before a process ends, and after a CGI run. */
@@ -239,10 +279,35 @@ agora_rate_limit_drain(struct agora_ctx *ctx)
 enum agora_err
 agora_rate_limit_flush(struct agora_req *r)
 {
-	if (!r->rl.pending)
+	struct agora_rl_count *rl = r->rl;
+
+	if (rl == NULL || !rl->pending)
 		return AGORA_OK;
-	r->rl.pending = 0;
-	return count_now(r, r->rl.key, r->rl.limit, r->rl.window, r->rl.reset);
+	rl->pending = 0;
+	return count_now(r, rl->key, rl->limit, rl->window, rl->reset);
+}
+
+/*
+ * Count the request against its route's limit: auth routes per IP, the
+ * others per user, or per IP when anonymous.
+ */
+enum agora_err
+agora_rate_limit_route(struct agora_req *r, const struct agora_route *route)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *ip, *who;
+
+	ip = agora_client_addr(r);
+	if (route->rl == AGORA_RL_NONE)
+		return AGORA_OK;
+	if (route->rl == AGORA_RL_AUTH)
+		return agora_rate_limit(
+		    r, "auth", ip, cfg->rate_limit_auth, 60);
+	who = r->user != NULL ? agora_printf(r, "u%s", r->user)
+	                      : agora_printf(r, "ip%s", ip);
+	if (route->rl == AGORA_RL_API_READ)
+		return defer(r, "api", who, cfg->rate_limit_api, 60);
+	return agora_rate_limit(r, "api", who, cfg->rate_limit_api, 60);
 }
 
 /*

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "agora.h"
+#include "internal.h"
 
 static const char *const type_names[AGORA_F__MAX] = {
 	[AGORA_F_STRING] = "a string",
@@ -211,4 +212,48 @@ agora_valid(struct json_object *obj, const char *prefix,
 	if (bad_type)
 		return AGORA_E_BAD_TYPE;
 	return bad ? AGORA_E_VALIDATION : AGORA_OK;
+}
+
+static enum agora_err
+bad_query(struct agora_req *r, const char *name)
+{
+	return agora_problem(r, AGORA_E_BAD_REQUEST, NULL,
+	    name != NULL
+	        ? agora_printf(r, "Query parameter %s is badly encoded.", name)
+	        : "The query string is badly encoded.");
+}
+
+enum agora_err
+agora_query_get(struct agora_req *r, const char *name, const char **out)
+{
+	const char *pos = NULL, *key, *raw;
+	size_t n;
+	int got;
+
+	*out = NULL;
+	while ((got = agora_query_pair(r, &pos, &key, &raw, &n)) > 0)
+		if (strcmp(key, name) == 0) {
+			*out = agora_url_decode(r, raw, n, 1);
+			return *out != NULL ? AGORA_OK : bad_query(r, name);
+		}
+	return got < 0 ? bad_query(r, NULL) : AGORA_OK;
+}
+
+enum agora_err
+agora_query_next(
+    struct agora_req *r, const char **pos, const char **key, const char **val)
+{
+	const char *raw;
+	size_t n;
+	int got;
+
+	*key = *val = NULL;
+	got = agora_query_pair(r, pos, key, &raw, &n);
+	if (got <= 0) {
+		*key = NULL;
+		return got < 0 ? bad_query(r, NULL) : AGORA_OK;
+	}
+	if ((*val = agora_url_decode(r, raw, n, 1)) == NULL)
+		return bad_query(r, *key);
+	return AGORA_OK;
 }

@@ -63,7 +63,9 @@ def main():
     if "--print" in sys.argv:
         g = graph()
         print(g)
-        print("in a cycle: " + " ".join(cycles(g)))
+        loop = cycles(g)
+        if loop:
+            print("in a cycle: " + " ".join(loop))
         return
     from agoratest import Tap
     t = Tap()
@@ -73,9 +75,7 @@ def main():
     t.ok(doc == g, "its graph of lib/ is the code's (tests/lib_graph.py --print)",
          "\n".join(["--- the code's:", g, "--- the document's:", doc or ""]))
     loop = cycles(g)
-    m = re.search(r"in a cycle today: ([a-z ,\n]+)\.", text)
-    said = sorted(re.split(r"[ ,]+(?:and )?", " ".join(m.group(1).split()))) if m else None
-    t.ok(said == loop, "the files it says are in a cycle are those in one", (said, loop))
+    t.ok(not loop, "the calls between the files of lib/ run one way (no cycle)", loop)
     t.done()
 
 
