@@ -14,7 +14,7 @@
 
 #include <sodium.h>
 
-#include "agora.h"
+#include "shop.h"
 
 #define REFRESH_BYTES 32
 #define REFRESH_TEXT 64 /* base64url of 32 bytes, with room */

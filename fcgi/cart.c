@@ -3,14 +3,14 @@
  * follows the user across devices and hosts, shown with current prices.
  *
  * Checkout is cart_checkout() in the database: it empties the cart and
- * places the order exactly as POST /orders does (libagora's order.c), in
+ * places the order exactly as POST /orders does (shop/order.c), in
  * one transaction, so a failed checkout leaves the cart as it was.
  */
 #include "config.h"
 
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 static const struct agora_stmt stmts[] = {
 	AGORA_IDEM_STMTS,

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 #define CATEGORY_JSON                                                          \
 	"json_build_object('id', id::text, 'name', name, 'slug', slug, "       \
@@ -42,8 +42,8 @@ list_categories(struct agora_req *r)
 	agora_resp_header(r, "Cache-Control",
 	    r->user == NULL ? "public, max-age=30" : "private, no-cache");
 	agora_resp_header(r, "Vary", "Authorization");
-	hit = agora_cached_read(
-	    r, "agora:cv", "agora:categories2", &doc, ver, sizeof(ver));
+	hit = agora_cached_read(r, AGORA_CATALOG_VERKEY, AGORA_CATEGORIES_KEY,
+	    &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
 	if (hit == 0)
@@ -57,7 +57,7 @@ list_categories(struct agora_req *r)
 		return AGORA_E_TOO_LARGE;
 	len = strlen(body);
 	agora_doc_set(&doc, body, len);
-	agora_cache_vset(r, "agora:categories2", ver, &doc, 300);
+	agora_cache_vset(r, AGORA_CATEGORIES_KEY, ver, &doc, 300);
 	return agora_resp_raw(r, 200, "application/json", body, len);
 }
 
@@ -139,7 +139,7 @@ post_category(struct agora_req *r)
 		    parent_problem(r->constraint));
 	if (rc != AGORA_OK)
 		return rc;
-	agora_cache_bump(r->ctx, "agora:cv", NULL);
+	agora_cache_bump(r->ctx, AGORA_CATALOG_VERKEY, NULL);
 	agora_resp_header(r, "Location",
 	    agora_printf(r, "/api/v1/categories/%s", PQgetvalue(res, 0, 0)));
 	return agora_resp_cell(r, 201, res, 0, 1);

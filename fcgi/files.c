@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "multipart.h"
 
 static const struct agora_stmt stmts[] = {

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 #define INVENTORY_JSON                                                         \
 	"json_build_object('product_id', product_id::text, 'on_hand', "        \

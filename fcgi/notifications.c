@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 static const struct agora_stmt stmts[] = {
 	{ "notification_list",

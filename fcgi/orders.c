@@ -2,7 +2,7 @@
  * orders.c: /api/v1/orders: placing, reading, cancelling, tracking and
  * fulfilling orders.
  *
- * Placing is order_place() in the database, run by libagora's order.c
+ * Placing is order_place() in the database, run by the shop's order.c (shop/)
  * under the Idempotency-Key (the cart's checkout shares it).  Every status
  * change goes through order_transition(), whose table of allowed moves is
  * the order state machine; it releases stock exactly once and announces
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 #define ITEMS_MAX 100
 #define LINE_QTY_MAX 1000

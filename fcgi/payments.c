@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "signature.h"
 
 #define IGNORED "{\"received\":true,\"result\":\"ignored\"}"

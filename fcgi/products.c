@@ -24,7 +24,7 @@
 
 #include <sodium.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "reviews.h"
 
 #define Q_MAX 200
@@ -141,7 +141,7 @@ static enum agora_err
 get_product(struct agora_req *r)
 {
 	const char *vals[1] = { r->params[0] };
-	char verkey[64], key[64], ver[32];
+	char verkey[AGORA_CATALOG_KEY_MAX], key[AGORA_CATALOG_KEY_MAX], ver[32];
 	struct agora_doc doc;
 	PGresult *res;
 	enum agora_err rc;
@@ -150,8 +150,7 @@ get_product(struct agora_req *r)
 	if (!agora_id_ok(r->params[0]))
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-	snprintf(verkey, sizeof(verkey), "agora:pv:%s", r->params[0]);
-	snprintf(key, sizeof(key), "agora:p2:%s", r->params[0]);
+	agora_product_keys(r->params[0], strlen(r->params[0]), verkey, key);
 	hit = agora_cached_read(r, verkey, key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
@@ -440,8 +439,7 @@ list_products(struct agora_req *r)
 	struct search s;
 	struct agora_doc doc;
 	const char *after, *body;
-	char key[80], ver[32];
-	unsigned char h[crypto_hash_sha256_BYTES];
+	char key[AGORA_CATALOG_KEY_MAX], ver[32];
 	long long limit;
 	PGresult *res;
 	enum agora_err rc;
@@ -453,12 +451,9 @@ list_products(struct agora_req *r)
 	    (rc = apply_cursor(r, &s, after)) != AGORA_OK)
 		return rc;
 	s.vals[8] = agora_printf(r, "%lld", limit + 1);
-	crypto_hash_sha256(
-	    h, (const unsigned char *)r->query, strlen(r->query));
-	sodium_bin2hex(key, sizeof(key), h, 20);
-	memmove(key + 9, key, 41);
-	memcpy(key, "agora:l2:", 9);
-	hit = agora_cached_read(r, "agora:cv", key, &doc, ver, sizeof(ver));
+	agora_list_key(r->query, key);
+	hit = agora_cached_read(
+	    r, AGORA_CATALOG_VERKEY, key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
 		return AGORA_E_RATE_LIMITED;
 	/* A page is cached only after its category was found, categories

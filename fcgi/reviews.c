@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "reviews.h"
 
 static enum agora_err

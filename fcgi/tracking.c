@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agora.h"
+#include "shop.h"
 
 #define EVENTS_JSON                                                            \
 	"(SELECT COALESCE(json_agg(json_build_object('seq', e.seq, "           \

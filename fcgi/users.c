@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 static const struct agora_stmt stmts[] = {
 	{ "user_get",

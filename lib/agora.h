@@ -583,43 +583,6 @@ int agora_storage_key_ok(const char *key);
 const char *agora_storage_check(const struct agora_config *cfg);
 void agora_sha256_hex(const void *data, size_t len, char out[65]);
 
-/* A stored file as its row describes it (download.c). */
-struct agora_file {
-	const char *filename, *content_type, *sha256, *storage, *key;
-};
-/* The file of a row: filename, content_type, sha256, storage and
- * storage_key in this order from column col. */
-#define AGORA_FILE_COLUMNS                                                     \
-	"f.filename, f.content_type, f.sha256, f.storage, f.storage_key"
-void agora_file_of(PGresult *res, int row, int col, struct agora_file *f);
-/*
- * Answer with the file's bytes (200) or 304 for a matching If-None-Match;
- * inline_ for our own documents (invoices), attachment otherwise.
- */
-enum agora_err agora_file_send(
-    struct agora_req *r, const struct agora_file *f, int inline_);
-/* A file name safe to store and send: the last path component, valid
- * UTF-8, no control characters or quotes, at most 255 bytes. */
-void agora_filename_clean(
-    const char *in, size_t inlen, char *out, size_t outlen);
-
-/* Accounts shared by the auth and users programs and agoractl. */
-#define AGORA_USER_COLUMNS                                                     \
-	"id::text, email, name, role, agora_time(created_at), "                \
-	"disabled_at IS NOT NULL"
-struct json_object *agora_user_json(PGresult *res, int row);
-int agora_email_valid(const char *s, size_t len);
-#define AGORA_PASSWORD_MIN 10
-#define AGORA_PASSWORD_MAX 1024
-
-/* Lists: limit (1..100, default 20) and an opaque keyset cursor. */
-enum agora_err agora_page_params(
-    struct agora_req *r, long long *limit, const char **after);
-struct json_object *agora_page(struct agora_req *r, struct json_object *data,
-    int has_more, const char *last_key);
-enum agora_err agora_page_send(
-    struct agora_req *r, PGresult *res, long long limit);
-
 /*
  * Versioned read-through caching (cache.c).  vget returns 0 on a hit, -1
  * on a miss; extra, when not NULL, is one more key read in the same round
@@ -661,62 +624,6 @@ void agora_log_init(const char *program);
 void agora_log(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void agora_log_request(const struct agora_req *r);
-
-/*
- * Idempotency keys (README, "Behaviour every endpoint shares").  A route that
- * honours the Idempotency-Key header lists AGORA_IDEM_STMTS among its
- * statements and runs its work with agora_idem_tx() instead of agora_db_tx():
- * the key is claimed first in the transaction and fn's 2xx answer stored last.
- * A claimed key with a stored answer replays it without calling fn (and sets
- * *replayed); one that another request holds answers 409
- * idempotency_key_in_use; one used with another method, path or body
- * answers 422 idempotency_key_reused.  Nothing is stored when the
- * transaction rolls back, so a failed request may be retried.
- */
-#define AGORA_IDEM_STMTS                                                       \
-	{ "agora_idem_claim",                                                  \
-		"SELECT busy, fingerprint, status, location, body "            \
-		"FROM idempotency_claim($1::bigint, $2)" },                    \
-	{                                                                      \
-		"agora_idem_store",                                            \
-		    "INSERT INTO idempotency_keys (user_id, key, "             \
-		    "fingerprint, status, location, body) VALUES "             \
-		    "($1::bigint, $2, $3, $4::int, $5, $6)"                    \
-	}
-#define AGORA_IDEM_KEY_MAX 255
-enum agora_err agora_idem_tx(struct agora_req *r,
-    enum agora_err (*fn)(struct agora_req *, void *), void *arg, int *replayed);
-
-/*
- * Placing orders (order.c), shared by the orders and cart programs: both
- * list AGORA_ORDER_STMTS and AGORA_IDEM_STMTS among their statements.
- */
-#define AGORA_ORDER_RESULT                                                     \
-	"SELECT t.r->'order', t.r->'order'->>'id', t.r->>'error', "            \
-	"t.r->'products', t.r->>'product_ids', t.r->>'limit' FROM "
-#define AGORA_ORDER_STMTS                                                      \
-	{ "agora_order_place",                                                 \
-		AGORA_ORDER_RESULT                                             \
-		"order_place($1::bigint, $2::bigint[], "                       \
-		"$3::int[], $4::jsonb, $5::jsonb, $6::int, $7::jsonb) "        \
-		"AS t(r)" },                                                   \
-	{                                                                      \
-		"agora_cart_checkout",                                         \
-		    AGORA_ORDER_RESULT "cart_checkout($1::bigint, $2::jsonb, " \
-		                       "$3::jsonb, $4::int, $5::jsonb) "       \
-		                       "AS t(r)"                               \
-	}
-enum agora_err agora_order_extras(struct agora_req *r,
-    struct json_object *payment, struct json_object *address,
-    const char **payment_json, const char **address_json);
-int agora_phone_e164(const char *in, char out[17]);
-/* Analytics events deleted per statement: what sql/0016 allows a call. */
-#define AGORA_PRUNE_BATCH 10000
-#define AGORA_ORDER_VALS_MAX 6
-enum agora_err agora_order_submit(
-    struct agora_req *r, const char *stmt, int n, const char *const *vals);
-/* Products (a comma-separated id list) changed: drop their cached copies. */
-void agora_catalog_bump(struct agora_req *r, const char *products);
 
 /* Random identifiers from libsodium: hex of n random bytes into out. */
 void agora_random_hex(char *out, size_t nbytes);

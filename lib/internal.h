@@ -19,8 +19,6 @@ int agora_emit(struct agora_req *r, const struct agora_io *io);
 /* Exposed for the fuzzers and property tests (tests/fuzz, tests/prop). */
 char *agora_url_decode(
     struct agora_req *r, const char *s, size_t n, int plus_space);
-const char *agora_content_disposition(
-    struct agora_req *r, const char *kind, const char *name);
 
 /* What the library itself runs, prepared on every connection (auth.c). */
 extern const struct agora_stmt agora_auth_stmts[];

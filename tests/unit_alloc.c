@@ -40,7 +40,7 @@
 
 #include <sodium.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "tap.h"
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -11,7 +11,7 @@
 
 #include <sodium.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "tap.h"
 
 struct name_case {

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "tap.h"
 
 static const struct agora_field fields[] = {

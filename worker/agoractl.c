@@ -33,7 +33,7 @@
 #include <libpq-fe.h>
 #include <sodium.h>
 
-#include "agora.h"
+#include "shop.h"
 #include "agoractl.h"
 
 #define FILE_MAX (16 * 1024 * 1024)
@@ -235,7 +235,7 @@ with_cache(void (*fn)(struct agora_ctx *, const char *, const char *),
 static void
 catalog_changed(void)
 {
-	with_cache(agora_cache_bump, "agora:cv", NULL);
+	with_cache(agora_cache_bump, AGORA_CATALOG_VERKEY, NULL);
 }
 
 static const char create_table[] =

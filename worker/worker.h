@@ -4,7 +4,7 @@
 #ifndef AGORA_WORKER_H
 #define AGORA_WORKER_H
 
-#include "agora.h"
+#include "shop.h"
 
 /* What became of one outbox row. */
 enum outcome {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agora.h"
+#include "shop.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

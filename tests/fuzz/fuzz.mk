@@ -10,14 +10,20 @@ SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
 FLAGS = -g -O1 $(SAN)
 LIB_SRC = $(wildcard $(srcdir)/lib/*.c)
-LIB_OBJ = $(patsubst $(srcdir)/lib/%.c,$(O)/lib/%.o,$(LIB_SRC))
-HEADERS = $(wildcard $(srcdir)/lib/*.h $(srcdir)/fcgi/*.h \
+SHOP_SRC = $(wildcard $(srcdir)/shop/*.c)
+LIB_OBJ = $(patsubst $(srcdir)/lib/%.c,$(O)/lib/%.o,$(LIB_SRC)) \
+	$(patsubst $(srcdir)/shop/%.c,$(O)/shop/%.o,$(SHOP_SRC))
+HEADERS = $(wildcard $(srcdir)/lib/*.h $(srcdir)/shop/*.h $(srcdir)/fcgi/*.h \
 	$(srcdir)/tests/fuzz/*.h) config.h
 BINS = $(addprefix $(O)/fuzz_,$(DRIVERS))
 
 all: $(BINS)
 
 $(O)/lib/%.o: $(srcdir)/lib/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(PKG_CFLAGS) $(FLAGS) \
+	    -fsanitize=fuzzer-no-link -c $< -o $@
+$(O)/shop/%.o: $(srcdir)/shop/%.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(PKG_CFLAGS) $(FLAGS) \
 	    -fsanitize=fuzzer-no-link -c $< -o $@

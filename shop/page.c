@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include "agora.h"
+#include "shop.h"
 
 #define KEY_MAX 200
 

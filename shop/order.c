@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 static const struct agora_field payment_fields[] = {
 	{ "method", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 16 },
@@ -235,27 +235,6 @@ tx_place(struct agora_req *r, void *arg)
 	    agora_printf(r, "/api/v1/orders/%s", PQgetvalue(res, 0, 1)));
 	p->products = PQgetvalue(res, 0, 4);
 	return agora_resp_cell(r, 201, res, 0, 0);
-}
-
-/*
- * The stock of these products (a comma-separated id list) changed:
- * their cached documents and every cached list are stale.
- */
-void
-agora_catalog_bump(struct agora_req *r, const char *products)
-{
-	char key[64], data[64];
-	const char *s, *e;
-
-	for (s = products; s != NULL && *s != '\0'; s = *e ? e + 1 : e) {
-		e = strchr(s, ',');
-		if (e == NULL)
-			e = s + strlen(s);
-		snprintf(key, sizeof(key), "agora:pv:%.*s", (int)(e - s), s);
-		snprintf(data, sizeof(data), "agora:p2:%.*s", (int)(e - s), s);
-		agora_cache_bump(r->ctx, key, data);
-	}
-	agora_cache_bump(r->ctx, "agora:cv", NULL);
 }
 
 /*

@@ -15,8 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agora.h"
-#include "internal.h"
+#include "shop.h"
 
 #define NAME_MAX_BYTES 255
 

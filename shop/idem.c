@@ -19,7 +19,7 @@
 
 #include <sodium.h>
 
-#include "agora.h"
+#include "shop.h"
 
 struct agora_idem {
 	const char *key; /* NULL: the request carried no key */

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "agora.h"
+#include "shop.h"
 
 /*
  * {id, email, name, role, created_at, disabled} from a row of
