@@ -33,46 +33,10 @@
 #define CHUNK_MAX 128
 #define CHUNK_FAST_MS 50
 
-const char *
-job_string(struct job *j, const char *key)
-{
-	struct json_object *o;
-
-	if (j->payload == NULL ||
-	    !json_object_object_get_ex(j->payload, key, &o) ||
-	    !json_object_is_type(o, json_type_string))
-		return NULL;
-	return json_object_get_string(o);
-}
-
-/* A row id from the payload, or NULL. */
-const char *
-job_id(struct job *j, const char *key)
-{
-	const char *s = job_string(j, key);
-
-	return s != NULL && agora_id_ok(s) ? s : NULL;
-}
-
 static const char *
 payment_of(struct job *j)
 {
 	return job_id(j, "payment_id");
-}
-
-enum outcome
-job_bad(struct job *j, const char *why)
-{
-	snprintf(j->error, sizeof(j->error), "%s", why);
-	return OUT_FAIL;
-}
-
-enum outcome
-job_db_failed(struct job *j, enum agora_err rc)
-{
-	snprintf(
-	    j->error, sizeof(j->error), "database: %s", agora_err_code(rc));
-	return OUT_RETRY;
 }
 
 static enum outcome
@@ -177,7 +141,7 @@ charge_record(
     struct worker *w, struct job **jobs, int n, struct json_object *set)
 {
 	const char *vals[1];
-	struct agora_req *r = worker_req(w);
+	struct agora_req *r = worker_req_reset(w);
 	PGresult *res;
 	enum agora_err rc;
 	long long paid = 0, failed = 0;
@@ -213,7 +177,7 @@ charge_chunk(struct worker *w, struct job **jobs, int n)
 {
 	struct json_object *set = NULL;
 	const char *vals[2];
-	struct agora_req *r = worker_req(w);
+	struct agora_req *r = worker_req_reset(w);
 	PGresult *begun = NULL;
 	enum agora_err rc = AGORA_E_TOO_LARGE;
 	int i;
@@ -244,7 +208,7 @@ static enum outcome
 handle_refund(struct worker *w, struct job *j)
 {
 	const char *payment = payment_of(j), *vals[3];
-	struct agora_req *r = worker_req(w);
+	struct agora_req *r = worker_req_reset(w);
 	struct pay_call c;
 	enum pay_result pr;
 	PGresult *res;
@@ -269,7 +233,7 @@ handle_refund(struct worker *w, struct job *j)
 		return call_failed(j, pr, &c);
 	vals[1] = pr == PAY_OK ? "true" : "false";
 	vals[2] = pr == PAY_OK ? NULL : c.code;
-	r = worker_req(w);
+	r = worker_req_reset(w);
 	if ((rc = agora_db_query(r, "refund_end", 3, vals, &res)) != AGORA_OK)
 		return job_db_failed(j, rc);
 	return pr == PAY_OK ? OUT_DONE : call_failed(j, pr, &c);
@@ -370,7 +334,7 @@ expire_orders(struct worker *w)
 	int i, n;
 
 	do {
-		r = worker_req(w);
+		r = worker_req_reset(w);
 		if (agora_db_query(r, "orders_expire", 1, vals, &res) !=
 		    AGORA_OK)
 			return;
@@ -394,7 +358,7 @@ static void
 apply_waiting(struct worker *w)
 {
 	const char *vals[1] = { AGORA_STR(EVENTS_BATCH) };
-	struct agora_req *r = worker_req(w);
+	struct agora_req *r = worker_req_reset(w);
 	PGresult *res;
 	int i;
 
@@ -423,7 +387,7 @@ prune_analytics(struct worker *w)
 	if (cfg->analytics_retention_days == 0)
 		return;
 	for (i = 0; i < PRUNE_PASS_BATCHES; i++) {
-		r = worker_req(w);
+		r = worker_req_reset(w);
 		vals[0] =
 		    agora_printf(r, "%lld", cfg->analytics_retention_days);
 		if (agora_db_query(r, "analytics_prune", 2, vals, &res) !=
@@ -447,8 +411,8 @@ worker_housekeeping(struct worker *w)
 	PGresult *res;
 
 	expire_orders(w);
-	while (agora_db_query(worker_req(w), "keys_purge", 1, purge, &res) ==
-	        AGORA_OK &&
+	while (agora_db_query(worker_req_reset(w), "keys_purge", 1, purge,
+	           &res) == AGORA_OK &&
 	    strtoll(PQgetvalue(res, 0, 0), NULL, 10) == PURGE_BATCH)
 		;
 	apply_waiting(w);

@@ -50,8 +50,8 @@ invoice_store(
 	vals[2] = key;
 	vals[3] = size;
 	vals[4] = sha;
-	if ((rc = agora_db_query(
-	         worker_req(w), "invoice_record", 5, vals, &res)) != AGORA_OK) {
+	if ((rc = agora_db_query(worker_req_reset(w), "invoice_record", 5, vals,
+	         &res)) != AGORA_OK) {
 		oc = job_db_failed(j, rc);
 		goto out;
 	}
@@ -68,7 +68,7 @@ handle_invoice(struct worker *w, struct job *j)
 {
 	const char *order = job_id(j, "order_id"), *vals[1];
 	struct invoice inv;
-	struct agora_req *r = worker_req(w);
+	struct agora_req *r = worker_req_reset(w);
 	enum outcome oc;
 	PGresult *res;
 	enum agora_err rc;

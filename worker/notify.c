@@ -85,7 +85,7 @@ enum outcome
 handle_fanout(struct worker *w, struct job *j)
 {
 	const char *vals[3];
-	struct agora_req *r = worker_req(w);
+	struct agora_req *r = worker_req_reset(w);
 	enum agora_err rc;
 
 	vals[0] = job_id(j, "order_id");
@@ -513,8 +513,8 @@ record(struct worker *w, struct job *j, const char *id, enum send s)
 	vals[3] = final ? "true" : "false";
 	/* Unrecorded, a sent notification would stay pending: try again
 	 * (delivery is at least once). */
-	if (agora_db_query(worker_req(w), "notify_attempt", 4, vals, NULL) !=
-	    AGORA_OK) {
+	if (agora_db_query(worker_req_reset(w), "notify_attempt", 4, vals,
+	        NULL) != AGORA_OK) {
 		snprintf(j->error, sizeof(j->error),
 		    "database: the attempt was not recorded");
 		return OUT_RETRY;
@@ -537,8 +537,8 @@ handle_notify(struct worker *w, struct job *j)
 	if (id == NULL)
 		return job_bad(j, "no notification_id");
 	vals[0] = id;
-	if ((rc = agora_db_query(
-	         worker_req(w), "notify_source", 1, vals, &res)) != AGORA_OK)
+	if ((rc = agora_db_query(worker_req_reset(w), "notify_source", 1, vals,
+	         &res)) != AGORA_OK)
 		return job_db_failed(j, rc);
 	if (PQntuples(res) != 1)
 		return OUT_DONE; /* sent (or given up) already */

@@ -37,11 +37,30 @@ struct worker {
 	const char *topics; /* what it claims: all, or --topics */
 };
 
+/*
+ * The outbox engine (outbox.c).  open reads the configuration and
+ * connects (topics: the array literal of the topics to claim); drain
+ * claims one batch and runs it (the rows claimed, 0 when none was due, -1
+ * when the database is away); wait sleeps until NOTIFY agora_outbox, the
+ * next row is due, or max_ms.  stop may be called from a signal handler.
+ */
+int worker_open(struct worker *w, const char *topics);
+void worker_close(struct worker *w);
+int worker_drain(struct worker *w);
+void worker_wait(struct worker *w, long long max_ms);
+void worker_stop(void);
+int worker_stopping(void);
+void worker_print_stmts(void);
+
 /* Milliseconds on the monotonic clock. */
 long long worker_now_ms(void);
 
-/* A fresh pseudo-request for database calls; the last one's results go. */
-struct agora_req *worker_req(struct worker *w);
+/*
+ * Reset the worker's arena and pseudo-request for the next database call:
+ * every result and string the previous one held is gone.  A handler copies
+ * (PQcopyResult) what must outlive it.
+ */
+struct agora_req *worker_req_reset(struct worker *w);
 
 /*
  * Between two slow steps of a batch: extends the batch's lease when a
@@ -57,7 +76,8 @@ const char *worker_topic_name(size_t i);
 void worker_handle(struct worker *w, struct job *jobs, int n);
 void worker_housekeeping(struct worker *w);
 
-/* Payload members: a string, or a row id (NULL if absent or not one). */
+/* Payload members (outbox.c): a string, or a row id (NULL if absent or
+ * not one). */
 const char *job_string(struct job *j, const char *key);
 const char *job_id(struct job *j, const char *key);
 /* A row that can never succeed: dead at once, with why. */
