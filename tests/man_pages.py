@@ -120,9 +120,10 @@ def built(path):
 
 # --- agoractl --------------------------------------------------------------
 
-src = read("worker/agoractl.c")
+src = "".join(read(os.path.join("ctl", f)) for f in
+              sorted(os.listdir(os.path.join(SRC, "ctl"))) if f.endswith(".c"))
 table = re.findall(r'\{\s*"([^"]*)",\s*"([^"]*)",',
-                   c_block(src, "} commands[] = {"))
+                   c_block(read("ctl/main.c"), "} commands[] = {"))
 commands = {name for name, _ in table}
 options = set(re.findall(r'"(--?[a-z][a-z-]*)"', src))
 for _, args in table:
@@ -138,7 +139,7 @@ same(synopsis_commands(page["SYNOPSIS"]), commands,
 same(flags(page["SYNOPSIS"] + page["DESCRIPTION"]), options,
      "agoractl(8) shows each option agoractl accepts, and no other")
 
-ctl = built("worker/agoractl")
+ctl = built("ctl/agoractl")
 if ctl:
     rc, out, err = run([ctl, "--help"])
     missing = [c for c in commands if c not in out]

@@ -34,7 +34,7 @@
 #include <libpq-fe.h>
 
 #include "agora.h"
-#include "agoractl.h"
+#include "ctl.h"
 
 #ifndef AGORA_RUN_USER
 #define AGORA_RUN_USER "www-data"

@@ -1,0 +1,140 @@
+/*
+ * common.c: what agoractl's commands share: the configuration's
+ * connection as the owner, running SQL with its errors on stderr, files
+ * read whole, and telling the caches of a change.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#define FILE_MAX (16 * 1024 * 1024)
+
+/* The text of path (16 MiB at most), NUL-terminated; NULL when unread. */
+char *
+ctl_read_file(const char *path, size_t *len)
+{
+	FILE *f;
+	char *buf;
+
+	f = fopen(path, "r");
+	if (f == NULL)
+		return NULL;
+	buf = malloc(FILE_MAX + 1);
+	*len = buf != NULL ? fread(buf, 1, FILE_MAX + 1, f) : 0;
+	if (buf != NULL && (ferror(f) || *len > FILE_MAX)) {
+		free(buf);
+		buf = NULL;
+	}
+	if (buf != NULL)
+		buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+int
+ctl_exec(PGconn *c, const char *sql)
+{
+	PGresult *res;
+	int ok;
+
+	res = PQexec(c, sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg; /* "already exists, skipping" and the like */
+}
+
+PGconn *
+ctl_connect(void)
+{
+	struct agora_config cfg;
+	char err[512];
+	PGconn *c = NULL;
+
+	if (agora_config_load_for(&cfg,
+	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) |
+	            AGORA_NEEDS(AGORA_SECRET_DATABASE_ADMIN_URL),
+	        err, sizeof(err)) != 0) {
+		fprintf(stderr, "agoractl: configuration: %s\n", err);
+		agora_config_free(&cfg);
+		return NULL;
+	}
+	c = PQconnectdb(cfg.database_admin_url[0] != '\0'
+	        ? cfg.database_admin_url
+	        : cfg.database_url);
+	agora_config_free(&cfg);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(
+		    stderr, "agoractl: cannot connect: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, quiet, NULL);
+	return c;
+}
+
+int
+ctl_exec_params(
+    PGconn *c, const char *sql, int n, const char *const *vals, int print)
+{
+	PGresult *res;
+	int ok, i, j;
+
+	res = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok) {
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		fprintf(stderr, "agoractl: %s\n",
+		    st != NULL && strcmp(st, "23505") == 0
+		        ? "an account with this email exists"
+		        : PQerrorMessage(c));
+	}
+	for (i = 0; ok && print && i < PQntuples(res); i++) {
+		for (j = 0; j < PQnfields(res); j++)
+			printf("%s%s", j ? "\t" : "", PQgetvalue(res, i, j));
+		printf("\n");
+	}
+	PQclear(res);
+	return ok ? 0 : 1;
+}
+
+/*
+ * Run fn with a memcached handle for the configured servers: what the
+ * programs cache must learn of a change agoractl made.
+ */
+void
+ctl_with_cache(void (*fn)(struct agora_ctx *, const char *, const char *),
+    const char *a, const char *b)
+{
+	struct agora_ctx ctx;
+	char err[256];
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (agora_config_load_for(&ctx.cfg, 0, err, sizeof(err)) == 0) {
+		ctx.cache = agora_cache_new(ctx.cfg.memcached_servers);
+		fn(&ctx, a, b);
+		agora_cache_free(ctx.cache);
+	}
+	agora_config_free(&ctx.cfg);
+}
+
+/* Cached catalog reads are stale now: bump the catalog version. */
+void
+ctl_catalog_changed(void)
+{
+	ctl_with_cache(agora_cache_bump, AGORA_CATALOG_VERKEY, NULL);
+}

@@ -1,0 +1,276 @@
+/*
+ * migrate.c: agoractl migrate and agoractl migrations.
+ *
+ * Migrations are the files NNNN_name.sql, applied in version order, each
+ * in its own transaction together with its row in schema_migrations, under
+ * an advisory lock so that two administrators cannot apply one twice.
+ * They are forward-only: an applied file whose text changed is an error.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#define LOCK_KEY "7259000001"
+
+/* "0007_orders.sql" -> version 7; -1 for names that are not migrations. */
+static long long
+file_version(const char *name)
+{
+	char digits[5];
+	long long v;
+	size_t n = strlen(name);
+
+	if (n < 10 || strcmp(name + n - 4, ".sql") != 0 || name[4] != '_')
+		return -1;
+	memcpy(digits, name, 4);
+	digits[4] = '\0';
+	if (strspn(digits, "0123456789") != 4 ||
+	    agora_parse_ll(digits, 1, 9999, &v) != 0)
+		return -1;
+	return v;
+}
+
+static int
+by_version(const void *a, const void *b)
+{
+	const struct migration *x = a, *y = b;
+
+	return (x->version > y->version) - (x->version < y->version);
+}
+
+static int
+load_one(struct plan *p, const char *dir, const char *name, long long v)
+{
+	struct migration *m = &p->m[p->n];
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char path[4096];
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	m->sql = ctl_read_file(path, &len);
+	if (m->sql == NULL) {
+		fprintf(stderr, "agoractl: cannot read %s\n", path);
+		return -1;
+	}
+	m->version = v;
+	snprintf(m->name, sizeof(m->name), "%.*s", (int)strlen(name) - 4, name);
+	crypto_hash_sha256(h, (unsigned char *)m->sql, len);
+	sodium_bin2hex(m->sha, sizeof(m->sha), h, sizeof(h));
+	p->n++;
+	return 0;
+}
+
+/* The migrations of dir, in version order; -1 (said on stderr). */
+int
+ctl_plan_load(struct plan *p, const char *dir)
+{
+	DIR *d;
+	struct dirent *e;
+	long long v;
+	size_t i;
+	int rc = -1;
+
+	d = opendir(dir);
+	if (d == NULL) {
+		fprintf(stderr, "agoractl: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if ((v = file_version(e->d_name)) < 0)
+			continue;
+		if (p->n == MIGRATIONS_MAX || load_one(p, dir, e->d_name, v))
+			goto out;
+	}
+	qsort(p->m, p->n, sizeof(p->m[0]), by_version);
+	for (i = 1; i < p->n; i++)
+		if (p->m[i].version == p->m[i - 1].version) {
+			fprintf(stderr,
+			    "agoractl: two migrations numbered %04lld\n",
+			    p->m[i].version);
+			goto out;
+		}
+	rc = 0;
+out:
+	closedir(d);
+	return rc;
+}
+
+void
+ctl_plan_free(struct plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		free(p->m[i].sql);
+		p->m[i].sql = NULL;
+	}
+	p->n = 0;
+}
+
+static const char create_table[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL,"
+    " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+
+/* The sha256 recorded for version, "" when not applied; NULL on error. */
+static const char *
+applied_sha(PGconn *c, long long version, char *buf, size_t len)
+{
+	const char *vals[1];
+	char v[24];
+	PGresult *res;
+	const char *out = NULL;
+
+	snprintf(v, sizeof(v), "%lld", version);
+	vals[0] = v;
+	res = PQexecParams(c,
+	    "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, NULL,
+	    vals, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		snprintf(buf, len, "%s",
+		    PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+		out = buf;
+	} else {
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	}
+	PQclear(res);
+	return out;
+}
+
+/*
+ * Whether m is applied, pending, or changed since it was applied; an
+ * error (said on stderr) when schema_migrations cannot be read.
+ */
+enum ctl_mig
+ctl_migration_state(PGconn *c, const struct migration *m)
+{
+	char sha[128];
+	const char *have;
+
+	have = applied_sha(c, m->version, sha, sizeof(sha));
+	if (have == NULL)
+		return CTL_MIG_ERROR;
+	if (*have == '\0')
+		return CTL_MIG_PENDING;
+	return strcmp(have, m->sha) == 0 ? CTL_MIG_APPLIED : CTL_MIG_CHANGED;
+}
+
+static int
+record(PGconn *c, const struct migration *m)
+{
+	const char *vals[3];
+	char v[24];
+	PGresult *res;
+	int ok;
+
+	snprintf(v, sizeof(v), "%lld", m->version);
+	vals[0] = v;
+	vals[1] = m->name;
+	vals[2] = m->sha;
+	res = PQexecParams(c,
+	    "INSERT INTO schema_migrations (version, name, sha256) "
+	    "VALUES ($1, $2, $3)",
+	    3, NULL, vals, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static int
+apply(PGconn *c, const struct migration *m)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	printf("applying %s ... ", m->name);
+	fflush(stdout);
+	if (ctl_exec(c, "BEGIN") != 0)
+		return -1;
+	if (ctl_exec(c, m->sql) != 0 || record(c, m) != 0 ||
+	    ctl_exec(c, "COMMIT") != 0) {
+		ctl_exec(c, "ROLLBACK");
+		printf("failed\n");
+		return -1;
+	}
+	printf("ok (%lld ms)\n", agora_ms_since(&t0));
+	return 0;
+}
+
+/* Apply (or, with dry, list) each migration of plan in order. */
+static int
+run(PGconn *c, const struct plan *p, int dry)
+{
+	enum ctl_mig st;
+	size_t i, applied = 0;
+
+	for (i = 0; i < p->n; i++) {
+		st = ctl_migration_state(c, &p->m[i]);
+		if (st == CTL_MIG_ERROR)
+			return -1;
+		if (st == CTL_MIG_CHANGED) {
+			fprintf(stderr,
+			    "agoractl: %s changed after it was applied; "
+			    "migrations are forward-only: add a new one\n",
+			    p->m[i].name);
+			return -1;
+		}
+		if (dry) {
+			printf("%-40s %s\n", p->m[i].name,
+			    st == CTL_MIG_APPLIED ? "applied" : "pending");
+			continue;
+		}
+		if (st == CTL_MIG_APPLIED)
+			continue;
+		if (apply(c, &p->m[i]) != 0)
+			return -1;
+		applied++;
+	}
+	if (!dry)
+		printf("%lu applied, %lu already up to date\n",
+		    (unsigned long)applied, (unsigned long)(p->n - applied));
+	return 0;
+}
+
+static int
+migrate(int argc, char **argv, int dry)
+{
+	static struct plan plan;
+	const char *dir = CTL_SQLDIR;
+	PGconn *c = NULL;
+	int rc = 1;
+
+	if (argc == 2 && strcmp(argv[0], "--dir") == 0)
+		dir = argv[1];
+	else if (argc != 0)
+		return ctl_usage();
+	if (ctl_plan_load(&plan, dir) != 0 || (c = ctl_connect()) == NULL)
+		goto out;
+	if (ctl_exec(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
+	    ctl_exec(c, create_table) != 0)
+		goto out;
+	rc = run(c, &plan, dry) == 0 ? 0 : 1;
+out:
+	PQfinish(c);
+	ctl_plan_free(&plan);
+	return rc;
+}
+
+int
+ctl_migrate(int argc, char **argv)
+{
+	return migrate(argc, argv, 0);
+}
+
+int
+ctl_migrations(int argc, char **argv)
+{
+	return migrate(argc, argv, 1);
+}
