@@ -63,12 +63,6 @@ get_cart(struct agora_req *r)
 	    r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), NULL);
 }
 
-static enum agora_err
-no_product(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-}
-
 /* Nothing was written: the product is unknown, or the cart is full. */
 static enum agora_err
 put_refused(struct agora_req *r)
@@ -80,7 +74,7 @@ put_refused(struct agora_req *r)
 	if ((rc = agora_db_query(r, "product_live", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return no_product(r);
+		return agora_not_found(r);
 	return agora_problem(r, AGORA_E_CONFLICT, "cart_full",
 	    "A cart holds at most 100 different products.");
 }
@@ -97,8 +91,6 @@ put_item(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return no_product(r);
 	if ((rc = agora_valid_body(r, item_fields, 1, v)) != AGORA_OK)
 		return rc;
 	vals[0] = r->user;
@@ -121,8 +113,6 @@ delete_item(struct agora_req *r)
 	const char *vals[2] = { r->user, r->params[0] };
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return no_product(r);
 	if ((rc = agora_db_write(r, "cart_delete", 2, vals, NULL)) != AGORA_OK)
 		return rc;
 	return agora_resp_raw(r, 204, NULL, NULL, 0);

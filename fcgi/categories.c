@@ -68,14 +68,10 @@ get_category(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such category.");
 	if ((rc = agora_db_query(r, "category_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such category.");
+		return agora_not_found(r);
 	return agora_resp_cell(r, 200, res, 0, 0);
 }
 
@@ -150,8 +146,8 @@ static const struct agora_route routes[] = {
 	    AGORA_ANON, AGORA_RL_API_READ },
 	{ "POST", "/api/v1/categories", AGORA_BODY_JSON, post_category,
 	    AGORA_ADMIN },
-	{ "GET", "/api/v1/categories/{id}", AGORA_BODY_NONE, get_category,
-	    AGORA_ANON },
+	{ "GET", "/api/v1/categories/{category_id}", AGORA_BODY_NONE,
+	    get_category, AGORA_ANON },
 };
 
 static const struct agora_program program = {

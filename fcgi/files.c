@@ -177,9 +177,10 @@ files_init(struct agora_ctx *ctx)
 
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/files", AGORA_BODY_RAW, post_file, AGORA_USER },
-	{ "GET", "/api/v1/files/{id}", AGORA_BODY_NONE, get_file, AGORA_USER },
-	{ "GET", "/api/v1/files/{id}/download", AGORA_BODY_NONE, get_download,
+	{ "GET", "/api/v1/files/{file_id}", AGORA_BODY_NONE, get_file,
 	    AGORA_USER },
+	{ "GET", "/api/v1/files/{file_id}/download", AGORA_BODY_NONE,
+	    get_download, AGORA_USER },
 };
 
 static const struct agora_program program = {

@@ -55,12 +55,6 @@ static const struct agora_stmt stmts[] = {
 	    "updated_at = now() WHERE product_id = $1::bigint" },
 };
 
-static enum agora_err
-not_found(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-}
-
 /* Answer with the product's current counts. */
 static enum agora_err
 send_inventory(struct agora_req *r)
@@ -72,15 +66,13 @@ send_inventory(struct agora_req *r)
 	if ((rc = agora_db_query(r, "inv_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return not_found(r);
+		return agora_not_found(r);
 	return agora_resp_cell(r, 200, res, 0, 0);
 }
 
 static enum agora_err
 get_inventory(struct agora_req *r)
 {
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
 	return send_inventory(r);
 }
 
@@ -88,8 +80,6 @@ static enum agora_err
 body_values(struct agora_req *r, const struct agora_field *f, size_t n,
     struct agora_value *v)
 {
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
 	return agora_valid_body(r, f, n, v);
 }
 
@@ -118,7 +108,7 @@ put_inventory(struct agora_req *r)
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return not_found(r);
+		return agora_not_found(r);
 	agora_catalog_bump(r, r->params[0]);
 	return agora_resp_cell(r, 200, res, 0, 0);
 }
@@ -176,12 +166,12 @@ put_reserve(struct agora_req *r)
 	m.vals[2] = agora_printf(r, "%lld", v[1].i);
 	rc = agora_db_tx(r, tx_reserve, &m);
 	if (rc == AGORA_OK && m.outcome == MISSING)
-		return not_found(r);
+		return agora_not_found(r);
 	if (m.outcome == SHORT)
 		return agora_problem(r, AGORA_E_CONFLICT, "insufficient_stock",
 		    "Not enough stock is available.");
 	if (rc == AGORA_E_VALIDATION)
-		return not_found(r);
+		return agora_not_found(r);
 	if (rc != AGORA_OK)
 		return rc;
 	if (m.outcome == DONE)
@@ -237,7 +227,7 @@ put_release(struct agora_req *r)
 	if ((rc = agora_db_tx(r, tx_release, &m)) != AGORA_OK)
 		return rc;
 	if (m.outcome == MISSING_PRODUCT)
-		return not_found(r);
+		return agora_not_found(r);
 	if (m.outcome == MISSING)
 		return agora_problem(r, AGORA_E_NOT_FOUND, "no_reservation",
 		    "This order holds no reservation of this product.");

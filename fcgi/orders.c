@@ -67,12 +67,6 @@ static const struct agora_stmt stmts[] = {
 	    AGORA_STMT_READ },
 };
 
-static enum agora_err
-not_found(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such order.");
-}
-
 /* --- placing ------------------------------------------------------------ */
 
 struct line {
@@ -354,7 +348,7 @@ move(struct agora_req *r, struct move *m, const char *bad_code,
 	if ((rc = agora_db_tx(r, tx_move, m)) != AGORA_OK)
 		return rc;
 	if (strcmp(m->outcome, "not_found") == 0)
-		return not_found(r);
+		return agora_not_found(r);
 	if (strcmp(m->outcome, "invalid") == 0)
 		return agora_problem(r, AGORA_E_CONFLICT, bad_code, bad_detail);
 	if (strcmp(m->outcome, "ok") == 0 &&
@@ -392,8 +386,6 @@ put_status(struct agora_req *r)
 	struct move m;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
 	if ((rc = agora_valid_body(r, status_fields, 2, v)) != AGORA_OK)
 		return rc;
 	if (strcmp(v[0].s, "shipped") != 0 && strcmp(v[0].s, "delivered") != 0)
@@ -441,16 +433,16 @@ get_invoice(struct agora_req *r)
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/orders", AGORA_BODY_JSON, post_order, AGORA_USER },
 	{ "GET", "/api/v1/orders", AGORA_BODY_NONE, list_orders, AGORA_USER },
-	{ "GET", "/api/v1/orders/{id}", AGORA_BODY_NONE, get_order,
+	{ "GET", "/api/v1/orders/{order_id}", AGORA_BODY_NONE, get_order,
 	    AGORA_USER },
-	{ "PUT", "/api/v1/orders/{id}/cancel", AGORA_BODY_NONE, put_cancel,
-	    AGORA_USER },
-	{ "PUT", "/api/v1/orders/{id}/status", AGORA_BODY_JSON, put_status,
-	    AGORA_ADMIN },
-	{ "GET", "/api/v1/orders/{id}/payments", AGORA_BODY_NONE, get_payments,
-	    AGORA_USER },
-	{ "GET", "/api/v1/orders/{id}/invoice", AGORA_BODY_NONE, get_invoice,
-	    AGORA_USER },
+	{ "PUT", "/api/v1/orders/{order_id}/cancel", AGORA_BODY_NONE,
+	    put_cancel, AGORA_USER },
+	{ "PUT", "/api/v1/orders/{order_id}/status", AGORA_BODY_JSON,
+	    put_status, AGORA_ADMIN },
+	{ "GET", "/api/v1/orders/{order_id}/payments", AGORA_BODY_NONE,
+	    get_payments, AGORA_USER },
+	{ "GET", "/api/v1/orders/{order_id}/invoice", AGORA_BODY_NONE,
+	    get_invoice, AGORA_USER },
 };
 
 static const struct agora_program program = {

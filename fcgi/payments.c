@@ -40,12 +40,6 @@ static const struct agora_stmt stmts[] = {
 	    "gateway_event_receive_stock($1, $2, $3::bigint, $4::jsonb)" },
 };
 
-static enum agora_err
-not_found(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such payment.");
-}
-
 /* --- POST /payments ----------------------------------------------------- */
 
 static enum agora_err
@@ -143,7 +137,7 @@ tx_refund(struct agora_req *r, void *arg)
 	if ((rc = agora_db_query(r, "payment_doc", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return not_found(r);
+		return agora_not_found(r);
 	if (!refunding)
 		return agora_problem(r, AGORA_E_CONFLICT, "not_refundable",
 		    "Only a succeeded payment that is not being refunded can "
@@ -156,8 +150,6 @@ post_refund(struct agora_req *r)
 {
 	const char *vals[1] = { r->params[0] };
 
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
 	return agora_idem_tx(r, tx_refund, vals, NULL);
 }
 
@@ -251,10 +243,10 @@ post_webhook(struct agora_req *r)
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/payments", AGORA_BODY_JSON, post_payment,
 	    AGORA_USER },
-	{ "GET", "/api/v1/payments/{id}", AGORA_BODY_NONE, get_payment,
+	{ "GET", "/api/v1/payments/{payment_id}", AGORA_BODY_NONE, get_payment,
 	    AGORA_USER },
-	{ "POST", "/api/v1/payments/{id}/refund", AGORA_BODY_JSON_OPTIONAL,
-	    post_refund, AGORA_ADMIN },
+	{ "POST", "/api/v1/payments/{payment_id}/refund",
+	    AGORA_BODY_JSON_OPTIONAL, post_refund, AGORA_ADMIN },
 	{ "POST", "/api/v1/payments/webhook", AGORA_BODY_JSON, post_webhook,
 	    AGORA_ANON, AGORA_RL_NONE, signature_check },
 };

@@ -147,9 +147,6 @@ get_product(struct agora_req *r)
 	enum agora_err rc;
 	int hit;
 
-	if (!agora_id_ok(r->params[0]))
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	agora_product_keys(r->params[0], strlen(r->params[0]), verkey, key);
 	hit = agora_cached_read(r, verkey, key, &doc, ver, sizeof(ver));
 	if (hit == AGORA_CACHE_LIMITED)
@@ -159,8 +156,7 @@ get_product(struct agora_req *r)
 	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+		return agora_not_found(r);
 	agora_doc_set(
 	    &doc, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 	agora_cache_vset(r, key, ver, &doc, ITEM_TTL);
@@ -628,9 +624,6 @@ patch_product(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	memset(v, 0, sizeof(v));
 	if ((rc = product_fields(r, update_fields, F_STOCK, v)) != AGORA_OK)
 		return rc;
@@ -641,8 +634,7 @@ patch_product(struct agora_req *r)
 	if (rc != AGORA_OK)
 		return write_error(r, rc);
 	if (PQntuples(res) == 0)
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+		return agora_not_found(r);
 	agora_catalog_bump(r, r->params[0]);
 	if ((rc = agora_db_query(r, "product_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
@@ -656,15 +648,11 @@ delete_product(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
 	rc = agora_db_write(r, "product_archive", 1, vals, &res);
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such product.");
+		return agora_not_found(r);
 	agora_catalog_bump(r, r->params[0]);
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }
@@ -674,20 +662,20 @@ static const struct agora_route routes[] = {
 	    AGORA_RL_API_READ },
 	{ "POST", "/api/v1/products", AGORA_BODY_JSON, post_product,
 	    AGORA_ADMIN },
-	{ "GET", "/api/v1/products/{id}", AGORA_BODY_NONE, get_product,
+	{ "GET", "/api/v1/products/{product_id}", AGORA_BODY_NONE, get_product,
 	    AGORA_ANON, AGORA_RL_API_READ },
-	{ "PATCH", "/api/v1/products/{id}", AGORA_BODY_JSON, patch_product,
-	    AGORA_ADMIN },
-	{ "DELETE", "/api/v1/products/{id}", AGORA_BODY_NONE, delete_product,
-	    AGORA_ADMIN },
-	{ "GET", "/api/v1/products/{id}/reviews", AGORA_BODY_NONE, review_list,
+	{ "PATCH", "/api/v1/products/{product_id}", AGORA_BODY_JSON,
+	    patch_product, AGORA_ADMIN },
+	{ "DELETE", "/api/v1/products/{product_id}", AGORA_BODY_NONE,
+	    delete_product, AGORA_ADMIN },
+	{ "GET", "/api/v1/products/{product_id}/reviews", AGORA_BODY_NONE,
+	    review_list, AGORA_ANON },
+	{ "POST", "/api/v1/products/{product_id}/reviews", AGORA_BODY_JSON,
+	    review_post, AGORA_USER },
+	{ "GET", "/api/v1/reviews/{review_id}", AGORA_BODY_NONE, review_get,
 	    AGORA_ANON },
-	{ "POST", "/api/v1/products/{id}/reviews", AGORA_BODY_JSON, review_post,
-	    AGORA_USER },
-	{ "GET", "/api/v1/reviews/{id}", AGORA_BODY_NONE, review_get,
-	    AGORA_ANON },
-	{ "DELETE", "/api/v1/reviews/{id}", AGORA_BODY_NONE, review_delete,
-	    AGORA_USER },
+	{ "DELETE", "/api/v1/reviews/{review_id}", AGORA_BODY_NONE,
+	    review_delete, AGORA_USER },
 };
 
 static const struct agora_program program = {

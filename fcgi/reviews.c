@@ -12,18 +12,6 @@
 #include "shop.h"
 #include "reviews.h"
 
-static enum agora_err
-no_product(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such product.");
-}
-
-static enum agora_err
-no_review(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such review.");
-}
-
 /* An empty first page: is there such a product at all? */
 static enum agora_err
 product_check(struct agora_req *r)
@@ -35,7 +23,7 @@ product_check(struct agora_req *r)
 	rc = agora_db_query(r, "review_product_live", 1, vals, &res);
 	if (rc != AGORA_OK)
 		return rc;
-	return PQntuples(res) == 1 ? AGORA_OK : no_product(r);
+	return PQntuples(res) == 1 ? AGORA_OK : agora_not_found(r);
 }
 
 enum agora_err
@@ -46,8 +34,6 @@ review_list(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return no_product(r);
 	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
 		return rc;
 	if (after != NULL && !agora_id_ok(after))
@@ -71,12 +57,10 @@ review_get(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return no_review(r);
 	if ((rc = agora_db_query(r, "review_get", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return no_review(r);
+		return agora_not_found(r);
 	return agora_resp_doc(
 	    r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), NULL);
 }
@@ -96,7 +80,7 @@ review_refused(struct agora_req *r, const char *code)
 	if (strcmp(code, "already_reviewed") == 0)
 		return agora_problem(r, AGORA_E_CONFLICT, code,
 		    "You have reviewed this product already.");
-	return no_product(r);
+	return agora_not_found(r);
 }
 
 enum agora_err
@@ -107,8 +91,6 @@ review_post(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return no_product(r);
 	if ((rc = agora_valid_body(r, review_fields, 3, v)) != AGORA_OK)
 		return rc;
 	vals[0] = r->params[0];
@@ -133,8 +115,6 @@ review_delete(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return no_review(r);
 	vals[0] = r->params[0];
 	vals[1] = r->user;
 	vals[2] = strcmp(r->role, "admin") == 0 ? "true" : "false";
@@ -142,7 +122,7 @@ review_delete(struct agora_req *r)
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQgetisnull(res, 0, 0))
-		return no_review(r);
+		return agora_not_found(r);
 	agora_catalog_bump(r, PQgetvalue(res, 0, 0));
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }

@@ -1,5 +1,5 @@
 /*
- * tracking.c: GET /api/v1/orders/{id}/events: an order's status history,
+ * tracking.c: GET /api/v1/orders/{order_id}/events: an order's status history,
  * and real-time tracking by long poll.
  *
  * With ?wait=N the request stays open until an event newer than ?after=
@@ -48,12 +48,6 @@ static const struct agora_stmt stmts[] = {
 	    AGORA_STMT_READ },
 };
 
-static enum agora_err
-not_found(struct agora_req *r)
-{
-	return agora_problem(r, AGORA_E_NOT_FOUND, NULL, "No such order.");
-}
-
 struct events {
 	const char *vals[2];
 	const char *json; /* the events after vals[1], a JSON array */
@@ -73,7 +67,7 @@ events_read(struct agora_req *r, struct events *ev)
 		return rc;
 	if (PQntuples(res) == 0 ||
 	    !agora_owner_or_admin(r, PQgetvalue(res, 0, 0)))
-		return not_found(r);
+		return agora_not_found(r);
 	ev->last_seq = PQgetvalue(res, 0, 1);
 	ev->json = PQgetvalue(res, 0, 2);
 	ev->found = strcmp(ev->json, "[]") != 0;
@@ -272,8 +266,6 @@ get_events(struct agora_req *r)
 	long long a = 0, w = 0;
 	enum agora_err rc;
 
-	if (!agora_id_ok(r->params[0]))
-		return not_found(r);
 	if ((rc = agora_query_get(r, "after", &after)) != AGORA_OK ||
 	    (rc = agora_query_get(r, "wait", &wait)) != AGORA_OK)
 		return rc;
@@ -302,8 +294,8 @@ get_events(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "GET", "/api/v1/orders/{id}/events", AGORA_BODY_NONE, get_events,
-	    AGORA_USER },
+	{ "GET", "/api/v1/orders/{order_id}/events", AGORA_BODY_NONE,
+	    get_events, AGORA_USER },
 };
 
 static const struct agora_program program = {

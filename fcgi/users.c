@@ -72,10 +72,8 @@ get_user(struct agora_req *r)
 {
 	const char *vals[1] = { r->params[0] };
 
-	if (!agora_id_ok(r->params[0]) ||
-	    !agora_owner_or_admin(r, r->params[0]))
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
+	if (!agora_owner_or_admin(r, r->params[0]))
+		return agora_not_found(r);
 	return send_user(r, "user_get", 1, vals, 0);
 }
 
@@ -204,9 +202,6 @@ patch_user(struct agora_req *r)
 	    strcmp(v[A_ROLE].s, "admin") != 0)
 		return agora_problem_field(
 		    r, AGORA_E_VALIDATION, "role", "must be customer or admin");
-	if (!agora_id_ok(r->params[0]))
-		return agora_problem(
-		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	vals[0] = r->user;
 	vals[1] = agora_printf(r, "%lld", r->gen);
 	vals[2] = r->params[0];
@@ -257,8 +252,9 @@ static const struct agora_route routes[] = {
 	{ "GET", "/api/v1/users/me", AGORA_BODY_NONE, get_me, AGORA_USER },
 	{ "PATCH", "/api/v1/users/me", AGORA_BODY_JSON, patch_me, AGORA_USER },
 	{ "GET", "/api/v1/users", AGORA_BODY_NONE, list_users, AGORA_ADMIN },
-	{ "GET", "/api/v1/users/{id}", AGORA_BODY_NONE, get_user, AGORA_USER },
-	{ "PATCH", "/api/v1/users/{id}", AGORA_BODY_JSON, patch_user,
+	{ "GET", "/api/v1/users/{user_id}", AGORA_BODY_NONE, get_user,
+	    AGORA_USER },
+	{ "PATCH", "/api/v1/users/{user_id}", AGORA_BODY_JSON, patch_user,
 	    AGORA_ADMIN },
 };
 

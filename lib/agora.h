@@ -276,7 +276,8 @@ struct agora_req {
 	const char *user; /* the caller's user id; NULL if anonymous */
 	const char *role; /* "customer" or "admin" when user is set */
 	long long gen; /* the token's generation (sql/0014) when user is set */
-	const char *params[AGORA_MAX_PARAMS];
+	const struct agora_route *route; /* the route matched, or NULL */
+	const char *params[AGORA_MAX_PARAMS]; /* row ids (route.c) */
 	size_t nparams;
 	long long content_length;
 	const char *body;
@@ -481,6 +482,9 @@ enum agora_err agora_route_match(const struct agora_route *routes,
     size_t nroutes, const char *method, const char *path,
     const struct agora_route **found, const char **params, size_t *nparams,
     char *allow, size_t allowlen, char *scratch, size_t scratchlen);
+/* 404 "No such order." for the row the route's first parameter names
+ * (route.c): a handler's answer for an id that has no row. */
+enum agora_err agora_not_found(struct agora_req *r);
 
 /*
  * Whether s is a row id as the API writes them: a decimal from 1 to

@@ -12,6 +12,10 @@ enum agora_err agora_parse_request(struct agora_req *r,
 /* The rate limit a route counts against (ratelimit.c). */
 enum agora_err agora_rate_limit_route(
     struct agora_req *r, const struct agora_route *route);
+/* Route parameters (route.c): what the i-th names, and the check that
+ * each is a row id, before the handler runs. */
+int agora_route_noun(const char *pattern, size_t i, char *out, size_t len);
+enum agora_err agora_route_ids(struct agora_req *r);
 /* The one query-string parser (req.c); valid.c answers for it. */
 int agora_query_pair(struct agora_req *r, const char **pos, const char **key,
     const char **raw, size_t *rawlen);

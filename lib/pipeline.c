@@ -242,9 +242,11 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 	for (size_t i = 0; i < r->nparams; i++)
 		if ((r->params[i] = agora_strdup(r, r->params[i])) == NULL)
 			return AGORA_E_TOO_LARGE;
+	r->route = *route;
 	if ((rc = body_limit(r, *route)) != AGORA_OK ||
 	    (rc = agora_auth_request(r, (*route)->access)) != AGORA_OK ||
-	    (rc = agora_rate_limit_route(r, *route)) != AGORA_OK)
+	    (rc = agora_rate_limit_route(r, *route)) != AGORA_OK ||
+	    (rc = agora_route_ids(r)) != AGORA_OK)
 		return rc;
 	if ((*route)->body == AGORA_BODY_NONE)
 		return AGORA_OK;

@@ -5,6 +5,12 @@
  * segment; the matched segments become the request's params, in order.
  * A path that matches some pattern but not with this method answers 405
  * with the methods that would match in Allow; HEAD is served by GET.
+ *
+ * Every parameter is a row id, named for its row: "{order_id}".  The
+ * pipeline answers 404 "No such order." for a segment that is not an id,
+ * before the handler runs, and agora_not_found gives a handler the same
+ * answer for an id with no row; a program whose pattern has a parameter
+ * of another name does not start.
  */
 #include "config.h"
 
@@ -12,6 +18,7 @@
 #include <string.h>
 
 #include "agora.h"
+#include "internal.h"
 
 /*
  * Match path against pattern, copying parameter segments into scratch.
@@ -95,4 +102,64 @@ agora_route_match(const struct agora_route *routes, size_t nroutes,
 	}
 	*nparams = 0;
 	return allow[0] != '\0' ? AGORA_E_METHOD : AGORA_E_NOT_FOUND;
+}
+
+/*
+ * What the i-th parameter of pattern names: its name less "_id", with
+ * '_' as ' ' ("order", "cart item").  0, or -1 when there is no such
+ * parameter or it is not named "..._id".
+ */
+int
+agora_route_noun(const char *pattern, size_t i, char *out, size_t len)
+{
+	const char *p = pattern, *end;
+	size_t n, k;
+
+	for (;;) {
+		if ((p = strchr(p, '{')) == NULL ||
+		    (end = strchr(p, '}')) == NULL)
+			return -1;
+		p++;
+		if (i-- == 0)
+			break;
+	}
+	n = (size_t)(end - p);
+	if (n <= 3 || strncmp(end - 3, "_id", 3) != 0 || n - 3 >= len)
+		return -1;
+	for (k = 0; k < n - 3; k++)
+		out[k] = p[k] == '_' ? ' ' : p[k];
+	out[k] = '\0';
+	return 0;
+}
+
+/* 404 for the row the route's first parameter names: "No such order." */
+enum agora_err
+agora_not_found(struct agora_req *r)
+{
+	char noun[64];
+
+	if (r->route == NULL ||
+	    agora_route_noun(r->route->pattern, 0, noun, sizeof(noun)) != 0)
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such resource.");
+	return agora_problem(
+	    r, AGORA_E_NOT_FOUND, NULL, agora_printf(r, "No such %s.", noun));
+}
+
+/* Every parameter of the route is a row id; 404 for the first that is not. */
+enum agora_err
+agora_route_ids(struct agora_req *r)
+{
+	char noun[64];
+	size_t i;
+
+	for (i = 0; i < r->nparams; i++) {
+		if (agora_id_ok(r->params[i]))
+			continue;
+		if (agora_route_noun(r->route->pattern, i, noun, sizeof(noun)))
+			return AGORA_E_INTERNAL;
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL,
+		    agora_printf(r, "No such %s.", noun));
+	}
+	return AGORA_OK;
 }

@@ -394,6 +394,22 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 }
 
 /* Default deny: a route that does not say who may call it is a bug. */
+/* Whether every parameter of the route's pattern is named "..._id". */
+static int
+params_named(const struct agora_route *route)
+{
+	const char *p = route->pattern;
+	char noun[64];
+	size_t i = 0;
+
+	while ((p = strchr(p, '{')) != NULL) {
+		if (agora_route_noun(route->pattern, i++, noun, sizeof(noun)))
+			return 0;
+		p++;
+	}
+	return 1;
+}
+
 static int
 routes_ok(const struct agora_program *prog)
 {
@@ -404,6 +420,13 @@ routes_ok(const struct agora_program *prog)
 		    prog->routes[i].access >= AGORA_ACCESS__MAX) {
 			agora_log("error",
 			    "route %s %s declares no access rule",
+			    prog->routes[i].method, prog->routes[i].pattern);
+			return 0;
+		}
+		if (!params_named(&prog->routes[i])) {
+			agora_log("error",
+			    "route %s %s: a path parameter must be named "
+			    "for its row, as {order_id}",
 			    prog->routes[i].method, prog->routes[i].pattern);
 			return 0;
 		}

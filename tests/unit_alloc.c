@@ -266,7 +266,7 @@ get_order(struct agora_req *r)
 
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/orders", AGORA_BODY_JSON, post_order, AGORA_ANON },
-	{ "GET", "/api/v1/orders/{id}", AGORA_BODY_NONE, get_order,
+	{ "GET", "/api/v1/orders/{order_id}", AGORA_BODY_NONE, get_order,
 	    AGORA_ANON },
 };
 
@@ -321,7 +321,7 @@ static const struct req reqs[] = {
 	{ "POST, invalid body", "POST", "/api/v1/orders",
 	    "{\"sku\":\"\",\"quantity\":300,\"colour\":\"red\"}", 422 },
 	{ "POST, malformed JSON", "POST", "/api/v1/orders", "{\"sku\":", 400 },
-	{ "GET with a query", "GET", "/api/v1/orders/12%20?q=a+b&limit=5", NULL,
+	{ "GET with a query", "GET", "/api/v1/orders/%312?q=a+b&limit=5", NULL,
 	    200 },
 };
 

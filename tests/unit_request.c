@@ -60,7 +60,7 @@ greedy(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "GET", "/api/v1/things/{id}", AGORA_BODY_NONE, get_thing,
+	{ "GET", "/api/v1/things/{thing_id}", AGORA_BODY_NONE, get_thing,
 	    AGORA_ANON },
 	{ "POST", "/api/v1/things", AGORA_BODY_JSON, post_thing, AGORA_ANON },
 	{ "GET", "/api/v1/greedy", AGORA_BODY_NONE, greedy, AGORA_ANON },
@@ -153,9 +153,9 @@ test_basics(void)
 {
 	const char *o;
 
-	o = run("GET", "/api/v1/things/a%20b?x=1", NULL, NULL, NULL);
-	tap_ok(has(o, "Status: 200 OK\r\n") && has(o, "{\"id\":\"a b\"}") &&
-	        has(o, "Content-Length: 12\r\n"),
+	o = run("GET", "/api/v1/things/%312?x=1", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 200 OK\r\n") && has(o, "{\"id\":\"12\"}") &&
+	        has(o, "Content-Length: 11\r\n"),
 	    "GET with a decoded path parameter and Content-Length");
 	tap_ok(has(o, "X-Content-Type-Options: nosniff\r\n") &&
 	        has(o, "Cache-Control: no-store\r\n") &&
@@ -165,6 +165,13 @@ test_basics(void)
 	tap_ok(has(o, "Status: 200") && has(o, "Content-Length: 10\r\n") &&
 	        !has(o, "{\"id\""),
 	    "HEAD: the length without the body");
+	o = run("GET", "/api/v1/things/a%20b", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 404") && has(o, "No such thing.") &&
+	        !has(o, "a b"),
+	    "a path parameter that is not a row id: 404 naming the row");
+	o = run("GET", "/api/v1/things/01", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 404"),
+	    "an id with a leading zero is not a row id: 404");
 	o = run("GET", "/api/v1/nothing", NULL, NULL, NULL);
 	tap_ok(has(o, "Status: 404") &&
 	        has(o, "Content-Type: application/problem+json") &&
