@@ -518,6 +518,40 @@ check_migrations(struct ck *k, PGconn *c)
 	ctl_plan_free(&plan);
 }
 
+/* Every functions file is applied as it is now (sql/functions). */
+static void
+check_functions(struct ck *k, PGconn *c)
+{
+	static struct plan f;
+	size_t i, stale = 0;
+	const char *first = NULL;
+	int cur = 0;
+
+	if (ctl_functions_load(&f, k->sqldir) != 0) {
+		say(k, FAIL, "functions",
+		    "cannot read %s/functions (said above)", k->sqldir);
+		return;
+	}
+	for (i = 0; i < f.n && (cur = ctl_functions_current(c, &f.m[i])) >= 0;
+	     i++)
+		if (!cur && stale++ == 0)
+			first = f.m[i].name;
+	if (cur < 0)
+		say(k, FAIL, "functions", "%s", PQerrorMessage(c));
+	else if (f.n == 0)
+		say(k, FAIL, "functions", "no functions files in %s/functions",
+		    k->sqldir);
+	else if (stale > 0)
+		say(k, FAIL, "functions",
+		    "%zu of %zu files not applied as they are, from %s: run "
+		    "agoractl migrate",
+		    stale, f.n, first);
+	else
+		say(k, OK, "functions", "all %zu files of %s/functions applied",
+		    f.n, k->sqldir);
+	ctl_plan_free(&f);
+}
+
 /*
  * Of the privileges of list (comma-separated), those the connection's
  * role holds (held "t") or lacks ("f") on table, into out.
@@ -653,6 +687,8 @@ check_database(struct ck *k)
 	c = *k->cfg.database_admin_url != '\0' ? k->admin : k->app;
 	if (c != NULL) {
 		check_migrations(k, c);
+		if (k->schema)
+			check_functions(k, c);
 		check_connections(k, c);
 	}
 	/* Without the release's schema, each table would fail on its own:

@@ -47,6 +47,10 @@ char *ctl_read_file(const char *path, size_t *len);
 int ctl_plan_load(struct plan *p, const char *dir);
 void ctl_plan_free(struct plan *p);
 enum ctl_mig ctl_migration_state(PGconn *c, const struct migration *m);
+/* The functions files (sql/functions: migrate.c) and whether one is
+ * applied as it is now: 1, 0, or -1 (said on stderr). */
+int ctl_functions_load(struct plan *p, const char *dir);
+int ctl_functions_current(PGconn *c, const struct migration *m);
 /* The usage on stderr; returns 2, the exit status of a usage error. */
 int ctl_usage(void);
 

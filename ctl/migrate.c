@@ -66,6 +66,49 @@ load_one(struct plan *p, const char *dir, const char *name, long long v)
 	return 0;
 }
 
+static int
+by_name(const void *a, const void *b)
+{
+	const struct migration *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+/*
+ * The functions files of dir (dir/functions/NAME.sql), in name order;
+ * none when dir has no functions directory.  -1 (said on stderr).
+ */
+int
+ctl_functions_load(struct plan *p, const char *dir)
+{
+	char fdir[4096];
+	struct dirent *e;
+	size_t n;
+	DIR *d;
+	int rc = -1;
+
+	snprintf(fdir, sizeof(fdir), "%s/functions", dir);
+	if ((d = opendir(fdir)) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		fprintf(stderr, "agoractl: %s: %s\n", fdir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		n = strlen(e->d_name);
+		if (e->d_name[0] == '.' || n < 5 ||
+		    strcmp(e->d_name + n - 4, ".sql") != 0)
+			continue;
+		if (p->n == MIGRATIONS_MAX || load_one(p, fdir, e->d_name, 0))
+			goto out;
+	}
+	qsort(p->m, p->n, sizeof(p->m[0]), by_name);
+	rc = 0;
+out:
+	closedir(d);
+	return rc;
+}
+
 /* The migrations of dir, in version order; -1 (said on stderr). */
 int
 ctl_plan_load(struct plan *p, const char *dir)
@@ -116,7 +159,17 @@ ctl_plan_free(struct plan *p)
 static const char create_table[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version integer PRIMARY KEY, name text NOT NULL,"
-    " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+    " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE TABLE IF NOT EXISTS schema_functions ("
+    " file text PRIMARY KEY, sha256 text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now());"
+    /* Made after sql/0001 on an upgrade, it would get the programs' rights
+     * on every table (sql/0001's default privileges): the bookkeeping is
+     * the owner's alone, as schema_migrations is. */
+    "REVOKE ALL ON schema_functions FROM PUBLIC;"
+    "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = "
+    "'agora_app') THEN REVOKE ALL ON schema_functions FROM agora_app; "
+    "END IF; END $$";
 
 /* The sha256 recorded for version, "" when not applied; NULL on error. */
 static const char *
@@ -159,6 +212,80 @@ ctl_migration_state(PGconn *c, const struct migration *m)
 	if (*have == '\0')
 		return CTL_MIG_PENDING;
 	return strcmp(have, m->sha) == 0 ? CTL_MIG_APPLIED : CTL_MIG_CHANGED;
+}
+
+/*
+ * Whether the functions file m is applied as it is now (1) or not (0);
+ * -1 (said on stderr) when schema_functions cannot be read.
+ */
+int
+ctl_functions_current(PGconn *c, const struct migration *m)
+{
+	const char *vals[2] = { m->name, m->sha };
+	PGresult *res;
+	int rc = -1;
+
+	res = PQexecParams(c,
+	    "SELECT count(*) FROM schema_functions "
+	    "WHERE file = $1 AND sha256 = $2",
+	    2, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		rc = strcmp(PQgetvalue(res, 0, 0), "1") == 0;
+	else
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	PQclear(res);
+	return rc;
+}
+
+static int
+record_functions(PGconn *c, const struct migration *m)
+{
+	const char *vals[2] = { m->name, m->sha };
+
+	return ctl_exec_params(c,
+	    "INSERT INTO schema_functions (file, sha256) VALUES ($1, $2) "
+	    "ON CONFLICT (file) DO UPDATE SET sha256 = EXCLUDED.sha256, "
+	    "applied_at = now()",
+	    2, vals, 0);
+}
+
+/*
+ * Apply (or, with dry, list) the functions files that changed since they
+ * were applied, all in one transaction: a file may call a function another
+ * one changes.
+ */
+static int
+run_functions(PGconn *c, const struct plan *f, int dry)
+{
+	int cur[MIGRATIONS_MAX];
+	size_t i, stale = 0;
+
+	for (i = 0; i < f->n; i++) {
+		if ((cur[i] = ctl_functions_current(c, &f->m[i])) < 0)
+			return -1;
+		stale += !cur[i];
+		if (dry)
+			printf("functions/%-30s %s\n", f->m[i].name,
+			    cur[i] ? "up to date" : "to apply");
+	}
+	if (dry || stale == 0)
+		return 0;
+	if (ctl_exec(c, "BEGIN") != 0)
+		return -1;
+	for (i = 0; i < f->n; i++) {
+		if (cur[i])
+			continue;
+		printf("applying functions/%s\n", f->m[i].name);
+		if (ctl_exec(c, f->m[i].sql) != 0 ||
+		    record_functions(c, &f->m[i]) != 0) {
+			ctl_exec(c, "ROLLBACK");
+			return -1;
+		}
+	}
+	if (ctl_exec(c, "COMMIT") != 0)
+		return -1;
+	printf("%lu functions files applied\n", (unsigned long)stale);
+	return 0;
 }
 
 static int
@@ -242,7 +369,7 @@ run(PGconn *c, const struct plan *p, int dry)
 static int
 migrate(int argc, char **argv, int dry)
 {
-	static struct plan plan;
+	static struct plan plan, functions;
 	const char *dir = CTL_SQLDIR;
 	PGconn *c = NULL;
 	int rc = 1;
@@ -251,15 +378,20 @@ migrate(int argc, char **argv, int dry)
 		dir = argv[1];
 	else if (argc != 0)
 		return ctl_usage();
-	if (ctl_plan_load(&plan, dir) != 0 || (c = ctl_connect()) == NULL)
+	if (ctl_plan_load(&plan, dir) != 0 ||
+	    ctl_functions_load(&functions, dir) != 0 ||
+	    (c = ctl_connect()) == NULL)
 		goto out;
 	if (ctl_exec(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
 	    ctl_exec(c, create_table) != 0)
 		goto out;
-	rc = run(c, &plan, dry) == 0 ? 0 : 1;
+	/* The functions follow the tables they read: after every migration. */
+	if (run(c, &plan, dry) == 0 && run_functions(c, &functions, dry) == 0)
+		rc = 0;
 out:
 	PQfinish(c);
 	ctl_plan_free(&plan);
+	ctl_plan_free(&functions);
 	return rc;
 }
 

@@ -94,6 +94,9 @@ try:
     n = len([f for f in os.listdir(SQL) if f.endswith(".sql")])
     t.ok(has("ok   migrations: all %d of %s applied" % (n, SQL)),
          "migrations: all %d of the installed directory applied" % n, out)
+    nf = len([f for f in os.listdir(os.path.join(SQL, "functions")) if f.endswith(".sql")])
+    t.ok(nf > 0 and has("ok   functions: all %d files of %s/functions applied" % (nf, SQL)),
+         "functions: every functions file installed and applied", out)
     t.ok(has("ok   rights: agora_app has what the programs need on ", "nothing sql/ revokes"),
          "rights: the programs' role has what sql/ grants, no more", out)
     t.ok(has("ok   rights: agora_app owns no table, is no superuser, makes no role"),

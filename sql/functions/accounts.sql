@@ -1,0 +1,86 @@
+-- accounts.sql: timestamps as the API writes them, the token
+-- generation that ends a user's tokens, and an admin's change of a user.
+--
+-- Each function's current body, in one place.  agoractl migrate applies
+-- this file after the numbered migrations whenever it changed since it
+-- was last applied (schema_functions records its checksum), all of it in
+-- one transaction; change a function here, not in a new migration.
+-- CREATE OR REPLACE keeps a function's grants and cannot change its
+-- arguments or result type: a new signature is a new function (or
+-- overload), and the old one goes in a migration once no program still
+-- running calls it (sql/0017).  "From 0005 (this body: 0013)" above a
+-- function: where it was created, and which migration last replaced it.
+
+-- From 0003.
+-- RFC 3339 UTC text for timestamps in API answers.
+CREATE OR REPLACE FUNCTION agora_time(t timestamp with time zone)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$function$;
+
+-- From 0016.
+-- An admin (p_caller, whose token is of generation p_caller_gen) changes
+-- p_user's role or state; NULL leaves one as it is.  p_caller NULL: the
+-- system (agoractl).  The caller's row is locked and checked in the same
+-- transaction.  Returns the user's row and the generation their tokens
+-- must now have, or no row: no such user, or the caller may not.
+CREATE OR REPLACE FUNCTION user_admin_update(p_caller bigint, p_caller_gen integer, p_user bigint, p_role text, p_disabled boolean)
+ RETURNS TABLE(id text, email text, name text, role text, created_at text, disabled boolean, token_gen bigint)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+BEGIN
+	IF p_caller IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users c
+		WHERE c.id = p_caller AND c.role = 'admin'
+		AND c.disabled_at IS NULL AND c.token_gen <= p_caller_gen
+		FOR SHARE) THEN
+		RETURN;
+	END IF;
+	RETURN QUERY UPDATE users u SET role = COALESCE(p_role, u.role),
+		disabled_at = CASE WHEN p_disabled IS NULL THEN u.disabled_at
+			WHEN p_disabled THEN COALESCE(u.disabled_at, now()) END,
+		updated_at = now()
+	WHERE u.id = p_user
+	RETURNING u.id::text, u.email, u.name, u.role,
+		agora_time(u.created_at), u.disabled_at IS NOT NULL,
+		user_gen_of(u);
+END
+$function$;
+
+-- From 0016.
+-- The generation a user's tokens must have, from the row itself: in a
+-- RETURNING list, a function that reads the table would see the row as it
+-- was before the statement.
+CREATE OR REPLACE FUNCTION user_gen_of(u users)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+	SELECT CASE WHEN u.disabled_at IS NULL THEN u.token_gen::bigint
+		ELSE 2147483647 END
+$function$;
+
+-- From 0014 (this body: 0016).
+CREATE OR REPLACE FUNCTION user_token_gen(p_user bigint)
+ RETURNS bigint
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT user_gen_of(u) FROM users u WHERE u.id = p_user
+$function$;
+
+-- From 0014.
+CREATE OR REPLACE FUNCTION users_token_gen()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	NEW.token_gen := OLD.token_gen + 1;
+	UPDATE refresh_tokens SET revoked_at = now()
+	WHERE user_id = NEW.id AND revoked_at IS NULL;
+	RETURN NEW;
+END
+$function$;
