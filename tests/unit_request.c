@@ -166,8 +166,8 @@ test_basics(void)
 	        !has(o, "{\"id\""),
 	    "HEAD: the length without the body");
 	o = run("GET", "/api/v1/things/a%20b", NULL, NULL, NULL);
-	tap_ok(has(o, "Status: 404") && has(o, "No such thing.") &&
-	        !has(o, "a b"),
+	tap_ok(
+	    has(o, "Status: 404") && has(o, "No such thing.") && !has(o, "a b"),
 	    "a path parameter that is not a row id: 404 naming the row");
 	o = run("GET", "/api/v1/things/01", NULL, NULL, NULL);
 	tap_ok(has(o, "Status: 404"),
