@@ -138,3 +138,18 @@ ctl_catalog_changed(void)
 {
 	ctl_with_cache(agora_cache_bump, AGORA_CATALOG_VERKEY, NULL);
 }
+
+int
+ctl_print(const char *header, const char *sql, int n, const char *const *vals)
+{
+	PGconn *c;
+	int rc;
+
+	if ((c = ctl_connect()) == NULL)
+		return 1;
+	if (header != NULL)
+		printf("%s\n", header);
+	rc = ctl_exec_params(c, sql, n, vals, 1);
+	PQfinish(c);
+	return rc;
+}

@@ -68,6 +68,10 @@ int ctl_exec_params(
  * the programs cache learns of a change agoractl made. */
 void ctl_with_cache(void (*fn)(struct agora_ctx *, const char *, const char *),
     const char *a, const char *b);
+/* Connect, print header (unless NULL), then the rows of sql with vals,
+ * tab-separated; 0, or 1 (said on stderr). */
+int ctl_print(
+    const char *header, const char *sql, int n, const char *const *vals);
 /* Cached catalog reads are stale now: bump the catalog version. */
 void ctl_catalog_changed(void);
 

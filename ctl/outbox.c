@@ -13,25 +13,18 @@ int
 ctl_outbox_list(int argc, char **argv)
 {
 	const char *vals[1] = { NULL };
-	PGconn *c;
-	int rc;
 
 	if (argc == 2 && strcmp(argv[0], "--status") == 0)
 		vals[0] = argv[1];
 	else if (argc != 0)
 		return ctl_usage();
-	if ((c = ctl_connect()) == NULL)
-		return 1;
-	printf("id\ttopic\taggregate\tstate\tattempts\tnext_attempt_at\t"
-	       "last_error\n");
-	rc = ctl_exec_params(c,
+	return ctl_print("id\ttopic\taggregate\tstate\tattempts\t"
+	                 "next_attempt_at\tlast_error",
 	    "SELECT id, topic, aggregate_id, state, attempts, "
 	    "agora_time(next_attempt_at), COALESCE(last_error, '') "
 	    "FROM outbox WHERE $1::text IS NULL OR state = $1 "
 	    "ORDER BY id LIMIT 100",
-	    1, vals, 1);
-	PQfinish(c);
-	return rc;
+	    1, vals);
 }
 
 /* agoractl outbox retry ID|--all-dead: dead rows become due now. */
@@ -74,17 +67,11 @@ ctl_outbox_retry(int argc, char **argv)
 int
 ctl_outbox_stats(int argc, char **argv)
 {
-	PGconn *c;
-	int rc;
-
 	(void)argv;
 	if (argc != 0)
 		return ctl_usage();
-	if ((c = ctl_connect()) == NULL)
-		return 1;
-	printf("pending\trunning\tdead\toldest_due_seconds\t"
-	       "dead_tuples\n");
-	rc = ctl_exec_params(c,
+	return ctl_print("pending\trunning\tdead\toldest_due_seconds\t"
+	                 "dead_tuples",
 	    "SELECT count(*) FILTER (WHERE state = 'pending'), "
 	    "count(*) FILTER (WHERE state = 'running'), "
 	    "(SELECT count(*) FROM outbox WHERE state = 'dead'), "
@@ -93,7 +80,5 @@ ctl_outbox_stats(int argc, char **argv)
 	    "(SELECT n_dead_tup FROM pg_stat_user_tables "
 	    "WHERE relname = 'outbox') "
 	    "FROM outbox WHERE state <> 'dead'",
-	    0, NULL, 1);
-	PQfinish(c);
-	return rc;
+	    0, NULL);
 }

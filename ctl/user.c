@@ -153,20 +153,13 @@ ctl_user_enable(int argc, char **argv)
 int
 ctl_user_list(int argc, char **argv)
 {
-	PGconn *c;
-	int rc;
-
 	(void)argv;
 	if (argc != 0)
 		return ctl_usage();
-	if ((c = ctl_connect()) == NULL)
-		return 1;
-	rc = ctl_exec_params(c,
+	return ctl_print(NULL,
 	    "SELECT id::text, email, role, name, "
 	    "agora_time(created_at), CASE WHEN disabled_at IS NULL "
 	    "THEN 'enabled' ELSE 'disabled' END "
 	    "FROM users ORDER BY users.id",
-	    0, NULL, 1);
-	PQfinish(c);
-	return rc;
+	    0, NULL);
 }
