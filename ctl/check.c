@@ -265,7 +265,8 @@ file_holds_secret(const char *path)
 	size_t len;
 	int holds = 0;
 
-	if ((text = ctl_read_file(path, &len)) == NULL)
+	text = agora_read_file(path, CTL_FILE_MAX, &len, err, sizeof(err));
+	if (text == NULL)
 		return 0;
 	agora_config_defaults(&c);
 	if (agora_config_parse(&c, text, path, err, sizeof(err)) == 0)

@@ -1,7 +1,7 @@
 /*
  * common.c: what agoractl's commands share: the configuration's
- * connection as the owner, running SQL with its errors on stderr, files
- * read whole, and telling the caches of a change.
+ * connection as the owner, running SQL with its errors on stderr, and
+ * telling the caches of a change.
  */
 #include "config.h"
 
@@ -10,30 +10,6 @@
 #include <string.h>
 
 #include "ctl.h"
-
-#define FILE_MAX (16 * 1024 * 1024)
-
-/* The text of path (16 MiB at most), NUL-terminated; NULL when unread. */
-char *
-ctl_read_file(const char *path, size_t *len)
-{
-	FILE *f;
-	char *buf;
-
-	f = fopen(path, "r");
-	if (f == NULL)
-		return NULL;
-	buf = malloc(FILE_MAX + 1);
-	*len = buf != NULL ? fread(buf, 1, FILE_MAX + 1, f) : 0;
-	if (buf != NULL && (ferror(f) || *len > FILE_MAX)) {
-		free(buf);
-		buf = NULL;
-	}
-	if (buf != NULL)
-		buf[*len] = '\0';
-	fclose(f);
-	return buf;
-}
 
 int
 ctl_exec(PGconn *c, const char *sql)

@@ -23,6 +23,8 @@
 #define CTL_SQLDIR AGORA_PKGDATADIR "/sql"
 
 #define MIGRATIONS_MAX 1000
+/* The largest migration, functions or configuration file read whole. */
+#define CTL_FILE_MAX (16 * 1024 * 1024)
 
 struct migration {
 	long long version;
@@ -43,7 +45,6 @@ enum ctl_mig {
 	CTL_MIG_CHANGED /* applied, but its file changed since */
 };
 
-char *ctl_read_file(const char *path, size_t *len);
 int ctl_plan_load(struct plan *p, const char *dir);
 void ctl_plan_free(struct plan *p);
 enum ctl_mig ctl_migration_state(PGconn *c, const struct migration *m);

@@ -49,13 +49,13 @@ load_one(struct plan *p, const char *dir, const char *name, long long v)
 {
 	struct migration *m = &p->m[p->n];
 	unsigned char h[crypto_hash_sha256_BYTES];
-	char path[4096];
+	char path[4096], err[4200];
 	size_t len;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	m->sql = ctl_read_file(path, &len);
+	m->sql = agora_read_file(path, CTL_FILE_MAX, &len, err, sizeof(err));
 	if (m->sql == NULL) {
-		fprintf(stderr, "agoractl: cannot read %s\n", path);
+		fprintf(stderr, "agoractl: cannot read %s\n", err);
 		return -1;
 	}
 	m->version = v;
