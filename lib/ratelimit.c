@@ -38,6 +38,8 @@
 #define BATCH_MAX 32
 #define HOLD_MS 1000
 #define KEY_BYTES 192
+/* The window of rate_limit_api and rate_limit_auth (agora.conf(5)). */
+#define PER_MINUTE 60
 
 /*
  * The deferred count of one AGORA_RL_API_READ request, in its arena: a
@@ -302,12 +304,12 @@ agora_rate_limit_route(struct agora_req *r, const struct agora_route *route)
 		return AGORA_OK;
 	if (route->rl == AGORA_RL_AUTH)
 		return agora_rate_limit(
-		    r, "auth", ip, cfg->rate_limit_auth, 60);
+		    r, "auth", ip, cfg->rate_limit_auth, PER_MINUTE);
 	who = r->user != NULL ? agora_printf(r, "u%s", r->user)
 	                      : agora_printf(r, "ip%s", ip);
 	if (route->rl == AGORA_RL_API_READ)
-		return defer(r, "api", who, cfg->rate_limit_api, 60);
-	return agora_rate_limit(r, "api", who, cfg->rate_limit_api, 60);
+		return defer(r, "api", who, cfg->rate_limit_api, PER_MINUTE);
+	return agora_rate_limit(r, "api", who, cfg->rate_limit_api, PER_MINUTE);
 }
 
 /*
