@@ -41,10 +41,12 @@ static const struct command {
 	int (*run)(int, char **);
 } commands[] = {
 	{ "migrate", "[--dir DIR]",
-	    "apply the pending migrations in order, each in a transaction",
+	    "apply the pending migrations in order, each in a transaction, "
+	    "then the functions files that changed",
 	    ctl_migrate },
 	{ "migrations", "[--dir DIR]",
-	    "list each migration, applied or pending", ctl_migrations },
+	    "list each migration and functions file and its state",
+	    ctl_migrations },
 	{ "user add",
 	    "--email EMAIL --name NAME [--role customer|admin] "
 	    "--password-stdin",

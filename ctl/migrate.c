@@ -67,6 +67,16 @@ load_one(struct plan *p, const char *dir, const char *name, long long v)
 }
 
 static int
+too_many(const struct plan *p, const char *dir)
+{
+	if (p->n < MIGRATIONS_MAX)
+		return 0;
+	fprintf(
+	    stderr, "agoractl: %s: more than %d files\n", dir, MIGRATIONS_MAX);
+	return 1;
+}
+
+static int
 by_name(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
@@ -76,7 +86,7 @@ by_name(const void *a, const void *b)
 
 /*
  * The functions files of dir (dir/functions/NAME.sql), in name order;
- * none when dir has no functions directory.  -1 (said on stderr).
+ * -1 (said on stderr).
  */
 int
 ctl_functions_load(struct plan *p, const char *dir)
@@ -88,9 +98,9 @@ ctl_functions_load(struct plan *p, const char *dir)
 	int rc = -1;
 
 	snprintf(fdir, sizeof(fdir), "%s/functions", dir);
+	/* Missing, the functions would silently stop following the
+	 * release: an install without them is broken. */
 	if ((d = opendir(fdir)) == NULL) {
-		if (errno == ENOENT)
-			return 0;
 		fprintf(stderr, "agoractl: %s: %s\n", fdir, strerror(errno));
 		return -1;
 	}
@@ -99,7 +109,7 @@ ctl_functions_load(struct plan *p, const char *dir)
 		if (e->d_name[0] == '.' || n < 5 ||
 		    strcmp(e->d_name + n - 4, ".sql") != 0)
 			continue;
-		if (p->n == MIGRATIONS_MAX || load_one(p, fdir, e->d_name, 0))
+		if (too_many(p, fdir) || load_one(p, fdir, e->d_name, 0))
 			goto out;
 	}
 	qsort(p->m, p->n, sizeof(p->m[0]), by_name);
@@ -127,7 +137,7 @@ ctl_plan_load(struct plan *p, const char *dir)
 	while ((e = readdir(d)) != NULL) {
 		if ((v = file_version(e->d_name)) < 0)
 			continue;
-		if (p->n == MIGRATIONS_MAX || load_one(p, dir, e->d_name, v))
+		if (too_many(p, dir) || load_one(p, dir, e->d_name, v))
 			goto out;
 	}
 	qsort(p->m, p->n, sizeof(p->m[0]), by_version);
@@ -168,8 +178,8 @@ static const char create_table[] =
      * the owner's alone, as schema_migrations is. */
     "REVOKE ALL ON schema_functions FROM PUBLIC;"
     "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = "
-    "'agora_app') THEN REVOKE ALL ON schema_functions FROM agora_app; "
-    "END IF; END $$";
+    "'agora_app') AND current_user <> 'agora_app' THEN "
+    "REVOKE ALL ON schema_functions FROM agora_app; END IF; END $$";
 
 /* The sha256 recorded for version, "" when not applied; NULL on error. */
 static const char *
@@ -382,12 +392,17 @@ migrate(int argc, char **argv, int dry)
 	    ctl_functions_load(&functions, dir) != 0 ||
 	    (c = ctl_connect()) == NULL)
 		goto out;
+	/* A dry run lists what the bookkeeping tables say, made if need be
+	 * in a transaction it rolls back: it changes nothing. */
 	if (ctl_exec(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
+	    (dry && ctl_exec(c, "BEGIN") != 0) ||
 	    ctl_exec(c, create_table) != 0)
 		goto out;
 	/* The functions follow the tables they read: after every migration. */
 	if (run(c, &plan, dry) == 0 && run_functions(c, &functions, dry) == 0)
 		rc = 0;
+	if (dry)
+		(void)ctl_exec(c, "ROLLBACK");
 out:
 	PQfinish(c);
 	ctl_plan_free(&plan);

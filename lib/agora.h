@@ -613,10 +613,13 @@ void agora_cache_bump(
     struct agora_ctx *ctx, const char *verkey, const char *key);
 
 /*
- * Query strings (valid.c): get gives the decoded value of the first pair
- * whose decoded key is name (NULL when none; "" for a pair without '='),
- * next the decoded pair after *pos (start with NULL; both NULL at the
- * end).  A bad escape answers 400.
+ * Query strings (valid.c), one parser for both: keys are compared
+ * decoded, and a pair without '=' has the value "" ("?limit" is
+ * "?limit=").  get gives the decoded value of the first pair whose key is
+ * name (NULL when none; a bad escape in its value answers 400; a key that
+ * does not decode is skipped); next gives each decoded pair after *pos
+ * (start with NULL; both NULL at the end) and answers 400 for any bad
+ * escape, for the routes that refuse what they do not know.
  */
 enum agora_err agora_query_get(
     struct agora_req *r, const char *name, const char **out);

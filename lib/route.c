@@ -156,8 +156,11 @@ agora_route_ids(struct agora_req *r)
 	for (i = 0; i < r->nparams; i++) {
 		if (agora_id_ok(r->params[i]))
 			continue;
+		/* A route serve.c never checked (a test's) may name its
+		 * parameter otherwise: still no such thing. */
 		if (agora_route_noun(r->route->pattern, i, noun, sizeof(noun)))
-			return AGORA_E_INTERNAL;
+			return agora_problem(
+			    r, AGORA_E_NOT_FOUND, NULL, "No such resource.");
 		return agora_problem(r, AGORA_E_NOT_FOUND, NULL,
 		    agora_printf(r, "No such %s.", noun));
 	}

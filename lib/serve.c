@@ -393,7 +393,6 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 	return 0;
 }
 
-/* Default deny: a route that does not say who may call it is a bug. */
 /* Whether every parameter of the route's pattern is named "..._id". */
 static int
 params_named(const struct agora_route *route)
@@ -410,6 +409,7 @@ params_named(const struct agora_route *route)
 	return 1;
 }
 
+/* Default deny: a route that does not say who may call it is a bug. */
 static int
 routes_ok(const struct agora_program *prog)
 {

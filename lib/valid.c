@@ -231,12 +231,14 @@ agora_query_get(struct agora_req *r, const char *name, const char **out)
 	int got;
 
 	*out = NULL;
-	while ((got = agora_query_pair(r, &pos, &key, &raw, &n)) > 0)
-		if (strcmp(key, name) == 0) {
+	/* A key that does not decode is no name's: skipped, so that one
+	 * parameter's answer does not hang on another's spelling. */
+	while ((got = agora_query_pair(r, &pos, &key, &raw, &n)) != 0)
+		if (got > 0 && strcmp(key, name) == 0) {
 			*out = agora_url_decode(r, raw, n, 1);
 			return *out != NULL ? AGORA_OK : bad_query(r, name);
 		}
-	return got < 0 ? bad_query(r, NULL) : AGORA_OK;
+	return AGORA_OK;
 }
 
 enum agora_err

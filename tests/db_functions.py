@@ -110,6 +110,12 @@ try:
     t.ok(rc == 1 and "syntax error" in out, "a broken functions file: migrate exits 1 and says why", out)
     t.ok(marker in body and before == after,
          "and nothing of its run is applied: the other changed file neither", (before, after))
+
+    # A directory without functions/ is a broken install, not "nothing
+    # to apply": the functions would stop following the release.
+    shutil.rmtree(os.path.join(sql, "functions"))
+    rc, out = migrate("--dir", sql)
+    t.ok(rc == 1 and "functions" in out, "a sql directory without functions/: migrate exits 1", out)
 finally:
     shutil.rmtree(tmp)
 rc, out = migrate()

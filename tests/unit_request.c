@@ -59,18 +59,35 @@ greedy(struct agora_req *r)
 	return agora_resp_raw(r, 200, "text/plain", "ok", 2);
 }
 
+/* The value of ?limit, as agora_query_get reads it, in brackets. */
+static enum agora_err
+get_limit(struct agora_req *r)
+{
+	const char *v, *out;
+	enum agora_err rc;
+
+	if ((rc = agora_query_get(r, "limit", &v)) != AGORA_OK)
+		return rc;
+	out = v != NULL ? agora_printf(r, "[%s]", v) : "absent";
+	return agora_resp_raw(r, 200, "text/plain", out, strlen(out));
+}
+
 static const struct agora_route routes[] = {
 	{ "GET", "/api/v1/things/{thing_id}", AGORA_BODY_NONE, get_thing,
 	    AGORA_ANON },
 	{ "POST", "/api/v1/things", AGORA_BODY_JSON, post_thing, AGORA_ANON },
 	{ "GET", "/api/v1/greedy", AGORA_BODY_NONE, greedy, AGORA_ANON },
+	{ "PUT", "/api/v1/things/{thing_id}", AGORA_BODY_JSON, post_thing,
+	    AGORA_ANON },
+	{ "GET", "/api/v1/limit", AGORA_BODY_NONE, get_limit, AGORA_ANON },
 };
 
 static const struct agora_stmt stmts[] = {
 	{ "limited", "SELECT 1 FROM generate_series(1, 1000) LIMIT $1::int" },
 };
 
-static const struct agora_program prog = { "test", routes, 3, stmts, 1, NULL };
+static const struct agora_program prog = { "test", routes, AGORA_NELEM(routes),
+	stmts, 1, NULL };
 
 struct fake {
 	const char *in;
@@ -178,7 +195,7 @@ test_basics(void)
 	        has(o, "\"code\":\"not_found\"") && has(o, "\"request_id\":"),
 	    "unknown path: 404 problem+json");
 	o = run("DELETE", "/api/v1/things/1", NULL, NULL, NULL);
-	tap_ok(has(o, "Status: 405") && has(o, "Allow: GET, HEAD\r\n"),
+	tap_ok(has(o, "Status: 405") && has(o, "Allow: GET, HEAD, PUT\r\n"),
 	    "wrong method: 405 with Allow");
 	o = run("GET", "/api/v1/things/a%00b", NULL, NULL, NULL);
 	tap_ok(has(o, "Status: 400") && has(o, "bad_path"),
@@ -300,6 +317,38 @@ test_sticky_arena(void)
 	tap_ok(has(o, "Status: 200"), "the next request has its arena back");
 }
 
+/* Path ids before bodies; the query as agora_query_get reads it. */
+static void
+test_params(void)
+{
+	static const struct {
+		const char *uri, *want, *what;
+	} q[] = {
+		{ "/api/v1/limit?limit=5", "[5]", "a plain pair" },
+		{ "/api/v1/limit?a=1", "absent", "an absent name" },
+		{ "/api/v1/limit?limit", "[]", "a pair without '=' is empty" },
+		{ "/api/v1/limit?li%6Dit=7", "[7]", "keys compare decoded" },
+		{ "/api/v1/limit?%zz=1&limit=5", "[5]",
+		    "another key badly encoded does not matter" },
+		{ "/api/v1/limit?limit=a+b%21", "[a b!]", "values decode" },
+	};
+	const char *o;
+	size_t i;
+
+	o = run("PUT", "/api/v1/things/abc", "application/json", "{", NULL);
+	tap_ok(has(o, "Status: 404") && has(o, "No such thing."),
+	    "a non-id path with a malformed body: 404 before the body's 400");
+	for (i = 0; i < AGORA_NELEM(q); i++) {
+		o = run("GET", q[i].uri, NULL, NULL, NULL);
+		tap_ok(has(o, "Status: 200") && has(o, q[i].want), "query: %s",
+		    q[i].what);
+	}
+	o = run("GET", "/api/v1/limit?limit=%zz", NULL, NULL, NULL);
+	tap_ok(has(o, "Status: 400") &&
+	        has(o, "Query parameter limit is badly encoded."),
+	    "a bad escape in the value read: 400 naming the parameter");
+}
+
 int
 main(void)
 {
@@ -312,6 +361,7 @@ main(void)
 	test_bodies();
 	test_etags();
 	test_sqlstates();
+	test_params();
 	/* A server that cannot be reached: nothing may try to. */
 	ctx.db = agora_db_new("host=/nonexistent connect_timeout=1", stmts, 1);
 	test_sticky_arena();

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agora.h"
+#include "internal.h"
 #include "tap.h"
 
 static enum agora_err
@@ -77,12 +78,13 @@ drain(int fd, char *buf, size_t len)
 }
 
 /*
- * Run a program whose one route GET /hello has access rule access, as
+ * Run a program whose one route GET pattern has access rule access, as
  * plain CGI for one request in a child process; its exit status, and its
  * standard output and error.
  */
 static int
-run_program(enum agora_access access, char *out, char *err, size_t len)
+run_program(const char *pattern, enum agora_access access, char *out, char *err,
+    size_t len)
 {
 	static struct agora_route route = { "GET", "/hello", AGORA_BODY_NONE,
 		hello, AGORA_ACCESS_UNSET, AGORA_RL_NONE };
@@ -95,6 +97,7 @@ run_program(enum agora_access access, char *out, char *err, size_t len)
 	pid_t pid;
 
 	route.access = access;
+	route.pattern = pattern;
 	if (pipe(o) != 0 || pipe(e) != 0)
 		return -1;
 	fflush(stdout);
@@ -132,16 +135,51 @@ access_rules(void)
 	setenv("GATEWAY_INTERFACE", "CGI/1.1", 1);
 	setenv("REQUEST_METHOD", "GET", 1);
 	setenv("REQUEST_URI", "/hello", 1);
-	rc = run_program(AGORA_ANON, out, err, sizeof(out));
+	rc = run_program("/hello", AGORA_ANON, out, err, sizeof(out));
 	tap_ok(rc == 0 && strncmp(out, "Status: 200", 11) == 0 &&
 	        strstr(out, "hello") != NULL,
 	    "a program whose route says who may call it serves it (%d)", rc);
-	rc = run_program(AGORA_ACCESS_UNSET, out, err, sizeof(out));
+	rc = run_program("/hello", AGORA_ACCESS_UNSET, out, err, sizeof(out));
 	tap_ok(rc == 1 && out[0] == '\0' &&
 	        strstr(err, "route GET /hello declares no access rule") != NULL,
 	    "a program with a route that declares no access rule refuses to "
 	    "start: exit %d, nothing served, and it says why",
 	    rc);
+}
+
+/* What a path parameter names, and a program that names one badly. */
+static void
+param_names(void)
+{
+	char noun[16], out[4096], err[4096];
+	int rc;
+
+	tap_ok(agora_route_noun("/a/{order_id}", 0, noun, sizeof(noun)) == 0 &&
+	        strcmp(noun, "order") == 0,
+	    "{order_id} names an order");
+	tap_ok(agora_route_noun(
+	           "/a/{a_id}/b/{cart_item_id}", 1, noun, sizeof(noun)) == 0 &&
+	        strcmp(noun, "cart item") == 0,
+	    "the second parameter, {cart_item_id}: a cart item");
+	tap_ok(agora_route_noun("/a/{id}", 0, noun, sizeof(noun)) < 0 &&
+	        agora_route_noun("/a/{x}", 0, noun, sizeof(noun)) < 0 &&
+	        agora_route_noun("/a/{order_id}", 1, noun, sizeof(noun)) < 0 &&
+	        agora_route_noun("/a", 0, noun, sizeof(noun)) < 0,
+	    "{id}, {x}, a parameter past the last, none: no noun");
+	tap_ok(agora_route_noun(
+	           "/a/{a_very_long_name_id}", 0, noun, sizeof(noun)) < 0,
+	    "a noun longer than the buffer: none, not cut short");
+	setenv("REQUEST_URI", "/hello/1", 1);
+	rc = run_program("/hello/{id}", AGORA_ANON, out, err, sizeof(out));
+	tap_ok(rc == 1 && out[0] == '\0' &&
+	        strstr(err, "a path parameter must be named") != NULL,
+	    "a program whose route has a parameter {id} refuses to start "
+	    "(exit %d) and says why",
+	    rc);
+	rc =
+	    run_program("/hello/{hello_id}", AGORA_ANON, out, err, sizeof(out));
+	tap_ok(rc == 0 && strncmp(out, "Status: 200", 11) == 0,
+	    "with {hello_id} it serves (%d)", rc);
 }
 
 int
@@ -171,5 +209,6 @@ main(void)
 		    rc == AGORA_E_METHOD ? allow : "");
 	}
 	access_rules();
+	param_names();
 	return tap_done();
 }

@@ -1,6 +1,7 @@
 /*
  * query.c: libFuzzer driver for query strings and percent-decoding:
- * agora_query_next over the whole query, agora_query_get of a few names,
+ * agora_query_next over the whole query, agora_query_get of a few names
+ * (which must agree with next where next reads the whole query),
  * and the decoding of paths and of query parts (agora_url_decode),
  * compared with a plain decoder written here: where one of them accepts
  * the input, both must, with the same bytes; and what is accepted is
@@ -77,21 +78,41 @@ compare(struct agora_req *r, const char *s, size_t n, int plus)
 	free(ref);
 }
 
+#define NNAMES 5
+
+/*
+ * Every pair is valid UTF-8; and where next reads the whole query, get
+ * gives for each name the value of the first pair next gave with that
+ * key (one parser for both).
+ */
 static void
 walk(struct agora_req *r)
 {
-	const char *pos = NULL, *k, *v;
-	static const char *const names[] = { "a", "limit", "cursor", "q", "" };
+	const char *pos = NULL, *k, *v, *first[NNAMES] = { NULL };
+	static const char *const names[NNAMES] = { "a", "limit", "cursor", "q",
+		"" };
+	enum agora_err rc;
 	size_t i;
 
-	while (agora_query_next(r, &pos, &k, &v) == AGORA_OK && k != NULL)
+	while (
+	    (rc = agora_query_next(r, &pos, &k, &v)) == AGORA_OK && k != NULL) {
 		if (!agora_utf8_valid(k, strlen(k)) ||
 		    !agora_utf8_valid(v, strlen(v)))
 			abort();
-	for (i = 0; i < AGORA_NELEM(names); i++)
-		if (agora_query_get(r, names[i], &v) == AGORA_OK && v != NULL &&
-		    !agora_utf8_valid(v, strlen(v)))
+		for (i = 0; i < NNAMES; i++)
+			if (first[i] == NULL && strcmp(k, names[i]) == 0)
+				first[i] = v;
+	}
+	for (i = 0; i < NNAMES; i++) {
+		if (agora_query_get(r, names[i], &v) != AGORA_OK)
+			continue;
+		if (v != NULL && !agora_utf8_valid(v, strlen(v)))
 			abort();
+		if (rc == AGORA_OK && (v == NULL) != (first[i] == NULL))
+			abort();
+		if (rc == AGORA_OK && v != NULL && strcmp(v, first[i]) != 0)
+			abort();
+	}
 }
 
 int

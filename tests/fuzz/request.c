@@ -77,10 +77,10 @@ get_me(struct agora_req *r)
 }
 
 static const struct agora_route routes[] = {
-	{ "GET", "/api/v1/things/{id}", AGORA_BODY_NONE, get_thing,
+	{ "GET", "/api/v1/things/{thing_id}", AGORA_BODY_NONE, get_thing,
 	    AGORA_ANON },
 	{ "POST", "/api/v1/things", AGORA_BODY_JSON, post_thing, AGORA_ANON },
-	{ "PUT", "/api/v1/things/{id}/x/{y}", AGORA_BODY_JSON_OPTIONAL,
+	{ "PUT", "/api/v1/things/{thing_id}/x/{x_id}", AGORA_BODY_JSON_OPTIONAL,
 	    post_thing, AGORA_ADMIN },
 	{ "POST", "/api/v1/raw", AGORA_BODY_RAW, post_raw, AGORA_USER,
 	    AGORA_RL_NONE },
