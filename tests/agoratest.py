@@ -423,8 +423,17 @@ def served_by(mark, rids):
 
 def live(pids):
     """The pids of processes that still run: mod_fcgid ends idle ones, and
-    a process that has ended can serve nothing stale."""
-    return {p for p in pids if os.path.exists("/proc/%d" % int(p))}
+    a process that has ended can serve nothing stale.  One that has exited
+    stays in /proc as a zombie until its parent reaps it (mod_fcgid's
+    process manager does so on its own schedule): that one has ended."""
+    def running(p):
+        try:
+            with open("/proc/%d/stat" % int(p)) as f:
+                # The state follows the command, which is in parentheses.
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (OSError, IndexError):
+            return False
+    return {p for p in pids if running(p)}
 
 
 def across_processes(send, want, width=12, rounds=15):
