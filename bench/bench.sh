@@ -12,6 +12,12 @@
 # Figures on a shared machine are noisy: read the ratios, which compare
 # results of the same run.
 
+# pgbench and psql call the functions this build's programs call: those
+# of the release's schema (ctl/migrate.c), then public's.
+PGOPTIONS="-c search_path=$(sed -n 's/^#define AGORA_FUNCTIONS_SCHEMA "\(.*\)"$/\1/p' \
+	"$BUILD/config.h"),public"
+export PGOPTIONS
+
 BENCH_SECONDS=${BENCH_SECONDS:-5}
 BENCH_PAIRS=${BENCH_PAIRS:-3}
 BENCH_CONNS=${BENCH_CONNS:-"50 500"}

@@ -48,6 +48,6 @@ ctl_analytics_prune(int argc, char **argv)
 	if (rc == 0)
 		printf("%lld analytics events from before %s deleted\n", total,
 		    argv[1]);
-	PQfinish(c);
+	ctl_disconnect();
 	return rc;
 }

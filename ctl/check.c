@@ -548,7 +548,9 @@ check_functions(struct ck *k, PGconn *c)
 		    "agoractl migrate",
 		    stale, f.n, first);
 	else
-		say(k, OK, "functions", "all %zu files of %s/functions applied",
+		say(k, OK, "functions",
+		    "all %zu files of %s/functions applied (this release's "
+		    "in schema " AGORA_FUNCTIONS_SCHEMA ")",
 		    f.n, k->sqldir);
 	ctl_plan_free(&f);
 }

@@ -26,19 +26,15 @@ ctl_exec(PGconn *c, const char *sql)
 	return ok ? 0 : -1;
 }
 
-static void
-quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg; /* "already exists, skipping" and the like */
-}
+/* agoractl's one connection, made by libagora's db layer as the programs'
+ * are: the same session (the release's search_path) and the same log. */
+static struct agora_db *db;
 
 PGconn *
 ctl_connect(void)
 {
 	struct agora_config cfg;
 	char err[512];
-	PGconn *c = NULL;
 
 	if (agora_config_load_for(&cfg,
 	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) |
@@ -48,18 +44,30 @@ ctl_connect(void)
 		agora_config_free(&cfg);
 		return NULL;
 	}
-	c = PQconnectdb(cfg.database_admin_url[0] != '\0'
+	db = agora_db_bare(cfg.database_admin_url[0] != '\0'
 	        ? cfg.database_admin_url
 	        : cfg.database_url);
 	agora_config_free(&cfg);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(
-		    stderr, "agoractl: cannot connect: %s", PQerrorMessage(c));
-		PQfinish(c);
+	if (db == NULL) {
+		fprintf(stderr, "agoractl: out of memory\n");
 		return NULL;
 	}
-	PQsetNoticeProcessor(c, quiet, NULL);
-	return c;
+	/* Migrations and seeds take their time: no statement_timeout. */
+	agora_db_timeout(db, 0);
+	if (agora_db_connect(db) != AGORA_OK) {
+		fprintf(stderr, "agoractl: cannot connect to the database "
+		                "(the line above says why)\n");
+		ctl_disconnect();
+		return NULL;
+	}
+	return agora_db_conn(db);
+}
+
+void
+ctl_disconnect(void)
+{
+	agora_db_free(db);
+	db = NULL;
 }
 
 int
@@ -126,6 +134,6 @@ ctl_print(const char *header, const char *sql, int n, const char *const *vals)
 	if (header != NULL)
 		printf("%s\n", header);
 	rc = ctl_exec_params(c, sql, n, vals, 1);
-	PQfinish(c);
+	ctl_disconnect();
 	return rc;
 }

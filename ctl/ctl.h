@@ -57,11 +57,15 @@ int ctl_usage(void);
 
 /*
  * common.c.  connect: to database_admin_url (the owner), or database_url
- * when that is empty; NULL, said on stderr, when it cannot.  exec and
+ * when that is empty, through libagora's db layer (lib/db.c), so that the
+ * session is the programs' (the release's functions first on the
+ * search_path); NULL, said on stderr, when it cannot.  exec and
  * exec_params: 0 when the statement ran, else the error on stderr (and
  * 1 from exec_params, -1 from exec); print writes the rows tab-separated.
  */
 PGconn *ctl_connect(void);
+/* Close what ctl_connect opened; nothing when it opened nothing. */
+void ctl_disconnect(void);
 int ctl_exec(PGconn *c, const char *sql);
 int ctl_exec_params(
     PGconn *c, const char *sql, int n, const char *const *vals, int print);
@@ -79,6 +83,7 @@ void ctl_catalog_changed(void);
 /* The commands, each with the arguments after its words. */
 int ctl_migrate(int argc, char **argv);
 int ctl_migrations(int argc, char **argv);
+int ctl_prune_functions(int argc, char **argv);
 int ctl_user_add(int argc, char **argv);
 int ctl_user_list(int argc, char **argv);
 int ctl_user_set_role(int argc, char **argv);

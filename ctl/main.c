@@ -47,6 +47,10 @@ static const struct command {
 	{ "migrations", "[--dir DIR]",
 	    "list each migration and functions file and its state",
 	    ctl_migrations },
+	{ "prune-functions", "",
+	    "drop the functions of earlier releases, once none of their "
+	    "programs runs",
+	    ctl_prune_functions },
 	{ "user add",
 	    "--email EMAIL --name NAME [--role customer|admin] "
 	    "--password-stdin",

@@ -5,6 +5,15 @@
  * in its own transaction together with its row in schema_migrations, under
  * an advisory lock so that two administrators cannot apply one twice.
  * They are forward-only: an applied file whose text changed is an error.
+ *
+ * Then the functions files (sql/functions/NAME.sql): each one that changed
+ * since it was applied is applied again, all in one transaction, into the
+ * schema of this release (AGORA_FUNCTIONS_SCHEMA, agora_0_2 for 0.2.x),
+ * except tables.sql, the functions the tables call, which is public's.
+ * Each release's programs put their own schema first on their search_path
+ * (lib/db.c), so during a rolling upgrade the previous release's programs
+ * keep calling the functions they were built with; prune-functions drops
+ * the schemas of earlier releases once none of their programs runs.
  */
 #include "config.h"
 
@@ -17,6 +26,16 @@
 #include "ctl.h"
 
 #define LOCK_KEY "7259000001"
+/* The functions file that is public's, not the release's. */
+#define TABLES_FILE "tables"
+#define SCHEMA AGORA_FUNCTIONS_SCHEMA
+
+/* The schema functions file m goes into. */
+static const char *
+target(const struct migration *m)
+{
+	return strcmp(m->name, TABLES_FILE) == 0 ? "public" : SCHEMA;
+}
 
 /* "0007_orders.sql" -> version 7; -1 for names that are not migrations. */
 static long long
@@ -171,8 +190,9 @@ static const char create_table[] =
     " version integer PRIMARY KEY, name text NOT NULL,"
     " sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
     "CREATE TABLE IF NOT EXISTS schema_functions ("
-    " file text PRIMARY KEY, sha256 text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now());"
+    " schema text NOT NULL, file text NOT NULL, sha256 text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (schema, file));"
     /* Made after sql/0001 on an upgrade, it would get the programs' rights
      * on every table (sql/0001's default privileges): the bookkeeping is
      * the owner's alone, as schema_migrations is. */
@@ -231,14 +251,14 @@ ctl_migration_state(PGconn *c, const struct migration *m)
 int
 ctl_functions_current(PGconn *c, const struct migration *m)
 {
-	const char *vals[2] = { m->name, m->sha };
+	const char *vals[3] = { target(m), m->name, m->sha };
 	PGresult *res;
 	int rc = -1;
 
 	res = PQexecParams(c,
 	    "SELECT count(*) FROM schema_functions "
-	    "WHERE file = $1 AND sha256 = $2",
-	    2, NULL, vals, NULL, NULL, 0);
+	    "WHERE schema = $1 AND file = $2 AND sha256 = $3",
+	    3, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		rc = strcmp(PQgetvalue(res, 0, 0), "1") == 0;
 	else
@@ -250,14 +270,38 @@ ctl_functions_current(PGconn *c, const struct migration *m)
 static int
 record_functions(PGconn *c, const struct migration *m)
 {
-	const char *vals[2] = { m->name, m->sha };
+	const char *vals[3] = { target(m), m->name, m->sha };
 
 	return ctl_exec_params(c,
-	    "INSERT INTO schema_functions (file, sha256) VALUES ($1, $2) "
-	    "ON CONFLICT (file) DO UPDATE SET sha256 = EXCLUDED.sha256, "
-	    "applied_at = now()",
-	    2, vals, 0);
+	    "INSERT INTO schema_functions (schema, file, sha256) "
+	    "VALUES ($1, $2, $3) ON CONFLICT (schema, file) DO UPDATE "
+	    "SET sha256 = EXCLUDED.sha256, applied_at = now()",
+	    3, vals, 0);
 }
+
+/*
+ * Apply functions file m, in an open transaction, into its schema: the
+ * names it creates go to the first schema of the path, and the names its
+ * bodies use are found along it.
+ */
+static int
+apply_functions(PGconn *c, const struct migration *m)
+{
+	const char *path = strcmp(target(m), "public") == 0
+	    ? "SET LOCAL search_path = public"
+	    : "SET LOCAL search_path = " SCHEMA ", public";
+
+	printf("applying functions/%s into %s\n", m->name, target(m));
+	return ctl_exec(c, path) != 0 || ctl_exec(c, m->sql) != 0 ||
+	        record_functions(c, m) != 0
+	    ? -1
+	    : 0;
+}
+
+/* The release's schema, made if need be, with the programs' use of it. */
+static const char make_schema[] =
+    "CREATE SCHEMA IF NOT EXISTS " SCHEMA ";"
+    "GRANT USAGE ON SCHEMA " SCHEMA " TO agora_app";
 
 /*
  * Apply (or, with dry, list) the functions files that changed since they
@@ -275,19 +319,19 @@ run_functions(PGconn *c, const struct plan *f, int dry)
 			return -1;
 		stale += !cur[i];
 		if (dry)
-			printf("functions/%-30s %s\n", f->m[i].name,
-			    cur[i] ? "up to date" : "to apply");
+			printf("functions/%-30s %-10s %s\n", f->m[i].name,
+			    target(&f->m[i]), cur[i] ? "up to date" : "to apply");
 	}
 	if (dry || stale == 0)
 		return 0;
 	if (ctl_exec(c, "BEGIN") != 0)
 		return -1;
+	if (ctl_exec(c, make_schema) != 0) {
+		ctl_exec(c, "ROLLBACK");
+		return -1;
+	}
 	for (i = 0; i < f->n; i++) {
-		if (cur[i])
-			continue;
-		printf("applying functions/%s\n", f->m[i].name);
-		if (ctl_exec(c, f->m[i].sql) != 0 ||
-		    record_functions(c, &f->m[i]) != 0) {
+		if (!cur[i] && apply_functions(c, &f->m[i]) != 0) {
 			ctl_exec(c, "ROLLBACK");
 			return -1;
 		}
@@ -376,6 +420,34 @@ run(PGconn *c, const struct plan *p, int dry)
 	return 0;
 }
 
+/* The schemas of releases' functions other than this one's. */
+static const char earlier_sql[] =
+    "SELECT nspname FROM pg_namespace "
+    "WHERE nspname ~ '^agora_[0-9]+_[0-9]+$' AND nspname <> $1 "
+    "ORDER BY nspname";
+
+/* Say which earlier releases' functions are still there; -1 on error. */
+static int
+say_earlier(PGconn *c)
+{
+	const char *vals[1] = { SCHEMA };
+	PGresult *res;
+	int i, rc = -1;
+
+	res = PQexecParams(c, earlier_sql, 1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		for (i = 0; i < PQntuples(res); i++)
+			printf("functions of an earlier release: %s "
+			       "(agoractl prune-functions drops them)\n",
+			    PQgetvalue(res, i, 0));
+		rc = 0;
+	} else {
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int
 migrate(int argc, char **argv, int dry)
 {
@@ -393,18 +465,22 @@ migrate(int argc, char **argv, int dry)
 	    (c = ctl_connect()) == NULL)
 		goto out;
 	/* A dry run lists what the bookkeeping tables say, made if need be
-	 * in a transaction it rolls back: it changes nothing. */
-	if (ctl_exec(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
+	 * in a transaction it rolls back: it changes nothing.  The tables,
+	 * the bookkeeping's too, are public's, whichever release's schema
+	 * exists (CREATE ... IF NOT EXISTS looks only where it creates). */
+	if (ctl_exec(c, "SET search_path = public") != 0 ||
+	    ctl_exec(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
 	    (dry && ctl_exec(c, "BEGIN") != 0) ||
 	    ctl_exec(c, create_table) != 0)
 		goto out;
 	/* The functions follow the tables they read: after every migration. */
-	if (run(c, &plan, dry) == 0 && run_functions(c, &functions, dry) == 0)
+	if (run(c, &plan, dry) == 0 &&
+	    run_functions(c, &functions, dry) == 0 && say_earlier(c) == 0)
 		rc = 0;
 	if (dry)
 		(void)ctl_exec(c, "ROLLBACK");
 out:
-	PQfinish(c);
+	ctl_disconnect();
 	ctl_plan_free(&plan);
 	ctl_plan_free(&functions);
 	return rc;
@@ -420,4 +496,68 @@ int
 ctl_migrations(int argc, char **argv)
 {
 	return migrate(argc, argv, 1);
+}
+
+/* Drop schema name, an earlier release's functions, and its records. */
+static int
+drop_schema(PGconn *c, const char *name)
+{
+	char *q, sql[256];
+	int rc;
+
+	/* The name matched earlier_sql's pattern; quoted all the same. */
+	if ((q = PQescapeIdentifier(c, name, strlen(name))) == NULL)
+		return -1;
+	snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", q);
+	PQfreemem(q);
+	rc = ctl_exec(c, sql);
+	if (rc == 0)
+		rc = ctl_exec_params(c,
+		    "DELETE FROM schema_functions WHERE schema = $1", 1, &name,
+		    0);
+	if (rc == 0)
+		printf("dropped %s\n", name);
+	return rc;
+}
+
+/*
+ * agoractl prune-functions: drop the functions of every earlier release,
+ * in one transaction.  For when the upgrade is over: a program of an
+ * earlier release that still runs would find its functions gone.
+ */
+int
+ctl_prune_functions(int argc, char **argv)
+{
+	const char *vals[1] = { SCHEMA };
+	PGresult *res = NULL;
+	PGconn *c;
+	int i, rc = 1;
+
+	(void)argv;
+	if (argc != 0)
+		return ctl_usage();
+	if ((c = ctl_connect()) == NULL)
+		return 1;
+	if (ctl_exec(c, "SET search_path = public") != 0 ||
+	    ctl_exec(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
+	    ctl_exec(c, "BEGIN") != 0)
+		goto out;
+	res = PQexecParams(c, earlier_sql, 1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+		goto out;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		if (drop_schema(c, PQgetvalue(res, i, 0)) != 0)
+			goto out;
+	if (ctl_exec(c, "COMMIT") != 0)
+		goto out;
+	printf("%d earlier releases' functions dropped; this release's are "
+	       "%s\n",
+	    PQntuples(res), SCHEMA);
+	rc = 0;
+out:
+	PQclear(res);
+	ctl_disconnect();
+	return rc;
 }

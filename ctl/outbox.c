@@ -59,7 +59,7 @@ ctl_outbox_retry(int argc, char **argv)
 		rc = 0;
 	}
 	PQclear(res);
-	PQfinish(c);
+	ctl_disconnect();
 	return rc;
 }
 

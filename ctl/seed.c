@@ -193,6 +193,6 @@ ctl_seed(int argc, char **argv)
 	    (double)agora_ms_since(&t0) / 1e3);
 	rc = 0;
 out:
-	PQfinish(c);
+	ctl_disconnect();
 	return rc;
 }

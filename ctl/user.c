@@ -79,7 +79,7 @@ ctl_user_add(int argc, char **argv)
 	    "INSERT INTO users (email, name, role, password_hash) "
 	    "VALUES (lower($1), $2, $3, $4) RETURNING id::text, email, role",
 	    4, vals, 1);
-	PQfinish(c);
+	ctl_disconnect();
 out:
 	sodium_memzero(pw, sizeof(pw));
 	return rc;
@@ -122,7 +122,7 @@ user_change(const char *verb, const char *email, const char *role)
 			printf("%s is %sd\n", email, verb);
 	}
 	PQclear(res);
-	PQfinish(c);
+	ctl_disconnect();
 	return rc;
 }
 

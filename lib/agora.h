@@ -499,6 +499,8 @@ int agora_parse_ll(const char *s, long long min, long long max, long long *out);
 /* PostgreSQL, one connection per process. */
 struct agora_db *agora_db_new(
     const char *url, const struct agora_stmt *stmts, size_t nstmts);
+/* No prepared statement at all, not even the library's (agoractl). */
+struct agora_db *agora_db_bare(const char *url);
 void agora_db_free(struct agora_db *db);
 void agora_db_timeout(struct agora_db *db, long long ms);
 enum agora_err agora_db_connect(struct agora_db *db);

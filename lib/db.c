@@ -32,6 +32,7 @@ struct agora_db {
 	size_t ncustom; /* how many are planned per execution */
 	int ready; /* connected and statements prepared */
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
+	int bare; /* agora_db_bare: not even the library's statements */
 	long long timeout_ms; /* statement_timeout of each connection */
 	struct timespec last_try;
 	unsigned long generation; /* counts connections made */
@@ -102,6 +103,21 @@ agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts)
 	return db;
 }
 
+/*
+ * A connection with the programs' session (lib/db.c's session_setup) and
+ * no prepared statement, not even the library's: for agoractl, whose
+ * migrate runs before the functions those statements call exist.
+ */
+struct agora_db *
+agora_db_bare(const char *url)
+{
+	struct agora_db *db = agora_db_new(url, NULL, 0);
+
+	if (db != NULL)
+		db->bare = 1;
+	return db;
+}
+
 void
 agora_db_free(struct agora_db *db)
 {
@@ -135,7 +151,7 @@ stmt_at(const struct agora_db *db, size_t i)
 {
 	if (i < db->nstmts)
 		return &db->stmts[i];
-	if (i - db->nstmts < agora_auth_nstmts)
+	if (!db->bare && i - db->nstmts < agora_auth_nstmts)
 		return &agora_auth_stmts[i - db->nstmts];
 	return NULL;
 }
@@ -189,12 +205,18 @@ agora_db_timeout(struct agora_db *db, long long ms)
 static enum agora_err
 session_setup(struct agora_db *db)
 {
-	char sql[64];
+	char sql[160];
 	PGresult *res;
 	enum agora_err rc = AGORA_OK;
 
-	snprintf(
-	    sql, sizeof(sql), "SET statement_timeout = %lld", db->timeout_ms);
+	/* The functions this build calls are in its release's schema, before
+	 * the tables' own in public (doc/architecture.md, "The database"):
+	 * set before any statement is prepared, since a statement binds the
+	 * functions it names when it is prepared. */
+	snprintf(sql, sizeof(sql),
+	    "SET statement_timeout = %lld; "
+	    "SET search_path = " AGORA_FUNCTIONS_SCHEMA ", public",
+	    db->timeout_ms);
 	res = PQexec(db->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		agora_log("error", "%s: %s", sql, PQerrorMessage(db->conn));

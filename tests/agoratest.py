@@ -13,6 +13,7 @@ answer that breaks it is one more failed test of the test that got it.
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -204,15 +205,30 @@ def svc(what, action):
                    check=True, stdout=subprocess.DEVNULL)
 
 
+def functions_schema():
+    """The schema of this build's SQL functions (configure.ac), which its
+    programs put first on their search_path (lib/db.c)."""
+    path = os.path.join(os.environ.get("AGORA_BUILDDIR", "."), "config.h")
+    with open(path) as f:
+        m = re.search(r'^#define AGORA_FUNCTIONS_SCHEMA "(\w+)"$', f.read(), re.M)
+    return m.group(1)
+
+
+def psql_env():
+    """The environment for psql and pgbench: the session calls the
+    functions the programs call."""
+    return dict(os.environ, PGOPTIONS="-c search_path=%s,public" % functions_schema())
+
+
 def psql(sql, admin=True, check=True):
-    """Run sql (a statement, or a list run in one session) through psql;
-    returns (returncode, stdout, stderr)."""
+    """Run sql (a statement, or a list run in one session) through psql,
+    with the programs' search_path; returns (returncode, stdout, stderr)."""
     url = os.environ["AGORA_TEST_ADMIN_URL" if admin else "AGORA_TEST_APP_URL"]
     args = []
     for s in (sql if isinstance(sql, list) else [sql]):
         args += ["-c", s]
     p = subprocess.run(["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", url] + args,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=psql_env())
     if check and p.returncode != 0:
         raise RuntimeError(p.stderr)
     return p.returncode, p.stdout.strip(), p.stderr

@@ -1,7 +1,9 @@
 """The database's functions: each one's current body in one place
 (sql/functions/, one file per area), applied by agoractl migrate after the
-numbered migrations whenever a file changed, in one transaction, and
-recorded in schema_functions (sql/0017)."""
+numbered migrations whenever a file changed, in one transaction, into the
+release's schema (tables.sql, the triggers' functions, into public), and
+recorded in schema_functions (ctl/migrate.c); prune-functions drops an
+earlier release's."""
 import glob
 import hashlib
 import os
@@ -10,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 
-from agoratest import Tap, need_stack, psql
+from agoratest import Tap, functions_schema, need_stack, psql
 
 need_stack()
 t = Tap()
@@ -31,13 +33,19 @@ def definitions(paths):
     return out
 
 
-def live():
-    """(name, body) of every function of schema public."""
+SCHEMA = functions_schema()
+TABLES = [p for p in FILES if os.path.basename(p) == "tables.sql"]
+RELEASE = [p for p in FILES if p not in TABLES]
+
+
+def live(schema, names=None):
+    """(name, body) of every function of schema, or of those named."""
     # Separators Python's strip() keeps (it strips chr(28) to chr(31)).
     _, out, _ = psql("SELECT proname || chr(2) || prosrc || chr(3) FROM pg_proc p "
                      "JOIN pg_namespace n ON n.oid = p.pronamespace "
-                     "WHERE nspname = 'public' ORDER BY 1")
-    return [tuple(r.lstrip("\n").split("\x02", 1)) for r in out.split("\x03") if r.strip()]
+                     "WHERE nspname = '%s' ORDER BY 1" % schema)
+    rows = [tuple(r.lstrip("\n").split("\x02", 1)) for r in out.split("\x03") if r.strip()]
+    return [r for r in rows if names is None or r[0] in names]
 
 
 def migrate(*args):
@@ -45,31 +53,48 @@ def migrate(*args):
     return p.returncode, p.stdout + p.stderr
 
 
-defs = definitions(FILES)
-fns = live()
-t.ok(len(FILES) >= 5 and len(defs) == len(fns) and len(fns) > 40,
-     "sql/functions defines as many functions as the database has (%d)" % len(fns),
-     (len(defs), len(fns)))
+defs = definitions(RELEASE)
+tdefs = definitions(TABLES)
+fns = live(SCHEMA)
+tfns = live("public", {d[0] for d in tdefs})
+t.ok(len(RELEASE) >= 5 and len(TABLES) == 1 and len(defs) == len(fns) and len(fns) > 40,
+     "sql/functions defines as many functions as the release's schema %s has (%d)"
+     % (SCHEMA, len(fns)), (len(defs), len(fns)))
 unmatched = [n for n, b in fns
              if len([d for d in defs if d[0] == n and d[1] == b]) != 1]
 t.ok(not unmatched, "each function's current body is in exactly one file", unmatched)
 stray = [(d[0], d[3]) for d in defs if (d[0], d[1]) not in set(fns)]
-t.ok(not stray, "every function the files define is the database's", stray)
-t.ok(all(d[2] for d in defs), "every definition is CREATE OR REPLACE, so that a file applies again",
-     [d[0] for d in defs if not d[2]])
-_, out, _ = psql("SELECT string_agg(file || ' ' || sha256, ',' ORDER BY file) FROM schema_functions")
-want = ",".join("%s %s" % (os.path.basename(p)[:-4], hashlib.sha256(open(p, "rb").read()).hexdigest())
+t.ok(not stray, "every function the files define is the release schema's", stray)
+t.ok(len(tdefs) >= 5 and sorted((d[0], d[1]) for d in tdefs) == sorted(tfns),
+     "tables.sql's functions are public's, as the file has them", [d[0] for d in tdefs])
+_, trig, _ = psql("SELECT string_agg(DISTINCT p.proname, ',' ORDER BY p.proname) "
+                  "FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal")
+t.ok(set(trig.split(",")) <= {d[0] for d in tdefs},
+     "every trigger's function is in tables.sql", trig)
+both = {d[0] for d in tdefs} & {d[0] for d in defs}
+t.ok(not both, "no name is both public's and the release's", both)
+t.ok(all(d[2] for d in defs + tdefs), "every definition is CREATE OR REPLACE, so that a file applies again",
+     [d[0] for d in defs + tdefs if not d[2]])
+_, out, _ = psql("SELECT string_agg(schema || ' ' || file || ' ' || sha256, ',' "
+                 "ORDER BY file) FROM schema_functions")
+want = ",".join("%s %s %s" % ("public" if p in TABLES else SCHEMA, os.path.basename(p)[:-4],
+                              hashlib.sha256(open(p, "rb").read()).hexdigest())
                 for p in FILES)
-t.ok(out == want, "schema_functions records each file and its checksum", (out, want))
+t.ok(out == want, "schema_functions records each file, its schema and its checksum", (out, want))
 rc, out, _ = psql("SELECT has_table_privilege('agora_app', 'schema_functions', "
                   "'INSERT, UPDATE, DELETE, SELECT')")
 t.ok(out == "f", "the programs' role may not touch schema_functions", out)
+_, out, _ = psql("SELECT has_schema_privilege('agora_app', '%s', 'USAGE'), "
+                 "has_schema_privilege('agora_app', '%s', 'CREATE')" % (SCHEMA, SCHEMA))
+t.ok(out == "t|f", "the programs' role uses the release's schema and creates nothing in it", out)
 
 rc, out = migrate()
 t.ok(rc == 0 and "applying functions" not in out and "0 applied" in out,
      "migrate again applies no functions file", out)
 p = subprocess.run([ctl, "migrations"], capture_output=True, text=True)
-t.ok(p.returncode == 0 and p.stdout.count(" up to date") == len(FILES),
+t.ok(p.returncode == 0 and p.stdout.count(" up to date") == len(FILES) and
+     re.search(r"functions/tables\s+public\s+up to date", p.stdout) and
+     re.search(r"functions/orders\s+%s\s+up to date" % SCHEMA, p.stdout),
      "agoractl migrations lists each functions file, up to date", p.stdout)
 
 # A changed body is applied by the next migrate, and recorded.
@@ -88,14 +113,20 @@ try:
         f.write(changed)
     p = subprocess.run([ctl, "migrations", "--dir", sql], capture_output=True, text=True)
     t.ok("functions/accounts" in p.stdout and
-         re.search(r"functions/accounts\s+to apply", p.stdout) is not None,
+         re.search(r"functions/accounts\s+%s\s+to apply" % SCHEMA, p.stdout) is not None,
          "migrations shows the changed file to apply", p.stdout)
     rc, out = migrate("--dir", sql)
-    _, body, _ = psql("SELECT prosrc FROM pg_proc WHERE proname = 'agora_time'")
-    t.ok(rc == 0 and "applying functions/accounts" in out and "1 functions files applied" in out
-         and marker in body, "migrate applies the changed file, and only it", out)
+    body = dict(live(SCHEMA))["agora_time"]
+    t.ok(rc == 0 and "applying functions/accounts into " + SCHEMA in out
+         and "1 functions files applied" in out and marker in body,
+         "migrate applies the changed file, and only it, into the release's schema", out)
     _, ts, _ = psql("SELECT agora_time('2026-01-02 03:04:05+00')")
     t.ok(ts == "2026-01-02T03:04:05.000000Z", "the changed function works", ts)
+    # The previous release's programs (0.1's functions are public's, from
+    # the migrations) do not see the change: what a rolling upgrade needs.
+    _, old, _ = psql(["SET search_path = public",
+                      "SELECT prosrc FROM pg_proc WHERE oid = 'agora_time(timestamptz)'::regprocedure"])
+    t.ok(old and marker not in old, "a session on public's functions still runs the earlier body")
 
     # A broken file: nothing of the run is applied, and the run says so.
     with open(acc, "w") as f:
@@ -105,7 +136,7 @@ try:
         f.write("\nCREATE OR REPLACE FUNCTION broken( RETURNS int;\n")
     before = psql("SELECT string_agg(file || sha256, ',' ORDER BY file) FROM schema_functions")[1]
     rc, out = migrate("--dir", sql)
-    _, body, _ = psql("SELECT prosrc FROM pg_proc WHERE proname = 'agora_time'")
+    body = dict(live(SCHEMA))["agora_time"]
     after = psql("SELECT string_agg(file || sha256, ',' ORDER BY file) FROM schema_functions")[1]
     t.ok(rc == 1 and "syntax error" in out, "a broken functions file: migrate exits 1 and says why", out)
     t.ok(marker in body and before == after,
@@ -119,8 +150,29 @@ try:
 finally:
     shutil.rmtree(tmp)
 rc, out = migrate()
-_, body, _ = psql("SELECT prosrc FROM pg_proc WHERE proname = 'agora_time'")
+body = dict(live(SCHEMA))["agora_time"]
 t.ok(rc == 0 and "applying functions/accounts" in out and marker not in body,
      "the release's files apply again over a changed database", out)
-t.ok(live() == fns, "and the functions are the release's again")
+t.ok(live(SCHEMA) == fns, "and the functions are the release's again")
+
+# An earlier release's schema: listed, kept by migrate, dropped by
+# prune-functions with its records, and nothing else with it.
+psql(["CREATE SCHEMA agora_0_1",
+      "CREATE FUNCTION agora_0_1.agora_time(t timestamptz) RETURNS text LANGUAGE sql "
+      "AS $$ SELECT 'old' $$",
+      "INSERT INTO schema_functions (schema, file, sha256) VALUES ('agora_0_1', 'accounts', 'x')"])
+rc, out = migrate()
+t.ok(rc == 0 and "earlier release: agora_0_1" in out and "0 applied" in out,
+     "migrate names an earlier release's functions and leaves them", out)
+p = subprocess.run([ctl, "prune-functions", "extra"], capture_output=True, text=True)
+t.ok(p.returncode == 2, "prune-functions takes no argument: exit 2", p.returncode)
+p = subprocess.run([ctl, "prune-functions"], capture_output=True, text=True)
+_, left, _ = psql("SELECT count(*) FROM pg_namespace WHERE nspname = 'agora_0_1'")
+_, rec, _ = psql("SELECT string_agg(DISTINCT schema, ',' ORDER BY schema) FROM schema_functions")
+t.ok(p.returncode == 0 and "dropped agora_0_1" in p.stdout and left == "0"
+     and rec == ",".join(sorted(["public", SCHEMA])), "prune-functions drops it and its records", (p.stdout, rec))
+t.ok(live(SCHEMA) == fns and live("public", {d[0] for d in tdefs}) == tfns,
+     "and leaves this release's functions and public's", p.stderr)
+p = subprocess.run([ctl, "prune-functions"], capture_output=True, text=True)
+t.ok(p.returncode == 0 and "0 earlier releases" in p.stdout, "a second prune finds nothing", p.stdout)
 t.done()

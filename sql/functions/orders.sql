@@ -3,43 +3,26 @@
 -- and the outbox.
 --
 -- Each function's current body, in one place.  agoractl migrate applies
--- this file after the numbered migrations whenever it changed since it
--- was last applied (schema_functions records its checksum), all of it in
--- one transaction; change a function here, not in a new migration.
--- CREATE OR REPLACE keeps a function's grants and cannot change its
--- arguments or result type: a new signature is a new function (or
--- overload), and the old one goes in a migration once no program still
--- running calls it (sql/0017).  "From 0005 (this body: 0013)" above a
--- function: where it was created, and which migration last replaced it.
-
--- From 0005.
--- Turn p_user's cart into an order, as order_place() would, emptying the
--- cart in the same transaction.  The DELETE locks the cart's rows, so two
--- concurrent checkouts cannot both take them.
--- Kept while release 0.1's programs may run, in a rolling upgrade from
--- 0.1 (sql/0017); the programs of this release call the one below.
-CREATE OR REPLACE FUNCTION cart_checkout(p_user bigint, p_shipping jsonb, p_payment jsonb, p_ttl integer)
- RETURNS json
- LANGUAGE plpgsql
-AS $function$
-DECLARE
-	v_ids bigint[];
-	v_qty integer[];
-BEGIN
-	WITH d AS (DELETE FROM cart_items WHERE user_id = p_user
-		RETURNING product_id, quantity)
-	SELECT array_agg(product_id ORDER BY product_id),
-		array_agg(quantity ORDER BY product_id)
-	INTO v_ids, v_qty FROM d;
-	IF v_ids IS NULL THEN
-		RETURN json_build_object('error', 'cart_empty');
-	END IF;
-	RETURN order_place(p_user, v_ids, v_qty, p_shipping, p_payment, p_ttl);
-END
-$function$;
+-- this file, after the numbered migrations, into the schema of the
+-- release (agora_0_2 for 0.2.x: the programs of a release set their
+-- search_path to it, then public), whenever it changed since it was last
+-- applied there (schema_functions records its checksum), in one
+-- transaction with the other changed files; change a function here, not
+-- in a new migration.  The functions the tables call (triggers) are in
+-- tables.sql, in public.  CREATE OR REPLACE keeps a function's grants and
+-- cannot change its arguments or result type: within a release a new
+-- signature is a new function, and the old one goes once no program of
+-- the release calls it; a new release starts a schema of its own, so the
+-- previous release's programs keep theirs until agoractl prune-functions
+-- (doc/architecture.md, "The database").  "From 0005 (this body: 0013)"
+-- above a function: where it was created, and which migration last
+-- replaced it.
 
 -- From 0013.
--- cart_checkout of 0005, under a policy.
+-- Turn p_user's cart into an order, as order_place() would, emptying the
+-- cart in the same transaction.  The DELETE locks the cart's rows, so two
+-- concurrent checkouts cannot both take them.  (0005's form without a
+-- policy is release 0.1's, in public.)
 CREATE OR REPLACE FUNCTION cart_checkout(p_user bigint, p_shipping jsonb, p_payment jsonb, p_ttl integer, p_policy jsonb)
  RETURNS json
  LANGUAGE plpgsql
@@ -124,32 +107,6 @@ AS $function$
 		'created_at', agora_time(o.created_at),
 		'updated_at', agora_time(o.updated_at))
 	FROM orders o WHERE o.id = p_order
-$function$;
-
--- From 0008.
-CREATE OR REPLACE FUNCTION order_events_follow()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-DECLARE
-	v_template text;
-BEGIN
-	IF NEW.status = 'paid' THEN
-		PERFORM outbox_add('invoice.create', 'order:' || NEW.order_id,
-			jsonb_build_object('order_id', NEW.order_id::text));
-	END IF;
-	v_template := CASE NEW.status
-		WHEN 'completed' THEN 'payment_succeeded'
-		WHEN 'payment_failed' THEN 'payment_failed'
-		WHEN 'cancelled' THEN 'order_cancelled'
-		WHEN 'shipped' THEN 'order_shipped' END;
-	IF v_template IS NOT NULL THEN
-		PERFORM outbox_add('notify.order', 'order:' || NEW.order_id,
-			jsonb_build_object('order_id', NEW.order_id::text,
-				'template', v_template));
-	END IF;
-	RETURN NULL;
-END
 $function$;
 
 -- From 0005.
@@ -410,23 +367,6 @@ BEGIN
 END
 $function$;
 
--- From 0005.
--- Whatever changes a status, it must be a row of order_transitions.
-CREATE OR REPLACE FUNCTION orders_check_transition()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM order_transitions
-		WHERE from_status = OLD.status AND to_status = NEW.status) THEN
-		RAISE EXCEPTION 'order %: % to % is not a transition',
-			OLD.id, OLD.status, NEW.status
-			USING ERRCODE = 'check_violation';
-	END IF;
-	RETURN NEW;
-END
-$function$;
-
 -- From 0007.
 -- Cancel up to p_limit unpaid orders whose time is up; returns each one
 -- with its products (whose cached documents the caller invalidates).
@@ -458,14 +398,4 @@ BEGIN
 		END IF;
 	END LOOP;
 END
-$function$;
-
--- From 0005.
-CREATE OR REPLACE FUNCTION outbox_add(p_topic text, p_aggregate text, p_payload jsonb)
- RETURNS void
- LANGUAGE sql
-AS $function$
-	INSERT INTO outbox (topic, aggregate_id, payload)
-	VALUES (p_topic, p_aggregate, p_payload);
-	SELECT pg_notify('agora_outbox', '');
 $function$;

@@ -2,14 +2,20 @@
 -- gateway's events, which may come before their payments.
 --
 -- Each function's current body, in one place.  agoractl migrate applies
--- this file after the numbered migrations whenever it changed since it
--- was last applied (schema_functions records its checksum), all of it in
--- one transaction; change a function here, not in a new migration.
--- CREATE OR REPLACE keeps a function's grants and cannot change its
--- arguments or result type: a new signature is a new function (or
--- overload), and the old one goes in a migration once no program still
--- running calls it (sql/0017).  "From 0005 (this body: 0013)" above a
--- function: where it was created, and which migration last replaced it.
+-- this file, after the numbered migrations, into the schema of the
+-- release (agora_0_2 for 0.2.x: the programs of a release set their
+-- search_path to it, then public), whenever it changed since it was last
+-- applied there (schema_functions records its checksum), in one
+-- transaction with the other changed files; change a function here, not
+-- in a new migration.  The functions the tables call (triggers) are in
+-- tables.sql, in public.  CREATE OR REPLACE keeps a function's grants and
+-- cannot change its arguments or result type: within a release a new
+-- signature is a new function, and the old one goes once no program of
+-- the release calls it; a new release starts a schema of its own, so the
+-- previous release's programs keep theirs until agoractl prune-functions
+-- (doc/architecture.md, "The database").  "From 0005 (this body: 0013)"
+-- above a function: where it was created, and which migration last
+-- replaced it.
 
 -- From 0007.
 -- Apply a stored gateway event once: 'applied', 'already' or 'waiting'

@@ -1,0 +1,150 @@
+-- tables.sql: the functions the tables themselves call: their triggers,
+-- and the two functions those call (product_body, outbox_add).
+--
+-- These live in schema public, not in the release's schema as the other
+-- files' functions do: a trigger calls whatever program writes the row,
+-- of this release or of the one before it during a rolling upgrade, so
+-- there is one version of each, and a change here applies to both.
+-- agoractl migrate applies this file with search_path public, after the
+-- numbered migrations, whenever it changed since it was last applied
+-- (schema_functions records its checksum), in the one transaction that
+-- applies the other changed files; change a function here, not in a new
+-- migration.  No other file may define a function of the same name: a
+-- name is resolved along the search path, and must mean one function.
+-- "From 0005 (this body: 0013)" above a function: where it was created,
+-- and which migration last replaced it.
+
+-- From 0014.
+CREATE OR REPLACE FUNCTION users_token_gen()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	NEW.token_gen := OLD.token_gen + 1;
+	UPDATE refresh_tokens SET revoked_at = now()
+	WHERE user_id = NEW.id AND revoked_at IS NULL;
+	RETURN NEW;
+END
+$function$;
+
+-- From 0012 (this body: 0016).
+CREATE OR REPLACE FUNCTION categories_acyclic()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	p bigint := NEW.parent_id;
+	depth int;
+BEGIN
+	IF TG_OP = 'UPDATE' THEN
+		-- One move at a time, so two cannot close a loop that neither
+		-- sees; a constant key of this trigger's own.
+		PERFORM pg_advisory_xact_lock(hashtext('agora:categories_acyclic'));
+		WITH RECURSIVE sub(id, d) AS (
+			SELECT NEW.id, 1
+			UNION ALL
+			SELECT c.id, sub.d + 1 FROM categories c
+			JOIN sub ON c.parent_id = sub.id WHERE sub.d <= 64)
+		SELECT max(d) INTO depth FROM sub;
+	ELSE
+		depth := 1;
+	END IF;
+	WHILE p IS NOT NULL LOOP
+		IF p = NEW.id THEN
+			RAISE EXCEPTION 'category % would be its own ancestor', NEW.id
+				USING ERRCODE = 'check_violation',
+				CONSTRAINT = 'categories_acyclic';
+		END IF;
+		depth := depth + 1;
+		IF depth > 64 THEN
+			RAISE EXCEPTION 'categories nest at most 64 levels deep'
+				USING ERRCODE = 'check_violation',
+				CONSTRAINT = 'categories_depth';
+		END IF;
+		SELECT parent_id INTO p FROM categories WHERE id = p;
+	END LOOP;
+	RETURN NEW;
+END $function$;
+
+-- From 0010.
+-- The document of p without its stock: a JSON object, as text.
+CREATE OR REPLACE FUNCTION product_body(p products)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT json_build_object(
+		'id', p.id::text, 'sku', p.sku, 'name', p.name,
+		'description', p.description, 'price_cents', p.price_cents,
+		'currency', p.currency, 'category_id', p.category_id::text,
+		'attributes', p.attributes,
+		'rating_avg', p.rating_avg, 'rating_count', p.rating_count,
+		'created_at', agora_time(p.created_at),
+		'updated_at', agora_time(p.updated_at))::text
+$function$;
+
+-- From 0010.
+-- The identity and the defaults are already in NEW here; the generated
+-- search column, which the document does not use, comes after.
+CREATE OR REPLACE FUNCTION products_doc()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	NEW.doc := product_body(NEW);
+	RETURN NEW;
+END
+$function$;
+
+-- From 0008.
+CREATE OR REPLACE FUNCTION order_events_follow()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_template text;
+BEGIN
+	IF NEW.status = 'paid' THEN
+		PERFORM outbox_add('invoice.create', 'order:' || NEW.order_id,
+			jsonb_build_object('order_id', NEW.order_id::text));
+	END IF;
+	v_template := CASE NEW.status
+		WHEN 'completed' THEN 'payment_succeeded'
+		WHEN 'payment_failed' THEN 'payment_failed'
+		WHEN 'cancelled' THEN 'order_cancelled'
+		WHEN 'shipped' THEN 'order_shipped' END;
+	IF v_template IS NOT NULL THEN
+		PERFORM outbox_add('notify.order', 'order:' || NEW.order_id,
+			jsonb_build_object('order_id', NEW.order_id::text,
+				'template', v_template));
+	END IF;
+	RETURN NULL;
+END
+$function$;
+
+-- From 0005.
+-- Whatever changes a status, it must be a row of order_transitions.
+CREATE OR REPLACE FUNCTION orders_check_transition()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM order_transitions
+		WHERE from_status = OLD.status AND to_status = NEW.status) THEN
+		RAISE EXCEPTION 'order %: % to % is not a transition',
+			OLD.id, OLD.status, NEW.status
+			USING ERRCODE = 'check_violation';
+	END IF;
+	RETURN NEW;
+END
+$function$;
+
+-- From 0005.
+CREATE OR REPLACE FUNCTION outbox_add(p_topic text, p_aggregate text, p_payload jsonb)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+	INSERT INTO outbox (topic, aggregate_id, payload)
+	VALUES (p_topic, p_aggregate, p_payload);
+	SELECT pg_notify('agora_outbox', '');
+$function$;
