@@ -239,41 +239,35 @@ get_order(struct agora_req *r)
 }
 
 static const char *const statuses[] = { "pending", "paid", "completed",
-	"shipped", "delivered", "payment_failed", "cancelled" };
+	"shipped", "delivered", "payment_failed", "cancelled", NULL };
 
-static int
-status_ok(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < AGORA_NELEM(statuses); i++)
-		if (strcmp(s, statuses[i]) == 0)
-			return 1;
-	return 0;
-}
+enum { F_STATUS, F_USER };
+static const struct agora_qfield list_fields[] = {
+	[F_STATUS] = { "status", AGORA_Q_ONE_OF, 0, 0, statuses, "bad_status",
+	    "status must be one of pending, paid, completed, shipped, "
+	    "delivered, payment_failed, cancelled." },
+	[F_USER] = { "user_id", AGORA_Q_ID, 0, 0, NULL, "bad_user_id",
+	    "user_id must be a user's id." },
+};
 
 /* status and user_id filters; only an admin may name another user. */
 static enum agora_err
 list_filters(struct agora_req *r, const char **status, const char **user)
 {
+	struct agora_qvalue v[AGORA_NELEM(list_fields)];
 	enum agora_err rc;
 
-	if ((rc = agora_query_get(r, "status", status)) != AGORA_OK ||
-	    (rc = agora_query_get(r, "user_id", user)) != AGORA_OK)
+	rc = agora_query_fields(r, list_fields, AGORA_NELEM(list_fields), 0, v);
+	if (rc != AGORA_OK)
 		return rc;
-	if (*status != NULL && !status_ok(*status))
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_status",
-		    "status must be one of pending, paid, completed, "
-		    "shipped, delivered, payment_failed, cancelled.");
+	*status = v[F_STATUS].s;
+	*user = v[F_USER].s;
 	if (strcmp(r->role, "admin") != 0) {
 		if (*user != NULL && strcmp(*user, r->user) != 0)
 			return agora_problem(r, AGORA_E_FORBIDDEN, NULL,
 			    "Only an admin may list other users' orders.");
 		*user = r->user;
 	}
-	if (*user != NULL && !agora_id_ok(*user))
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_user_id",
-		    "user_id must be a user's id.");
 	return AGORA_OK;
 }
 

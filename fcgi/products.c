@@ -68,8 +68,9 @@
 
 enum sort { S_NEWEST, S_PRICE, S_PRICE_DESC, S_RATING, S_RELEVANCE, S__MAX };
 
-static const char *const sort_names[S__MAX] = { "newest", "price", "-price",
-	"rating", "relevance" };
+/* NULL-terminated: the choices of the query parameter sort. */
+static const char *const sort_names[S__MAX + 1] = { "newest", "price",
+	"-price", "rating", "relevance", NULL };
 
 static const char *const sort_stmts[S__MAX] = { "search_newest", "search_price",
 	"search_price_desc", "search_rating", "search_relevance" };
@@ -177,34 +178,6 @@ bad_param(struct agora_req *r, const char *name, const char *why)
 }
 
 static enum agora_err
-num_param(struct agora_req *r, struct search *s, int slot, const char *k,
-    const char *v, long long min, long long max)
-{
-	long long n;
-
-	if (agora_parse_ll(v, min, max, &n) != 0)
-		return bad_param(r, k,
-		    agora_printf(
-		        r, "must be an integer from %lld to %lld", min, max));
-	s->vals[slot] = v;
-	return AGORA_OK;
-}
-
-static enum agora_err
-sort_param(struct agora_req *r, struct search *s, const char *v)
-{
-	int i;
-
-	for (i = 0; i < S__MAX; i++)
-		if (strcmp(v, sort_names[i]) == 0) {
-			s->sort = (enum sort)i;
-			return AGORA_OK;
-		}
-	return bad_param(
-	    r, "sort", "must be relevance, price, -price, newest or rating");
-}
-
-static enum agora_err
 attr_param(struct agora_req *r, struct search *s, const char *k, const char *v)
 {
 	if (s->attrs == NULL) {
@@ -265,57 +238,67 @@ prefix_word(struct agora_req *r, const char *q, const char **rest)
 	return w;
 }
 
-/* One query parameter into s; unknown names are refused. */
+static const char *const booleans[] = { "true", "false", NULL };
+
+/* The search's query parameters; what parse_search reads of each. */
+enum { SF_Q, SF_CATEGORY, SF_MIN_PRICE, SF_MAX_PRICE, SF_IN_STOCK, SF_SORT, SF_ATTR };
+static const struct agora_qfield search_fields[] = {
+	[SF_Q] = { "q", AGORA_Q_TEXT, 0, Q_MAX, NULL, NULL, NULL },
+	[SF_CATEGORY] = { "category", AGORA_Q_INT, 1, INT64_MAX, NULL, NULL,
+	    NULL },
+	[SF_MIN_PRICE] = { "min_price", AGORA_Q_INT, 0, INT64_MAX, NULL, NULL,
+	    NULL },
+	[SF_MAX_PRICE] = { "max_price", AGORA_Q_INT, 0, INT64_MAX, NULL, NULL,
+	    NULL },
+	[SF_IN_STOCK] = { "in_stock", AGORA_Q_ONE_OF, 0, 0, booleans, NULL,
+	    "Query parameter in_stock must be true or false." },
+	[SF_SORT] = { "sort", AGORA_Q_ONE_OF, 0, 0, sort_names, NULL,
+	    "Query parameter sort must be relevance, price, -price, newest "
+	    "or rating." },
+	/* attr_param checks these pairs. */
+	[SF_ATTR] = { "attr.", AGORA_Q_TEXT, 0, INT64_MAX, NULL, NULL, NULL },
+	AGORA_PAGE_QFIELDS,
+};
+
+/* The attr.NAME parameters, the table's prefix field, into s->attrs. */
 static enum agora_err
-one_param(struct agora_req *r, struct search *s, const char *k, const char *v)
+attr_params(struct agora_req *r, struct search *s)
 {
-	if (strcmp(k, "q") == 0) {
-		if (agora_utf8_len(v, strlen(v)) > Q_MAX)
-			return bad_param(r, k, "is longer than 200 characters");
-		s->vals[0] = *v != '\0' ? v : NULL;
-		s->vals[9] = prefix_word(r, v, &s->vals[10]);
-		return AGORA_OK;
+	const char *pos = NULL, *k, *v;
+	enum agora_err rc;
+
+	for (;;) {
+		if ((rc = agora_query_next(r, &pos, &k, &v)) != AGORA_OK ||
+		    k == NULL)
+			return rc;
+		if (strncmp(k, "attr.", 5) == 0 &&
+		    (rc = attr_param(r, s, k, v)) != AGORA_OK)
+			return rc;
 	}
-	if (strcmp(k, "category") == 0)
-		return num_param(r, s, 1, k, v, 1, INT64_MAX);
-	if (strcmp(k, "min_price") == 0)
-		return num_param(r, s, 2, k, v, 0, INT64_MAX);
-	if (strcmp(k, "max_price") == 0)
-		return num_param(r, s, 3, k, v, 0, INT64_MAX);
-	if (strcmp(k, "in_stock") == 0) {
-		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
-			return bad_param(r, k, "must be true or false");
-		s->vals[4] = v;
-		return AGORA_OK;
-	}
-	if (strcmp(k, "sort") == 0)
-		return sort_param(r, s, v);
-	if (strncmp(k, "attr.", 5) == 0)
-		return attr_param(r, s, k, v);
-	if (strcmp(k, "limit") == 0 || strcmp(k, "cursor") == 0)
-		return AGORA_OK;
-	return agora_problem(r, AGORA_E_BAD_REQUEST, "unknown_parameter",
-	    agora_printf(r, "Unknown query parameter %s.", k));
 }
 
 static enum agora_err
 parse_search(struct agora_req *r, struct search *s)
 {
-	const char *pos = NULL, *k, *v;
+	struct agora_qvalue v[AGORA_NELEM(search_fields)];
 	enum agora_err rc;
+	int i;
 
 	memset(s, 0, sizeof(*s));
-	s->vals[4] = "false";
-	s->sort = S__MAX;
-	for (;;) {
-		if ((rc = agora_query_next(r, &pos, &k, &v)) != AGORA_OK)
-			return rc;
-		if (k == NULL)
-			break;
-		if ((rc = one_param(r, s, k, v)) != AGORA_OK)
-			return rc;
+	rc = agora_query_fields(
+	    r, search_fields, AGORA_NELEM(search_fields), 1, v);
+	if (rc != AGORA_OK || (rc = attr_params(r, s)) != AGORA_OK)
+		return rc;
+	if (v[SF_Q].s != NULL && *v[SF_Q].s != '\0') {
+		s->vals[0] = v[SF_Q].s;
+		s->vals[9] = prefix_word(r, v[SF_Q].s, &s->vals[10]);
 	}
-	if (s->sort == S__MAX)
+	for (i = SF_CATEGORY; i <= SF_MAX_PRICE; i++)
+		s->vals[i] = v[i].s;
+	s->vals[4] = v[SF_IN_STOCK].s != NULL ? v[SF_IN_STOCK].s : "false";
+	if (v[SF_SORT].s != NULL)
+		s->sort = (enum sort)v[SF_SORT].n;
+	else
 		s->sort = s->vals[0] != NULL ? S_RELEVANCE : S_NEWEST;
 	if (s->sort == S_RELEVANCE && s->vals[0] == NULL)
 		s->sort = S_NEWEST;

@@ -257,25 +257,35 @@ waiter_leave(struct agora_req *r, struct waiter *w)
 	agora_cache_decr(r->ctx, w->user_key);
 }
 
+#define EVENTS_BAD "after must be an event's seq and wait 0 to 30 seconds."
+
+/* The events' query parameters; absent, both are 0. */
+enum { F_AFTER, F_WAIT };
+static const struct agora_qfield events_fields[] = {
+	[F_AFTER] = { "after", AGORA_Q_INT, 0, INT32_MAX, NULL, "bad_parameter",
+	    EVENTS_BAD },
+	[F_WAIT] = { "wait", AGORA_Q_INT, 0, 30, NULL, "bad_parameter",
+	    EVENTS_BAD },
+};
+
 static enum agora_err
 get_events(struct agora_req *r)
 {
+	struct agora_qvalue v[AGORA_NELEM(events_fields)];
 	struct events ev;
 	struct waiter wt;
-	const char *after, *wait, *body;
-	long long a = 0, w = 0;
+	const char *body;
+	long long w;
 	enum agora_err rc;
 
-	if ((rc = agora_query_get(r, "after", &after)) != AGORA_OK ||
-	    (rc = agora_query_get(r, "wait", &wait)) != AGORA_OK)
+	rc = agora_query_fields(
+	    r, events_fields, AGORA_NELEM(events_fields), 0, v);
+	if (rc != AGORA_OK)
 		return rc;
-	if ((after != NULL && agora_parse_ll(after, 0, INT32_MAX, &a) != 0) ||
-	    (wait != NULL && agora_parse_ll(wait, 0, 30, &w) != 0))
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_parameter",
-		    "after must be an event's seq and wait 0 to 30 seconds.");
+	w = v[F_WAIT].n;
 	memset(&ev, 0, sizeof(ev));
 	ev.vals[0] = r->params[0];
-	ev.vals[1] = agora_printf(r, "%lld", a);
+	ev.vals[1] = agora_printf(r, "%lld", v[F_AFTER].n);
 	if ((rc = events_read(r, &ev)) != AGORA_OK)
 		return rc;
 	if (w > r->ctx->cfg.order_wait_max)

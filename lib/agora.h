@@ -628,6 +628,43 @@ enum agora_err agora_query_get(
 enum agora_err agora_query_next(
     struct agora_req *r, const char **pos, const char **key, const char **val);
 
+/*
+ * A route's query parameters as a table (kcgi's way): each one's name,
+ * what its value must be, and the problem a bad value answers (code, and
+ * detail; NULL: "Query parameter NAME must be ...").  A name ending in
+ * '.' is a prefix ("attr.") whose parameters the route reads itself.
+ */
+enum agora_qtype {
+	AGORA_Q_TEXT, /* at most max characters */
+	AGORA_Q_INT, /* a decimal integer from min to max */
+	AGORA_Q_ID, /* a row id (agora_id_ok) */
+	AGORA_Q_ONE_OF /* one of choices (NULL-terminated) */
+};
+
+struct agora_qfield {
+	const char *name;
+	enum agora_qtype type;
+	long long min, max;
+	const char *const *choices;
+	const char *code, *detail;
+};
+
+struct agora_qvalue {
+	const char *s; /* the decoded value; NULL when absent */
+	long long n; /* AGORA_Q_INT: the number; AGORA_Q_ONE_OF: the index */
+};
+
+/*
+ * Each field of f (n of them) from the query string into v[i], the first
+ * pair of its name (agora_query_get); 400 with the field's problem for a
+ * bad value.  strict: also 400 unknown_parameter for a pair that is no
+ * field's, and every pair of a field's name is checked, not only the
+ * first.
+ */
+enum agora_err agora_query_fields(struct agora_req *r,
+    const struct agora_qfield *f, size_t n, int strict,
+    struct agora_qvalue *v);
+
 /* Logging: one JSON object per line on stderr, written with one write(2). */
 void agora_log_init(const char *program);
 void agora_log(const char *level, const char *fmt, ...)

@@ -259,3 +259,106 @@ agora_query_next(
 		return bad_query(r, *key);
 	return AGORA_OK;
 }
+
+/* The field of f named k, or the prefix field ("attr.") k starts with. */
+static const struct agora_qfield *
+qfield_find(const struct agora_qfield *f, size_t n, const char *k)
+{
+	size_t i, len;
+
+	for (i = 0; i < n; i++) {
+		len = strlen(f[i].name);
+		if (len > 0 && f[i].name[len - 1] == '.'
+		        ? strncmp(k, f[i].name, len) == 0
+		        : strcmp(k, f[i].name) == 0)
+			return &f[i];
+	}
+	return NULL;
+}
+
+/* Whether v is a value field q takes; its number or index into *num. */
+static int
+qvalue_ok(const struct agora_qfield *q, const char *v, long long *num)
+{
+	long long i;
+
+	switch (q->type) {
+	case AGORA_Q_INT:
+		return agora_parse_ll(v, q->min, q->max, num) == 0;
+	case AGORA_Q_ID:
+		return agora_id_ok(v);
+	case AGORA_Q_ONE_OF:
+		for (i = 0; q->choices[i] != NULL; i++)
+			if (strcmp(v, q->choices[i]) == 0) {
+				*num = i;
+				return 1;
+			}
+		return 0;
+	case AGORA_Q_TEXT:
+		break;
+	}
+	return agora_utf8_len(v, strlen(v)) <= (size_t)q->max;
+}
+
+/* 400 for a bad value of q's, given as k. */
+static enum agora_err
+qvalue_bad(struct agora_req *r, const struct agora_qfield *q, const char *k)
+{
+	const char *why = q->detail;
+
+	if (why == NULL && q->type == AGORA_Q_INT)
+		why = agora_printf(r,
+		    "Query parameter %s must be an integer from %lld to %lld.",
+		    k, q->min, q->max);
+	else if (why == NULL && q->type == AGORA_Q_TEXT)
+		why = agora_printf(r,
+		    "Query parameter %s is longer than %lld characters.", k,
+		    q->max);
+	else if (why == NULL)
+		why = agora_printf(r, "Query parameter %s is not one it takes.", k);
+	return agora_problem(r, AGORA_E_BAD_REQUEST,
+	    q->code != NULL ? q->code : "bad_parameter", why);
+}
+
+/* strict: every pair is a field's, with a value it takes. */
+static enum agora_err
+query_strict(struct agora_req *r, const struct agora_qfield *f, size_t n)
+{
+	const struct agora_qfield *q;
+	const char *pos = NULL, *k, *v;
+	long long num;
+	enum agora_err rc;
+
+	for (;;) {
+		if ((rc = agora_query_next(r, &pos, &k, &v)) != AGORA_OK ||
+		    k == NULL)
+			return rc;
+		if ((q = qfield_find(f, n, k)) == NULL)
+			return agora_problem(r, AGORA_E_BAD_REQUEST,
+			    "unknown_parameter",
+			    agora_printf(r, "Unknown query parameter %s.", k));
+		if (!qvalue_ok(q, v, &num))
+			return qvalue_bad(r, q, k);
+	}
+}
+
+enum agora_err
+agora_query_fields(struct agora_req *r, const struct agora_qfield *f,
+    size_t n, int strict, struct agora_qvalue *v)
+{
+	size_t i, len;
+	enum agora_err rc;
+
+	for (i = 0; i < n; i++) {
+		v[i].s = NULL;
+		v[i].n = 0;
+		len = strlen(f[i].name);
+		if (len > 0 && f[i].name[len - 1] == '.')
+			continue; /* a prefix: the route reads its pairs */
+		if ((rc = agora_query_get(r, f[i].name, &v[i].s)) != AGORA_OK)
+			return rc;
+		if (v[i].s != NULL && !qvalue_ok(&f[i], v[i].s, &v[i].n))
+			return qvalue_bad(r, &f[i], f[i].name);
+	}
+	return strict ? query_strict(r, f, n) : AGORA_OK;
+}

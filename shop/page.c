@@ -38,23 +38,23 @@ decode_cursor(struct agora_req *r, const char *c, const char **after)
 	return AGORA_OK;
 }
 
+static const struct agora_qfield page_fields[] = { AGORA_PAGE_QFIELDS };
+
 /* limit and cursor from the query; *after is NULL for the first page. */
 enum agora_err
 agora_page_params(struct agora_req *r, long long *limit, const char **after)
 {
-	const char *v;
+	struct agora_qvalue v[AGORA_NELEM(page_fields)];
 	enum agora_err rc;
 
 	*limit = 20;
 	*after = NULL;
-	if ((rc = agora_query_get(r, "limit", &v)) != AGORA_OK)
+	rc = agora_query_fields(r, page_fields, AGORA_NELEM(page_fields), 0, v);
+	if (rc != AGORA_OK)
 		return rc;
-	if (v != NULL && agora_parse_ll(v, 1, 100, limit) != 0)
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_limit",
-		    "limit must be an integer from 1 to 100.");
-	if ((rc = agora_query_get(r, "cursor", &v)) != AGORA_OK)
-		return rc;
-	return v != NULL ? decode_cursor(r, v, after) : AGORA_OK;
+	if (v[0].s != NULL)
+		*limit = v[0].n;
+	return v[1].s != NULL ? decode_cursor(r, v[1].s, after) : AGORA_OK;
 }
 
 /* {data, has_more, next_cursor}; steals data. */

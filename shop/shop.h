@@ -39,6 +39,15 @@ int agora_email_valid(const char *s, size_t len);
 #define AGORA_PASSWORD_MIN 10
 #define AGORA_PASSWORD_MAX 1024
 
+/* The query parameters of a list page, for a route's table of its own
+ * (agora_query_fields): the cursor is checked by agora_page_params. */
+#define AGORA_PAGE_QFIELDS                                                     \
+	{ "limit", AGORA_Q_INT, 1, 100, NULL, "bad_limit",                     \
+		"limit must be an integer from 1 to 100." },                   \
+	{                                                                      \
+		"cursor", AGORA_Q_TEXT, 0, INT64_MAX, NULL, NULL, NULL         \
+	}
+
 /* Lists: limit (1..100, default 20) and an opaque keyset cursor. */
 enum agora_err agora_page_params(
     struct agora_req *r, long long *limit, const char **after);

@@ -72,6 +72,46 @@ get_limit(struct agora_req *r)
 	return agora_resp_raw(r, 200, "text/plain", out, strlen(out));
 }
 
+static const char *const colours[] = { "red", "blue", NULL };
+
+/* A route's table: each kind of field, a prefix, and a strict twin. */
+static const struct agora_qfield fields[] = {
+	{ "n", AGORA_Q_INT, 1, 10, NULL, "bad_n", NULL },
+	{ "id", AGORA_Q_ID, 0, 0, NULL, NULL, NULL },
+	{ "c", AGORA_Q_ONE_OF, 0, 0, colours, NULL, "c must be red or blue." },
+	{ "t", AGORA_Q_TEXT, 0, 3, NULL, NULL, NULL },
+	{ "x.", AGORA_Q_TEXT, 0, 1, NULL, NULL, NULL },
+};
+
+/* What agora_query_fields read: "n id c t", absent fields as "-". */
+static enum agora_err
+fields_read(struct agora_req *r, int strict)
+{
+	struct agora_qvalue v[AGORA_NELEM(fields)];
+	const char *out;
+	enum agora_err rc;
+
+	rc = agora_query_fields(r, fields, AGORA_NELEM(fields), strict, v);
+	if (rc != AGORA_OK)
+		return rc;
+	out = agora_printf(r, "<%lld %s %lld %s>", v[0].n,
+	    v[1].s ? v[1].s : "-", v[2].s ? v[2].n : -1LL,
+	    v[3].s ? v[3].s : "-");
+	return agora_resp_raw(r, 200, "text/plain", out, strlen(out));
+}
+
+static enum agora_err
+get_fields(struct agora_req *r)
+{
+	return fields_read(r, 0);
+}
+
+static enum agora_err
+get_fields_strict(struct agora_req *r)
+{
+	return fields_read(r, 1);
+}
+
 static const struct agora_route routes[] = {
 	{ "GET", "/api/v1/things/{thing_id}", AGORA_BODY_NONE, get_thing,
 	    AGORA_ANON },
@@ -80,6 +120,9 @@ static const struct agora_route routes[] = {
 	{ "PUT", "/api/v1/things/{thing_id}", AGORA_BODY_JSON, post_thing,
 	    AGORA_ANON },
 	{ "GET", "/api/v1/limit", AGORA_BODY_NONE, get_limit, AGORA_ANON },
+	{ "GET", "/api/v1/fields", AGORA_BODY_NONE, get_fields, AGORA_ANON },
+	{ "GET", "/api/v1/strict", AGORA_BODY_NONE, get_fields_strict,
+	    AGORA_ANON },
 };
 
 static const struct agora_stmt stmts[] = {
@@ -349,6 +392,53 @@ test_params(void)
 	    "a bad escape in the value read: 400 naming the parameter");
 }
 
+static void
+test_fields(void)
+{
+	static const struct {
+		const char *uri, *want, *what;
+	} q[] = {
+		{ "/api/v1/fields", "Status: 200", "none given" },
+		{ "/api/v1/fields?n=7&id=12&c=blue&t=ab%C3%A9",
+		    "<7 12 1 ab\xc3\xa9>", "each kind read, text counted in characters" },
+		{ "/api/v1/fields?n=3&n=x", "<3 - -1 ->",
+		    "the first pair of a name counts" },
+		{ "/api/v1/fields?zz=1&x.a=long", "<0 - -1 ->",
+		    "an unknown name and a prefix's pair are not read" },
+		{ "/api/v1/fields?n=11", "\"code\":\"bad_n\"",
+		    "an integer out of bounds: the field's code" },
+		{ "/api/v1/fields?n=0",
+		    "Query parameter n must be an integer from 1 to 10.",
+		    "and a detail naming the bounds" },
+		{ "/api/v1/fields?id=012",
+		    "Query parameter id is not one it takes.",
+		    "an id with a leading zero" },
+		{ "/api/v1/fields?c=green", "c must be red or blue.",
+		    "a word not among the choices: the field's detail" },
+		{ "/api/v1/fields?t=abcd",
+		    "Query parameter t is longer than 3 characters.",
+		    "text over its length" },
+		{ "/api/v1/strict?n=2&x.a=b", "<2 - -1 ->",
+		    "strict: known names and a prefix's pair pass" },
+		{ "/api/v1/strict?n=2&zz=1", "Unknown query parameter zz.",
+		    "strict: an unknown name is refused" },
+		{ "/api/v1/strict?n=2&n=99", "\"code\":\"bad_n\"",
+		    "strict: every pair of a name is checked" },
+		{ "/api/v1/strict?x.a=bb",
+		    "Query parameter x.a is longer than 1 characters.",
+		    "strict: a prefix's pair is checked" },
+		{ "/api/v1/strict?n=2&%zz=1", "The query string is badly encoded.",
+		    "strict: a key that does not decode" },
+	};
+	const char *o;
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(q); i++) {
+		o = run("GET", q[i].uri, NULL, NULL, NULL);
+		tap_ok(has(o, q[i].want), "query fields: %s", q[i].what);
+	}
+}
+
 int
 main(void)
 {
@@ -362,6 +452,7 @@ main(void)
 	test_etags();
 	test_sqlstates();
 	test_params();
+	test_fields();
 	/* A server that cannot be reached: nothing may try to. */
 	ctx.db = agora_db_new("host=/nonexistent connect_timeout=1", stmts, 1);
 	test_sticky_arena();
