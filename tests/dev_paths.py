@@ -19,8 +19,9 @@ base = tempfile.mkdtemp(prefix="agora-dev-paths-")
 
 def dev_copy(name):
     d = os.path.join(base, name, "agora")
-    os.makedirs(d)
+    os.makedirs(os.path.join(d, "tests"))
     shutil.copy(os.path.join(SRC, "dev"), d)
+    shutil.copy(os.path.join(SRC, "tests", "stack.sh"), os.path.join(d, "tests"))
     return d
 
 
