@@ -185,10 +185,14 @@ attr_param(struct agora_req *r, struct search *s, const char *k, const char *v)
 		if (agora_defer_json(r, s->attrs) != 0)
 			return AGORA_E_TOO_LARGE;
 	}
-	if (json_object_object_length(s->attrs) == ATTR_MAX || k[5] == '\0' ||
-	    strlen(k) > 69 || strlen(v) > 200)
+	if (k[5] == '\0' || strlen(k) > 69 || strlen(v) > 200 ||
+	    (json_object_object_length(s->attrs) == ATTR_MAX &&
+	        !json_object_object_get_ex(s->attrs, k + 5, NULL)))
 		return bad_param(r, k, "is too long, empty or one too many");
-	json_object_object_add(s->attrs, k + 5, json_object_new_string(v));
+	/* A repeated key: the first counts, as for every parameter. */
+	if (!json_object_object_get_ex(s->attrs, k + 5, NULL))
+		json_object_object_add(
+		    s->attrs, k + 5, json_object_new_string(v));
 	return AGORA_OK;
 }
 

@@ -184,6 +184,11 @@ t.ok(prices == sorted(prices) and len(prices) == 6, "sort=price ascends", prices
 r = search("q=%s&sort=-price" % RUN)
 prices = [p["price_cents"] for p in (r.json() or {}).get("data", [])]
 t.ok(prices == sorted(prices, reverse=True) and prices[0] == 24999, "sort=-price descends", prices)
+r2 = search("q=%s&sort=-price&sort=price" % RUN)
+t.ok([p["price_cents"] for p in (r2.json() or {}).get("data", [])] == prices,
+     "a repeated parameter: the first counts", r2)
+r2 = search("q=%s&sort=-price&sort=cheapest" % RUN)
+t.ok(r2.is_problem(400, "bad_parameter"), "and a bad repeat is still 400", r2)
 r = search("q=%s&min_price=1100&max_price=1300" % RUN)
 prices = sorted(p["price_cents"] for p in (r.json() or {}).get("data", []))
 t.ok(prices == [1100, 1200, 1300], "price range", prices)
