@@ -488,13 +488,8 @@ refresh_early(long long now, long long expires, long long cost)
 {
 	if (cost < 1)
 		cost = 1;
-	/*
-	 * draw() is at least 2^-53, so -log(u) is at most 53 ln 2 < 37: an
-	 * entry further from its expiry than that cannot be chosen, and most
-	 * reads skip the draw and the logarithm.
-	 */
-	if (expires - now > 37 * cost)
-		return 0;
+	/* A shortcut for entries far from expiry saved 6 ns of a 33 us
+	 * read, which no benchmark could see (bench/HISTORY.md): none. */
 	return (double)now - (double)cost * log(draw()) >= (double)expires;
 }
 
