@@ -55,8 +55,9 @@ ctl_connect(void)
 	/* Migrations and seeds take their time: no statement_timeout. */
 	agora_db_timeout(db, 0);
 	if (agora_db_connect(db) != AGORA_OK) {
-		fprintf(stderr, "agoractl: cannot connect to the database "
-		                "(the line above says why)\n");
+		fprintf(stderr,
+		    "agoractl: cannot connect to the database "
+		    "(the line above says why)\n");
 		ctl_disconnect();
 		return NULL;
 	}

@@ -320,7 +320,8 @@ run_functions(PGconn *c, const struct plan *f, int dry)
 		stale += !cur[i];
 		if (dry)
 			printf("functions/%-30s %-10s %s\n", f->m[i].name,
-			    target(&f->m[i]), cur[i] ? "up to date" : "to apply");
+			    target(&f->m[i]),
+			    cur[i] ? "up to date" : "to apply");
 	}
 	if (dry || stale == 0)
 		return 0;
@@ -474,8 +475,8 @@ migrate(int argc, char **argv, int dry)
 	    ctl_exec(c, create_table) != 0)
 		goto out;
 	/* The functions follow the tables they read: after every migration. */
-	if (run(c, &plan, dry) == 0 &&
-	    run_functions(c, &functions, dry) == 0 && say_earlier(c) == 0)
+	if (run(c, &plan, dry) == 0 && run_functions(c, &functions, dry) == 0 &&
+	    say_earlier(c) == 0)
 		rc = 0;
 	if (dry)
 		(void)ctl_exec(c, "ROLLBACK");

@@ -280,11 +280,8 @@ list_orders(struct agora_req *r)
 	enum agora_err rc;
 
 	if ((rc = list_filters(r, &vals[1], &vals[0])) != AGORA_OK ||
-	    (rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
+	    (rc = agora_page_params_id(r, &limit, &after)) != AGORA_OK)
 		return rc;
-	if (after != NULL && !agora_id_ok(after))
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
-		    "The cursor is not one this API gave out.");
 	vals[2] = after;
 	vals[3] = agora_printf(r, "%lld", limit + 1);
 	rc = agora_db_query(r,

@@ -69,8 +69,8 @@
 enum sort { S_NEWEST, S_PRICE, S_PRICE_DESC, S_RATING, S_RELEVANCE, S__MAX };
 
 /* NULL-terminated: the choices of the query parameter sort. */
-static const char *const sort_names[S__MAX + 1] = { "newest", "price",
-	"-price", "rating", "relevance", NULL };
+static const char *const sort_names[S__MAX + 1] = { "newest", "price", "-price",
+	"rating", "relevance", NULL };
 
 static const char *const sort_stmts[S__MAX] = { "search_newest", "search_price",
 	"search_price_desc", "search_rating", "search_relevance" };
@@ -245,7 +245,15 @@ prefix_word(struct agora_req *r, const char *q, const char **rest)
 static const char *const booleans[] = { "true", "false", NULL };
 
 /* The search's query parameters; what parse_search reads of each. */
-enum { SF_Q, SF_CATEGORY, SF_MIN_PRICE, SF_MAX_PRICE, SF_IN_STOCK, SF_SORT, SF_ATTR };
+enum {
+	SF_Q,
+	SF_CATEGORY,
+	SF_MIN_PRICE,
+	SF_MAX_PRICE,
+	SF_IN_STOCK,
+	SF_SORT,
+	SF_ATTR
+};
 static const struct agora_qfield search_fields[] = {
 	[SF_Q] = { "q", AGORA_Q_TEXT, 0, Q_MAX, NULL, NULL, NULL },
 	[SF_CATEGORY] = { "category", AGORA_Q_INT, 1, INT64_MAX, NULL, NULL,

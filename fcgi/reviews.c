@@ -34,11 +34,8 @@ review_list(struct agora_req *r)
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
+	if ((rc = agora_page_params_id(r, &limit, &after)) != AGORA_OK)
 		return rc;
-	if (after != NULL && !agora_id_ok(after))
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
-		    "The cursor is not one this API gave out.");
 	vals[0] = r->params[0];
 	vals[1] = after;
 	vals[2] = agora_printf(r, "%lld", limit + 1);

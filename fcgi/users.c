@@ -230,11 +230,8 @@ list_users(struct agora_req *r)
 	enum agora_err rc;
 	int i, n;
 
-	if ((rc = agora_page_params(r, &limit, &after)) != AGORA_OK)
+	if ((rc = agora_page_params_id(r, &limit, &after)) != AGORA_OK)
 		return rc;
-	if (after != NULL && !agora_id_ok(after))
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
-		    "The cursor is not one this API gave out.");
 	vals[0] = after;
 	vals[1] = agora_printf(r, "%lld", limit + 1);
 	if ((rc = agora_db_query(r, "user_list", 2, vals, &res)) != AGORA_OK)

@@ -662,8 +662,7 @@ struct agora_qvalue {
  * first.
  */
 enum agora_err agora_query_fields(struct agora_req *r,
-    const struct agora_qfield *f, size_t n, int strict,
-    struct agora_qvalue *v);
+    const struct agora_qfield *f, size_t n, int strict, struct agora_qvalue *v);
 
 /* Logging: one JSON object per line on stderr, written with one write(2). */
 void agora_log_init(const char *program);

@@ -315,7 +315,8 @@ qvalue_bad(struct agora_req *r, const struct agora_qfield *q, const char *k)
 		    "Query parameter %s is longer than %lld characters.", k,
 		    q->max);
 	else if (why == NULL)
-		why = agora_printf(r, "Query parameter %s is not one it takes.", k);
+		why = agora_printf(
+		    r, "Query parameter %s is not one it takes.", k);
 	return agora_problem(r, AGORA_E_BAD_REQUEST,
 	    q->code != NULL ? q->code : "bad_parameter", why);
 }
@@ -343,8 +344,8 @@ query_strict(struct agora_req *r, const struct agora_qfield *f, size_t n)
 }
 
 enum agora_err
-agora_query_fields(struct agora_req *r, const struct agora_qfield *f,
-    size_t n, int strict, struct agora_qvalue *v)
+agora_query_fields(struct agora_req *r, const struct agora_qfield *f, size_t n,
+    int strict, struct agora_qvalue *v)
 {
 	size_t i, len;
 	enum agora_err rc;

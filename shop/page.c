@@ -17,6 +17,13 @@
 #define KEY_MAX 200
 
 static enum agora_err
+bad_cursor(struct agora_req *r)
+{
+	return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
+	    "The cursor is not one this API gave out.");
+}
+
+static enum agora_err
 decode_cursor(struct agora_req *r, const char *c, const char **after)
 {
 	unsigned char bin[KEY_MAX + 3];
@@ -27,8 +34,7 @@ decode_cursor(struct agora_req *r, const char *c, const char **after)
 	    sodium_base642bin(bin, sizeof(bin) - 1, c, strlen(c), NULL, &n,
 	        NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    n < 3 || memcmp(bin, "k:", 2) != 0 || memchr(bin, '\0', n) != NULL)
-		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_cursor",
-		    "The cursor is not one this API gave out.");
+		return bad_cursor(r);
 	key = agora_alloc(r, n - 1);
 	if (key == NULL)
 		return AGORA_E_TOO_LARGE;
@@ -55,6 +61,17 @@ agora_page_params(struct agora_req *r, long long *limit, const char **after)
 	if (v[0].s != NULL)
 		*limit = v[0].n;
 	return v[1].s != NULL ? decode_cursor(r, v[1].s, after) : AGORA_OK;
+}
+
+/* The same, for a list keyed by row id: a cursor's key must be one. */
+enum agora_err
+agora_page_params_id(struct agora_req *r, long long *limit, const char **after)
+{
+	enum agora_err rc = agora_page_params(r, limit, after);
+
+	if (rc == AGORA_OK && *after != NULL && !agora_id_ok(*after))
+		return bad_cursor(r);
+	return rc;
 }
 
 /* {data, has_more, next_cursor}; steals data. */

@@ -51,6 +51,10 @@ int agora_email_valid(const char *s, size_t len);
 /* Lists: limit (1..100, default 20) and an opaque keyset cursor. */
 enum agora_err agora_page_params(
     struct agora_req *r, long long *limit, const char **after);
+/* The same for a list keyed by row id: a cursor's key that is not one
+ * is 400 bad_cursor. */
+enum agora_err agora_page_params_id(
+    struct agora_req *r, long long *limit, const char **after);
 struct json_object *agora_page(struct agora_req *r, struct json_object *data,
     int has_more, const char *last_key);
 enum agora_err agora_page_send(

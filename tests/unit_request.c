@@ -94,9 +94,9 @@ fields_read(struct agora_req *r, int strict)
 	rc = agora_query_fields(r, fields, AGORA_NELEM(fields), strict, v);
 	if (rc != AGORA_OK)
 		return rc;
-	out = agora_printf(r, "<%lld %s %lld %s>", v[0].n,
-	    v[1].s ? v[1].s : "-", v[2].s ? v[2].n : -1LL,
-	    v[3].s ? v[3].s : "-");
+	out =
+	    agora_printf(r, "<%lld %s %lld %s>", v[0].n, v[1].s ? v[1].s : "-",
+	        v[2].s ? v[2].n : -1LL, v[3].s ? v[3].s : "-");
 	return agora_resp_raw(r, 200, "text/plain", out, strlen(out));
 }
 
@@ -400,7 +400,8 @@ test_fields(void)
 	} q[] = {
 		{ "/api/v1/fields", "Status: 200", "none given" },
 		{ "/api/v1/fields?n=7&id=12&c=blue&t=ab%C3%A9",
-		    "<7 12 1 ab\xc3\xa9>", "each kind read, text counted in characters" },
+		    "<7 12 1 ab\xc3\xa9>",
+		    "each kind read, text counted in characters" },
 		{ "/api/v1/fields?n=3&n=x", "<3 - -1 ->",
 		    "the first pair of a name counts" },
 		{ "/api/v1/fields?zz=1&x.a=long", "<0 - -1 ->",
@@ -427,7 +428,8 @@ test_fields(void)
 		{ "/api/v1/strict?x.a=bb",
 		    "Query parameter x.a is longer than 1 characters.",
 		    "strict: a prefix's pair is checked" },
-		{ "/api/v1/strict?n=2&%zz=1", "The query string is badly encoded.",
+		{ "/api/v1/strict?n=2&%zz=1",
+		    "The query string is badly encoded.",
 		    "strict: a key that does not decode" },
 	};
 	const char *o;
