@@ -95,12 +95,16 @@ too_many(const struct plan *p, const char *dir)
 	return 1;
 }
 
+/* Name order, but tables.sql first: the lower layer, which area files
+ * may call (a LANGUAGE sql body is checked when it is made). */
 static int
 by_name(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
+	int xt = strcmp(x->name, TABLES_FILE) == 0;
+	int yt = strcmp(y->name, TABLES_FILE) == 0;
 
-	return strcmp(x->name, y->name);
+	return xt != yt ? yt - xt : strcmp(x->name, y->name);
 }
 
 /*
@@ -196,6 +200,15 @@ static const char create_table[] =
     /* Made after sql/0001 on an upgrade, it would get the programs' rights
      * on every table (sql/0001's default privileges): the bookkeeping is
      * the owner's alone, as schema_migrations is. */
+    /* Development databases of the commits before the schemas kept
+     * every file in public, keyed by file alone. */
+    "ALTER TABLE schema_functions ADD COLUMN IF NOT EXISTS"
+    " schema text NOT NULL DEFAULT 'public';"
+    "DO $$ BEGIN IF (SELECT array_length(conkey, 1) FROM pg_constraint"
+    " WHERE conname = 'schema_functions_pkey') = 1 THEN"
+    " ALTER TABLE schema_functions DROP CONSTRAINT schema_functions_pkey;"
+    " ALTER TABLE schema_functions ADD PRIMARY KEY (schema, file);"
+    " END IF; END $$;"
     "REVOKE ALL ON schema_functions FROM PUBLIC;"
     "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = "
     "'agora_app') AND current_user <> 'agora_app' THEN "
@@ -421,13 +434,20 @@ run(PGconn *c, const struct plan *p, int dry)
 	return 0;
 }
 
-/* The schemas of releases' functions other than this one's. */
-static const char earlier_sql[] =
-    "SELECT nspname FROM pg_namespace "
-    "WHERE nspname ~ '^agora_[0-9]+_[0-9]+$' AND nspname <> $1 "
-    "ORDER BY nspname";
+/*
+ * The schemas of other releases' functions, each with whether it is an
+ * earlier release's (its major and minor version below this one's): only
+ * those may go.  A later release's is there while an upgrade rolls out,
+ * or after a rollback, and its programs may run.
+ */
+static const char releases_sql[] =
+    "SELECT nspname, (split_part(nspname, '_', 2)::int, "
+    "split_part(nspname, '_', 3)::int) < (split_part($1, '_', 2)::int, "
+    "split_part($1, '_', 3)::int) FROM pg_namespace "
+    "WHERE nspname ~ '^agora_[0-9]{1,6}_[0-9]{1,6}$' AND nspname <> $1 "
+    "ORDER BY 1";
 
-/* Say which earlier releases' functions are still there; -1 on error. */
+/* Say which other releases' functions are there; -1 on error. */
 static int
 say_earlier(PGconn *c)
 {
@@ -435,11 +455,13 @@ say_earlier(PGconn *c)
 	PGresult *res;
 	int i, rc = -1;
 
-	res = PQexecParams(c, earlier_sql, 1, NULL, vals, NULL, NULL, 0);
+	res = PQexecParams(c, releases_sql, 1, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
 		for (i = 0; i < PQntuples(res); i++)
-			printf("functions of an earlier release: %s "
-			       "(agoractl prune-functions drops them)\n",
+			printf(strcmp(PQgetvalue(res, i, 1), "t") == 0
+			        ? "functions of an earlier release: %s "
+			          "(agoractl prune-functions drops them)\n"
+			        : "functions of a later release: %s (kept)\n",
 			    PQgetvalue(res, i, 0));
 		rc = 0;
 	} else {
@@ -532,7 +554,7 @@ ctl_prune_functions(int argc, char **argv)
 	const char *vals[1] = { SCHEMA };
 	PGresult *res = NULL;
 	PGconn *c;
-	int i, rc = 1;
+	int i, dropped = 0, rc = 1;
 
 	(void)argv;
 	if (argc != 0)
@@ -543,19 +565,24 @@ ctl_prune_functions(int argc, char **argv)
 	    ctl_exec(c, "SELECT pg_advisory_lock(" LOCK_KEY ")") != 0 ||
 	    ctl_exec(c, "BEGIN") != 0)
 		goto out;
-	res = PQexecParams(c, earlier_sql, 1, NULL, vals, NULL, NULL, 0);
+	res = PQexecParams(c, releases_sql, 1, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
 		goto out;
 	}
 	for (i = 0; i < PQntuples(res); i++)
-		if (drop_schema(c, PQgetvalue(res, i, 0)) != 0)
+		if (strcmp(PQgetvalue(res, i, 1), "t") != 0)
+			printf("kept %s, a later release's\n",
+			    PQgetvalue(res, i, 0));
+		else if (drop_schema(c, PQgetvalue(res, i, 0)) != 0)
 			goto out;
+		else
+			dropped++;
 	if (ctl_exec(c, "COMMIT") != 0)
 		goto out;
 	printf("%d earlier releases' functions dropped; this release's are "
 	       "%s\n",
-	    PQntuples(res), SCHEMA);
+	    dropped, SCHEMA);
 	rc = 0;
 out:
 	PQclear(res);

@@ -659,7 +659,8 @@ struct agora_qvalue {
  * pair of its name (agora_query_get); 400 with the field's problem for a
  * bad value.  strict: also 400 unknown_parameter for a pair that is no
  * field's, and every pair of a field's name is checked, not only the
- * first.
+ * first.  The first problem in the query string's order answers (a
+ * non-strict route: a bad escape in any field's value, then a bad value).
  */
 enum agora_err agora_query_fields(struct agora_req *r,
     const struct agora_qfield *f, size_t n, int strict, struct agora_qvalue *v);

@@ -3,13 +3,15 @@
  *
  * The connection is made before the accept loop and its statements are
  * prepared once.  When the server goes away (a restart, a failover) the
- * next statement fails with no SQLSTATE and the connection turns BAD
- *; we then reset it, prepare again, and retry the
+ * next statement fails with no SQLSTATE and the connection turns BAD;
+ * we then reset it, prepare again, and retry the
  * transaction if its COMMIT was never sent.  While the server stays down,
  * requests answer 503 with Retry-After, and reconnects are tried at most
  * every 500 ms so that a dead server costs nothing per request.
  * SQLSTATEs become agora_err through one table.  Besides a program's own
- * statements, every connection prepares the library's (internal.h).
+ * statements, every connection prepares the library's (internal.h), but
+ * agora_db_bare's (agoractl's).  Every session starts with the release's
+ * search_path.
  */
 #include "config.h"
 
@@ -211,8 +213,8 @@ session_setup(struct agora_db *db)
 
 	/* The functions this build calls are in its release's schema, before
 	 * the tables' own in public (doc/architecture.md, "The database"):
-	 * set before any statement is prepared, since a statement binds the
-	 * functions it names when it is prepared. */
+	 * set before any statement is prepared, which resolves the
+	 * functions it names along it. */
 	snprintf(sql, sizeof(sql),
 	    "SET statement_timeout = %lld; "
 	    "SET search_path = " AGORA_FUNCTIONS_SCHEMA ", public",

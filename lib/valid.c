@@ -350,16 +350,22 @@ agora_query_fields(struct agora_req *r, const struct agora_qfield *f, size_t n,
 	size_t i, len;
 	enum agora_err rc;
 
+	/* The first problem in the query string's order answers: a strict
+	 * route's pass goes pair by pair; the others read every field before
+	 * they judge one, so a bad escape answers before a bad value. */
+	if (strict && (rc = query_strict(r, f, n)) != AGORA_OK)
+		return rc;
 	for (i = 0; i < n; i++) {
 		v[i].s = NULL;
 		v[i].n = 0;
 		len = strlen(f[i].name);
-		if (len > 0 && f[i].name[len - 1] == '.')
-			continue; /* a prefix: the route reads its pairs */
-		if ((rc = agora_query_get(r, f[i].name, &v[i].s)) != AGORA_OK)
-			return rc;
+		if ((len == 0 || f[i].name[len - 1] != '.') &&
+		    (rc = agora_query_get(r, f[i].name, &v[i].s)) != AGORA_OK)
+			return rc; /* a prefix's pairs are the route's to read
+			            */
+	}
+	for (i = 0; i < n; i++)
 		if (v[i].s != NULL && !qvalue_ok(&f[i], v[i].s, &v[i].n))
 			return qvalue_bad(r, &f[i], f[i].name);
-	}
-	return strict ? query_strict(r, f, n) : AGORA_OK;
+	return AGORA_OK;
 }

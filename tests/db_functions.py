@@ -106,9 +106,9 @@ try:
     with open(acc) as f:
         text = f.read()
     marker = "-- changed by tests/db_functions.py"
-    changed = text.replace("\tSELECT to_char(t AT TIME ZONE 'UTC'",
-                           "\t" + marker + "\n\tSELECT to_char(t AT TIME ZONE 'UTC'", 1)
-    t.ok(changed != text, "the test finds agora_time's body to change")
+    changed = text.replace("\tSELECT user_gen_of(u) FROM users u",
+                           "\t" + marker + "\n\tSELECT user_gen_of(u) FROM users u", 1)
+    t.ok(changed != text, "the test finds user_token_gen's body to change")
     with open(acc, "w") as f:
         f.write(changed)
     p = subprocess.run([ctl, "migrations", "--dir", sql], capture_output=True, text=True)
@@ -116,16 +116,16 @@ try:
          re.search(r"functions/accounts\s+%s\s+to apply" % SCHEMA, p.stdout) is not None,
          "migrations shows the changed file to apply", p.stdout)
     rc, out = migrate("--dir", sql)
-    body = dict(live(SCHEMA))["agora_time"]
+    body = dict(live(SCHEMA))["user_token_gen"]
     t.ok(rc == 0 and "applying functions/accounts into " + SCHEMA in out
          and "1 functions files applied" in out and marker in body,
          "migrate applies the changed file, and only it, into the release's schema", out)
-    _, ts, _ = psql("SELECT agora_time('2026-01-02 03:04:05+00')")
-    t.ok(ts == "2026-01-02T03:04:05.000000Z", "the changed function works", ts)
+    _, gen, _ = psql("SELECT user_token_gen(0) IS NULL")
+    t.ok(gen == "t", "the changed function works", gen)
     # The previous release's programs (0.1's functions are public's, from
     # the migrations) do not see the change: what a rolling upgrade needs.
     _, old, _ = psql(["SET search_path = public",
-                      "SELECT prosrc FROM pg_proc WHERE oid = 'agora_time(timestamptz)'::regprocedure"])
+                      "SELECT prosrc FROM pg_proc WHERE oid = 'user_token_gen(bigint)'::regprocedure"])
     t.ok(old and marker not in old, "a session on public's functions still runs the earlier body")
 
     # A broken file: nothing of the run is applied, and the run says so.
@@ -136,7 +136,7 @@ try:
         f.write("\nCREATE OR REPLACE FUNCTION broken( RETURNS int;\n")
     before = psql("SELECT string_agg(file || sha256, ',' ORDER BY file) FROM schema_functions")[1]
     rc, out = migrate("--dir", sql)
-    body = dict(live(SCHEMA))["agora_time"]
+    body = dict(live(SCHEMA))["user_token_gen"]
     after = psql("SELECT string_agg(file || sha256, ',' ORDER BY file) FROM schema_functions")[1]
     t.ok(rc == 1 and "syntax error" in out, "a broken functions file: migrate exits 1 and says why", out)
     t.ok(marker in body and before == after,
@@ -150,29 +150,40 @@ try:
 finally:
     shutil.rmtree(tmp)
 rc, out = migrate()
-body = dict(live(SCHEMA))["agora_time"]
+body = dict(live(SCHEMA))["user_token_gen"]
 t.ok(rc == 0 and "applying functions/accounts" in out and marker not in body,
      "the release's files apply again over a changed database", out)
 t.ok(live(SCHEMA) == fns, "and the functions are the release's again")
 
 # An earlier release's schema: listed, kept by migrate, dropped by
-# prune-functions with its records, and nothing else with it.
-psql(["CREATE SCHEMA agora_0_1",
+# prune-functions with its records, and nothing else with it; a later
+# release's (an upgrade rolling out, or rolled back) is kept.
+psql(["CREATE SCHEMA agora_0_1", "CREATE SCHEMA agora_10_0",
       "CREATE FUNCTION agora_0_1.agora_time(t timestamptz) RETURNS text LANGUAGE sql "
       "AS $$ SELECT 'old' $$",
       "INSERT INTO schema_functions (schema, file, sha256) VALUES ('agora_0_1', 'accounts', 'x')"])
 rc, out = migrate()
-t.ok(rc == 0 and "earlier release: agora_0_1" in out and "0 applied" in out,
-     "migrate names an earlier release's functions and leaves them", out)
+t.ok(rc == 0 and "earlier release: agora_0_1" in out and "later release: agora_10_0" in out
+     and "0 applied" in out, "migrate names other releases' functions and leaves them", out)
 p = subprocess.run([ctl, "prune-functions", "extra"], capture_output=True, text=True)
 t.ok(p.returncode == 2, "prune-functions takes no argument: exit 2", p.returncode)
 p = subprocess.run([ctl, "prune-functions"], capture_output=True, text=True)
-_, left, _ = psql("SELECT count(*) FROM pg_namespace WHERE nspname = 'agora_0_1'")
+_, left, _ = psql("SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace "
+                  "WHERE nspname IN ('agora_0_1', 'agora_10_0')")
 _, rec, _ = psql("SELECT string_agg(DISTINCT schema, ',' ORDER BY schema) FROM schema_functions")
-t.ok(p.returncode == 0 and "dropped agora_0_1" in p.stdout and left == "0"
-     and rec == ",".join(sorted(["public", SCHEMA])), "prune-functions drops it and its records", (p.stdout, rec))
+t.ok(p.returncode == 0 and "dropped agora_0_1" in p.stdout and left == "agora_10_0"
+     and rec == ",".join(sorted(["public", SCHEMA])),
+     "prune-functions drops the earlier one and its records, and keeps the later one",
+     (p.stdout, left, rec))
 t.ok(live(SCHEMA) == fns and live("public", {d[0] for d in tdefs}) == tfns,
      "and leaves this release's functions and public's", p.stderr)
 p = subprocess.run([ctl, "prune-functions"], capture_output=True, text=True)
+psql("DROP SCHEMA agora_10_0")
 t.ok(p.returncode == 0 and "0 earlier releases" in p.stdout, "a second prune finds nothing", p.stdout)
+
+# tables.sql's functions run for any release's session: none may call a
+# function that is only in a release's schema.
+area = {d[0] for d in defs}
+calls = {(d[0], c) for d in tdefs for c in re.findall(r"\b(\w+)\s*\(", d[1]) if c in area}
+t.ok(not calls, "tables.sql's functions call none of the area files'", calls)
 t.done()

@@ -60,8 +60,13 @@ stack_env() {
 	PEER_PORT=$((PEER_PORT + off))
 	RUNDIR=$STATE/run
 	# A unix socket, as on a single-host install; the directory is
-	# readable by the web server's user.
+	# readable by the web server's user.  A socket's path holds 107 bytes
+	# at most: in a deep state directory (make distcheck's) it goes under
+	# /tmp, named for the state directory.
 	PG_SOCK=$STATE/pgsock
+	if [ ${#PG_SOCK} -gt 80 ]; then
+		PG_SOCK=/tmp/agora-pgsock-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)
+	fi
 	APP_URL="host=$PG_SOCK port=$PG_PORT dbname=agora user=agora_app connect_timeout=2 application_name=agora"
 	ADMIN_URL="host=$PG_SOCK port=$PG_PORT dbname=agora user=agora connect_timeout=2"
 	export AGORA_CONFIG=$STATE/agora.conf
@@ -103,6 +108,7 @@ pg_start() {
 pg_stop() {
 	[ -f "$STATE/pg/PG_VERSION" ] || return 0
 	as_pg "$(pgbin)/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null 2>&1 || true
+	case $PG_SOCK in /tmp/agora-pgsock-*) rmdir "$PG_SOCK" 2>/dev/null || true ;; esac
 }
 
 mc_start() {
@@ -178,7 +184,7 @@ write_config() {
 	rm -f "$STATE/admin.url"
 	secret_file "$STATE/admin.url" "$ADMIN_URL"
 	(umask 027 && cat > "$STATE/agora.conf") <<-EOF
-		# Written by ./dev for the stack in this directory.
+		# Written by tests/stack.sh for the stack in this directory.
 		database_url = $APP_URL
 		database_admin_url_file = $STATE/admin.url
 		memcached_servers = 127.0.0.1:$MC_PORT
@@ -615,9 +621,11 @@ stack_test_env() {
 stack_missing() {
 	local c
 	ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql
-	for c in memcached lighttpd psql curl; do
+	for c in memcached lighttpd psql curl spawn-fcgi cgi-fcgi openssl; do
 		command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || echo "$c"
 	done
+	"${PYTHON3:-python3}" -c 'import jwt, jsonschema' 2>/dev/null ||
+		echo "python3-jwt or python3-jsonschema"
 }
 
 # run PREFIX DIR -- COMMAND...
@@ -652,6 +660,6 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 		CGIDIR=$PREFIX/libexec/agora/cgi-bin
 		DEV=${AGORA_STACK_DIR:?not started by stack.sh run}
 		stack_svc "$@" ;;
-	*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 fi

@@ -431,6 +431,13 @@ test_fields(void)
 		{ "/api/v1/strict?n=2&%zz=1",
 		    "The query string is badly encoded.",
 		    "strict: a key that does not decode" },
+		{ "/api/v1/strict?zz=1&n=99", "Unknown query parameter zz.",
+		    "strict: the first problem in the query's order answers" },
+		{ "/api/v1/strict?n=99&zz=1", "\"code\":\"bad_n\"",
+		    "strict: the first problem, the other way round" },
+		{ "/api/v1/fields?n=99&id=%zz",
+		    "Query parameter id is badly encoded.",
+		    "a bad escape answers before a bad value" },
 	};
 	const char *o;
 	size_t i;

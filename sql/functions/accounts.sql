@@ -1,5 +1,5 @@
--- accounts.sql: timestamps as the API writes them, the token
--- generation that ends a user's tokens, and an admin's change of a user.
+-- accounts.sql: the token generation that ends a user's tokens, and an
+-- admin's change of a user.
 --
 -- Each function's current body, in one place.  agoractl migrate applies
 -- this file, after the numbered migrations, into the schema of the
@@ -16,16 +16,6 @@
 -- (doc/architecture.md, "The database").  "From 0005 (this body: 0013)"
 -- above a function: where it was created, and which migration last
 -- replaced it.
-
--- From 0003.
--- RFC 3339 UTC text for timestamps in API answers.
-CREATE OR REPLACE FUNCTION agora_time(t timestamp with time zone)
- RETURNS text
- LANGUAGE sql
- STABLE
-AS $function$
-	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-$function$;
 
 -- From 0016.
 -- An admin (p_caller, whose token is of generation p_caller_gen) changes

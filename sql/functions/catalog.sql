@@ -1,5 +1,6 @@
--- catalog.sql: the search query, the products' stored documents
--- with their stock, and the check that keeps the category tree a tree.
+-- catalog.sql: the search query, and a product's stored document with
+-- its stock (the document itself and the category tree's check are
+-- tables.sql's).
 --
 -- Each function's current body, in one place.  agoractl migrate applies
 -- this file, after the numbered migrations, into the schema of the

@@ -1,6 +1,6 @@
 -- orders.sql: placing an order (and a cart's checkout), its
--- limits, the status machine, releasing stock, expiry, idempotency keys
--- and the outbox.
+-- limits, the status machine, releasing stock, expiry and idempotency
+-- keys (the outbox and the transitions' check are tables.sql's).
 --
 -- Each function's current body, in one place.  agoractl migrate applies
 -- this file, after the numbered migrations, into the schema of the

@@ -1,5 +1,5 @@
 -- tables.sql: the functions the tables themselves call: their triggers,
--- and the two functions those call (product_body, outbox_add).
+-- and the functions those call (product_body, outbox_add, agora_time).
 --
 -- These live in schema public, not in the release's schema as the other
 -- files' functions do: a trigger calls whatever program writes the row,
@@ -10,9 +10,22 @@
 -- (schema_functions records its checksum), in the one transaction that
 -- applies the other changed files; change a function here, not in a new
 -- migration.  No other file may define a function of the same name: a
--- name is resolved along the search path, and must mean one function.
+-- name is resolved along the search path, and must mean one function;
+-- and no function here may call one of the other files', which public
+-- has not (tests/db_functions.py).  agoractl migrate applies this file
+-- first.
 -- "From 0005 (this body: 0013)" above a function: where it was created,
 -- and which migration last replaced it.
+
+-- From 0003.
+-- RFC 3339 UTC text for timestamps in API answers.
+CREATE OR REPLACE FUNCTION agora_time(t timestamp with time zone)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$function$;
 
 -- From 0014.
 CREATE OR REPLACE FUNCTION users_token_gen()
