@@ -665,6 +665,20 @@ struct agora_qvalue {
 enum agora_err agora_query_fields(struct agora_req *r,
     const struct agora_qfield *f, size_t n, int strict, struct agora_qvalue *v);
 
+/*
+ * The trace of the work the process does now (trace.c, W3C Trace
+ * Context): begin takes a request's traceparent header (NULL, or one that
+ * does not parse: a new trace); continue takes an outbox row's trace id;
+ * header writes "00-<trace id>-<span>-<flags>" of this span, or of a new
+ * child span for an outgoing call, and is -1 outside a trace.
+ */
+#define AGORA_TRACEPARENT_LEN 55
+void agora_trace_begin(const char *traceparent);
+void agora_trace_continue(const char *trace_id);
+void agora_trace_end(void);
+const char *agora_trace_id(void);
+int agora_trace_header(char out[AGORA_TRACEPARENT_LEN + 1], int child);
+
 /* Logging: one JSON object per line on stderr, written with one write(2). */
 void agora_log_init(const char *program);
 void agora_log(const char *level, const char *fmt, ...)

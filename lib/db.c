@@ -11,7 +11,8 @@
  * SQLSTATEs become agora_err through one table.  Besides a program's own
  * statements, every connection prepares the library's (internal.h), but
  * agora_db_bare's (agoractl's).  Every session starts with the release's
- * search_path.
+ * search_path, and carries the id of the process's trace before a write
+ * (trace_sync).
  */
 #include "config.h"
 
@@ -35,6 +36,7 @@ struct agora_db {
 	int ready; /* connected and statements prepared */
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
 	int bare; /* agora_db_bare: not even the library's statements */
+	char trace_set[33]; /* the session's agora.trace_id (trace_sync) */
 	long long timeout_ms; /* statement_timeout of each connection */
 	struct timespec last_try;
 	unsigned long generation; /* counts connections made */
@@ -264,6 +266,7 @@ agora_db_connect(struct agora_db *db)
 		    db->conn != NULL ? PQerrorMessage(db->conn) : "no memory");
 		return AGORA_E_UNAVAILABLE;
 	}
+	db->trace_set[0] = '\0'; /* a new session has none */
 	rc = session_setup(db);
 	if (rc == AGORA_OK)
 		rc = prepare_all(db);
@@ -331,6 +334,36 @@ custom_sql(const struct agora_db *db, const char *stmt)
 	return (s->flags & AGORA_STMT_CUSTOM_PLAN) ? s->sql : NULL;
 }
 
+/*
+ * Give the session the id of the process's trace (trace.c), or none,
+ * when it has another: the outbox's trace_id column takes it as its
+ * default (sql/0018), so every row a request or a job writes is its
+ * trace's.  Session-wide, set before a transaction begins (a rollback
+ * would undo it inside one), and only before writes: reads never pay.
+ */
+static enum agora_err
+trace_sync(struct agora_req *r)
+{
+	struct agora_db *db = r->ctx->db;
+	const char *vals[1] = { agora_trace_id() };
+	PGresult *res;
+	enum agora_err rc = AGORA_OK;
+
+	if (vals[0] == NULL)
+		vals[0] = "";
+	if (strcmp(db->trace_set, vals[0]) == 0)
+		return AGORA_OK;
+	res = PQexecParams(db->conn,
+	    "SELECT set_config('agora.trace_id', $1, false)", 1, NULL, vals,
+	    NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		snprintf(db->trace_set, sizeof(db->trace_set), "%s", vals[0]);
+	else
+		rc = result_err(r, db, res, "set_config");
+	PQclear(res);
+	return rc;
+}
+
 static enum agora_err
 query_once(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out)
@@ -345,6 +378,8 @@ query_once(struct agora_req *r, const char *stmt, int n,
 	if (agora_arena_failed(r->arena))
 		return AGORA_E_INTERNAL;
 	rc = agora_db_connect(db);
+	if (rc == AGORA_OK && !db->in_tx && !is_read(db, stmt))
+		rc = trace_sync(r);
 	if (rc != AGORA_OK)
 		return rc;
 	if ((sql = custom_sql(db, stmt)) != NULL)
@@ -427,7 +462,9 @@ tx_once(struct agora_req *r, enum agora_err (*fn)(struct agora_req *, void *),
 
 	/* Said, not assumed: the order policy's count after its row lock
 	 * (sql/0013) needs each statement's fresh snapshot. */
-	rc = exec_simple(r, "BEGIN ISOLATION LEVEL READ COMMITTED");
+	rc = trace_sync(r);
+	if (rc == AGORA_OK)
+		rc = exec_simple(r, "BEGIN ISOLATION LEVEL READ COMMITTED");
 	if (rc == AGORA_OK)
 		rc = fn(r, arg);
 	if (rc == AGORA_OK && agora_arena_failed(r->arena))

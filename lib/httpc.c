@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agora.h"
 #include "httpc.h"
 
 struct io {
@@ -115,13 +116,13 @@ set_method(CURL *c, struct io *io)
 }
 
 static void
-set_options(CURL *c, struct io *io)
+set_options(CURL *c, struct io *io, struct curl_slist *headers)
 {
 	struct agora_http *h = io->h;
 
 	agora_curl_limits(c, h->timeout_ms, AGORA_HTTP_PROTOCOLS);
 	curl_easy_setopt(c, CURLOPT_URL, h->url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, io);
 	if (h->sigv4 != NULL) {
@@ -136,6 +137,10 @@ long
 agora_http_call(CURL *c, struct agora_http *h)
 {
 	struct io io = { h, 0 };
+	/* The call is a child span of the process's trace (trace.c): a node
+	 * in front of the caller's headers, which curl only reads. */
+	char line[sizeof("traceparent: ") + AGORA_TRACEPARENT_LEN];
+	struct curl_slist tp = { line, h->headers };
 	CURL *own = NULL;
 	CURLcode cc;
 
@@ -150,7 +155,11 @@ agora_http_call(CURL *c, struct agora_http *h)
 		return -1;
 	}
 	curl_easy_reset(c);
-	set_options(c, &io);
+	memcpy(line, "traceparent: ", sizeof("traceparent: ") - 1);
+	set_options(c, &io,
+	    agora_trace_header(line + sizeof("traceparent: ") - 1, 1) == 0
+	        ? &tp
+	        : h->headers);
 	if ((cc = curl_easy_perform(c)) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &h->status);
 	else

@@ -190,6 +190,9 @@ line_open(struct line *l, const char *level)
 	field_str(l, "program", program, sizeof(program));
 	if (pid[0] != '\0')
 		field_raw(l, "pid", pid);
+	/* Every line of a request's or a job's work: one trace to follow. */
+	if (agora_trace_id() != NULL)
+		field_str(l, "trace_id", agora_trace_id(), 33);
 }
 
 /* Close the line and write it with one write(2). */

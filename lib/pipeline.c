@@ -217,6 +217,7 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 	enum agora_err rc;
 
 	request_id(r);
+	agora_trace_begin(agora_param(r, "HTTP_TRACEPARENT"));
 	r->method = agora_param(r, "REQUEST_METHOD");
 	if (r->method == NULL)
 		r->method = "GET";

@@ -94,7 +94,7 @@ static size_t
 format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 {
 	size_t used, i;
-	char len[24];
+	char len[24], trace[AGORA_TRACEPARENT_LEN + 1];
 
 	snprintf(len, sizeof(len), "%lu", (unsigned long)r->out_len);
 	used = (size_t)snprintf(buf, cap, "Status: %d %s\r\n", r->status,
@@ -107,6 +107,10 @@ format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 		    header_line(buf + used, cap - used, "Content-Length", len);
 	used +=
 	    header_line(buf + used, cap - used, "X-Request-Id", r->request_id);
+	/* The request's span, as W3C Trace Context's traceresponse. */
+	if (agora_trace_header(trace, 0) == 0)
+		used +=
+		    header_line(buf + used, cap - used, "traceresponse", trace);
 	for (i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]);
 	     i++)
 		used += header_line(buf + used, cap - used,
@@ -240,6 +244,7 @@ agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 		agora_log("warning", "the client went away before the answer");
 	if (ctx->cfg.log_requests || r.status >= 500)
 		agora_log_request(&r);
+	agora_trace_end();
 	big = agora_arena_used(arena) > TRIM_BYTES || r.body_len > TRIM_BYTES;
 	agora_arena_reset(arena);
 	/* json-c's objects and libpq's results live in malloc's heap; after

@@ -407,6 +407,51 @@ def sign(secret, body, t=None):
     return "t=%d,v1=%s" % (t, mac)
 
 
+class Gateway:
+    """The fake payment gateway (tests/fakegateway.py) on a loopback port
+    (0: any free one), run by the test."""
+
+    def __init__(self, port=0):
+        import tempfile
+        fd, self.portfile = tempfile.mkstemp()
+        os.close(fd)
+        os.unlink(self.portfile)
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.p = subprocess.Popen([sys.executable, os.path.join(here, "fakegateway.py"),
+                                   self.portfile, str(port)])
+        for _ in range(100):
+            if os.path.exists(self.portfile) and open(self.portfile).read():
+                break
+            time.sleep(0.05)
+        self.port = int(open(self.portfile).read())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def call(self, path, body=None):
+        import urllib.request
+        data = json.dumps(body).encode() if body is not None else None
+        with urllib.request.urlopen(self.url + path, data=data, timeout=10) as r:
+            return json.loads(r.read())
+
+    def mode(self, mode, stall=1.0):
+        self.call("/_mode", {"mode": mode, "stall": stall})
+
+    def charges(self):
+        return self.call("/_state")["charges"]
+
+    def refunds(self):
+        return self.call("/_state")["refunds"]
+
+    def env(self):
+        """The worker's settings for this gateway."""
+        return {"AGORA_PAYMENT_PROVIDER": "http", "AGORA_PAYMENT_GATEWAY_URL": self.url,
+                "AGORA_PAYMENT_GATEWAY_KEY": "sk_test_agora"}
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+        os.unlink(self.portfile)
+
+
 # --- which process answered ----------------------------------------------------
 # Each request's log line (the web server's error log, or the pool's log
 # files) names the process that served it: "pid" beside "request_id".
@@ -417,24 +462,32 @@ def log_mark():
     return {os.path.join(d, f): os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)}
 
 
-def served_by(mark, rids):
-    """{request id: pid} for the requests of rids logged since mark."""
+def log_lines(mark, logs=None):
+    """The JSON log lines written since mark to the stack's logs (the web
+    server's error log or the pool's files; in Apache's, after its own
+    prefix), or to the files of logs (a list of paths, read whole)."""
     d = os.path.dirname(next(iter(mark))) if mark else None
-    want, got = set(rids), {}
-    for path in [os.path.join(d, f) for f in os.listdir(d)] if d else []:
+    paths = [os.path.join(d, f) for f in os.listdir(d)] if d else []
+    for path in paths + list(logs or []):
+        if not os.path.exists(path):
+            continue
         with open(path, "rb") as f:
-            f.seek(mark.get(path, 0))
+            f.seek(mark.get(path, 0) if path in paths else 0)
             for line in f:
                 i = line.find(b'{"ts"')
-                if i < 0 or b'"request_id"' not in line:
+                if i < 0:
                     continue
                 try:
-                    j = json.loads(line[i:])
+                    yield json.loads(line[i:])
                 except ValueError:
                     continue
-                if j.get("request_id") in want and "pid" in j:
-                    got[j["request_id"]] = j["pid"]
-    return got
+
+
+def served_by(mark, rids):
+    """{request id: pid} for the requests of rids logged since mark."""
+    want = set(rids)
+    return {j["request_id"]: j["pid"] for j in log_lines(mark)
+            if j.get("request_id") in want and "pid" in j}
 
 
 def live(pids):

@@ -10,7 +10,8 @@ metadata[payment_id].  The tests steer it through
 
   POST /_mode {"mode": "ok" | "fail" | "stall", "stall": seconds}
   GET  /_state -> {"charges": {payment_id: [charge ids]}, "refunds": {...},
-                   "calls": n}
+                   "calls": n, "calls_by_key": {key: n},
+                   "traces": {key: [traceparent of each call]}}
 
 "fail" answers 500 and stores nothing; "stall" waits, then answers (and
 charges) as "ok" would, as a slow real gateway does after the client gave
@@ -25,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
 state = {"mode": "ok", "stall": 2.0, "calls": 0, "charges": {}, "refunds": {}, "keys": {},
-         "next": 1, "calls_by_key": {}}
+         "next": 1, "calls_by_key": {}, "traces": {}}
 
 
 def answer_charge(form):
@@ -64,7 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_state":
             with lock:
                 self.send(200, {k: state[k] for k in ("charges", "refunds", "calls", "mode",
-                                                      "calls_by_key")})
+                                                      "calls_by_key", "traces")})
         else:
             self.send(404, {"error": {"code": "not_found"}})
 
@@ -82,6 +83,9 @@ class Handler(BaseHTTPRequestHandler):
             state["calls"] += 1
             k = self.headers.get("Idempotency-Key", "")
             state["calls_by_key"][k] = state["calls_by_key"].get(k, 0) + 1
+            # The W3C traceparent of each call, by its key: the trace the
+            # call is part of.
+            state["traces"].setdefault(k, []).append(self.headers.get("traceparent"))
             mode, stall = state["mode"], state["stall"]
         if mode == "fail":
             return self.send(500, {"error": {"code": "internal"}})

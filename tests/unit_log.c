@@ -188,6 +188,88 @@ formats(long ms)
 		json_object_put(o);
 }
 
+/* Whether h is "00-<trace>-<16 hex>-<flags>", and its span into span. */
+static int
+header_of(const char *h, const char *trace, const char *flags, char *span)
+{
+	size_t i;
+
+	if (strlen(h) != AGORA_TRACEPARENT_LEN || strncmp(h, "00-", 3) != 0 ||
+	    strncmp(h + 3, trace, 32) != 0 || h[35] != '-' || h[52] != '-' ||
+	    strcmp(h + 53, flags) != 0)
+		return 0;
+	for (i = 36; i < 52; i++)
+		if (strchr("0123456789abcdef", h[i]) == NULL)
+			return 0;
+	memcpy(span, h + 36, 16);
+	span[16] = '\0';
+	return 1;
+}
+
+/* What trace.c continues, and what it starts anew instead. */
+static void
+traces(void)
+{
+	static const char *const bad[] = { NULL, "",
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+		"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x" };
+	const char *t = "4bf92f3577b34da6a3ce929d0e0e4736";
+	char h[AGORA_TRACEPARENT_LEN + 1], span[17], child[17];
+	struct json_object *o;
+	size_t i, len;
+
+	agora_trace_end();
+	tap_ok(agora_trace_id() == NULL && agora_trace_header(h, 0) == -1,
+	    "trace: none outside a request or a job");
+	agora_trace_begin(
+	    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+	tap_ok(agora_trace_header(h, 0) == 0 && header_of(h, t, "00", span) &&
+	        strcmp(span, "00f067aa0ba902b7") != 0,
+	    "trace: a traceparent is continued, flags and all, in a new span");
+	tap_ok(agora_trace_header(h, 1) == 0 && header_of(h, t, "00", child) &&
+	        strcmp(child, span) != 0,
+	    "trace: a call's header is a child span of it");
+	len = capture(log_msg, "traced");
+	o = line(len);
+	tap_ok(o != NULL && str(o, "trace_id") != NULL &&
+	        strcmp(str(o, "trace_id"), t) == 0,
+	    "trace: a log line carries the trace id");
+	if (o != NULL)
+		json_object_put(o);
+	agora_trace_begin(
+	    "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more");
+	tap_ok(agora_trace_id() != NULL && strcmp(agora_trace_id(), t) == 0,
+	    "trace: a later version's first fields are read");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		agora_trace_begin(bad[i]);
+		tap_ok(agora_trace_header(h, 0) == 0 &&
+		        strlen(agora_trace_id()) == 32 &&
+		        strcmp(agora_trace_id(), t) != 0 &&
+		        strspn(agora_trace_id(), "0123456789abcdef") == 32,
+		    "trace: %s starts a trace of its own",
+		    bad[i] != NULL ? bad[i] : "no header");
+	}
+	agora_trace_continue(t);
+	tap_ok(strcmp(agora_trace_id(), t) == 0,
+	    "trace: an outbox row's trace id is continued");
+	agora_trace_continue("not a trace id");
+	tap_ok(agora_trace_id() != NULL && strcmp(agora_trace_id(), t) != 0,
+	    "trace: a malformed one starts a trace");
+	agora_trace_end();
+	len = capture(log_msg, "untraced");
+	o = line(len);
+	tap_ok(o != NULL && !json_object_object_get_ex(o, "trace_id", NULL),
+	    "trace: after its end, lines carry none");
+	if (o != NULL)
+		json_object_put(o);
+}
+
 int
 main(void)
 {
@@ -250,5 +332,6 @@ main(void)
 	    "each line names the process that wrote it (pid)");
 	if (o != NULL)
 		json_object_put(o);
+	traces();
 	return tap_done();
 }

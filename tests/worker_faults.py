@@ -5,20 +5,17 @@ restarted under the worker, and two workers sharing 10,000 rows.  Money
 rule checked throughout: exactly one successful charge per payment.
 
 Runs under one web server setup only: the worker does not depend on it."""
-import json
 import os
 import random
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 import uuid
 
-from agoratest import (MODE, SERVER, Tap, ctl, need_stack, new_user, psql, request, run_worker,
-                       start_worker, svc, wait_for)
+from agoratest import (MODE, SERVER, Gateway, Tap, ctl, need_stack, new_user, psql, request,
+                       run_worker, start_worker, svc, wait_for)
 
 need_stack()
 # Payments only: the paid orders' invoices and mails are worker_invoices.py's.
@@ -28,7 +25,6 @@ if SERVER != "apache" or MODE != "managed":
     sys.exit(0)
 t = Tap()
 RUN = uuid.uuid4().hex[:10]
-HERE = os.path.dirname(os.path.abspath(__file__))
 LOG = os.path.join(os.environ.get("AGORA_BUILDDIR", "."), "tests", "worker_faults.worker.log")
 ADM = new_user("wf.admin.%s@example.com" % RUN, role="admin")
 U = new_user("wf.u.%s@example.com" % RUN)
@@ -37,46 +33,12 @@ P = request("POST", "/api/v1/products", headers=ADM, body={
     "sku": "WF-" + RUN, "name": "Fault thing", "price_cents": 700, "stock": 1000000}).json()["id"]
 
 
-class Gateway:
-    def __init__(self, port=0):
-        fd, self.portfile = tempfile.mkstemp()
-        os.close(fd)
-        os.unlink(self.portfile)
-        self.p = subprocess.Popen([sys.executable, os.path.join(HERE, "fakegateway.py"),
-                                   self.portfile, str(port)])
-        for _ in range(100):
-            if os.path.exists(self.portfile) and open(self.portfile).read():
-                break
-            time.sleep(0.05)
-        self.port = int(open(self.portfile).read())
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def call(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        with urllib.request.urlopen(self.url + path, data=data, timeout=10) as r:
-            return json.loads(r.read())
-
-    def mode(self, mode, stall=1.0):
-        self.call("/_mode", {"mode": mode, "stall": stall})
-
-    def charges(self):
-        return self.call("/_state")["charges"]
-
-    def refunds(self):
-        return self.call("/_state")["refunds"]
-
-    def stop(self):
-        self.p.kill()
-        self.p.wait()
-        os.unlink(self.portfile)
-
-
 gw = Gateway()
-ENV = {"AGORA_PAYMENT_PROVIDER": "http", "AGORA_PAYMENT_GATEWAY_URL": gw.url,
-       "AGORA_PAYMENT_GATEWAY_KEY": "sk_test_agora", "AGORA_PAYMENT_TIMEOUT_MS": "500",
+ENV = dict(gw.env(), **{
+       "AGORA_PAYMENT_TIMEOUT_MS": "500",
        "AGORA_WORKER_LEASE_SECONDS": "2", "AGORA_NOTIFY_TIMEOUT_MS": "1000",
        "AGORA_STORAGE_TIMEOUT_MS": "1000", "AGORA_OUTBOX_BACKOFF_MS": "100",
-       "AGORA_OUTBOX_BACKOFF_MAX_MS": "800", "AGORA_WORKER_POLL_MS": "200"}
+       "AGORA_OUTBOX_BACKOFF_MAX_MS": "800", "AGORA_WORKER_POLL_MS": "200"})
 
 
 def place(n, token="tok_visa"):

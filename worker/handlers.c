@@ -94,6 +94,10 @@ outcome_add(struct json_object *set, const char *payment, enum pay_result pr,
 	    o, "ref", pr == PAY_OK ? json_object_new_string(c->ref) : NULL);
 	json_object_object_add(
 	    o, "code", pr == PAY_OK ? NULL : json_object_new_string(c->code));
+	/* payment_charge_end_many writes the order's rows under it. */
+	json_object_object_add(o, "t",
+	    agora_trace_id() != NULL ? json_object_new_string(agora_trace_id())
+	                             : NULL);
 	json_object_array_add(set, o);
 }
 
@@ -123,11 +127,13 @@ charge_calls(struct worker *w, struct job **jobs, int n, PGresult *begun,
 		c.currency = PQgetvalue(begun, i, 3);
 		c.token = PQgetvalue(begun, i, 4);
 		c.attempt = strtoll(PQgetvalue(begun, i, 5), NULL, 10);
+		agora_trace_continue(j->trace_id);
 		pr = provider_charge(&c);
 		if (pr == PAY_TRANSIENT)
 			j->outcome = call_failed(j, pr, &c);
 		else
 			outcome_add(set, c.payment_id, pr, &c);
+		agora_trace_end();
 	}
 }
 
@@ -320,8 +326,13 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 	}
 	free(charges);
 	for (i = 0; i < n && !worker_tick(w); i++)
-		if (strcmp(jobs[i].topic, "payment.charge") != 0)
+		if (strcmp(jobs[i].topic, "payment.charge") != 0) {
+			/* The job continues the trace of the work that
+			 * wrote it: its lines, its rows, its calls. */
+			agora_trace_continue(jobs[i].trace_id);
 			jobs[i].outcome = handle_one(w, &jobs[i]);
+			agora_trace_end();
+		}
 }
 
 /* Cancel unpaid orders whose time is up, a batch at a time. */

@@ -54,7 +54,7 @@ static const struct agora_stmt stmts[] = {
 	    "attempts = o.attempts + 1, "
 	    "next_attempt_at = now() + make_interval(secs => $3::int) "
 	    "FROM c WHERE o.id = c.id RETURNING o.id::text, o.topic, "
-	    "o.payload::text, o.attempts, o.max_attempts" },
+	    "o.payload::text, o.attempts, o.max_attempts, o.trace_id" },
 	/*
 	 * Each statement that finishes rows names the claim: a worker whose
 	 * lease ran out cannot touch rows another worker has claimed since.
@@ -152,6 +152,8 @@ finish_failed(struct worker *w, struct job *j)
 {
 	const char *vals[4] = { j->id, NULL, j->error, w->claim };
 
+	/* Its lines are the job's trace's, as the work's were. */
+	agora_trace_continue(j->trace_id);
 	if (j->outcome == OUT_RETRY && !job_last_attempt(w, j)) {
 		vals[1] = agora_printf(worker_req_reset(w), "%.3f",
 		    backoff_seconds(&w->ctx.cfg, j->attempts));
@@ -203,6 +205,8 @@ jobs_read(PGresult *claim, int n)
 		jobs[i].attempts = strtoll(PQgetvalue(claim, i, 3), NULL, 10);
 		jobs[i].max_attempts =
 		    strtoll(PQgetvalue(claim, i, 4), NULL, 10);
+		jobs[i].trace_id =
+		    PQgetisnull(claim, i, 5) ? NULL : PQgetvalue(claim, i, 5);
 	}
 	return jobs;
 }
@@ -242,6 +246,7 @@ batch_close(struct worker *w, struct job *jobs, int n)
 		else if (jobs[i].outcome != OUT_NONE)
 			finish_failed(w, &jobs[i]);
 	}
+	agora_trace_end();
 	vals[0] = ids_with(jobs, n, OUT_NONE, ids, sizeof(ids));
 	if (vals[0] != NULL && strcmp(vals[0], "{}") != 0)
 		(void)agora_db_query(

@@ -17,6 +17,7 @@ enum outcome {
 struct job {
 	const char *id;
 	const char *topic;
+	const char *trace_id; /* the trace that wrote the row; NULL: none */
 	struct json_object *payload;
 	long long attempts;
 	long long max_attempts;

@@ -182,8 +182,9 @@ BEGIN
 END
 $function$;
 
--- From 0007.
--- The gateway's answers for a batch: [{p, ok, ref, code}].  Returns each
+-- From 0007 (this body: 0.2, with the traces of sql/0018).
+-- The gateway's answers for a batch: [{p, ok, ref, code, t}], t the trace
+-- id of the payment's job, if any.  Returns each
 -- payment with what payment_charge_end() said and its order's products.
 CREATE OR REPLACE FUNCTION payment_charge_end_many(p_outcomes json)
  RETURNS TABLE(payment_id bigint, result text, product_ids text)
@@ -195,8 +196,11 @@ BEGIN
 	PERFORM payments_lock_many(ARRAY(SELECT (e->>'p')::bigint
 		FROM json_array_elements(p_outcomes) e));
 	FOR o IN SELECT * FROM json_to_recordset(p_outcomes)
-		AS t(p bigint, ok boolean, ref text, code text) ORDER BY p
+		AS t(p bigint, ok boolean, ref text, code text, t text) ORDER BY p
 	LOOP
+		-- The rows this payment's end writes are its job's trace's
+		-- (sql/0018): t, its id, or none.
+		PERFORM set_config('agora.trace_id', coalesce(o.t, ''), true);
 		payment_id := o.p;
 		result := payment_charge_end(o.p, o.ok, o.ref, o.code);
 		product_ids := (SELECT string_agg(i.product_id::text, ',')
