@@ -268,6 +268,9 @@ struct agora_req {
 	struct agora_arena *arena;
 	char *const *envp;
 	struct timespec start;
+	/* What the request waited for PostgreSQL and memcached, in
+	 * microseconds: its Server-Timing answer header. */
+	long long db_us, cache_us;
 
 	const char *method;
 	const char *path; /* percent-decoded, without the query */
@@ -720,5 +723,7 @@ char *agora_read_file(
 long long agora_ts_us(const struct timespec *a, const struct timespec *b);
 /* Milliseconds since t, on CLOCK_MONOTONIC. */
 long long agora_ms_since(const struct timespec *t);
+/* Microseconds since t, on CLOCK_MONOTONIC. */
+long long agora_us_since(const struct timespec *t);
 
 #endif /* AGORA_H */

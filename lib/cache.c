@@ -172,13 +172,16 @@ agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
 {
 	struct agora_cache *c = r->ctx->cache;
 	memcached_return_t rc;
+	struct timespec t0;
 	uint32_t flags;
 	size_t n;
 	char *v;
 
 	if (c == NULL || strlen(key) > KEY_MAX)
 		return -2;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	v = memcached_get(c->mc, key, strlen(key), &n, &flags, &rc);
+	r->cache_us += agora_us_since(&t0);
 	if (v == NULL) {
 		if (rc == MEMCACHED_NOTFOUND)
 			return -1;
@@ -405,22 +408,17 @@ agora_cache_check(const char *servers,
 	return bad;
 }
 
-/* Look the n keys up in one round trip; vals[i] NULL when missing. */
+/* get_keys' round trip: the answers into vals and lens. */
 static void
-get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
-    size_t *lens)
+get_results(struct agora_req *r, size_t n, const char *const *keys,
+    const size_t *klens, char **vals, size_t *lens)
 {
 	struct agora_cache *c = r->ctx->cache;
-	size_t klens[3], i, kl;
 	memcached_result_st *res;
 	memcached_return_t rc;
 	const char *key;
+	size_t i, kl;
 
-	for (i = 0; i < n; i++) {
-		vals[i] = NULL;
-		lens[i] = 0;
-		klens[i] = strlen(keys[i]);
-	}
 	rc = memcached_mget(c->mc, keys, klens, n);
 	if (rc != MEMCACHED_SUCCESS) {
 		cache_error(c, "mget", rc);
@@ -441,6 +439,24 @@ get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
 			lens[i] = memcached_result_length(res);
 		}
 	}
+}
+
+/* Look the n keys up in one round trip; vals[i] NULL when missing. */
+static void
+get_keys(struct agora_req *r, size_t n, const char *const *keys, char **vals,
+    size_t *lens)
+{
+	size_t klens[3], i;
+	struct timespec t0;
+
+	for (i = 0; i < n; i++) {
+		vals[i] = NULL;
+		lens[i] = 0;
+		klens[i] = strlen(keys[i]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	get_results(r, n, keys, klens, vals, lens);
+	r->cache_us += agora_us_since(&t0);
 }
 
 static uint64_t

@@ -346,6 +346,7 @@ trace_sync(struct agora_req *r)
 {
 	struct agora_db *db = r->ctx->db;
 	const char *vals[1] = { agora_trace_id() };
+	struct timespec t0;
 	PGresult *res;
 	enum agora_err rc = AGORA_OK;
 
@@ -353,9 +354,11 @@ trace_sync(struct agora_req *r)
 		vals[0] = "";
 	if (strcmp(db->trace_set, vals[0]) == 0)
 		return AGORA_OK;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	res = PQexecParams(db->conn,
 	    "SELECT set_config('agora.trace_id', $1, false)", 1, NULL, vals,
 	    NULL, NULL, 0);
+	r->db_us += agora_us_since(&t0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		snprintf(db->trace_set, sizeof(db->trace_set), "%s", vals[0]);
 	else
@@ -369,6 +372,7 @@ query_once(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out)
 {
 	struct agora_db *db = r->ctx->db;
+	struct timespec t0;
 	const char *sql;
 	PGresult *res;
 	enum agora_err rc;
@@ -382,10 +386,12 @@ query_once(struct agora_req *r, const char *stmt, int n,
 		rc = trace_sync(r);
 	if (rc != AGORA_OK)
 		return rc;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((sql = custom_sql(db, stmt)) != NULL)
 		res = PQexecParams(db->conn, sql, n, NULL, vals, NULL, NULL, 0);
 	else
 		res = PQexecPrepared(db->conn, stmt, n, vals, NULL, NULL, 0);
+	r->db_us += agora_us_since(&t0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
 	    PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rc = result_err(r, db, res, stmt);
@@ -434,10 +440,13 @@ static enum agora_err
 exec_simple(struct agora_req *r, const char *sql)
 {
 	struct agora_db *db = r->ctx->db;
+	struct timespec t0;
 	PGresult *res;
 	enum agora_err rc = AGORA_OK;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	res = PQexec(db->conn, sql);
+	r->db_us += agora_us_since(&t0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = result_err(r, db, res, sql);
 	PQclear(res);

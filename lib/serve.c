@@ -90,11 +90,31 @@ header_line(char *dst, size_t left, const char *name, const char *value)
 }
 
 /* Format the header block into buf; returns its length, 0 on overflow. */
+/* Three fields of three 64-bit numbers in milliseconds, with room. */
+#define TIMING_MAX 160
+
+/*
+ * Where the request's time went (the Server-Timing header, which browsers'
+ * developer tools show): waiting for PostgreSQL, for memcached, and in
+ * all, in milliseconds with three decimals.
+ */
+static const char *
+server_timing(const struct agora_req *r, char out[TIMING_MAX])
+{
+	long long total = agora_us_since(&r->start);
+
+	snprintf(out, TIMING_MAX,
+	    "db;dur=%lld.%03lld, cache;dur=%lld.%03lld, total;dur=%lld.%03lld",
+	    r->db_us / 1000, r->db_us % 1000, r->cache_us / 1000,
+	    r->cache_us % 1000, total / 1000, total % 1000);
+	return out;
+}
+
 static size_t
 format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 {
 	size_t used, i;
-	char len[24], trace[AGORA_TRACEPARENT_LEN + 1];
+	char len[24], trace[AGORA_TRACEPARENT_LEN + 1], timing[TIMING_MAX];
 
 	snprintf(len, sizeof(len), "%lu", (unsigned long)r->out_len);
 	used = (size_t)snprintf(buf, cap, "Status: %d %s\r\n", r->status,
@@ -111,6 +131,8 @@ format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 	if (agora_trace_header(trace, 0) == 0)
 		used +=
 		    header_line(buf + used, cap - used, "traceresponse", trace);
+	used += header_line(
+	    buf + used, cap - used, "Server-Timing", server_timing(r, timing));
 	for (i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]);
 	     i++)
 		used += header_line(buf + used, cap - used,

@@ -262,10 +262,16 @@ agora_ts_us(const struct timespec *a, const struct timespec *b)
 long long
 agora_ms_since(const struct timespec *t)
 {
+	return agora_us_since(t) / 1000;
+}
+
+long long
+agora_us_since(const struct timespec *t)
+{
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return agora_ts_us(t, &now) / 1000;
+	return agora_ts_us(t, &now);
 }
 
 int

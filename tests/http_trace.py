@@ -1,4 +1,4 @@
-"""One trace from a request to the gateway, by its id alone (W3C Trace
+"""Server-Timing, and one trace from a request to the gateway, by its id alone (W3C Trace
 Context, lib/trace.c): the programs take a traceparent header or start a
 trace, answer with traceresponse and log the trace id on each line; the
 outbox rows the request writes keep it (sql/0018); agora-worker continues
@@ -57,6 +57,27 @@ t.ok(a is not None and b is not None and a[0] != b[0], "without one, each reques
 r = request("GET", "/api/v1/nosuchthing", headers={"traceparent": "00-%s-%s-01" % (T, P)})
 t.ok(r.status == 404 and (r.header("traceresponse") or "").startswith("00-%s-" % T),
      "an error answer carries it too", r.headers)
+
+# --- Server-Timing: where a request's time went ------------------------------------
+ST = re.compile(r"^db;dur=(\d+\.\d{3}), cache;dur=(\d+\.\d{3}), total;dur=(\d+\.\d{3})$")
+
+
+def timing(r):
+    m = ST.match(r.header("Server-Timing") or "")
+    return tuple(float(x) for x in m.groups()) if m else None
+
+
+got = timing(request("GET", "/api/v1/health"))
+t.ok(got is not None and got[0] > 0 and got[2] >= got[0],
+     "Server-Timing: health's database round trip, within the total", got)
+r = request("GET", "/api/v1/products?limit=1")
+request("GET", "/api/v1/products?limit=1")
+got = timing(request("GET", "/api/v1/products?limit=1"))
+t.ok(got is not None and got[1] > 0 and got[2] >= got[0] + got[1] - 0.002,
+     "Server-Timing: a cached list's memcached time, db and cache within the total", got)
+got = timing(request("GET", "/api/v1/nosuchthing"))
+t.ok(got is not None and got[0] == 0 and got[1] == 0, "an answer that waited for neither: 0 and 0",
+     got)
 
 # --- from POST /orders to the gateway, the invoice and the notification ----------
 ADM = new_user("tr.admin.%s@example.com" % RUN, role="admin")
