@@ -1,17 +1,23 @@
 /*
- * health.c: GET /api/v1/health.
+ * health.c: GET /api/v1/health, /health/live and /health/ready.
+ *
+ * live answers as long as the process does (a load balancer's or a
+ * supervisor's liveness check); ready adds the database's round trip and
+ * is 503 without it (the check a load balancer takes a host out on).
+ * The full report, below, is for people and monitors.
  *
  * Reports the database (one prepared round trip), the cache (a set with a
  * short expiry) and storage (the local directory is writable, or the S3
  * bucket answers a signed HEAD).  The answer
  * is 503 with Retry-After when PostgreSQL cannot be reached, since then
  * nothing useful works; a missing cache or storage only degrades it.
- * The database is asked on every request; the cache and storage answers
- * are kept for a second per process, so that a load balancer polling
- * health costs one round trip and not three.
+ * The database is asked on every request; the cache and storage answers,
+ * the workers' heartbeat and the outbox's lag are kept for a second per
+ * process, so that polling health costs one round trip and not five.
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,21 +26,82 @@
 
 static const struct agora_stmt stmts[] = {
 	{ "health_ping", "SELECT 1", AGORA_STMT_READ },
+	/* The newest pass of any worker (sql/0019), and how many workers
+	 * passed within five minutes. */
+	{ "health_workers",
+	    "SELECT agora_time(max(pass_at)), "
+	    "extract(epoch FROM now() - max(pass_at))::bigint, "
+	    "count(*) FILTER (WHERE pass_at > now() - interval '5 minutes') "
+	    "FROM worker_heartbeats",
+	    AGORA_STMT_READ },
+	/* The rows due now and the oldest one's wait: the outbox's lag.  It
+	 * reads the pending rows' index only (done rows are deleted). */
+	{ "health_outbox",
+	    "SELECT count(*), COALESCE(extract(epoch FROM now() - "
+	    "min(next_attempt_at))::bigint, 0) FROM outbox "
+	    "WHERE state <> 'dead' AND next_attempt_at <= now()",
+	    AGORA_STMT_READ },
 };
 
 #define SIDE_CHECK_MS 1000
 
+/* What the full report adds to the database's ping, kept for a second. */
 struct side {
 	struct timespec at;
 	const char *cache;
 	const char *storage;
+	struct json_object *worker; /* NULL: unknown (the database is away) */
+	struct json_object *outbox;
 };
 
 static struct side side;
 
-/* Refresh the cache and storage checks when they are older than 1 s. */
+static struct json_object *
+number_or_null(PGresult *res, int col)
+{
+	return PQgetisnull(res, 0, col)
+	    ? NULL
+	    : json_object_new_int64(strtoll(PQgetvalue(res, 0, col), NULL, 10));
+}
+
+/* {last_pass_at, seconds_since_last_pass, active}, or NULL. */
+static struct json_object *
+workers(struct agora_req *r)
+{
+	struct json_object *o;
+	PGresult *res;
+
+	if (agora_db_query(r, "health_workers", 0, NULL, &res) != AGORA_OK ||
+	    (o = json_object_new_object()) == NULL)
+		return NULL;
+	json_object_object_add(o, "last_pass_at",
+	    PQgetisnull(res, 0, 0)
+	        ? NULL
+	        : json_object_new_string(PQgetvalue(res, 0, 0)));
+	json_object_object_add(
+	    o, "seconds_since_last_pass", number_or_null(res, 1));
+	json_object_object_add(o, "active", number_or_null(res, 2));
+	return o;
+}
+
+/* {due, oldest_due_seconds}, or NULL. */
+static struct json_object *
+outbox(struct agora_req *r)
+{
+	struct json_object *o;
+	PGresult *res;
+
+	if (agora_db_query(r, "health_outbox", 0, NULL, &res) != AGORA_OK ||
+	    (o = json_object_new_object()) == NULL)
+		return NULL;
+	json_object_object_add(o, "due", number_or_null(res, 0));
+	json_object_object_add(o, "oldest_due_seconds", number_or_null(res, 1));
+	return o;
+}
+
+/* Refresh the side checks when they are older than 1 s. */
 static void
-side_checks(struct agora_ctx *ctx)
+side_checks(struct agora_req *r, int db_ok)
 {
 	struct timespec now;
 	long long ms;
@@ -44,8 +111,12 @@ side_checks(struct agora_ctx *ctx)
 	if (side.cache != NULL && ms < SIDE_CHECK_MS)
 		return;
 	side.at = now;
-	side.cache = agora_cache_ping(ctx);
-	side.storage = agora_storage_check(&ctx->cfg);
+	side.cache = agora_cache_ping(r->ctx);
+	side.storage = agora_storage_check(&r->ctx->cfg);
+	json_object_put(side.worker);
+	json_object_put(side.outbox);
+	side.worker = db_ok ? workers(r) : NULL;
+	side.outbox = db_ok ? outbox(r) : NULL;
 }
 
 static enum agora_err
@@ -58,10 +129,10 @@ health(struct agora_req *r)
 	db = agora_db_query(r, "health_ping", 0, NULL, NULL) == AGORA_OK
 	    ? "ok"
 	    : "unavailable";
-	side_checks(r->ctx);
+	down = strcmp(db, "ok") != 0;
+	side_checks(r, !down);
 	cache = side.cache;
 	storage = side.storage;
-	down = strcmp(db, "ok") != 0;
 	checks = json_object_new_object();
 	json_object_object_add(checks, "database", json_object_new_string(db));
 	json_object_object_add(checks, "cache", json_object_new_string(cache));
@@ -75,14 +146,45 @@ health(struct agora_req *r)
 	            ? "degraded"
 	            : "ok"));
 	json_object_object_add(o, "checks", checks);
+	json_object_object_add(o, "worker", json_object_get(side.worker));
+	json_object_object_add(o, "outbox", json_object_get(side.outbox));
 	if (down)
 		agora_resp_header(r, "Retry-After",
 		    agora_printf(r, "%lld", r->ctx->cfg.db_retry_after));
 	return agora_resp_json(r, down ? 503 : 200, o);
 }
 
+/* Liveness: the process answers; it asks nothing of anyone. */
+static enum agora_err
+live(struct agora_req *r)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "status", json_object_new_string("ok"));
+	return agora_resp_json(r, 200, o);
+}
+
+/* Readiness: the database answers (one round trip); else 503. */
+static enum agora_err
+ready(struct agora_req *r)
+{
+	struct json_object *o = json_object_new_object();
+	int up = agora_db_query(r, "health_ping", 0, NULL, NULL) == AGORA_OK;
+
+	json_object_object_add(
+	    o, "status", json_object_new_string(up ? "ok" : "unavailable"));
+	if (!up)
+		agora_resp_header(r, "Retry-After",
+		    agora_printf(r, "%lld", r->ctx->cfg.db_retry_after));
+	return agora_resp_json(r, up ? 200 : 503, o);
+}
+
 static const struct agora_route routes[] = {
 	{ "GET", "/api/v1/health", AGORA_BODY_NONE, health, AGORA_ANON,
+	    AGORA_RL_NONE },
+	{ "GET", "/api/v1/health/live", AGORA_BODY_NONE, live, AGORA_ANON,
+	    AGORA_RL_NONE },
+	{ "GET", "/api/v1/health/ready", AGORA_BODY_NONE, ready, AGORA_ANON,
 	    AGORA_RL_NONE },
 };
 

@@ -26,6 +26,14 @@ t.ok(len(rid) == 32 and all(c in "0123456789abcdef" for c in rid),
 
 r = request("HEAD", "/api/v1/health")
 t.ok(r.status == 200 and r.body == b"", "HEAD /health: 200 without a body", r)
+t.ok(isinstance(j.get("worker"), dict) and isinstance(j.get("outbox"), dict)
+     and isinstance(j["outbox"].get("due"), int)
+     and isinstance(j["outbox"].get("oldest_due_seconds"), int),
+     "and the workers' heartbeat and the outbox's lag, beside the checks", j)
+r = request("GET", "/api/v1/health/live")
+t.ok(r.status == 200 and r.json() == {"status": "ok"}, "GET /health/live: 200", r)
+r = request("GET", "/api/v1/health/ready")
+t.ok(r.status == 200 and r.json() == {"status": "ok"}, "GET /health/ready: 200", r)
 
 r = request("GET", "/api/v1/health", headers={"X-Request-Id": "trace-42.a_b"})
 t.ok(r.header("X-Request-Id") == "trace-42.a_b", "a sane client request id is echoed", r)

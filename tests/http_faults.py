@@ -48,6 +48,11 @@ try:
     t.ok(r.status == 503 and took < 2.0, "PostgreSQL down: /health 503 in %.2f s" % took, r)
     t.ok(j.get("checks", {}).get("database") == "unavailable" and r.header("Retry-After"),
          "with the database check failed and Retry-After", r)
+    r = request("GET", "/api/v1/health/ready")
+    t.ok(r.status == 503 and r.json() == {"status": "unavailable"} and r.header("Retry-After"),
+         "not ready: /health/ready 503 with Retry-After", r)
+    r = request("GET", "/api/v1/health/live")
+    t.ok(r.status == 200, "but alive: /health/live 200", r)
     r = request("POST", "/api/v1/analytics/events", body=EV)
     t.ok(r.is_problem(503, "service_unavailable") and r.header("Retry-After"),
          "a write while it is down: 503 problem+json with Retry-After", r)

@@ -9,7 +9,7 @@ import re
 import uuid
 
 from agoratest import (Gateway, Tap, log_lines, log_mark, need_stack, new_user, psql, request,
-                       run_worker)
+                       run_worker, wait_for)
 
 need_stack()
 t = Tap()
@@ -135,4 +135,17 @@ _, other, _ = psql("SELECT count(*) FROM outbox o JOIN notifications n "
                    "WHERE n.order_id = %s AND o.trace_id IS DISTINCT FROM '%s'" % (OID, T2))
 t.ok(other == "0", "no row of the order's notifications is outside the trace",
      (n + " in it", other + " outside"))
+
+# The workers just ran: GET /health shows their heartbeat (sql/0019; the
+# report is kept a second per process).
+def beat():
+    w = (request("GET", "/api/v1/health").json() or {}).get("worker") or {}
+    return w if (w.get("seconds_since_last_pass") is not None
+                 and w["seconds_since_last_pass"] < 120 and w.get("active", 0) >= 1) else None
+
+
+wait_for(lambda: beat() is not None, 5)
+w = beat()
+t.ok(w is not None and re.match(r"^\d{4}-\d\d-\d\dT", w.get("last_pass_at") or ""),
+     "GET /health reports the workers' last pass", w)
 t.done()

@@ -27,6 +27,8 @@
 
 #include "worker.h"
 
+/* At most one heartbeat row write a second (sql/0019). */
+#define HEARTBEAT_MS 1000
 #define HOUSEKEEPING_MS 10000
 #define IDS_MAX (1000 * AGORA_PGA_ELEM_MAX + 3) /* worker_batch at most */
 static volatile sig_atomic_t stop;
@@ -72,6 +74,10 @@ static const struct agora_stmt stmts[] = {
 	    "UPDATE outbox SET next_attempt_at = now() + "
 	    "make_interval(secs => $2::int) WHERE id = ANY($1::bigint[]) "
 	    "AND state = 'running' AND claim = $3" },
+	{ "worker_beat",
+	    "INSERT INTO worker_heartbeats (worker, topics) VALUES ($1, $2) "
+	    "ON CONFLICT (worker) DO UPDATE SET topics = EXCLUDED.topics, "
+	    "pass_at = now()" },
 	{ "outbox_release",
 	    "UPDATE outbox SET state = 'pending', next_attempt_at = now(), "
 	    "attempts = attempts - 1 WHERE id = ANY($1::bigint[]) "
@@ -380,11 +386,43 @@ idle_ms(struct worker *w, long long left)
 	return ms < left ? ms : left;
 }
 
+/*
+ * Record that a pass ended (sql/0019), at most once a second: the row of
+ * this host's worker of these topics, which GET /health reports.
+ */
+static void
+heartbeat(struct worker *w)
+{
+	static long long last;
+	static char name[300];
+	const char *vals[2];
+	char host[128];
+
+	if (last != 0 && worker_now_ms() - last < HEARTBEAT_MS)
+		return;
+	if (name[0] == '\0') {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(name, sizeof(name), "%s %s", host, w->topics);
+	}
+	vals[0] = name;
+	vals[1] = w->topics;
+	if (agora_db_query(worker_req_reset(w), "worker_beat", 2, vals, NULL) ==
+	    AGORA_OK)
+		last = worker_now_ms();
+}
+
 int
 worker_drain(struct worker *w)
 {
+	int n;
+
 	listen_outbox(w);
-	return drain_batch(w);
+	n = drain_batch(w);
+	if (n >= 0)
+		heartbeat(w);
+	return n;
 }
 
 void
