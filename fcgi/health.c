@@ -24,22 +24,42 @@
 
 #include "agora.h"
 
+/* The due rows counted per topic at most (health_outbox). */
+#define DUE_CAP 1000
+
 static const struct agora_stmt stmts[] = {
 	{ "health_ping", "SELECT 1", AGORA_STMT_READ },
-	/* The newest pass of any worker (sql/0019), and how many workers
-	 * passed within five minutes. */
+	/* The newest pass of any worker (sql/0019), and how many (a host
+	 * and its topics) passed within five minutes; housekeeping keeps the
+	 * table to the hosts of the last week. */
 	{ "health_workers",
 	    "SELECT agora_time(max(pass_at)), "
 	    "extract(epoch FROM now() - max(pass_at))::bigint, "
 	    "count(*) FILTER (WHERE pass_at > now() - interval '5 minutes') "
 	    "FROM worker_heartbeats",
 	    AGORA_STMT_READ },
-	/* The rows due now and the oldest one's wait: the outbox's lag.  It
-	 * reads the pending rows' index only (done rows are deleted). */
+	/*
+	 * The rows due now and the oldest one's wait: the outbox's lag.
+	 * outbox_due (topic, next_attempt_at, id; rows not dead) serves
+	 * both halves: the topics by skipping from one to the next, then
+	 * each topic's due rows as a range, counted up to DUE_CAP: 10 ms
+	 * at a million due rows of four topics, where counting them all
+	 * took 60.
+	 */
 	{ "health_outbox",
-	    "SELECT count(*), COALESCE(extract(epoch FROM now() - "
-	    "min(next_attempt_at))::bigint, 0) FROM outbox "
-	    "WHERE state <> 'dead' AND next_attempt_at <= now()",
+	    "WITH RECURSIVE t(topic) AS ("
+	    "(SELECT topic FROM outbox WHERE state <> 'dead' ORDER BY topic "
+	    "LIMIT 1) UNION ALL SELECT (SELECT o.topic FROM outbox o "
+	    "WHERE o.state <> 'dead' AND o.topic > t.topic ORDER BY o.topic "
+	    "LIMIT 1) FROM t WHERE t.topic IS NOT NULL) "
+	    "SELECT COALESCE(sum(d.n), 0), COALESCE(extract(epoch FROM "
+	    "now() - min(d.oldest))::bigint, 0) FROM t, LATERAL ("
+	    "SELECT count(*) AS n, min(next_attempt_at) AS oldest FROM ("
+	    "SELECT next_attempt_at FROM outbox o WHERE o.topic = t.topic "
+	    "AND o.state <> 'dead' AND o.next_attempt_at <= now() "
+	    "ORDER BY o.next_attempt_at LIMIT " AGORA_STR(
+	        DUE_CAP) ") s) d "
+	                 "WHERE t.topic IS NOT NULL",
 	    AGORA_STMT_READ },
 };
 

@@ -381,7 +381,9 @@ query_once(struct agora_req *r, const char *stmt, int n,
 	 * take for SQL NULL: nothing runs once the arena has failed. */
 	if (agora_arena_failed(r->arena))
 		return AGORA_E_INTERNAL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = agora_db_connect(db);
+	r->db_us += agora_us_since(&t0);
 	if (rc == AGORA_OK && !db->in_tx && !is_read(db, stmt))
 		rc = trace_sync(r);
 	if (rc != AGORA_OK)
@@ -501,6 +503,7 @@ agora_db_tx(struct agora_req *r,
 	struct agora_db *db = r->ctx->db;
 	enum agora_err rc = AGORA_E_UNAVAILABLE;
 	size_t nheaders = r->nheaders;
+	struct timespec t0;
 	int attempt;
 
 	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
@@ -514,7 +517,9 @@ agora_db_tx(struct agora_req *r,
 		r->out_len = 0;
 		if (rc == AGORA_E_CONNLOST)
 			db->last_try.tv_sec = 0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = agora_db_connect(db);
+		r->db_us += agora_us_since(&t0);
 		if (rc != AGORA_OK)
 			break;
 		db->in_tx = 1;

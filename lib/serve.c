@@ -89,14 +89,13 @@ header_line(char *dst, size_t left, const char *name, const char *value)
 	return nl + vl + 4;
 }
 
-/* Format the header block into buf; returns its length, 0 on overflow. */
 /* Three fields of three 64-bit numbers in milliseconds, with room. */
 #define TIMING_MAX 160
 
 /*
  * Where the request's time went (the Server-Timing header, which browsers'
- * developer tools show): waiting for PostgreSQL, for memcached, and in
- * all, in milliseconds with three decimals.
+ * developer tools show): waiting for PostgreSQL (connecting included),
+ * for memcached's reads, and in all, in milliseconds with three decimals.
  */
 static const char *
 server_timing(const struct agora_req *r, char out[TIMING_MAX])
@@ -110,6 +109,7 @@ server_timing(const struct agora_req *r, char out[TIMING_MAX])
 	return out;
 }
 
+/* Format the header block into buf; returns its length, 0 on overflow. */
 static size_t
 format_headers(struct agora_req *r, char *buf, size_t cap, int with_type)
 {

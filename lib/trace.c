@@ -9,14 +9,18 @@
  * line written meanwhile carries the id (log.c).
  *
  * One trace at a time per process: a program serves one request, the
- * worker does one job.  New ids are a random prefix drawn once per
- * process and a counter, as request ids are: unique across processes and
- * hosts without a system call per request.
+ * worker does one job.  A new id is a counter hashed with keys drawn once
+ * per process (SipHash, libsodium's crypto_shorthash): random in every
+ * digit, as samplers that read the low half expect, unpredictable to
+ * other clients, unique across processes and hosts, and no system call
+ * per request.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "agora.h"
 
@@ -30,21 +34,28 @@ static struct {
 	char flags[3];
 } cur;
 
-/* A new id of n hex digits (16 or 32): the process's prefix, a counter. */
+/* A new id of n hex digits (16 or 32), never all zero. */
 static void
 new_id(char *out, size_t n)
 {
-	static char prefix[17];
+	static unsigned char key[2][crypto_shorthash_KEYBYTES];
 	static unsigned long long counter;
+	static int keyed;
+	unsigned char h[2 * crypto_shorthash_BYTES], in[sizeof(counter)];
+	size_t i;
 
-	if (prefix[0] == '\0')
-		agora_random_hex(prefix, 8);
-	++counter;
-	if (n == TRACE_HEX)
-		snprintf(out, n + 1, "%s%016llx", prefix, counter);
-	else
-		snprintf(
-		    out, n + 1, "%.8s%08llx", prefix, counter & 0xffffffffULL);
+	if (!keyed) {
+		randombytes_buf(key, sizeof(key));
+		keyed = 1;
+	}
+	do {
+		++counter;
+		memcpy(in, &counter, sizeof(in));
+		for (i = 0; i < n / 16; i++)
+			crypto_shorthash(h + i * crypto_shorthash_BYTES, in,
+			    sizeof(in), key[i]);
+		sodium_bin2hex(out, n + 1, h, n / 2);
+	} while (strspn(out, "0") == n);
 }
 
 /* n lowercase hex digits at s, not all zero (the spec's invalid id). */
@@ -81,8 +92,8 @@ parse(const char *h)
 		return 0;
 	memcpy(cur.trace, h + 3, TRACE_HEX);
 	cur.trace[TRACE_HEX] = '\0';
-	memcpy(cur.flags, h + 53, 2);
-	cur.flags[2] = '\0';
+	/* Only the sampled bit is version 00's; the others go. */
+	memcpy(cur.flags, strchr("13579bdf", h[54]) != NULL ? "01" : "00", 3);
 	return 1;
 }
 

@@ -11,8 +11,13 @@
 -- rewriting the table (rows before it have none), and the check is NOT
 -- VALID, so nothing scans the table under its lock either.
 
+-- The default is evaluated once here, for the rows already there: with
+-- no trace.  A busy outbox is locked only as long as the lock waits.
+SET LOCAL agora.trace_id = '';
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE outbox ADD COLUMN trace_id text
 	DEFAULT CASE WHEN current_setting('agora.trace_id', true) ~ '^[0-9a-f]{32}$'
+		AND current_setting('agora.trace_id', true) <> repeat('0', 32)
 		THEN current_setting('agora.trace_id', true) END;
 ALTER TABLE outbox ADD CONSTRAINT outbox_trace_id
 	CHECK (trace_id ~ '^[0-9a-f]{32}$') NOT VALID;

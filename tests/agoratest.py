@@ -419,7 +419,7 @@ class Gateway:
         here = os.path.dirname(os.path.abspath(__file__))
         self.p = subprocess.Popen([sys.executable, os.path.join(here, "fakegateway.py"),
                                    self.portfile, str(port)])
-        for _ in range(100):
+        for _ in range(300):  # up to 15 s: a loaded machine starts Python slowly
             if os.path.exists(self.portfile) and open(self.portfile).read():
                 break
             time.sleep(0.05)

@@ -18,6 +18,7 @@ charges) as "ok" would, as a slow real gateway does after the client gave
 up.  This is the one fake the tests use: the gateway is a third party.
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -108,8 +109,10 @@ def main():
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     ThreadingHTTPServer.allow_reuse_address = True
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    with open(sys.argv[1], "w") as f:
+    # Written whole, then renamed: a reader never sees half a number.
+    with open(sys.argv[1] + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
     srv.serve_forever()
 
 

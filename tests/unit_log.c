@@ -243,6 +243,14 @@ traces(void)
 	if (o != NULL)
 		json_object_put(o);
 	agora_trace_begin(
+	    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fe");
+	tap_ok(agora_trace_header(h, 0) == 0 && header_of(h, t, "00", span),
+	    "trace: flags other than the sampled bit are dropped (fe: 00)");
+	agora_trace_begin(
+	    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03");
+	tap_ok(agora_trace_header(h, 0) == 0 && header_of(h, t, "01", span),
+	    "trace: and the sampled bit is kept (03: 01)");
+	agora_trace_begin(
 	    "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more");
 	tap_ok(agora_trace_id() != NULL && strcmp(agora_trace_id(), t) == 0,
 	    "trace: a later version's first fields are read");

@@ -127,7 +127,7 @@ charge_calls(struct worker *w, struct job **jobs, int n, PGresult *begun,
 		c.currency = PQgetvalue(begun, i, 3);
 		c.token = PQgetvalue(begun, i, 4);
 		c.attempt = strtoll(PQgetvalue(begun, i, 5), NULL, 10);
-		agora_trace_continue(j->trace_id);
+		job_trace_begin(j);
 		pr = provider_charge(&c);
 		if (pr == PAY_TRANSIENT)
 			j->outcome = call_failed(j, pr, &c);
@@ -329,7 +329,7 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 		if (strcmp(jobs[i].topic, "payment.charge") != 0) {
 			/* The job continues the trace of the work that
 			 * wrote it: its lines, its rows, its calls. */
-			agora_trace_continue(jobs[i].trace_id);
+			job_trace_begin(&jobs[i]);
 			jobs[i].outcome = handle_one(w, &jobs[i]);
 			agora_trace_end();
 		}
@@ -428,4 +428,6 @@ worker_housekeeping(struct worker *w)
 		;
 	apply_waiting(w);
 	prune_analytics(w);
+	(void)agora_db_query(
+	    worker_req_reset(w), "heartbeats_prune", 0, NULL, NULL);
 }

@@ -27,8 +27,8 @@
 
 #include "worker.h"
 
-/* At most one heartbeat row write a second (sql/0019). */
-#define HEARTBEAT_MS 1000
+/* How often a worker writes its heartbeat row (sql/0019). */
+#define HEARTBEAT_MS 10000
 #define HOUSEKEEPING_MS 10000
 #define IDS_MAX (1000 * AGORA_PGA_ELEM_MAX + 3) /* worker_batch at most */
 static volatile sig_atomic_t stop;
@@ -158,8 +158,8 @@ finish_failed(struct worker *w, struct job *j)
 {
 	const char *vals[4] = { j->id, NULL, j->error, w->claim };
 
-	/* Its lines are the job's trace's, as the work's were. */
-	agora_trace_continue(j->trace_id);
+	/* Its lines are the trace its work ran in. */
+	agora_trace_continue(j->trace[0] != '\0' ? j->trace : j->trace_id);
 	if (j->outcome == OUT_RETRY && !job_last_attempt(w, j)) {
 		vals[1] = agora_printf(worker_req_reset(w), "%.3f",
 		    backoff_seconds(&w->ctx.cfg, j->attempts));
@@ -387,8 +387,9 @@ idle_ms(struct worker *w, long long left)
 }
 
 /*
- * Record that a pass ended (sql/0019), at most once a second: the row of
- * this host's worker of these topics, which GET /health reports.
+ * Record that a pass ended (sql/0019), at most once in HEARTBEAT_MS: the
+ * row of this host's workers of these topics, which GET /health reports
+ * (housekeeping deletes the rows of hosts gone a week).
  */
 static void
 heartbeat(struct worker *w)
@@ -429,6 +430,13 @@ void
 worker_wait(struct worker *w, long long max_ms)
 {
 	wait_work(w, idle_ms(w, max_ms));
+}
+
+void
+job_trace_begin(struct job *j)
+{
+	agora_trace_continue(j->trace_id);
+	snprintf(j->trace, sizeof(j->trace), "%s", agora_trace_id());
 }
 
 const char *

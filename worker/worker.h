@@ -18,6 +18,7 @@ struct job {
 	const char *id;
 	const char *topic;
 	const char *trace_id; /* the trace that wrote the row; NULL: none */
+	char trace[33]; /* the trace its work ran in (a new one for none) */
 	struct json_object *payload;
 	long long attempts;
 	long long max_attempts;
@@ -48,6 +49,9 @@ struct worker {
 int worker_open(struct worker *w, const char *topics);
 void worker_close(struct worker *w);
 int worker_drain(struct worker *w);
+/* Continue the trace of the work that wrote j's row (a new one for a row
+ * without), and keep its id in j->trace for the lines that close it. */
+void job_trace_begin(struct job *j);
 void worker_wait(struct worker *w, long long max_ms);
 void worker_stop(void);
 int worker_stopping(void);
@@ -168,6 +172,9 @@ enum pay_result provider_refund(struct pay_call *c);
 	    { "refund_end", REFUND_END_SQL }, { "orders_expire", EXPIRE_SQL }, \
 	    { "keys_purge", "SELECT idempotency_keys_purge($1::int)" },        \
 	    { "analytics_prune", "SELECT analytics_prune($1::int, $2::int)" }, \
+	    { "heartbeats_prune",                                              \
+		    "DELETE FROM worker_heartbeats "                           \
+		    "WHERE pass_at < now() - interval '7 days'" },             \
 	{                                                                      \
 		"events_waiting",                                              \
 		    "SELECT product_ids FROM "                                 \
