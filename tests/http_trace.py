@@ -109,8 +109,18 @@ t.ok(rows and all(x.endswith(" " + T2) for x in rows.split(",")) and "payment.ch
      "every outbox row the request wrote keeps its trace id", rows)
 
 before_workers = time.time()
+
+
+def to_front():
+    """Make this trace's rows the first the worker claims: earlier tests
+    may leave thousands of rows due, and a worker takes the oldest first."""
+    psql("UPDATE outbox SET next_attempt_at = now() - interval '1 day' "
+         "WHERE trace_id = '%s' AND state <> 'dead'" % T2)
+
+
 gw = Gateway()
 try:
+    to_front()
     rc = run_worker("--once", "--topics", "payment.charge", env=gw.env(), log=LOG)
     traces = gw.call("/_state")["traces"]
     sent = [TR.match(h or "") for calls in traces.values() for h in calls]
@@ -128,7 +138,8 @@ t.ok(rows and "invoice.create " + T2 in rows and all(x.endswith(" " + T2) for x 
      "the rows the payment's end wrote (invoice, notification) keep the trace", rows)
 
 for _ in range(2):  # the notification's send is a row its fan-out writes
-    run_worker("--once", "--topics", "invoice.create,notify.order,notify.send",
+    to_front()
+    run_worker("--loop", "--deadline", "5", "--topics", "invoice.create,notify.order,notify.send",
                env={"AGORA_NOTIFY_TIMEOUT_MS": "500"}, log=LOG)
 wait_for(lambda: any(j.get("trace_id") == T2 and j.get("path") == "/api/v1/orders"
                      for j in log_lines(mark)), 5)
