@@ -32,7 +32,6 @@ struct agora_db {
 	char *url;
 	const struct agora_stmt *stmts;
 	size_t nstmts;
-	size_t ncustom; /* how many are planned per execution */
 	int ready; /* connected and statements prepared */
 	int in_tx; /* inside agora_db_tx: never retry a single statement */
 	int bare; /* agora_db_bare: not even the library's statements */
@@ -90,7 +89,6 @@ struct agora_db *
 agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts)
 {
 	struct agora_db *db;
-	size_t i;
 
 	db = calloc(1, sizeof(*db));
 	if (db == NULL)
@@ -102,8 +100,6 @@ agora_db_new(const char *url, const struct agora_stmt *stmts, size_t nstmts)
 	}
 	db->stmts = stmts;
 	db->nstmts = nstmts;
-	for (i = 0; i < nstmts; i++)
-		db->ncustom += (stmts[i].flags & AGORA_STMT_CUSTOM_PLAN) != 0;
 	return db;
 }
 
@@ -319,22 +315,6 @@ is_read(const struct agora_db *db, const char *stmt)
 }
 
 /*
- * Run the prepared statement stmt with n text parameters.  On success
- * *out (if not NULL) is a result the arena releases.  Errors are mapped
- * through the SQLSTATE table; r->sqlstate and r->constraint say more.
- */
-/* The text of stmt when it is planned for each execution, else NULL. */
-static const char *
-custom_sql(const struct agora_db *db, const char *stmt)
-{
-	const struct agora_stmt *s;
-
-	if (db->ncustom == 0 || (s = stmt_find(db, stmt)) == NULL)
-		return NULL;
-	return (s->flags & AGORA_STMT_CUSTOM_PLAN) ? s->sql : NULL;
-}
-
-/*
  * Give the session the id of the process's trace (trace.c), or none,
  * when it has another: the outbox's trace_id column takes it as its
  * default (sql/0018), so every row a request or a job writes is its
@@ -367,11 +347,17 @@ trace_sync(struct agora_req *r)
 	return rc;
 }
 
+/*
+ * Run the prepared statement stmt with n text parameters.  On success
+ * *out (if not NULL) is a result the arena releases.  Errors are mapped
+ * through the SQLSTATE table; r->sqlstate and r->constraint say more.
+ */
 static enum agora_err
 query_once(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out)
 {
 	struct agora_db *db = r->ctx->db;
+	const struct agora_stmt *s;
 	struct timespec t0;
 	const char *sql;
 	PGresult *res;
@@ -384,12 +370,17 @@ query_once(struct agora_req *r, const char *stmt, int n,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = agora_db_connect(db);
 	r->db_us += agora_us_since(&t0);
-	if (rc == AGORA_OK && !db->in_tx && !is_read(db, stmt))
+	/* One lookup serves both: a write carries the trace, and a
+	 * statement planned per execution is sent as text. */
+	s = stmt_find(db, stmt);
+	if (rc == AGORA_OK && !db->in_tx &&
+	    (s == NULL || !(s->flags & AGORA_STMT_READ)))
 		rc = trace_sync(r);
 	if (rc != AGORA_OK)
 		return rc;
+	sql = s != NULL && (s->flags & AGORA_STMT_CUSTOM_PLAN) ? s->sql : NULL;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((sql = custom_sql(db, stmt)) != NULL)
+	if (sql != NULL)
 		res = PQexecParams(db->conn, sql, n, NULL, vals, NULL, NULL, 0);
 	else
 		res = PQexecPrepared(db->conn, stmt, n, vals, NULL, NULL, 0);
