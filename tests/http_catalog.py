@@ -147,9 +147,12 @@ r = request("PATCH", "/api/v1/products/" + TID, body={"name": "%s Storm Tent" % 
 t.ok(r.status == 200 and (r.json() or {}).get("price_cents") == 24999, "PATCH /products/{id}", r)
 got, pids = across_processes(read_tent, READERS)
 seen = set((x.json() or {}).get("price_cents") for x in got)
-t.ok(seen == {24999} and live(READERS) <= pids,
-     "every later read, on every process that had read it (and still runs), sees the write",
-     (seen, live(READERS) - pids))
+# mod_fcgid may stop sending to a live process (one it means to retire),
+# so not every reader is sure to answer again: at least one must, and no
+# answer from any process may be the old price.
+t.ok(seen == {24999} and pids & READERS,
+     "every later read sees the write, %d of them from processes that had read it"
+     % len(pids & READERS), (seen, live(READERS) - pids))
 r = request("PATCH", "/api/v1/products/" + TID, body={"price_cents": -5}, headers=ADM)
 t.ok(r.is_problem(422), "PATCH with a negative price: 422", r)
 r = request("PATCH", "/api/v1/products/999999999", body={"name": "x"}, headers=ADM)
