@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -506,6 +507,7 @@ struct agora_db *agora_db_new(
 struct agora_db *agora_db_bare(const char *url);
 void agora_db_free(struct agora_db *db);
 void agora_db_timeout(struct agora_db *db, long long ms);
+int agora_db_ready(const struct agora_db *db);
 enum agora_err agora_db_connect(struct agora_db *db);
 enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out);
@@ -725,5 +727,60 @@ long long agora_ts_us(const struct timespec *a, const struct timespec *b);
 long long agora_ms_since(const struct timespec *t);
 /* Microseconds since t, on CLOCK_MONOTONIC. */
 long long agora_us_since(const struct timespec *t);
+
+/*
+ * Metrics (metrics.c, doc/metrics.md): a program describes its series once
+ * (a set of counters and histograms, each with its labels, escaped with
+ * agora_mlabel), opens its file with them, then adds to them by index.
+ * Histograms have AGORA_MBUCKETS bounds from 1 ms to 10 s.
+ */
+enum agora_mfam {
+	AGORA_MF_REQUESTS,
+	AGORA_MF_DURATION,
+	AGORA_MF_DB_SECONDS,
+	AGORA_MF_DB_STATEMENTS,
+	AGORA_MF_CACHE,
+	AGORA_MF_RATE_LIMITED,
+	AGORA_MF_AUTH_FAILURES,
+	AGORA_MF_ERRORS,
+	AGORA_MF_JOBS,
+	AGORA_MF_JOB_DURATION,
+	AGORA_MF_CALLS,
+	AGORA_MF_CALL_DURATION,
+	AGORA_MF_LAST_PASS,
+	AGORA_MF__MAX
+};
+#define AGORA_MBUCKETS 13
+struct agora_mset;
+struct agora_mset *agora_mset_new(void);
+long agora_mset_counter(
+    struct agora_mset *s, enum agora_mfam f, const char *labels);
+long agora_mset_histogram(
+    struct agora_mset *s, enum agora_mfam f, const char *labels);
+void agora_mset_free(struct agora_mset *s);
+const char *agora_mlabel(char *out, size_t len, const char *value);
+int agora_metrics_open(
+    const char *dir, const char *program, struct agora_mset *s);
+void agora_metrics_close(void);
+void agora_metric_add(long i, uint64_t v);
+void agora_metric_set(long i, uint64_t v);
+void agora_metric_observe(long first, long long us);
+int agora_metrics_scrape(const char *dir, FILE *out);
+
+/*
+ * A request's part in the metrics (observe.c): the program's series are
+ * opened before the accept loop; the database and cache layers report to
+ * the route of the request being served.
+ */
+enum agora_cache_result {
+	AGORA_CACHE_HIT,
+	AGORA_CACHE_MISS,
+	AGORA_CACHE_ERROR
+};
+int agora_observe_open(struct agora_ctx *ctx, const struct agora_program *p);
+void agora_observe_begin(const struct agora_req *r);
+void agora_observe_end(const struct agora_req *r, int db_up);
+void agora_observe_db(long long us, int statements);
+void agora_observe_cache(enum agora_cache_result res);
 
 #endif /* AGORA_H */

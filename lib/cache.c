@@ -155,6 +155,7 @@ cache_error(struct agora_cache *c, const char *op, memcached_return_t rc)
 {
 	time_t now = time(NULL);
 
+	agora_observe_cache(AGORA_CACHE_ERROR);
 	if (now - c->last_log < 60)
 		return;
 	c->last_log = now;
@@ -182,12 +183,15 @@ agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	v = memcached_get(c->mc, key, strlen(key), &n, &flags, &rc);
 	r->cache_us += agora_us_since(&t0);
+	if (v == NULL && rc == MEMCACHED_NOTFOUND) {
+		agora_observe_cache(AGORA_CACHE_MISS);
+		return -1;
+	}
 	if (v == NULL) {
-		if (rc == MEMCACHED_NOTFOUND)
-			return -1;
 		cache_error(c, "get", rc);
 		return -2;
 	}
+	agora_observe_cache(AGORA_CACHE_HIT);
 	*val = agora_alloc(r, n + 1);
 	if (*val != NULL) {
 		memcpy(*val, v, n);
@@ -570,8 +574,8 @@ version_new(struct agora_req *r, const char *verkey, char *ver, size_t verlen)
  * extra, when not NULL, names one more key read in the same round trip
  * (a rate-limit counter: ratelimit.c); its value is handed back.
  */
-int
-agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
+static int
+vget(struct agora_req *r, const char *verkey, const char *key,
     struct agora_doc *doc, char *ver, size_t verlen,
     struct agora_cache_extra *extra)
 {
@@ -605,6 +609,20 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
 	if (now >= expires || refresh_early(now, expires, cost))
 		return -1;
 	return 0;
+}
+
+/* Counted as a hit or a miss (a read that failed is a miss too). */
+int
+agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
+    struct agora_doc *doc, char *ver, size_t verlen,
+    struct agora_cache_extra *extra)
+{
+	int rc = vget(r, verkey, key, doc, ver, verlen, extra);
+
+	if (r->ctx->cache != NULL)
+		agora_observe_cache(
+		    rc == 0 ? AGORA_CACHE_HIT : AGORA_CACHE_MISS);
+	return rc;
 }
 
 /*

@@ -168,6 +168,16 @@ stmt_find(const struct agora_db *db, const char *name)
 	return NULL;
 }
 
+/* What the request waited for PostgreSQL: Server-Timing and the metrics. */
+static void
+waited(struct agora_req *r, const struct timespec *t0, int statements)
+{
+	long long us = agora_us_since(t0);
+
+	r->db_us += us;
+	agora_observe_db(us, statements);
+}
+
 static enum agora_err
 prepare_all(struct agora_db *db)
 {
@@ -196,6 +206,13 @@ prepare_all(struct agora_db *db)
  * Bound every statement of this connection (0: no bound).  Set on each new
  * connection, since a reset starts a new session.
  */
+/* Whether the connection is up and its statements prepared. */
+int
+agora_db_ready(const struct agora_db *db)
+{
+	return db != NULL && db->ready && PQstatus(db->conn) == CONNECTION_OK;
+}
+
 void
 agora_db_timeout(struct agora_db *db, long long ms)
 {
@@ -213,8 +230,12 @@ session_setup(struct agora_db *db)
 	 * the tables' own in public (doc/architecture.md, "The database"):
 	 * set before any statement is prepared, which resolves the
 	 * functions it names along it. */
+	/* No JIT: a statement whose estimate is far off (the outbox's
+	 * skip-scans, on a queue whose statistics lag its churn) passes
+	 * jit_above_cost and spends 250 ms compiling what runs in 3 ms
+	 * (doc/metrics.md); no statement here runs long enough to gain. */
 	snprintf(sql, sizeof(sql),
-	    "SET statement_timeout = %lld; "
+	    "SET statement_timeout = %lld; SET jit = off; "
 	    "SET search_path = " AGORA_FUNCTIONS_SCHEMA ", public",
 	    db->timeout_ms);
 	res = PQexec(db->conn, sql);
@@ -338,7 +359,7 @@ trace_sync(struct agora_req *r)
 	res = PQexecParams(db->conn,
 	    "SELECT set_config('agora.trace_id', $1, false)", 1, NULL, vals,
 	    NULL, NULL, 0);
-	r->db_us += agora_us_since(&t0);
+	waited(r, &t0, 1);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		snprintf(db->trace_set, sizeof(db->trace_set), "%s", vals[0]);
 	else
@@ -369,7 +390,7 @@ query_once(struct agora_req *r, const char *stmt, int n,
 		return AGORA_E_INTERNAL;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = agora_db_connect(db);
-	r->db_us += agora_us_since(&t0);
+	waited(r, &t0, 0);
 	/* One lookup serves both: a write carries the trace, and a
 	 * statement planned per execution is sent as text. */
 	s = stmt_find(db, stmt);
@@ -384,7 +405,7 @@ query_once(struct agora_req *r, const char *stmt, int n,
 		res = PQexecParams(db->conn, sql, n, NULL, vals, NULL, NULL, 0);
 	else
 		res = PQexecPrepared(db->conn, stmt, n, vals, NULL, NULL, 0);
-	r->db_us += agora_us_since(&t0);
+	waited(r, &t0, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
 	    PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rc = result_err(r, db, res, stmt);
@@ -439,7 +460,7 @@ exec_simple(struct agora_req *r, const char *sql)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	res = PQexec(db->conn, sql);
-	r->db_us += agora_us_since(&t0);
+	waited(r, &t0, 1);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = result_err(r, db, res, sql);
 	PQclear(res);
@@ -510,7 +531,7 @@ agora_db_tx(struct agora_req *r,
 			db->last_try.tv_sec = 0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = agora_db_connect(db);
-		r->db_us += agora_us_since(&t0);
+		waited(r, &t0, 0);
 		if (rc != AGORA_OK)
 			break;
 		db->in_tx = 1;

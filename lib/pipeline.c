@@ -244,6 +244,7 @@ agora_parse_request(struct agora_req *r, const struct agora_program *prog,
 		if ((r->params[i] = agora_strdup(r, r->params[i])) == NULL)
 			return AGORA_E_TOO_LARGE;
 	r->route = *route;
+	agora_observe_begin(r);
 	if ((rc = body_limit(r, *route)) != AGORA_OK ||
 	    (rc = agora_auth_request(r, (*route)->access)) != AGORA_OK ||
 	    (rc = agora_rate_limit_route(r, *route)) != AGORA_OK ||

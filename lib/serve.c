@@ -266,6 +266,7 @@ agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 		agora_log("warning", "the client went away before the answer");
 	if (ctx->cfg.log_requests || r.status >= 500)
 		agora_log_request(&r);
+	agora_observe_end(&r, agora_db_ready(ctx->db));
 	agora_trace_end();
 	big = agora_arena_used(arena) > TRIM_BYTES || r.body_len > TRIM_BYTES;
 	agora_arena_reset(arena);
@@ -414,6 +415,7 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 	/* A database that is down now is not fatal: requests answer 503. */
 	agora_db_connect(ctx->db);
 	ctx->cache = agora_cache_new(ctx->cfg.memcached_servers);
+	agora_observe_open(ctx, prog);
 	agora_auth_init(ctx);
 	if (prog->init != NULL && prog->init(ctx) != 0)
 		return -1;
@@ -472,6 +474,7 @@ routes_ok(const struct agora_program *prog)
 static void
 ctx_close(struct agora_ctx *ctx)
 {
+	agora_metrics_close();
 	agora_auth_free(ctx);
 	agora_cache_free(ctx->cache);
 	agora_db_free(ctx->db);

@@ -347,7 +347,7 @@ apache_start() {
 		echo "PidFile $RUNDIR/apache.pid"
 		echo "ErrorLog $STATE/logs/apache-error.log"
 		echo "LogLevel warn"
-		for m in mpm_event authz_core mime dir alias fcgid proxy proxy_fcgi headers; do
+		for m in mpm_event authz_core authz_host mime dir alias fcgid proxy proxy_fcgi headers; do
 			echo "LoadModule ${m}_module $mods/mod_$m.so"
 		done
 		if [ "$TLS" = yes ]; then

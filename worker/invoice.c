@@ -31,14 +31,19 @@ invoice_store(
 	char *pdf = NULL;
 	size_t len = 0;
 	enum outcome oc = OUT_RETRY;
+	struct timespec t0;
 	PGresult *res;
+	int put;
 	enum agora_err rc;
 
 	if (invoice_render(inv, &pdf, &len, j->error, sizeof(j->error)) != 0)
 		goto out;
 	snprintf(key, sizeof(key), "invoices/%s.pdf", order);
-	if (agora_storage_put(cfg, cfg->storage, key, pdf, len,
-	        "application/pdf", j->error, sizeof(j->error)) != 0)
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	put = agora_storage_put(cfg, cfg->storage, key, pdf, len,
+	    "application/pdf", j->error, sizeof(j->error));
+	wmetrics_call(WM_STORAGE, put == 0, agora_us_since(&t0));
+	if (put != 0)
 		goto out;
 	agora_sha256_hex(pdf, len, sha);
 	/* The next query frees the rows inv points into. */

@@ -485,6 +485,21 @@ out:
 /* --- the handler ------------------------------------------------------------
  */
 
+/* A call to the SMTP server or the SMS gateway, in the metrics. */
+static enum send
+timed(enum wm_service svc,
+    enum send (*send)(const struct message *, char *, size_t),
+    const struct message *m, char *err, size_t errlen)
+{
+	struct timespec t0;
+	enum send s;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	s = send(m, err, errlen);
+	wmetrics_call(svc, s == SEND_OK, agora_us_since(&t0));
+	return s;
+}
+
 static enum send
 deliver(struct message *m, char *err, size_t errlen)
 {
@@ -493,9 +508,9 @@ deliver(struct message *m, char *err, size_t errlen)
 		return SEND_RETRY;
 	}
 	if (strcmp(m->channel, "email") == 0)
-		return send_email(m, err, errlen);
+		return timed(WM_SMTP, send_email, m, err, errlen);
 	if (strcmp(m->channel, "sms") == 0)
-		return send_sms(m, err, errlen);
+		return timed(WM_SMS, send_sms, m, err, errlen);
 	agora_log("info", "notification %s (%s) to %s: %s", m->id, m->template,
 	    m->recipient, m->subject);
 	return SEND_OK;

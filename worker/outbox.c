@@ -165,6 +165,8 @@ finish_failed(struct worker *w, struct job *j)
 		    backoff_seconds(&w->ctx.cfg, j->attempts));
 		(void)agora_db_query(&w->req, "outbox_retry", 4, vals, NULL);
 		w->retried++;
+		wmetrics_job(
+		    j->topic, j->outcome, 0, agora_us_since(&w->claimed));
 		agora_log("warning", "outbox %s (%s) attempt %lld: %s", j->id,
 		    j->topic, j->attempts, j->error);
 		return;
@@ -173,6 +175,7 @@ finish_failed(struct worker *w, struct job *j)
 	vals[2] = w->claim;
 	(void)agora_db_query(worker_req_reset(w), "outbox_dead", 3, vals, NULL);
 	w->dead++;
+	wmetrics_job(j->topic, j->outcome, 1, agora_us_since(&w->claimed));
 	agora_log("error", "outbox %s (%s) is dead after %lld attempts: %s",
 	    j->id, j->topic, j->attempts, j->error);
 }
@@ -247,9 +250,11 @@ batch_close(struct worker *w, struct job *jobs, int n)
 		(void)agora_db_query(
 		    worker_req_reset(w), "outbox_done", 2, vals, NULL);
 	for (i = 0; i < n; i++) {
-		if (jobs[i].outcome == OUT_DONE)
+		if (jobs[i].outcome == OUT_DONE) {
 			w->handled++;
-		else if (jobs[i].outcome != OUT_NONE)
+			wmetrics_job(jobs[i].topic, OUT_DONE, 0,
+			    agora_us_since(&w->claimed));
+		} else if (jobs[i].outcome != OUT_NONE)
 			finish_failed(w, &jobs[i]);
 	}
 	agora_trace_end();
@@ -274,6 +279,7 @@ drain_batch(struct worker *w)
 
 	/* A new token for every claim (see outbox_done). */
 	agora_random_hex(w->claim, 16);
+	clock_gettime(CLOCK_MONOTONIC, &w->claimed);
 	vals[3] = w->claim;
 	vals[0] = w->topics;
 	vals[1] =
@@ -423,6 +429,8 @@ worker_drain(struct worker *w)
 	n = drain_batch(w);
 	if (n >= 0)
 		heartbeat(w);
+	if (n >= 0)
+		wmetrics_pass();
 	return n;
 }
 
@@ -520,6 +528,7 @@ worker_open(struct worker *w, const char *topics)
 	    provider_init(&w->ctx.cfg) != 0)
 		return -1;
 	w->ctx.cache = agora_cache_new(w->ctx.cfg.memcached_servers);
+	wmetrics_open(&w->ctx.cfg);
 	if (agora_db_connect(w->ctx.db) != AGORA_OK) {
 		/* Else a cron run would wait out its deadline and exit 0. */
 		agora_log("error",
@@ -533,6 +542,7 @@ void
 worker_close(struct worker *w)
 {
 	provider_free();
+	agora_metrics_close();
 	agora_cache_free(w->ctx.cache);
 	agora_db_free(w->ctx.db);
 	agora_arena_free(w->arena);

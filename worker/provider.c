@@ -123,6 +123,7 @@ http_post(
 	struct curl_slist *hl, *t = NULL;
 	char url[1024], auth[512], idem[128];
 	enum pay_result pr;
+	struct timespec t0;
 
 	snprintf(url, sizeof(url), "%s%s", conf->payment_gateway_url, path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
@@ -137,8 +138,11 @@ http_post(
 	}
 	h.url = url;
 	h.headers = hl;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	agora_http_call(curl, &h);
 	pr = http_result(c, &h);
+	/* A decline is an answer; a failure is no answer, or a 5xx. */
+	wmetrics_call(WM_GATEWAY, pr != PAY_TRANSIENT, agora_us_since(&t0));
 	agora_http_done(&h);
 	curl_slist_free_all(hl);
 	return pr;

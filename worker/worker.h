@@ -36,6 +36,7 @@ struct worker {
 	long long tick_ms; /* when the lease was last extended */
 	int unreachable; /* --once could not reach the database */
 	char claim[33]; /* the token of the batch's claim */
+	struct timespec claimed; /* when the batch was claimed */
 	const char *topics; /* what it claims: all, or --topics */
 };
 
@@ -113,6 +114,13 @@ enum outcome handle_invoice(struct worker *w, struct job *j);
 /* Notifications (notify.c). */
 enum outcome handle_fanout(struct worker *w, struct job *j);
 enum outcome handle_notify(struct worker *w, struct job *j);
+
+/* The worker's metrics (wmetrics.c). */
+enum wm_service { WM_GATEWAY, WM_SMTP, WM_SMS, WM_STORAGE, WM__MAX };
+void wmetrics_open(const struct agora_config *cfg);
+void wmetrics_job(const char *topic, enum outcome o, int dead, long long us);
+void wmetrics_call(enum wm_service s, int ok, long long us);
+void wmetrics_pass(void);
 
 /* Payment providers (provider.c). */
 enum pay_result { PAY_OK, PAY_DECLINED, PAY_TRANSIENT };

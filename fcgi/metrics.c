@@ -1,0 +1,174 @@
+/*
+ * metrics.c: GET /metrics, in Prometheus's text format 0.0.4.
+ *
+ * Two halves.  What the programs and the workers counted, summed over
+ * every process from the files in run_dir/metrics (lib/metrics.c); and
+ * what only PostgreSQL knows, read at scrape time with one statement
+ * whose every part is an index range or a small table, so that a scrape
+ * stays cheap however many orders and jobs there are (doc/metrics.md has
+ * the measurements).  Who may scrape is the web server's to say: the
+ * shipped configurations allow loopback only.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agora.h"
+
+/* Outbox rows counted per topic and state; past it the gauge says "at
+ * least".  A backlog that large has fired the alerts long before. */
+#define ROWS_CAP 10000
+
+static const struct agora_stmt stmts[] = {
+	/*
+	 * The topics by skipping along outbox_due from one to the next;
+	 * each topic's live rows as a range of it, up to ROWS_CAP, and its
+	 * oldest due row (the first of the range); dead rows from the
+	 * partial index outbox_dead (sql/0020); orders by status from
+	 * orders_status; this database's connections.
+	 */
+	{ "metrics_db",
+	    "WITH RECURSIVE t(topic) AS ("
+	    "(SELECT topic FROM outbox WHERE state <> 'dead' ORDER BY topic "
+	    "LIMIT 1) UNION ALL SELECT (SELECT o.topic FROM outbox o "
+	    "WHERE o.state <> 'dead' AND o.topic > t.topic ORDER BY o.topic "
+	    "LIMIT 1) FROM t WHERE t.topic IS NOT NULL), "
+	    "live AS (SELECT t.topic, s.state, count(*) AS n FROM t, LATERAL "
+	    "(SELECT o.state FROM outbox o WHERE o.topic = t.topic AND "
+	    "o.state <> 'dead' LIMIT " AGORA_STR(
+	        ROWS_CAP) ") s "
+	                  "WHERE t.topic IS NOT NULL GROUP BY 1, 2) "
+	                  "SELECT 'agora_outbox_rows', topic, state, n FROM "
+	                  "live "
+	                  "UNION ALL SELECT 'agora_outbox_rows', topic, "
+	                  "'dead', count(*) "
+	                  "FROM outbox WHERE state = 'dead' GROUP BY topic "
+	                  "UNION ALL SELECT "
+	                  "'agora_outbox_oldest_due_age_seconds', t.topic, "
+	                  "'', COALESCE((SELECT extract(epoch FROM now() - "
+	                  "o.next_attempt_at)::bigint FROM outbox o WHERE "
+	                  "o.topic = t.topic "
+	                  "AND o.state <> 'dead' AND o.next_attempt_at <= "
+	                  "now() ORDER BY "
+	                  "o.next_attempt_at LIMIT 1), 0) FROM t WHERE t.topic "
+	                  "IS NOT NULL "
+	                  "UNION ALL SELECT 'agora_orders', status, '', "
+	                  "count(*) FROM orders "
+	                  "GROUP BY status "
+	                  "UNION ALL SELECT 'agora_db_connections', "
+	                  "COALESCE(state, 'unknown'), '', count(*) FROM "
+	                  "pg_stat_activity "
+	                  "WHERE datname = current_database() GROUP BY 2",
+	    AGORA_STMT_READ },
+};
+
+static const struct {
+	const char *name, *type, *label, *help;
+} gauges[] = {
+	{ "agora_outbox_rows", "gauge", "topic",
+	    "Outbox rows by topic and state (pending, running, dead); live "
+	    "rows are counted up to " AGORA_STR(ROWS_CAP) " per topic." },
+	{ "agora_outbox_oldest_due_age_seconds", "gauge", "topic",
+	    "How long the oldest row due now has waited for a worker." },
+	{ "agora_orders", "gauge", "status", "Orders by status." },
+	{ "agora_db_connections", "gauge", "state",
+	    "Connections to this database, by state." },
+};
+
+/* Value of a cell as a label, escaped. */
+static const char *
+cell(char *buf, size_t len, PGresult *res, int row, int col)
+{
+	return agora_mlabel(buf, len, PQgetvalue(res, row, col));
+}
+
+static void
+print_db(FILE *out, PGresult *res)
+{
+	char a[160], b[64];
+	size_t g;
+	int i;
+
+	for (g = 0; g < AGORA_NELEM(gauges); g++) {
+		fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", gauges[g].name,
+		    gauges[g].help, gauges[g].name, gauges[g].type);
+		for (i = 0; i < PQntuples(res); i++) {
+			if (strcmp(PQgetvalue(res, i, 0), gauges[g].name) != 0)
+				continue;
+			fprintf(out, "%s{%s=\"%s\"", gauges[g].name,
+			    gauges[g].label, cell(a, sizeof(a), res, i, 1));
+			if (*PQgetvalue(res, i, 2) != '\0')
+				fprintf(out, ",state=\"%s\"",
+				    cell(b, sizeof(b), res, i, 2));
+			fprintf(out, "} %s\n", PQgetvalue(res, i, 3));
+		}
+	}
+}
+
+static void
+print_up(FILE *out, const char *name, const char *help, int up)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name,
+	    name, up);
+}
+
+static enum agora_err
+scrape(struct agora_req *r, FILE *out)
+{
+	char dir[4096];
+	PGresult *res = NULL;
+	int db_up, files;
+
+	snprintf(dir, sizeof(dir), "%s/metrics", r->ctx->cfg.run_dir);
+	files = agora_metrics_scrape(dir, out);
+	db_up = agora_db_query(r, "metrics_db", 0, NULL, &res) == AGORA_OK;
+	if (db_up)
+		print_db(out, res);
+	print_up(out, "agora_database_up",
+	    "Whether PostgreSQL answered this scrape.", db_up);
+	print_up(out, "agora_memcached_up",
+	    "Whether memcached took a write at this scrape (1), or not (0).",
+	    strcmp(agora_cache_ping(r->ctx), "ok") == 0);
+	print_up(out, "agora_metrics_files",
+	    "Programs' metrics files read (run_dir/metrics).",
+	    files < 0 ? 0 : files);
+	return AGORA_OK;
+}
+
+static enum agora_err
+metrics(struct agora_req *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	enum agora_err rc = AGORA_E_INTERNAL;
+	char *copy;
+
+	if (out == NULL)
+		return AGORA_E_INTERNAL;
+	scrape(r, out);
+	if (fclose(out) == 0 && (copy = agora_alloc(r, len + 1)) != NULL) {
+		memcpy(copy, buf, len + 1);
+		rc = agora_resp_raw(r, 200,
+		    "text/plain; version=0.0.4; charset=utf-8", copy, len);
+	}
+	free(buf);
+	return rc;
+}
+
+static const struct agora_route routes[] = {
+	{ "GET", "/metrics", AGORA_BODY_NONE, metrics, AGORA_ANON,
+	    AGORA_RL_NONE },
+};
+
+static const struct agora_program program = {
+	.name = "metrics",
+	.routes = routes,
+	.nroutes = AGORA_NELEM(routes),
+	.stmts = stmts,
+	.nstmts = AGORA_NELEM(stmts),
+};
+
+AGORA_MAIN(program)
