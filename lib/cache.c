@@ -155,7 +155,6 @@ cache_error(struct agora_cache *c, const char *op, memcached_return_t rc)
 {
 	time_t now = time(NULL);
 
-	agora_observe_cache(AGORA_CACHE_ERROR);
 	if (now - c->last_log < 60)
 		return;
 	c->last_log = now;
@@ -188,6 +187,7 @@ agora_cache_get(struct agora_req *r, const char *key, char **val, size_t *len)
 		return -1;
 	}
 	if (v == NULL) {
+		agora_observe_cache(AGORA_CACHE_ERROR);
 		cache_error(c, "get", rc);
 		return -2;
 	}
@@ -425,6 +425,7 @@ get_results(struct agora_req *r, size_t n, const char *const *keys,
 
 	rc = memcached_mget(c->mc, keys, klens, n);
 	if (rc != MEMCACHED_SUCCESS) {
+		agora_observe_cache(AGORA_CACHE_ERROR);
 		cache_error(c, "mget", rc);
 		return;
 	}

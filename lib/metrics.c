@@ -254,7 +254,7 @@ file_make(const char *path, const struct mhead *h, const struct agora_mset *s)
 
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
 		return -1;
-	if ((fd = mkstemp(tmp)) < 0)
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
 		return -1;
 	if (fchmod(fd, 0640) != 0 ||
 	    ftruncate(fd, (off_t)file_bytes(s->n)) != 0 ||
@@ -295,11 +295,13 @@ file_open(const char *dir, const char *path, const struct mhead *h,
 	return fd;
 }
 
-#ifdef F_OFD_SETLK
-#define SLOT_LOCK F_OFD_SETLK
-#else
-#define SLOT_LOCK F_SETLK /* per process: fine without threads */
+/* An open file description's lock: a process's own close() of another
+ * descriptor of the file (the scrape's) does not drop it, as it would
+ * drop a POSIX lock. */
+#ifndef F_OFD_SETLK
+#error "metrics need open file description locks (F_OFD_SETLK, Linux 3.15)"
 #endif
+#define SLOT_LOCK F_OFD_SETLK
 
 /* Take the first slot no living process holds; -1 when all are held. */
 static long
@@ -355,6 +357,13 @@ attach(const char *dir, const char *program, struct agora_mset *s)
 		errno = ENOSPC;
 		return -1;
 	}
+	/* The slot's pages now, not at a first write that would die of
+	 * SIGBUS on a full /run. */
+	if ((errno = posix_fallocate(map_fd,
+	         (off_t)(HEAD_BYTES + descs_bytes(s->n) +
+	             (size_t)i * words_of(s->n) * 8),
+	         (off_t)(words_of(s->n) * 8))) != 0)
+		return -1;
 	map_len = file_bytes(s->n);
 	map =
 	    mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
@@ -432,7 +441,11 @@ agora_metric_set(long i, uint64_t v)
 		__atomic_store_n(&slot[i], v, __ATOMIC_RELAXED);
 }
 
-/* Buckets are stored as they are shown: each counts what is <= its bound. */
+/*
+ * A bucket counts the values that fell in it alone; the scrape adds them
+ * up, so that a scrape in the middle of an update still shows buckets
+ * that never shrink as le grows.
+ */
 void
 agora_metric_observe(long first, long long us)
 {
@@ -442,8 +455,7 @@ agora_metric_observe(long first, long long us)
 		return;
 	while (b < AGORA_MBUCKETS && us > bounds_us[b])
 		b++;
-	for (; b <= AGORA_MBUCKETS; b++)
-		agora_metric_add(first + b, 1);
+	agora_metric_add(first + b, 1);
 	agora_metric_add(first + AGORA_MBUCKETS + 1, us > 0 ? (uint64_t)us : 0);
 	agora_metric_add(first + AGORA_MBUCKETS + 2, 1);
 }
@@ -552,7 +564,7 @@ print_family(FILE *out, const struct mfile *m, int f)
 {
 	int gauge = strcmp(families[f].type, "gauge") == 0;
 	size_t i, n = m->h->ndesc;
-	uint64_t v;
+	uint64_t v, cum = 0;
 
 	for (i = 0; i < n; i++) {
 		if (m->d[i].family != f)
@@ -564,6 +576,10 @@ print_family(FILE *out, const struct mfile *m, int f)
 			continue;
 		}
 		v = mfile_value(m, i, gauge);
+		if (m->d[i].part == P_BUCKET)
+			v = cum = (m->d[i].bucket == 0 ? 0 : cum) + v;
+		else if (m->d[i].part == P_COUNT)
+			v = cum; /* the +Inf bucket's, which it must equal */
 		if (v != 0 || m->d[i].part != P_VALUE)
 			print_series(out, m, i, v);
 	}

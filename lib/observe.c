@@ -37,7 +37,10 @@ struct row {
 };
 
 static struct row *rows;
-static size_t nrows;
+/* Each route's row: routes of one pattern (GET and POST /orders) share
+ * it, since the pattern is the label; the last is "(none)". */
+static struct row **row_of;
+static size_t nroutes;
 static const struct agora_route *routes;
 static const struct row *cur;
 
@@ -92,26 +95,38 @@ int
 agora_observe_open(struct agora_ctx *ctx, const struct agora_program *p)
 {
 	struct agora_mset *s = agora_mset_new();
-	char dir[4096], route[160];
-	size_t i;
+	char dir[4096];
+	size_t i, j, n = 0;
 
 	free(rows);
-	nrows = p->nroutes + 1;
-	rows = calloc(nrows, sizeof(*rows));
-	if (s == NULL || rows == NULL) {
+	free(row_of);
+	nroutes = p->nroutes;
+	rows = calloc(nroutes + 1, sizeof(*rows));
+	row_of = calloc(nroutes + 1, sizeof(*row_of));
+	if (s == NULL || rows == NULL || row_of == NULL) {
 		agora_mset_free(s);
 		free(rows);
+		free(row_of);
 		rows = NULL;
+		row_of = NULL;
 		cur = NULL;
 		return -1;
 	}
-	for (i = 0; i < nrows; i++) {
-		snprintf(route, sizeof(route), "%s",
-		    i < p->nroutes ? p->routes[i].pattern : "(none)");
-		row_describe(s, &rows[i], route);
+	for (i = 0; i <= nroutes; i++) {
+		for (j = 0; i < nroutes && j < i; j++)
+			if (strcmp(p->routes[j].pattern,
+			        p->routes[i].pattern) == 0)
+				break;
+		if (i < nroutes && j < i) {
+			row_of[i] = row_of[j];
+			continue;
+		}
+		row_of[i] = &rows[n++];
+		row_describe(s, row_of[i],
+		    i < nroutes ? p->routes[i].pattern : "(none)");
 	}
 	routes = p->routes;
-	cur = &rows[p->nroutes];
+	cur = row_of[nroutes];
 	snprintf(dir, sizeof(dir), "%s/metrics", ctx->cfg.run_dir);
 	return agora_metrics_open(dir, p->name, s);
 }
@@ -121,8 +136,8 @@ void
 agora_observe_begin(const struct agora_req *r)
 {
 	if (rows != NULL)
-		cur = r->route != NULL ? &rows[r->route - routes]
-		                       : &rows[nrows - 1];
+		cur = row_of[r->route != NULL ? (size_t)(r->route - routes)
+		                              : nroutes];
 }
 
 static size_t
@@ -171,7 +186,7 @@ agora_observe_end(const struct agora_req *r, int db_up)
 		agora_metric_add(cur->auth_failures, 1);
 	if (cls == 5)
 		agora_metric_add(cur->errors + cause_of(r, db_up), 1);
-	cur = &rows[nrows - 1];
+	cur = row_of[nroutes];
 }
 
 void

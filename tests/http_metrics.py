@@ -59,6 +59,9 @@ t.ok(r.status == 200 and (r.header("Content-Type") or "").startswith("text/plain
      "GET /metrics: 200, Prometheus's text format 0.0.4", r)
 p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
 t.ok(p.returncode == 0, "promtool check metrics passes", p.stdout + p.stderr)
+keys = [LINE.match(x).group(1, 2) for x in text.splitlines() if LINE.match(x)]
+twice = sorted({k for k in keys if keys.count(k) > 1})
+t.ok(keys and not twice, "no series appears twice (Prometheus would drop one)", twice[:5])
 t.ok(value(text, "agora_database_up") == 1 and value(text, "agora_memcached_up") == 1,
      "the database and memcached are up", text[-400:])
 t.ok(value(text, "agora_metrics_files") >= 10,
@@ -113,8 +116,9 @@ d0 = value(text, "agora_worker_jobs_total", topic="notify.send", result="dead")
 t0 = time.time()
 rc = run_worker("--once", "--topics", "notify.send")
 _, text = scrape()
-t.ok(rc == 0 and value(text, "agora_worker_jobs_total", topic="notify.send", result="dead") >= d0 + 1,
-     "a job that can never succeed: the worker counts it dead", (rc, d0))
+dead = value(text, "agora_worker_jobs_total", topic="notify.send", result="dead")
+t.ok(rc == 0 and dead >= d0 + 1, "a job that can never succeed: the worker counts it dead",
+     (rc, d0, dead))
 t.ok(value(text, "agora_worker_last_pass_timestamp_seconds") >= int(t0),
      "and the time its pass ended")
 t.ok(value(text, "agora_outbox_rows", topic="notify.send", state="dead") >= 1,
@@ -161,7 +165,8 @@ def prometheus():
     return proc, port, work
 
 
-Q = 'sum(agora_http_requests_total{program="products",route="%s",code="4xx"})' % ROUTE
+Q = ('sum(agora_http_requests_total{program="products",route="%s",method="GET",code="4xx"})'
+     % ROUTE)
 proc, port, work = prometheus()
 try:
     up = wait_for(lambda: prom_query(port, 'up{job="agora"}') == 1, 60)

@@ -189,6 +189,7 @@ vg("files", "GET", "/api/v1/files/%s/download" % f.get("id"), 200, token=U)
 vg("orders", "GET", "/api/v1/orders/%s/invoice" % BOUGHT, 200, token=U)
 
 vg("notifications", "GET", "/api/v1/notifications", 200, token=U)
+vg("metrics", "GET", "/metrics", 200)
 
 # Some error paths too: a problem answer must not leak either.
 vg("health", "GET", "/api/v1/nowhere", 404)
@@ -201,6 +202,6 @@ vg("orders", "POST", "/api/v1/orders", 409, {"items": [{"product_id": P, "quanti
    token=U)
 
 progs = sorted(p for p in os.listdir(cgidir) if os.access(os.path.join(cgidir, p), os.X_OK))
-t.ok(len(progs) == 14 and set(progs) == SEEN, "every program ran under memcheck (%d)" % len(SEEN),
+t.ok(len(progs) == 15 and set(progs) == SEEN, "every program ran under memcheck (%d)" % len(SEEN),
      sorted(set(progs) - SEEN))
 t.done()
