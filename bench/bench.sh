@@ -146,6 +146,21 @@ bench_catalog() {
 	done
 }
 
+# What the metrics add to a request (bench/metrics_cost: the adds to a
+# real metrics file and the clock read, timed directly, since wrk cannot
+# tell a few tens of nanoseconds from its noise), as a share of the
+# machine's time per request of the do-nothing program at 50 connections
+# in this run (1 / its req/s).  Goal: under 2%.
+bench_metrics_cost() {
+	local server=$1 mode=$2 noop=$3 dir ns
+	dir=$(mktemp -d)
+	ns=$("$BUILD/bench/metrics_cost" "$dir" | awk '{ print $2 }')
+	rm -rf "$dir"
+	echo "$server $mode: metrics cost ${ns} ns per request = $(awk -v ns="$ns" -v r="$noop" \
+		'BEGIN { printf (r > 0 ? "%.2f%%" : "-"), ns * r / 1e7 }') of the do-nothing program's time per request" |
+		tee -a "$BENCH_OUT"
+}
+
 # An access token of the bench customer, for the running stack.
 bench_token() {
 	ORDER_TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
@@ -204,6 +219,7 @@ bench_one() {
 		done
 		if [ "$c" = 50 ]; then noop50=$noop; static50=$static; fi
 	done
+	bench_metrics_cost "$server" "$mode" "$noop50"
 	bench_orders "$server" "$mode" "$noop50"
 	bench_catalog "$server" "$mode" "$static50"
 	web_stop
