@@ -33,8 +33,9 @@ main(int argc, char **argv)
 {
 	static struct agora_route routes[ROUTES];
 	static char patterns[ROUTES][64];
-	struct agora_program prog = { .name = "bench", .routes = routes,
-		.nroutes = ROUTES };
+	struct agora_program prog = {
+		.name = "bench", .routes = routes, .nroutes = ROUTES
+	};
 	struct agora_ctx ctx;
 	struct agora_req r;
 	struct timespec t0;
@@ -46,10 +47,11 @@ main(int argc, char **argv)
 	agora_config_defaults(&ctx.cfg);
 	ctx.cfg.run_dir = argv[1];
 	for (i = 0; i < ROUTES; i++) {
-		snprintf(patterns[i], sizeof(patterns[i]), "/api/v1/r%ld/{x_id}",
-		    i);
-		routes[i] = (struct agora_route) { "GET", patterns[i],
-			AGORA_BODY_NONE, none, AGORA_ANON, AGORA_RL_NONE, NULL };
+		snprintf(
+		    patterns[i], sizeof(patterns[i]), "/api/v1/r%ld/{x_id}", i);
+		routes[i] =
+		    (struct agora_route){ "GET", patterns[i], AGORA_BODY_NONE,
+			    none, AGORA_ANON, AGORA_RL_NONE, NULL };
 	}
 	if (agora_observe_open(&ctx, &prog) != 0)
 		return 1;
