@@ -87,6 +87,13 @@ static const struct grant {
 	{ "invoices", "SELECT,INSERT", "UPDATE,DELETE" }, /* 0008 */
 	{ "notification_attempts", "SELECT,INSERT",
 	    "UPDATE,DELETE" }, /* 0008 */
+	{ "analytics_daily", "SELECT", "INSERT,UPDATE,DELETE" }, /* 0021 */
+	{ "analytics_session_days", "SELECT",
+	    "INSERT,UPDATE,DELETE" }, /* 0021 */
+	{ "analytics_sales_daily", "SELECT",
+	    "INSERT,UPDATE,DELETE" }, /* 0021 */
+	{ "analytics_product_daily", "SELECT",
+	    "INSERT,UPDATE,DELETE" }, /* 0021 */
 };
 
 enum level { OK, WARN, FAIL, LEVEL__MAX };

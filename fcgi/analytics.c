@@ -10,16 +10,30 @@
  * per event, since anyone may post and a megabyte of them per request
  * would fill the table fast; agora-worker deletes events older than
  * analytics_retention_days.
+ *
+ * GET /api/v1/analytics/summary (admin) reads the daily rollups the
+ * tables' triggers keep (sql/0021): a range of at most RANGE_DAYS UTC
+ * days costs the same whatever the number of events and orders.  The
+ * figures are built by analytics_summary() in SQL; summary.csv, or
+ * Accept: text/csv, gives its daily rows for a spreadsheet.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "agora.h"
 
 #define BATCH_MAX 100
 #define PROPERTIES_MAX 20
 #define PROPERTIES_BYTES 2048
+/* The longest summary: a year and a day, as a leap year's range. */
+#define RANGE_DAYS 366
+#define DEFAULT_DAYS 30
+#define TOP_PRODUCTS 10
+#define TOP_TYPES 50
 
 static const struct agora_stmt stmts[] = {
 	{ "events_insert",
@@ -28,6 +42,12 @@ static const struct agora_stmt stmts[] = {
 	    "e->>'product_id', "
 	    "COALESCE(e->'properties', '{}') "
 	    "FROM jsonb_array_elements($1::jsonb) AS e" },
+	{ "summary",
+	    "SELECT analytics_summary($1::date, $2::date, $3, "
+	    "" AGORA_STR(TOP_PRODUCTS) ", " AGORA_STR(TOP_TYPES) ")",
+	    AGORA_STMT_READ },
+	{ "summary_csv", "SELECT analytics_summary_csv($1::date, $2::date, $3)",
+	    AGORA_STMT_READ },
 };
 
 enum { F_TYPE, F_SESSION, F_PRODUCT, F_PROPERTIES, F__MAX };
@@ -143,9 +163,192 @@ post_events(struct agora_req *r)
 	return agora_resp_json(r, 202, o);
 }
 
+/*
+ * Days since 1970-01-01 of a strict YYYY-MM-DD date of the proleptic
+ * Gregorian calendar (H. Hinnant's days_from_civil); -1 when s is not one.
+ */
+static int
+parse_day(const char *s, long *out)
+{
+	static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
+		30, 31 };
+	long y, m, d, era, yoe, doy;
+
+	if (strlen(s) != 10 || strspn(s, "0123456789-") != 10 || s[4] != '-' ||
+	    s[7] != '-' || sscanf(s, "%4ld-%2ld-%2ld", &y, &m, &d) != 3)
+		return -1;
+	if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
+	    (m == 2 && d == 29 &&
+	        (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0))))
+		return -1;
+	y -= m <= 2;
+	era = y / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	*out = era * 146097 + (yoe * 365 + yoe / 4 - yoe / 100 + doy) - 719468;
+	return 0;
+}
+
+/* YYYY-MM-DD of a day number, from the arena. */
+static const char *
+day_text(struct agora_req *r, long day)
+{
+	time_t t = (time_t)day * 86400;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	return agora_printf(
+	    r, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+enum { Q_FROM, Q_TO, Q_CURRENCY };
+static const struct agora_qfield summary_fields[] = {
+	[Q_FROM] = { "from", AGORA_Q_TEXT, 0, 10, NULL, "bad_date",
+	    "from must be a date, YYYY-MM-DD." },
+	[Q_TO] = { "to", AGORA_Q_TEXT, 0, 10, NULL, "bad_date",
+	    "to must be a date, YYYY-MM-DD." },
+	[Q_CURRENCY] = { "currency", AGORA_Q_TEXT, 0, 3, NULL, "bad_currency",
+	    "currency must be three capital letters." },
+};
+
+/* One date parameter, or its default; 400 bad_date for a bad one. */
+static enum agora_err
+day_param(struct agora_req *r, const struct agora_qvalue *v, int q,
+    long fallback, long *day)
+{
+	*day = fallback;
+	if (v[q].s == NULL)
+		return AGORA_OK;
+	if (parse_day(v[q].s, day) != 0)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_date",
+		    summary_fields[q].detail);
+	return AGORA_OK;
+}
+
+/*
+ * from, to and currency into vals: to defaults to today (UTC), from to
+ * DEFAULT_DAYS days ending with to; 400 for a bad value or range.
+ */
+static enum agora_err
+summary_params(struct agora_req *r, const char *vals[3])
+{
+	struct agora_qvalue v[AGORA_NELEM(summary_fields)];
+	long from, to;
+	enum agora_err rc;
+
+	rc = agora_query_fields(
+	    r, summary_fields, AGORA_NELEM(summary_fields), 0, v);
+	if (rc != AGORA_OK ||
+	    (rc = day_param(r, v, Q_TO, (long)(time(NULL) / 86400), &to)) !=
+	        AGORA_OK ||
+	    (rc = day_param(r, v, Q_FROM, to - (DEFAULT_DAYS - 1), &from)) !=
+	        AGORA_OK)
+		return rc;
+	if (from > to || to - from >= RANGE_DAYS)
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_range",
+		    "from must not be after to, and the range is at "
+		    "most " AGORA_STR(RANGE_DAYS) " days.");
+	vals[2] = v[Q_CURRENCY].s;
+	if (vals[2] != NULL &&
+	    (strlen(vals[2]) != 3 ||
+	        strspn(vals[2], "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3))
+		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_currency",
+		    summary_fields[Q_CURRENCY].detail);
+	vals[0] = day_text(r, from);
+	vals[1] = day_text(r, to);
+	return AGORA_OK;
+}
+
+/* The q of one media range ("text/csv;q=0.5"): 1000ths, 1000 if none. */
+static int
+media_q(const char *range, size_t len)
+{
+	const char *q = memchr(range, ';', len);
+	double v;
+
+	while (q != NULL && q < range + len) {
+		q += strspn(q + 1, " \t") + 1;
+		if (strncasecmp(q, "q=", 2) == 0)
+			return sscanf(q + 2, "%lf", &v) == 1 && v >= 0 && v <= 1
+			    ? (int)(v * 1000 + 0.5)
+			    : 0;
+		q = memchr(q, ';', (size_t)(range + len - q));
+	}
+	return 1000;
+}
+
+/*
+ * Whether Accept prefers CSV: text/csv (or text/x-csv, text/star) at a
+ * higher q than JSON (application/json, application/star, star/star) has;
+ * a tie, or no Accept, is JSON.
+ */
+static int
+wants_csv(const struct agora_req *r)
+{
+	const char *a = agora_param(r, "HTTP_ACCEPT"), *end;
+	int csv = 0, json = 0, q;
+	size_t n, t;
+
+	while (a != NULL && *a != '\0') {
+		a += strspn(a, " \t,");
+		end = strchr(a, ',');
+		n = end != NULL ? (size_t)(end - a) : strlen(a);
+		t = strcspn(a, "; \t,");
+		q = media_q(a, n);
+		if ((t == 8 && strncasecmp(a, "text/csv", t) == 0) ||
+		    (t == 10 && strncasecmp(a, "text/x-csv", t) == 0) ||
+		    (t == 6 && strncasecmp(a, "text/*", t) == 0))
+			csv = q > csv ? q : csv;
+		else if ((t == 16 &&
+		             strncasecmp(a, "application/json", t) == 0) ||
+		    (t == 13 && strncasecmp(a, "application/*", t) == 0) ||
+		    (t == 3 && strncmp(a, "*/*", t) == 0))
+			json = q > json ? q : json;
+		a += n;
+	}
+	return csv > json;
+}
+
+static enum agora_err
+summary_answer(struct agora_req *r, int csv)
+{
+	const char *vals[3];
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = summary_params(r, vals)) != AGORA_OK ||
+	    (rc = agora_db_query(r, csv ? "summary_csv" : "summary", 3, vals,
+	         &res)) != AGORA_OK)
+		return rc;
+	agora_resp_header(r, "Vary", "Accept, Authorization");
+	if (!csv)
+		return agora_resp_cell(r, 200, res, 0, 0);
+	agora_resp_header(r, "Content-Disposition",
+	    agora_printf(r, "attachment; filename=\"agora-summary-%s-%s.csv\"",
+	        vals[0], vals[1]));
+	return agora_resp_raw(r, 200, "text/csv; charset=utf-8; header=present",
+	    PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+}
+
+static enum agora_err
+get_summary(struct agora_req *r)
+{
+	return summary_answer(r, wants_csv(r));
+}
+
+static enum agora_err
+get_summary_csv(struct agora_req *r)
+{
+	return summary_answer(r, 1);
+}
+
 static const struct agora_route routes[] = {
 	{ "POST", "/api/v1/analytics/events", AGORA_BODY_JSON, post_events,
 	    AGORA_ANON },
+	{ "GET", "/api/v1/analytics/summary", AGORA_BODY_NONE, get_summary,
+	    AGORA_ADMIN },
+	{ "GET", "/api/v1/analytics/summary.csv", AGORA_BODY_NONE,
+	    get_summary_csv, AGORA_ADMIN },
 };
 
 static const struct agora_program program = {

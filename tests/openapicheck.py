@@ -100,11 +100,26 @@ def _uri_reference(value):
     return not isinstance(value, str) or _URI_REF.fullmatch(value) is not None
 
 
+def _date(value):
+    """RFC 3339 full-date, YYYY-MM-DD, a real day."""
+    if not isinstance(value, str):
+        return True
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value) is None:
+        return False
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 def format_checker():
     """The formats of the document.  python3-jsonschema checks date-time
     and uri-reference only with packages Debian does not install with it
-    (and passes every value without them), so they are checked here."""
+    (and passes every value without them), so they are checked here, and
+    date with them, so that all three are this file's."""
     fc = jsonschema.FormatChecker(())
+    fc.checks("date")(_date)
     fc.checks("date-time")(_date_time)
     fc.checks("uri-reference")(_uri_reference)
     return fc

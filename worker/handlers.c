@@ -414,6 +414,28 @@ prune_analytics(struct worker *w)
 		agora_log("info", "%lld analytics events pruned", total);
 }
 
+/*
+ * The rollups' record of sessions already counted, for the days before
+ * yesterday, which no event can reach any more (sql/0021); whatever
+ * analytics_retention_days says, since the counts themselves stay.
+ */
+static void
+prune_sessions(struct worker *w)
+{
+	const char *vals[1] = { AGORA_STR(AGORA_PRUNE_BATCH) };
+	PGresult *res;
+	long long n = 0;
+	int i;
+
+	for (i = 0; i < PRUNE_PASS_BATCHES; i++)
+		if (agora_db_query(worker_req_reset(w), "sessions_prune", 1,
+		        vals, &res) != AGORA_OK ||
+		    agora_parse_ll(
+		        PQgetvalue(res, 0, 0), 0, AGORA_PRUNE_BATCH, &n) != 0 ||
+		    n < AGORA_PRUNE_BATCH)
+			break;
+}
+
 /* The passes that are not outbox rows: expiry and housekeeping. */
 void
 worker_housekeeping(struct worker *w)
@@ -428,6 +450,7 @@ worker_housekeeping(struct worker *w)
 		;
 	apply_waiting(w);
 	prune_analytics(w);
+	prune_sessions(w);
 	(void)agora_db_query(
 	    worker_req_reset(w), "heartbeats_prune", 0, NULL, NULL);
 }

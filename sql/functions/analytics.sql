@@ -53,3 +53,147 @@ AS $function$
 $function$;
 REVOKE ALL ON FUNCTION analytics_prune_before(timestamptz, integer)
 	FROM PUBLIC;
+
+-- From 0.2.
+-- agora-worker: the sessions counted on days before yesterday (UTC) are
+-- never needed again (sql/0021), p_limit of them per call.
+CREATE OR REPLACE FUNCTION analytics_sessions_prune(p_limit integer)
+ RETURNS bigint
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+	WITH d AS (DELETE FROM analytics_session_days WHERE ctid IN (
+			SELECT ctid FROM analytics_session_days
+			WHERE day < (now() AT TIME ZONE 'UTC')::date - 1
+			LIMIT LEAST(GREATEST(p_limit, 1), 10000)
+			FOR UPDATE SKIP LOCKED)
+		RETURNING 1)
+	SELECT count(*) FROM d
+$function$;
+REVOKE ALL ON FUNCTION analytics_sessions_prune(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION analytics_sessions_prune(integer) TO agora_app;
+
+-- From 0.2.
+-- GET /analytics/summary: the figures of the UTC days p_from to p_to
+-- (both included) from the rollups of sql/0021, as one JSON document;
+-- fcgi/openapi.json ("AnalyticsSummary") defines each.  p_currency: the
+-- currency of revenue_cents, average_order_cents and daily's
+-- revenue_cents; NULL picks the one with the most paid orders in the
+-- range (then the first by code).  Reads at most (days x types x 8)
+-- event rows, (days x currencies x 8) sales rows and (days x products
+-- sold) product rows, whatever the number of events and orders.
+CREATE OR REPLACE FUNCTION analytics_summary(p_from date, p_to date, p_currency text, p_top integer, p_types integer)
+ RETURNS json
+ LANGUAGE sql
+ STABLE
+AS $function$
+	WITH sales AS (
+		SELECT s.day, s.currency, sum(s.orders)::bigint AS orders,
+			sum(s.revenue_cents)::bigint AS revenue
+		FROM analytics_sales_daily s
+		WHERE s.day BETWEEN p_from AND p_to GROUP BY 1, 2),
+	by_currency AS (
+		SELECT s.currency, sum(s.orders)::bigint AS orders,
+			sum(s.revenue)::bigint AS revenue
+		FROM sales s GROUP BY 1),
+	cur AS (
+		SELECT COALESCE(p_currency, (SELECT b.currency FROM by_currency b
+			ORDER BY b.orders DESC, b.currency LIMIT 1)) AS code),
+	ev AS (
+		SELECT a.day, a.type, sum(a.events)::bigint AS events,
+			sum(a.sessions)::bigint AS sessions
+		FROM analytics_daily a
+		WHERE a.day BETWEEN p_from AND p_to GROUP BY 1, 2),
+	tot AS (
+		SELECT (SELECT COALESCE(sum(b.orders), 0)::bigint
+				FROM by_currency b) AS orders,
+			(SELECT b.orders FROM by_currency b, cur
+				WHERE b.currency = cur.code) AS cur_orders,
+			(SELECT b.revenue FROM by_currency b, cur
+				WHERE b.currency = cur.code) AS cur_revenue,
+			(SELECT COALESCE(sum(e.sessions), 0)::bigint FROM ev e
+				WHERE e.type = '') AS visits,
+			(SELECT COALESCE(sum(e.events), 0)::bigint FROM ev e
+				WHERE e.type = '') AS events),
+	days AS (
+		SELECT g::date AS day
+		FROM generate_series(p_from::timestamp, p_to::timestamp,
+			interval '1 day') AS g)
+	SELECT json_build_object(
+		'from', to_char(p_from, 'YYYY-MM-DD'),
+		'to', to_char(p_to, 'YYYY-MM-DD'),
+		'currency', (SELECT code FROM cur),
+		'orders', tot.orders,
+		'revenue_cents', COALESCE(tot.cur_revenue, 0),
+		'average_order_cents', round(tot.cur_revenue::numeric
+			/ NULLIF(tot.cur_orders, 0))::bigint,
+		'visits', tot.visits,
+		'events', tot.events,
+		'conversion_rate', round(tot.orders::numeric
+			/ NULLIF(tot.visits, 0), 4),
+		'revenue_by_currency', (SELECT COALESCE(json_agg(json_build_object(
+				'currency', b.currency, 'orders', b.orders,
+				'revenue_cents', b.revenue,
+				'average_order_cents',
+				round(b.revenue::numeric / NULLIF(b.orders, 0))::bigint)
+			ORDER BY b.currency), '[]') FROM by_currency b),
+		'top_products', (SELECT COALESCE(json_agg(json_build_object(
+				'product_id', t.product_id::text, 'name', p.name,
+				'currency', t.currency, 'units', t.units,
+				'revenue_cents', t.revenue)
+			ORDER BY t.units DESC, t.revenue DESC, t.product_id,
+				t.currency), '[]')
+			FROM (SELECT a.product_id, a.currency,
+					sum(a.units)::bigint AS units,
+					sum(a.revenue_cents)::bigint AS revenue
+				FROM analytics_product_daily a
+				WHERE a.day BETWEEN p_from AND p_to
+				GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1, 2
+				LIMIT p_top) t
+			LEFT JOIN products p ON p.id = t.product_id),
+		'events_by_type', (SELECT COALESCE(json_object_agg(x.type, x.events
+				ORDER BY x.events DESC, x.type), '{}')
+			FROM (SELECT e.type, sum(e.events)::bigint AS events
+				FROM ev e WHERE e.type <> '' GROUP BY 1
+				ORDER BY 2 DESC, 1 LIMIT p_types) x),
+		'funnel', json_build_object(
+			'product_view', (SELECT COALESCE(sum(e.sessions), 0)::bigint
+				FROM ev e WHERE e.type = 'product_view'),
+			'add_to_cart', (SELECT COALESCE(sum(e.sessions), 0)::bigint
+				FROM ev e WHERE e.type = 'add_to_cart'),
+			'checkout', (SELECT COALESCE(sum(e.sessions), 0)::bigint
+				FROM ev e WHERE e.type = 'checkout'),
+			'paid', tot.orders),
+		'daily', (SELECT json_agg(json_build_object(
+				'date', to_char(d.day, 'YYYY-MM-DD'),
+				'visits', COALESCE(e.sessions, 0),
+				'events', COALESCE(e.events, 0),
+				'orders', COALESCE(o.orders, 0),
+				'revenue_cents', COALESCE(r.revenue, 0))
+			ORDER BY d.day)
+			FROM days d
+			LEFT JOIN ev e ON e.day = d.day AND e.type = ''
+			LEFT JOIN (SELECT s.day, sum(s.orders)::bigint AS orders
+				FROM sales s GROUP BY 1) o ON o.day = d.day
+			LEFT JOIN sales r ON r.day = d.day
+				AND r.currency = (SELECT code FROM cur)))
+	FROM tot
+$function$;
+
+-- From 0.2.
+-- GET /analytics/summary.csv: analytics_summary()'s daily rows as CSV
+-- (RFC 4180, CRLF), one line a day; no field needs quoting (dates,
+-- numbers and a three-letter currency code).
+CREATE OR REPLACE FUNCTION analytics_summary_csv(p_from date, p_to date, p_currency text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT 'date,visits,events,orders,currency,revenue_cents' || E'\r\n'
+		|| string_agg(concat_ws(',', d->>'date', d->>'visits',
+			d->>'events', d->>'orders', COALESCE(x.doc->>'currency', ''),
+			d->>'revenue_cents') || E'\r\n', '' ORDER BY d->>'date')
+	FROM (SELECT analytics_summary(p_from, p_to, p_currency, 0, 0) AS doc) x,
+		json_array_elements(x.doc->'daily') AS d
+$function$;

@@ -161,3 +161,80 @@ AS $function$
 	VALUES (p_topic, p_aggregate, p_payload);
 	SELECT pg_notify('agora_outbox', '');
 $function$;
+
+-- From 0021.
+-- The rollups of sql/0021: analytics_events' statement trigger counts
+-- each (UTC day, type) and each (day, '' for any type) of the new rows,
+-- and the sessions not yet counted for that day and type.
+CREATE OR REPLACE FUNCTION analytics_events_rollup()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+	WITH e AS (
+		SELECT (n.occurred_at AT TIME ZONE 'UTC')::date AS day, k.type,
+			n.session_id
+		FROM new_rows n, LATERAL (VALUES (n.type), ('')) AS k(type)),
+	s AS (
+		INSERT INTO analytics_session_days (day, type, session_id)
+		SELECT DISTINCT e.day, e.type, e.session_id FROM e
+		ORDER BY 1, 2, 3
+		ON CONFLICT DO NOTHING
+		RETURNING day, type),
+	c AS (
+		SELECT e.day, e.type, count(*) AS events, 0 AS sessions
+		FROM e GROUP BY 1, 2
+		UNION ALL
+		SELECT s.day, s.type, 0, count(*) FROM s GROUP BY 1, 2)
+	INSERT INTO analytics_daily AS d (day, type, shard, events, sessions)
+	SELECT c.day, c.type, pg_backend_pid() % 8, sum(c.events),
+		sum(c.sessions)
+	FROM c GROUP BY 1, 2 ORDER BY 1, 2
+	ON CONFLICT (day, type, shard) DO UPDATE
+	SET events = d.events + excluded.events,
+		sessions = d.sessions + excluded.sessions;
+	RETURN NULL;
+END
+$function$;
+
+-- From 0021.
+-- order_events' statement trigger: the orders that became paid, by the
+-- UTC day of that event, into the sales and product rollups.
+CREATE OR REPLACE FUNCTION order_events_rollup()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status = 'paid') THEN
+		RETURN NULL;
+	END IF;
+	WITH p AS (
+		SELECT (n.at AT TIME ZONE 'UTC')::date AS day, n.order_id
+		FROM new_rows n WHERE n.status = 'paid'),
+	s AS (
+		INSERT INTO analytics_sales_daily AS d (day, currency, shard,
+			orders, revenue_cents)
+		SELECT p.day, o.currency, pg_backend_pid() % 8, count(*),
+			sum(o.total_cents)
+		FROM p JOIN orders o ON o.id = p.order_id
+		GROUP BY 1, 2 ORDER BY 1, 2
+		ON CONFLICT (day, currency, shard) DO UPDATE
+		SET orders = d.orders + excluded.orders,
+			revenue_cents = d.revenue_cents + excluded.revenue_cents)
+	INSERT INTO analytics_product_daily AS d (day, product_id, currency,
+		units, revenue_cents)
+	SELECT p.day, i.product_id, o.currency, sum(i.quantity),
+		sum(i.unit_price_cents * i.quantity)
+	FROM p JOIN orders o ON o.id = p.order_id
+	JOIN order_items i ON i.order_id = p.order_id
+	GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+	ON CONFLICT (day, product_id, currency) DO UPDATE
+	SET units = d.units + excluded.units,
+		revenue_cents = d.revenue_cents + excluded.revenue_cents;
+	RETURN NULL;
+END
+$function$;

@@ -1,0 +1,398 @@
+"""GET /analytics/summary and summary.csv (admin): the figures of a range
+of UTC days, read from the daily rollups the tables' triggers keep
+(sql/0021).  Random events and orders in days of their own are summed
+again here, in Python, and must give the same document; events posted by
+many clients at once, and orders paid by the worker, must leave the
+rollups equal to a count of the rows themselves."""
+import csv
+import datetime
+import io
+import json
+import random
+import threading
+import uuid
+from decimal import ROUND_HALF_UP, Decimal
+
+from agoratest import Gateway, Tap, need_stack, new_user, psql, request, run_worker
+
+need_stack()
+t = Tap()
+RUN = uuid.uuid4().hex[:10]
+P = "/api/v1/analytics/summary"
+ADM = new_user("sum.admin.%s@example.com" % RUN, role="admin")
+CUS = new_user("sum.c.%s@example.com" % RUN)
+rng = random.Random(RUN)
+
+
+def summary(query="", headers=None):
+    return request("GET", P + query, headers=dict(ADM, **(headers or {})))
+
+
+# --- who may ask, and what ---------------------------------------------------------
+r = request("GET", P)
+t.ok(r.is_problem(401), "anonymous: 401", r)
+r = request("GET", P, headers=CUS)
+t.ok(r.is_problem(403, "forbidden"), "a customer: 403", r)
+r = request("GET", P + ".csv", headers=CUS)
+t.ok(r.is_problem(403, "forbidden"), "a customer asking for the CSV: 403", r)
+for q, code in [("?from=2026-02-30", "bad_date"), ("?to=2026-13-01", "bad_date"),
+                ("?from=2026-1-01", "bad_date"), ("?from=yesterday", "bad_date"),
+                ("?from=1969-12-31", "bad_date"), ("?to=2025-02-29", "bad_date"),
+                ("?from=2026-01-01x", "bad_date"), ("?from=", "bad_date"),
+                ("?from=+026-01-01", "bad_date"),
+                ("?from=2026-03-02&to=2026-03-01", "bad_range"),
+                ("?from=2024-01-01&to=2025-01-01", "bad_range"),
+                ("?currency=usd", "bad_currency"), ("?currency=US", "bad_currency"),
+                ("?currency=USDX", "bad_currency"), ("?currency=U%00D", "bad_request"),
+                ("?from=%zz", "bad_request")]:
+    r = summary(q)
+    t.ok(r.is_problem(400, code), "%s: 400 %s" % (q, code), r)
+r = summary("?from=2024-01-01&to=2024-12-31")
+t.ok(r.status == 200 and len(r.json()["daily"]) == 366, "a leap year's 366 days: the longest range",
+     r.status)
+r = summary("?from=2024-02-29&to=2024-02-29")
+t.ok(r.status == 200 and [d["date"] for d in r.json()["daily"]] == ["2024-02-29"],
+     "one day, a leap day", r)
+today = datetime.datetime.now(datetime.timezone.utc).date()
+r = summary()
+j = r.json() if r.status == 200 else {}
+days = [d["date"] for d in j.get("daily", [])]
+t.ok(r.status == 200 and len(days) == 30 and days[-1] in (str(today), str(today +
+     datetime.timedelta(days=1))) and j["to"] == days[-1] and j["from"] == days[0],
+     "no range: the 30 days to today (UTC)", (r.status, days[:1], days[-1:]))
+t.ok("Accept" in (r.header("Vary") or "") and "no-store" in (r.header("Cache-Control") or ""),
+     "the answer varies with Accept, and is not stored", r.headers)
+
+# --- random days of their own, summed again here ------------------------------------
+# March 2001: no other test writes there.  Everything is written and read
+# in one transaction that is rolled back, so that nothing of it stays (the
+# paid orders' invoices and notifications included).
+FROM, TO = datetime.date(2001, 3, 1), datetime.date(2001, 3, 10)
+TYPES = ["product_view", "add_to_cart", "checkout", "page_view", "search", "x-%s" % RUN]
+CURS = ["XAA", "XBB", "XCC"]
+_, uid, _ = psql("SELECT id FROM users WHERE email = 'sum.c.%s@example.com'" % RUN)
+
+
+def at(day, rng):
+    t0 = datetime.datetime.combine(day, datetime.time(), datetime.timezone.utc)
+    return t0 + datetime.timedelta(seconds=rng.randrange(86400))
+
+
+def q(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+def random_events(rng):
+    """Events of 40 sessions, each over one to three days (one reaches past
+    the range), in statements of 1 to 60 rows."""
+    rows = []
+    for s in range(40):
+        sid = "s-%s-%d" % (RUN, s)
+        first = FROM + datetime.timedelta(days=rng.randrange(-1, 11))
+        for _ in range(rng.randrange(1, 25)):
+            day = first + datetime.timedelta(days=rng.randrange(3))
+            rows.append((rng.choice(TYPES), sid, at(day, rng)))
+    rng.shuffle(rows)
+    stmts, i = [], 0
+    while i < len(rows):
+        n = rng.randrange(1, 61)
+        stmts.append("INSERT INTO analytics_events (type, session_id, occurred_at) VALUES " +
+                     ", ".join("(%s, %s, '%s')" % (q(a), q(b), c.isoformat()) for a, b, c in
+                               rows[i:i + n]))
+        i += n
+    return rows, stmts
+
+
+def random_orders(rng, pids):
+    """60 orders in the three currencies: placed in the range or the day
+    before, paid (some a day or more later, some past the range), failed
+    or left pending; events in statements of one or several orders."""
+    orders, stmts, evs = [], [], []
+    for k in range(60):
+        cur = rng.choice(CURS)
+        lines = [(p, rng.randrange(1, 4), rng.randrange(100, 5000))
+                 for p in rng.sample(pids[cur], rng.randrange(1, 3))]
+        total = sum(n * c for _, n, c in lines)
+        placed = at(FROM + datetime.timedelta(days=rng.randrange(-1, 10)), rng)
+        fate = rng.choice(["paid", "paid", "paid", "paid", "payment_failed", "pending"])
+        paid = placed + datetime.timedelta(seconds=rng.randrange(3 * 86400)) \
+            if fate == "paid" else None
+        orders.append((cur, lines, total, placed, fate, paid))
+        tag = "sum-%s-%d" % (RUN, k)
+        stmts.append(
+            "WITH o AS (INSERT INTO orders (user_id, status, payment_status, currency, "
+            "subtotal_cents, total_cents, expires_at, created_at, last_seq, tracking_number) "
+            "VALUES (%s, %s, 'unpaid', %s, %d, %d, now(), '%s', %d, %s) RETURNING id) "
+            "INSERT INTO order_items (order_id, product_id, sku, name, unit_price_cents, quantity) "
+            "SELECT o.id, v.p, 'sku', 'n', v.c, v.n FROM o, (VALUES %s) AS v(p, n, c)"
+            % (uid, q(fate), q(cur), total, total, placed.isoformat(),
+               1 if fate == "pending" else 2, q(tag),
+               ", ".join("(%s::bigint, %d, %d)" % (p, n, c) for p, n, c in lines)))
+        evs.append("SELECT id, 1, 'pending', '%s'::timestamptz FROM orders WHERE tracking_number = %s"
+                   % (placed.isoformat(), q(tag)))
+        if fate != "pending":
+            done = paid or placed + datetime.timedelta(minutes=5)
+            evs.append("SELECT id, 2, %s, '%s'::timestamptz FROM orders WHERE tracking_number = %s"
+                       % (q(fate), done.isoformat(), q(tag)))
+    rng.shuffle(evs)
+    i = 0
+    while i < len(evs):
+        n = rng.randrange(1, 8)
+        stmts.append("INSERT INTO order_events (order_id, seq, status, at) " +
+                     " UNION ALL ".join(evs[i:i + n]))
+        i += n
+    return orders, stmts
+
+
+def expect(events, orders, names, cur_asked):
+    """The document analytics_summary() must give for FROM..TO."""
+    rng_days = [FROM + datetime.timedelta(days=i) for i in range((TO - FROM).days + 1)]
+    inside = [e for e in events if FROM <= e[2].date() <= TO]
+    by_type, sess = {}, {}
+    for typ, sid, when in inside:
+        by_type[typ] = by_type.get(typ, 0) + 1
+        sess.setdefault(typ, set()).add((when.date(), sid))
+        sess.setdefault("", set()).add((when.date(), sid))
+    paid = [o for o in orders if o[5] is not None and FROM <= o[5].date() <= TO]
+    per_cur = {}
+    for o in paid:
+        n, rev = per_cur.get(o[0], (0, 0))
+        per_cur[o[0]] = (n + 1, rev + o[2])
+    cur = cur_asked or (min(per_cur, key=lambda c: (-per_cur[c][0], c)) if per_cur else None)
+
+    def avg(rev, n):
+        return int((Decimal(rev) / n).quantize(Decimal(1), ROUND_HALF_UP)) if n else None
+
+    prod = {}
+    for o in paid:
+        for p, n, c in o[1]:
+            u, rev = prod.get((p, o[0]), (0, 0))
+            prod[(p, o[0])] = (u + n, rev + n * c)
+    top = sorted(prod.items(), key=lambda kv: (-kv[1][0], -kv[1][1], int(kv[0][0]), kv[0][1]))[:10]
+    types = sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0]))[:50]
+    visits = len(sess.get("", ()))
+    norders = len(paid)
+    cn, crev = per_cur.get(cur, (0, 0))
+    return {
+        "from": str(FROM), "to": str(TO), "currency": cur, "orders": norders,
+        "revenue_cents": crev, "average_order_cents": avg(crev, cn),
+        "visits": visits, "events": len(inside),
+        "conversion_rate": (Decimal(norders) / visits).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+        if visits else None,
+        "revenue_by_currency": [{"currency": c, "orders": n, "revenue_cents": rev,
+                                 "average_order_cents": avg(rev, n)}
+                                for c, (n, rev) in sorted(per_cur.items())],
+        "top_products": [{"product_id": str(p), "name": names[str(p)], "currency": c, "units": u,
+                          "revenue_cents": rev} for (p, c), (u, rev) in top],
+        "events_by_type": dict(types),
+        "funnel": {k: len(sess.get(k, ())) for k in ("product_view", "add_to_cart", "checkout")}
+        | {"paid": norders},
+        "daily": [{"date": str(d), "visits": len({s for s in sess.get("", ()) if s[0] == d}),
+                   "events": sum(1 for e in inside if e[2].date() == d),
+                   "orders": sum(1 for o in paid if o[5].date() == d),
+                   "revenue_cents": sum(o[2] for o in paid if o[5].date() == d and o[0] == cur)}
+                  for d in rng_days]}
+
+
+def norm(doc):
+    """Decimals as Decimal, compared as numbers (0.0750 is 0.075)."""
+    if isinstance(doc, dict):
+        return {k: norm(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [norm(v) for v in doc]
+    return doc.normalize() if isinstance(doc, Decimal) else doc
+
+
+def random_check(seed, cur_asked=None):
+    rng = random.Random("%s-%d" % (RUN, seed))
+    made = ["INSERT INTO products (sku, name, price_cents, currency, archived_at) VALUES "
+            "('SUM-%s-%d-%s-%d', 'Sum %s %d %d', 100, '%s', now())" % (RUN, seed, c, k, c, k, seed, c)
+            for c in CURS for k in range(4)]
+    # Committed (archived: the catalog does not show them), so that their
+    # ids are known; only the orders and events are rolled back.
+    psql(made)
+    _, out, _ = psql("SELECT string_agg(id || ' ' || currency || ' ' || name, ',' ORDER BY id) "
+                     "FROM products WHERE sku LIKE 'SUM-%s-%d-%%'" % (RUN, seed))
+    pids, names = {}, {}
+    for row in out.split(","):
+        pid, c, name = row.split(" ", 2)
+        pids.setdefault(c, []).append(pid)
+        names[pid] = name
+    events, ev_stmts = random_events(rng)
+    orders, ord_stmts = random_orders(rng, pids)
+    stmts = ev_stmts + ord_stmts
+    rng.shuffle(stmts)
+    # Orders before their events: an order's events name it.
+    stmts = [s for s in stmts if s.startswith("WITH o AS")] + \
+        [s for s in stmts if not s.startswith("WITH o AS")]
+    cur = "'%s'" % cur_asked if cur_asked else "NULL"
+    rc, out, err = psql(["BEGIN"] + stmts + [
+        "SELECT analytics_summary('%s', '%s', %s, 10, 50)::text || chr(1) || "
+        "analytics_summary_csv('%s', '%s', %s) || chr(2)" % (FROM, TO, cur, FROM, TO, cur),
+        "ROLLBACK"], check=False)
+    if rc != 0:
+        return None, None, None, err
+    doc, _, text = out.partition("\x01")
+    text = text.rstrip("\x02")
+    return json.loads(doc, parse_float=Decimal), expect(events, orders, names, cur_asked), \
+        text, None
+
+
+for seed, cur in [(1, None), (2, "XBB"), (3, "XZZ")]:
+    got, want, text, err = random_check(seed, cur)
+    t.ok(err is None and norm(got) == norm(want),
+         "random days %d (currency %s): the rollups give what the rows sum to" % (seed, cur),
+         err or [(k, got.get(k), want[k]) for k in want if norm(got.get(k)) != norm(want[k])])
+    text = text or ""
+    rows = list(csv.reader(io.StringIO(text.replace("\r\n", "\n"))))
+    wrows = [["date", "visits", "events", "orders", "currency", "revenue_cents"]] + \
+        [[d["date"], str(d["visits"]), str(d["events"]), str(d["orders"]),
+          want["currency"] or "", str(d["revenue_cents"])] for d in want["daily"]]
+    # (Python reads psql's output with universal newlines: the CRLF is
+    # checked on the HTTP answer below.)
+    t.ok(rows == wrows and text.count("\n") == len(wrows),
+         "and the CSV's lines are the daily figures",
+         ([(a, b) for a, b in zip(rows, wrows) if a != b], len(rows), repr(text[-40:])))
+_, left, _ = psql("SELECT (SELECT count(*) FROM analytics_daily WHERE day BETWEEN '%s' AND '%s') + "
+                  "(SELECT count(*) FROM analytics_sales_daily WHERE day BETWEEN '%s' AND '%s')"
+                  % (FROM - datetime.timedelta(days=1), TO + datetime.timedelta(days=3),
+                     FROM - datetime.timedelta(days=1), TO + datetime.timedelta(days=3)))
+t.ok(left == "0", "a rolled-back transaction leaves no count behind", left)
+
+# --- many clients at once ---------------------------------------------------------
+# Eight clients post batches of events for the same few sessions at once,
+# so that the same (day, type, session) arrives from several processes in
+# the same moment; then the rollups of today and yesterday must equal a
+# count of the events themselves, read in the same snapshot.
+SESS = ["c-%s-%d" % (RUN, i) for i in range(6)]
+errors = []
+
+
+def poster(k):
+    r2 = random.Random("%s-p%d" % (RUN, k))
+    for _ in range(25):
+        batch = [{"type": r2.choice(TYPES[:5]), "session_id": r2.choice(SESS)}
+                 for _ in range(r2.randrange(1, 40))]
+        resp = request("POST", "/api/v1/analytics/events", body=batch, headers=ADM)
+        if resp.status != 202:
+            errors.append(resp.status)
+
+
+threads = [threading.Thread(target=poster, args=(k,)) for k in range(8)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+t.ok(not errors, "200 batches of events from 8 clients at once: all accepted", errors[:5])
+RECOUNT = """
+WITH r AS (SELECT day, type, sum(events) AS events, sum(sessions) AS sessions
+           FROM analytics_daily WHERE day >= %(d)s GROUP BY 1, 2),
+     e AS (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, k.type,
+                  count(*) AS events, count(DISTINCT session_id) AS sessions
+           FROM analytics_events, LATERAL (VALUES (type), ('')) AS k(type)
+           WHERE occurred_at >= (%(d)s)::timestamp AT TIME ZONE 'UTC' GROUP BY 1, 2)
+SELECT count(*) FILTER (WHERE r.events IS DISTINCT FROM e.events
+                          OR r.sessions IS DISTINCT FROM e.sessions),
+       count(*), COALESCE(sum(e.events) FILTER (WHERE e.type = ''), 0)
+FROM r FULL JOIN e USING (day, type)"""
+d0 = "(now() AT TIME ZONE 'UTC')::date - 1"
+_, out, _ = psql(RECOUNT % {"d": d0})
+bad, n, total = out.split("|")
+t.ok(bad == "0" and int(n) > 5 and int(total) >= 200,
+     "today's and yesterday's rollups equal a recount of the events (%s types and days, %s events)"
+     % (n, total), out)
+_, out, _ = psql("SELECT sum(sessions) FROM analytics_daily WHERE day = (now() AT TIME ZONE 'UTC')::date "
+                 "AND type = 'product_view'")
+j = summary("?from=%s&to=%s" % (today, today)).json()
+t.ok(j["funnel"]["product_view"] == int(out or 0),
+     "the API's funnel is the rollup's (%s session-days with a product view today)" % out,
+     (j["funnel"], out))
+_, n_rows, _ = psql("SELECT count(*) FROM analytics_session_days")
+_, old, _ = psql("SELECT count(*) FROM analytics_session_days "
+                 "WHERE day < (now() AT TIME ZONE 'UTC')::date - 1")
+t.ok(old == "0", "no session is kept for days before yesterday (the worker prunes them)",
+     (old, n_rows))
+
+# --- an order paid by the worker, in a currency of its own -------------------------
+CUR = "Q" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(2))
+r = request("POST", "/api/v1/products", headers=ADM, body={
+    "sku": "SUMP-" + RUN, "name": "Summed thing", "price_cents": 1234, "currency": CUR,
+    "stock": 10})
+PID = r.json()["id"]
+before = summary("?currency=%s&from=%s&to=%s" % (CUR, today, today)).json()
+r = request("POST", "/api/v1/orders", headers=CUS,
+            body={"items": [{"product_id": PID, "quantity": 3}],
+                  "payment": {"method": "card", "token": "tok_visa"}})
+OID = (r.json() or {}).get("id")
+t.ok(r.status == 201, "an order of 3 placed", r)
+gw = Gateway()
+try:
+    psql("UPDATE outbox SET next_attempt_at = now() - interval '1 day' "
+         "WHERE aggregate_id = 'order:%s' AND state <> 'dead'" % OID)
+    run_worker("--once", "--topics", "payment.charge", env=gw.env())
+finally:
+    gw.stop()
+_, status, _ = psql("SELECT status FROM orders WHERE id = %s" % OID)
+r = summary("?currency=%s&from=%s&to=%s" % (CUR, today, today))
+after = r.json()
+mine = [c for c in after["revenue_by_currency"] if c["currency"] == CUR]
+t.ok(status == "paid" and mine == [{"currency": CUR, "orders": 1, "revenue_cents": 3702,
+                                    "average_order_cents": 3702}],
+     "paid by the worker: its currency shows one order of 37.02", (status, mine))
+t.ok(after["currency"] == CUR and after["revenue_cents"] == 3702 and
+     after["average_order_cents"] == 3702 and after["daily"][0]["revenue_cents"] == 3702,
+     "asked for its currency: the revenue is that order's alone, never another currency's",
+     {k: after[k] for k in ("currency", "revenue_cents", "average_order_cents")})
+t.ok(after["orders"] == before["orders"] + 1 and after["funnel"]["paid"] == after["orders"],
+     "the day's paid orders (every currency) went up by one", (before["orders"], after["orders"]))
+t.ok(any(p["product_id"] == PID and p["units"] == 3 and p["currency"] == CUR
+         for p in after["top_products"]) or len(after["top_products"]) == 10,
+     "the product is among the top products, with its 3 units", after["top_products"])
+_, out, _ = psql("""
+WITH r AS (SELECT day, currency, sum(orders) AS n, sum(revenue_cents) AS rev
+           FROM analytics_sales_daily GROUP BY 1, 2),
+     e AS (SELECT (e.at AT TIME ZONE 'UTC')::date AS day, o.currency, count(*) AS n,
+                  sum(o.total_cents) AS rev
+           FROM order_events e JOIN orders o ON o.id = e.order_id WHERE e.status = 'paid'
+           GROUP BY 1, 2),
+     rp AS (SELECT day, product_id, currency, units, revenue_cents FROM analytics_product_daily),
+     ep AS (SELECT (e.at AT TIME ZONE 'UTC')::date AS day, i.product_id, o.currency,
+                   sum(i.quantity) AS units, sum(i.quantity * i.unit_price_cents) AS revenue_cents
+            FROM order_events e JOIN orders o ON o.id = e.order_id
+            JOIN order_items i ON i.order_id = o.id WHERE e.status = 'paid' GROUP BY 1, 2, 3)
+SELECT (SELECT count(*) FROM r FULL JOIN e USING (day, currency)
+        WHERE r.n IS DISTINCT FROM e.n OR r.rev IS DISTINCT FROM e.rev),
+       (SELECT count(*) FROM rp FULL JOIN ep USING (day, product_id, currency)
+        WHERE rp.units IS DISTINCT FROM ep.units
+           OR rp.revenue_cents IS DISTINCT FROM ep.revenue_cents),
+       (SELECT count(*) FROM e)""")
+bad_sales, bad_products, n = out.split("|")
+t.ok(bad_sales == "0" and bad_products == "0" and int(n) > 0,
+     "every day's sales and product rollups equal a recount of the paid orders (%s days and "
+     "currencies), whatever earlier tests did" % n, out)
+
+# --- CSV, by name or by Accept ------------------------------------------------------
+Q = "?currency=%s&from=%s&to=%s" % (CUR, today - datetime.timedelta(days=2), today)
+r = request("GET", P + ".csv" + Q, headers=ADM)
+rows = list(csv.reader(io.StringIO(r.body.decode().replace("\r\n", "\n")))) if r.status == 200 else []
+t.ok(r.status == 200 and (r.header("Content-Type") or "").startswith("text/csv") and
+     len(rows) == 4 and rows[3] == [str(today), str(after["daily"][0]["visits"]),
+                                    str(after["daily"][0]["events"]),
+                                    str(after["daily"][0]["orders"]), CUR, "3702"],
+     "summary.csv: a header and a line per day, today's with the order", (r.status, rows))
+t.ok(r.body.count(b"\r\n") == 4 and r.body.count(b"\n") == 4 and r.body.endswith(b"\r\n"),
+     "each line ended with CRLF (RFC 4180)", r.body[-60:])
+t.ok('filename="agora-summary-%s-%s.csv"' % (today - datetime.timedelta(days=2), today)
+     in (r.header("Content-Disposition") or ""), "as an attachment named by its range", r.headers)
+for accept, kind in [("text/csv", "csv"), ("application/json", "json"), (None, "json"),
+                     ("*/*", "json"), ("text/csv;q=0.5, application/json", "json"),
+                     ("application/json;q=0.2, text/csv", "csv"), ("text/*", "csv"),
+                     ("text/csv;q=0", "json"), ("image/png", "json"),
+                     ("text/csv; charset=utf-8 ; q=0.9, */*;q=0.8", "csv")]:
+    r = summary(Q, headers={"Accept": accept} if accept else {})
+    ct = r.header("Content-Type") or ""
+    t.ok(r.status == 200 and ct.startswith("text/csv" if kind == "csv" else "application/json"),
+         "Accept: %s gives %s" % (accept, kind), (r.status, ct))
+r = request("HEAD", P + ".csv" + Q, headers=ADM)
+t.ok(r.status == 200 and r.body == b"", "HEAD summary.csv: the headers alone", r)
+t.done()
