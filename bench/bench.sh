@@ -8,7 +8,8 @@
 # then POST /api/v1/orders against pgbench running the same transaction,
 # and the catalog targets.  Last, once: agora-worker's rows per second
 # against pgbench running the same batch SQL, and the latency from an
-# order placed to paid.  BENCH_SERVERS and BENCH_MODES narrow the run.
+# order placed to paid, and the analytics summary of 30 days at 1,000,000
+# events and 100,000 orders.  BENCH_SERVERS and BENCH_MODES narrow the run.
 # Figures on a shared machine are noisy: read the ratios, which compare
 # results of the same run.
 
@@ -307,6 +308,41 @@ bench_order_setup() {
 	ORDER_UID=$(psql -qAt "$ADMIN_URL" -c "SELECT id FROM users WHERE email = 'bench@example.com'")
 }
 
+# The analytics summary at 1,000,000 events and 100,000 orders over the
+# last 30 days (agoractl seed makes what is missing, once): GET
+# /api/v1/analytics/summary of those 30 days by an admin at 4
+# connections, beside GET /api/v1/health (one prepared query) in the same
+# run; then the SQL function alone, as psql times it.  Goal: p99 under
+# 50 ms.
+bench_summary() {
+	local base=http://127.0.0.1:$HTTP_PORT n e args=() h rps p50 p99 err sql
+	n=$(psql -qAt "$ADMIN_URL" -c "SELECT count(*) FROM orders")
+	e=$(psql -qAt "$ADMIN_URL" -c "SELECT count(*) FROM analytics_events")
+	[ "$n" -lt 100000 ] && args+=(--orders $((100000 - n)))
+	[ "$e" -lt 1000000 ] && args+=(--events $((1000000 - e)))
+	if [ ${#args[@]} -gt 0 ]; then
+		say "seeding ${args[*]} over 30 days"
+		"$PREFIX/sbin/agoractl" seed "${args[@]}" --days 30 >/dev/null
+	fi
+	"$PREFIX/sbin/agoractl" user add --email bench-admin@example.com --name Bench \
+		--role admin --password-stdin <<<"bench password 1" >/dev/null 2>&1 || true
+	SUMMARY_TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
+		-d '{"email":"bench-admin@example.com","password":"bench password 1"}' \
+		"$base/api/v1/auth/login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+	export SUMMARY_TOKEN
+	wrk -t2 -c4 -d2s -s "$TOP/bench/summary.lua" "$base" >/dev/null 2>&1
+	read -r h _ <<<"$(bench_wrk 4 "$base/api/v1/health")"
+	read -r rps p50 p99 err <<<"$(bench_wrk 4 "$base" "$TOP/bench/summary.lua")"
+	bench_row summary - summary-30d 4 "$rps" "$p50" "$p99" "$err" - -
+	echo "summary: req/s vs health = $(ratio "$rps" "$h"); goal p99 < 50 ms: p99 $p99 ms" |
+		tee -a "$BENCH_OUT"
+	sql=$(psql -qAt "$ADMIN_URL" -c "EXPLAIN (ANALYZE, FORMAT JSON) SELECT
+		analytics_summary((now() AT TIME ZONE 'UTC')::date - 29,
+		(now() AT TIME ZONE 'UTC')::date, NULL, 10, 50)" |
+		sed -n 's/.*"Execution Time": \([0-9.]*\).*/\1/p')
+	echo "summary: analytics_summary() of 30 days alone: $sql ms" | tee -a "$BENCH_OUT"
+}
+
 bench_main() {
 	local server mode
 	command -v wrk >/dev/null || die "wrk is not installed"
@@ -333,6 +369,7 @@ bench_main() {
 	web_start lighttpd pool
 	bench_token
 	bench_worker
+	bench_summary
 	web_stop
 	say "results in $BENCH_OUT"
 }

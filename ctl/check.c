@@ -81,19 +81,21 @@ static const struct grant {
 	{ "outbox", RW, "" }, { "payments", RW, "" }, { "reviews", RW, "" },
 	{ "gateway_events", RW, "" }, { "files", RW, "" },
 	{ "notifications", RW, "" },
-	{ "analytics_events", "SELECT,INSERT", "UPDATE,DELETE" }, /* 0002 */
+	/* 0022: INSERT of its columns but occurred_at. */
+	{ "analytics_events", "SELECT", "UPDATE,DELETE" }, /* 0002 */
 	{ "order_transitions", "SELECT", "INSERT,UPDATE,DELETE" }, /* 0005 */
 	{ "order_events", "SELECT,INSERT", "UPDATE,DELETE" }, /* 0005 */
 	{ "invoices", "SELECT,INSERT", "UPDATE,DELETE" }, /* 0008 */
 	{ "notification_attempts", "SELECT,INSERT",
 	    "UPDATE,DELETE" }, /* 0008 */
-	{ "analytics_daily", "SELECT", "INSERT,UPDATE,DELETE" }, /* 0021 */
-	{ "analytics_session_days", "SELECT",
-	    "INSERT,UPDATE,DELETE" }, /* 0021 */
+	{ "analytics_paid", "SELECT", "INSERT,UPDATE,DELETE" }, /* 0021 */
 	{ "analytics_sales_daily", "SELECT",
 	    "INSERT,UPDATE,DELETE" }, /* 0021 */
 	{ "analytics_product_daily", "SELECT",
 	    "INSERT,UPDATE,DELETE" }, /* 0021 */
+	{ "analytics_daily", "SELECT", "INSERT,UPDATE,DELETE" }, /* 0022 */
+	{ "analytics_session_days", "SELECT",
+	    "INSERT,UPDATE,DELETE" }, /* 0022 */
 };
 
 enum level { OK, WARN, FAIL, LEVEL__MAX };

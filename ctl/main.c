@@ -6,7 +6,8 @@
  *   agoractl user add|list|set-role|disable|enable ...
  *   agoractl outbox list|retry|stats ...
  *   agoractl analytics prune --before DATE
- *   agoractl seed --products N      a demo catalog, with progress
+ *   agoractl seed [--products N] [--orders N] [--events N] [--days D]
+ *                                   demo data, with progress
  *   agoractl check [--dir DIR]      diagnose an install (check.c)
  *   agoractl --help                 what each command does
  *
@@ -78,8 +79,10 @@ static const struct command {
 	    "delete the analytics events from before DATE (or an RFC 3339 "
 	    "time)",
 	    ctl_analytics_prune },
-	{ "seed", "--products N",
-	    "add a demo catalog of N products, with progress", ctl_seed },
+	{ "seed", "[--products N] [--orders N] [--events N] [--days D]",
+	    "add demo products, orders and analytics events of the last D "
+	    "days (30), with progress",
+	    ctl_seed },
 	{ "check", "[--dir DIR]",
 	    "check the configuration, secrets, database, memcached, storage "
 	    "and outbox; exit 1 on a failure",

@@ -163,6 +163,27 @@ post_events(struct agora_req *r)
 	return agora_resp_json(r, 202, o);
 }
 
+/* Whether the n characters at s are all ASCII digits. */
+static int
+digits(const char *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* The n digits at s as a number; digits() has checked them. */
+static long
+number(const char *s, int n)
+{
+	long v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
 /*
  * Days since 1970-01-01 of a strict YYYY-MM-DD date of the proleptic
  * Gregorian calendar (H. Hinnant's days_from_civil); -1 when s is not one.
@@ -174,9 +195,12 @@ parse_day(const char *s, long *out)
 		30, 31 };
 	long y, m, d, era, yoe, doy;
 
-	if (strlen(s) != 10 || strspn(s, "0123456789-") != 10 || s[4] != '-' ||
-	    s[7] != '-' || sscanf(s, "%4ld-%2ld-%2ld", &y, &m, &d) != 3)
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4) ||
+	    !digits(s + 5, 2) || !digits(s + 8, 2))
 		return -1;
+	y = number(s, 4);
+	m = number(s + 5, 2);
+	d = number(s + 8, 2);
 	if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
 	    (m == 2 && d == 29 &&
 	        (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0))))

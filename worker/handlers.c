@@ -415,12 +415,11 @@ prune_analytics(struct worker *w)
 }
 
 /*
- * The rollups' record of sessions already counted, for the days before
- * yesterday, which no event can reach any more (sql/0021); whatever
- * analytics_retention_days says, since the counts themselves stay.
+ * Run stmt (a function of one batch size that answers how many rows it
+ * did) up to PRUNE_PASS_BATCHES times, while batches come back full.
  */
 static void
-prune_sessions(struct worker *w)
+batches(struct worker *w, const char *stmt)
 {
 	const char *vals[1] = { AGORA_STR(AGORA_PRUNE_BATCH) };
 	PGresult *res;
@@ -428,8 +427,8 @@ prune_sessions(struct worker *w)
 	int i;
 
 	for (i = 0; i < PRUNE_PASS_BATCHES; i++)
-		if (agora_db_query(worker_req_reset(w), "sessions_prune", 1,
-		        vals, &res) != AGORA_OK ||
+		if (agora_db_query(worker_req_reset(w), stmt, 1, vals, &res) !=
+		        AGORA_OK ||
 		    agora_parse_ll(
 		        PQgetvalue(res, 0, 0), 0, AGORA_PRUNE_BATCH, &n) != 0 ||
 		    n < AGORA_PRUNE_BATCH)
@@ -450,7 +449,13 @@ worker_housekeeping(struct worker *w)
 		;
 	apply_waiting(w);
 	prune_analytics(w);
-	prune_sessions(w);
+	/*
+	 * The analytics summary's paid orders into its daily rows, and the
+	 * sessions it counted on days no event can reach any more (sql/0021,
+	 * 0022); whatever analytics_retention_days says.
+	 */
+	batches(w, "analytics_fold");
+	batches(w, "sessions_prune");
 	(void)agora_db_query(
 	    worker_req_reset(w), "heartbeats_prune", 0, NULL, NULL);
 }

@@ -56,7 +56,7 @@ REVOKE ALL ON FUNCTION analytics_prune_before(timestamptz, integer)
 
 -- From 0.2.
 -- agora-worker: the sessions counted on days before yesterday (UTC) are
--- never needed again (sql/0021), p_limit of them per call.
+-- never needed again (sql/0022), p_limit of them per call.
 CREATE OR REPLACE FUNCTION analytics_sessions_prune(p_limit integer)
  RETURNS bigint
  LANGUAGE sql
@@ -75,24 +75,83 @@ REVOKE ALL ON FUNCTION analytics_sessions_prune(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION analytics_sessions_prune(integer) TO agora_app;
 
 -- From 0.2.
+-- agora-worker: fold up to p_limit paid orders of analytics_paid into the
+-- daily rows (sql/0021), oldest first; one worker at a time (the others
+-- find the lock taken and fold nothing), so that the daily rows are
+-- written by one transaction at a time, in key order.
+CREATE OR REPLACE FUNCTION analytics_fold(p_limit integer)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+DECLARE
+	v_n bigint;
+BEGIN
+	IF NOT pg_try_advisory_xact_lock(7259000021) THEN
+		RETURN 0;
+	END IF;
+	WITH d AS (
+		DELETE FROM analytics_paid WHERE order_id IN (
+			SELECT p.order_id FROM analytics_paid p ORDER BY p.order_id
+			LIMIT LEAST(GREATEST(p_limit, 1), 10000))
+		RETURNING *),
+	s AS (
+		INSERT INTO analytics_sales_daily AS t (day, currency, orders,
+			revenue_cents)
+		SELECT d.day, d.currency, count(*), sum(d.total_cents)
+		FROM d GROUP BY 1, 2 ORDER BY 1, 2
+		ON CONFLICT (day, currency) DO UPDATE
+		SET orders = t.orders + excluded.orders,
+			revenue_cents = t.revenue_cents + excluded.revenue_cents),
+	p AS (
+		INSERT INTO analytics_product_daily AS t (day, product_id,
+			currency, units, revenue_cents)
+		SELECT d.day, i.product_id, d.currency, sum(i.quantity),
+			sum(i.quantity * i.unit_price_cents)
+		FROM d JOIN order_items i ON i.order_id = d.order_id
+		GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+		ON CONFLICT (day, product_id, currency) DO UPDATE
+		SET units = t.units + excluded.units,
+			revenue_cents = t.revenue_cents + excluded.revenue_cents)
+	SELECT count(*) INTO v_n FROM d;
+	RETURN v_n;
+END
+$function$;
+REVOKE ALL ON FUNCTION analytics_fold(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION analytics_fold(integer) TO agora_app;
+
+-- From 0.2.
 -- GET /analytics/summary: the figures of the UTC days p_from to p_to
--- (both included) from the rollups of sql/0021, as one JSON document;
--- fcgi/openapi.json ("AnalyticsSummary") defines each.  p_currency: the
--- currency of revenue_cents, average_order_cents and daily's
--- revenue_cents; NULL picks the one with the most paid orders in the
--- range (then the first by code).  Reads at most (days x types x 8)
--- event rows, (days x currencies x 8) sales rows and (days x products
--- sold) product rows, whatever the number of events and orders.
+-- (both included) as one JSON document; fcgi/openapi.json
+-- ("AnalyticsSummary") defines each.  p_currency: the currency of
+-- revenue_cents, average_order_cents and daily's revenue_cents; NULL
+-- picks the one with the most paid orders in the range (then the first
+-- by code).  It reads the daily rows of sql/0021 and 0022, and the paid
+-- orders agora-worker has not folded into them yet, in one snapshot: at
+-- most (days x types, 200 a day, x 8) event rows, (days x currencies)
+-- sales rows and (days x products sold) product rows, whatever the number
+-- of events and orders, plus the unfolded orders (a minute's worth while
+-- a worker runs).
 CREATE OR REPLACE FUNCTION analytics_summary(p_from date, p_to date, p_currency text, p_top integer, p_types integer)
  RETURNS json
  LANGUAGE sql
  STABLE
 AS $function$
-	WITH sales AS (
-		SELECT s.day, s.currency, sum(s.orders)::bigint AS orders,
-			sum(s.revenue_cents)::bigint AS revenue
-		FROM analytics_sales_daily s
-		WHERE s.day BETWEEN p_from AND p_to GROUP BY 1, 2),
+	WITH unfolded AS (
+		SELECT u.order_id, u.day, u.currency, u.total_cents
+		FROM analytics_paid u WHERE u.day BETWEEN p_from AND p_to),
+	sales AS (
+		SELECT x.day, x.currency, sum(x.orders)::bigint AS orders,
+			sum(x.revenue)::bigint AS revenue
+		FROM (SELECT s.day, s.currency, s.orders,
+				s.revenue_cents AS revenue
+			FROM analytics_sales_daily s
+			WHERE s.day BETWEEN p_from AND p_to
+			UNION ALL
+			SELECT u.day, u.currency, 1, u.total_cents
+			FROM unfolded u) x
+		GROUP BY 1, 2),
 	by_currency AS (
 		SELECT s.currency, sum(s.orders)::bigint AS orders,
 			sum(s.revenue)::bigint AS revenue
@@ -144,11 +203,18 @@ AS $function$
 				'revenue_cents', t.revenue)
 			ORDER BY t.units DESC, t.revenue DESC, t.product_id,
 				t.currency), '[]')
-			FROM (SELECT a.product_id, a.currency,
-					sum(a.units)::bigint AS units,
-					sum(a.revenue_cents)::bigint AS revenue
-				FROM analytics_product_daily a
-				WHERE a.day BETWEEN p_from AND p_to
+			FROM (SELECT x.product_id, x.currency,
+					sum(x.units)::bigint AS units,
+					sum(x.revenue)::bigint AS revenue
+				FROM (SELECT a.product_id, a.currency, a.units,
+						a.revenue_cents AS revenue
+					FROM analytics_product_daily a
+					WHERE a.day BETWEEN p_from AND p_to
+					UNION ALL
+					SELECT i.product_id, u.currency, i.quantity,
+						i.quantity * i.unit_price_cents
+					FROM unfolded u
+					JOIN order_items i ON i.order_id = u.order_id) x
 				GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1, 2
 				LIMIT p_top) t
 			LEFT JOIN products p ON p.id = t.product_id),

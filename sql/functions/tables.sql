@@ -163,9 +163,30 @@ AS $function$
 $function$;
 
 -- From 0021.
--- The rollups of sql/0021: analytics_events' statement trigger counts
--- each (UTC day, type) and each (day, '' for any type) of the new rows,
--- and the sessions not yet counted for that day and type.
+-- order_events' statement trigger: each order that became paid, once, to
+-- analytics_paid, for agora-worker to fold into the daily rows
+-- (analytics_fold()); nothing shared is locked (sql/0021).
+CREATE OR REPLACE FUNCTION order_events_rollup()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+BEGIN
+	INSERT INTO analytics_paid (order_id, day, currency, total_cents)
+	SELECT n.order_id, (n.at AT TIME ZONE 'UTC')::date, o.currency,
+		o.total_cents
+	FROM new_rows n JOIN orders o ON o.id = n.order_id
+	WHERE n.status = 'paid'
+	ON CONFLICT (order_id) DO NOTHING;
+	RETURN NULL;
+END
+$function$;
+
+-- From 0022.
+-- analytics_events' statement trigger: the new rows' events and the
+-- sessions not yet counted, per UTC day and type (a day's types past 200,
+-- '(other)') and per day (type ''), into the day's shard (sql/0022).
 CREATE OR REPLACE FUNCTION analytics_events_rollup()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -173,10 +194,28 @@ CREATE OR REPLACE FUNCTION analytics_events_rollup()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
-	WITH e AS (
-		SELECT (n.occurred_at AT TIME ZONE 'UTC')::date AS day, k.type,
-			n.session_id
-		FROM new_rows n, LATERAL (VALUES (n.type), ('')) AS k(type)),
+	WITH n AS (
+		SELECT (r.occurred_at AT TIME ZONE 'UTC')::date AS day,
+			r.type, r.session_id
+		FROM new_rows r),
+	room AS (
+		SELECT d.day, 200 - (SELECT count(DISTINCT a.type)
+			FROM analytics_daily a WHERE a.day = d.day) AS free
+		FROM (SELECT DISTINCT n.day FROM n) d),
+	fresh AS (
+		SELECT x.day, x.type,
+			row_number() OVER (PARTITION BY x.day ORDER BY x.type) AS k
+		FROM (SELECT DISTINCT n.day, n.type FROM n) x
+		WHERE x.type NOT IN ('product_view', 'add_to_cart', 'checkout')
+		AND NOT EXISTS (SELECT 1 FROM analytics_daily a
+			WHERE a.day = x.day AND a.type = x.type)),
+	e AS (
+		SELECT n.day, CASE WHEN f.k IS NULL OR f.k <= r.free
+			THEN n.type ELSE '(other)' END AS type, n.session_id
+		FROM n JOIN room r ON r.day = n.day
+		LEFT JOIN fresh f ON f.day = n.day AND f.type = n.type
+		UNION ALL
+		SELECT n.day, '', n.session_id FROM n),
 	s AS (
 		INSERT INTO analytics_session_days (day, type, session_id)
 		SELECT DISTINCT e.day, e.type, e.session_id FROM e
@@ -195,46 +234,6 @@ BEGIN
 	ON CONFLICT (day, type, shard) DO UPDATE
 	SET events = d.events + excluded.events,
 		sessions = d.sessions + excluded.sessions;
-	RETURN NULL;
-END
-$function$;
-
--- From 0021.
--- order_events' statement trigger: the orders that became paid, by the
--- UTC day of that event, into the sales and product rollups.
-CREATE OR REPLACE FUNCTION order_events_rollup()
- RETURNS trigger
- LANGUAGE plpgsql
- SECURITY DEFINER
- SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-AS $function$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM new_rows WHERE status = 'paid') THEN
-		RETURN NULL;
-	END IF;
-	WITH p AS (
-		SELECT (n.at AT TIME ZONE 'UTC')::date AS day, n.order_id
-		FROM new_rows n WHERE n.status = 'paid'),
-	s AS (
-		INSERT INTO analytics_sales_daily AS d (day, currency, shard,
-			orders, revenue_cents)
-		SELECT p.day, o.currency, pg_backend_pid() % 8, count(*),
-			sum(o.total_cents)
-		FROM p JOIN orders o ON o.id = p.order_id
-		GROUP BY 1, 2 ORDER BY 1, 2
-		ON CONFLICT (day, currency, shard) DO UPDATE
-		SET orders = d.orders + excluded.orders,
-			revenue_cents = d.revenue_cents + excluded.revenue_cents)
-	INSERT INTO analytics_product_daily AS d (day, product_id, currency,
-		units, revenue_cents)
-	SELECT p.day, i.product_id, o.currency, sum(i.quantity),
-		sum(i.unit_price_cents * i.quantity)
-	FROM p JOIN orders o ON o.id = p.order_id
-	JOIN order_items i ON i.order_id = p.order_id
-	GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-	ON CONFLICT (day, product_id, currency) DO UPDATE
-	SET units = d.units + excluded.units,
-		revenue_cents = d.revenue_cents + excluded.revenue_cents;
 	RETURN NULL;
 END
 $function$;
