@@ -91,7 +91,7 @@ static const struct grant {
 	{ "analytics_paid", "SELECT", "INSERT,UPDATE,DELETE" }, /* 0021 */
 	{ "analytics_sales_daily", "SELECT",
 	    "INSERT,UPDATE,DELETE" }, /* 0021 */
-	{ "analytics_product_daily", "SELECT",
+	{ "analytics_product_blocks", "SELECT",
 	    "INSERT,UPDATE,DELETE" }, /* 0021 */
 	{ "analytics_daily", "SELECT", "INSERT,UPDATE,DELETE" }, /* 0022 */
 	{ "analytics_session_days", "SELECT",

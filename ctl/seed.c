@@ -472,7 +472,7 @@ static const struct seeder {
 	{ "products", "ANALYZE products, inventory", seed_products },
 	{ "orders",
 	    "ANALYZE users, orders, order_items, order_events, "
-	    "analytics_sales_daily, analytics_product_daily",
+	    "analytics_sales_daily, analytics_product_blocks",
 	    seed_orders },
 	{ "events", "ANALYZE analytics_events, analytics_daily", seed_events },
 };

@@ -154,16 +154,16 @@ def random_orders(rng, pids):
     return orders, stmts
 
 
-def expect(events, orders, names, cur_asked):
-    """The document analytics_summary() must give for FROM..TO."""
-    rng_days = [FROM + datetime.timedelta(days=i) for i in range((TO - FROM).days + 1)]
-    inside = [e for e in events if FROM <= e[2].date() <= TO]
+def expect(events, orders, names, cur_asked, lo=FROM, hi=TO):
+    """The document analytics_summary() must give for lo..hi."""
+    rng_days = [lo + datetime.timedelta(days=i) for i in range((hi - lo).days + 1)]
+    inside = [e for e in events if lo <= e[2].date() <= hi]
     by_type, sess = {}, {}
     for typ, sid, when in inside:
         by_type[typ] = by_type.get(typ, 0) + 1
         sess.setdefault(typ, set()).add((when.date(), sid))
         sess.setdefault("", set()).add((when.date(), sid))
-    paid = [o for o in orders if o[5] is not None and FROM <= o[5].date() <= TO]
+    paid = [o for o in orders if o[5] is not None and lo <= o[5].date() <= hi]
     per_cur = {}
     for o in paid:
         n, rev = per_cur.get(o[0], (0, 0))
@@ -184,7 +184,7 @@ def expect(events, orders, names, cur_asked):
     norders = len(paid)
     cn, crev = per_cur.get(cur, (0, 0))
     return {
-        "from": str(FROM), "to": str(TO), "currency": cur, "orders": norders,
+        "from": str(lo), "to": str(hi), "currency": cur, "orders": norders,
         "revenue_cents": crev, "average_order_cents": avg(crev, cn),
         "visits": visits, "events": len(inside),
         "conversion_rate": (Decimal(norders) / visits).quantize(Decimal("0.0001"), ROUND_HALF_UP)
@@ -237,6 +237,11 @@ def random_check(seed, cur_asked=None):
         [s for s in stmts if not s.startswith("WITH o AS")]
     cur = "'%s'" % cur_asked if cur_asked else "NULL"
     doc = "analytics_summary('%s', '%s', %s, 10, 50)::text" % (FROM, TO, cur)
+    # Once folded, ranges of their own over the days written: each is read
+    # as a different set of the products' blocks (2001-03-11 starts a
+    # block of 128 days).
+    span = [FROM + datetime.timedelta(days=k) for k in range(-1, 14)]
+    subs = [tuple(sorted(rng.sample(span, 2))) for _ in range(4)]
     # The same summary again after the worker's fold has moved the paid
     # orders into the daily rows: the advisory lock, taken first, makes
     # sure no worker's fold holds it (the fold takes it again, the same
@@ -248,14 +253,19 @@ def random_check(seed, cur_asked=None):
         ["SELECT analytics_fold(10000)"] * 3 + [
         "SELECT chr(4) || %s || chr(5) || (SELECT count(*) FROM analytics_paid "
         "WHERE day BETWEEN '%s' AND '%s') || chr(6)"
-        % (doc, FROM - datetime.timedelta(days=1), TO + datetime.timedelta(days=3)),
+        % (doc, FROM - datetime.timedelta(days=1), TO + datetime.timedelta(days=3))] +
+        ["SELECT chr(7) || analytics_summary('%s', '%s', %s, 10, 50)::text || chr(8)"
+         % (lo, hi, cur) for lo, hi in subs] + [
         "ROLLBACK"], check=False)
     if rc != 0:
         return None, None, None, None, err
     doc, text = out.split("\x03", 1)[1].split("\x02")[0].split("\x01")
     folded, left = out.split("\x04", 1)[1].split("\x06")[0].split("\x05")
+    parts = [json.loads(x.split("\x08")[0], parse_float=Decimal) for x in out.split("\x07")[1:]]
     return json.loads(doc, parse_float=Decimal), expect(events, orders, names, cur_asked), \
-        text, (json.loads(folded, parse_float=Decimal), int(left)), None
+        text, (json.loads(folded, parse_float=Decimal), int(left),
+               [(a, expect(events, orders, names, cur_asked, lo, hi))
+                for a, (lo, hi) in zip(parts, subs)]), None
 
 
 for seed, cur in [(1, None), (2, "XBB"), (3, "XZZ")]:
@@ -266,6 +276,12 @@ for seed, cur in [(1, None), (2, "XBB"), (3, "XZZ")]:
     t.ok(err is None and folded[1] == 0 and norm(folded[0]) == norm(got),
          "and the same once the worker's fold has moved the paid orders into them",
          err or (folded[1], [k for k in want if norm(got.get(k)) != norm(folded[0].get(k))]))
+    bad = [(w["from"], w["to"], k) for g, w in (folded[2] if folded else [])
+           for k in w if norm(g.get(k)) != norm(w[k])]
+    t.ok(err is None and len(folded[2]) == 4 and not bad,
+         "then four ranges of their own, %s: each is what its rows sum to"
+         % ", ".join("%s..%s" % (g["from"], g["to"]) for g, _ in (folded[2] if folded else [])),
+         err or bad)
     text = text or ""
     rows = list(csv.reader(io.StringIO(text.replace("\r\n", "\n"))))
     wrows = [["date", "visits", "events", "orders", "currency", "revenue_cents"]] + \
@@ -428,8 +444,8 @@ WITH r AS (SELECT day, currency, sum(n) AS n, sum(rev) AS rev
            GROUP BY 1, 2),
      rp AS (SELECT day, product_id, currency, sum(units) AS units,
                    sum(revenue_cents) AS revenue_cents
-            FROM (SELECT day, product_id, currency, units, revenue_cents
-                  FROM analytics_product_daily
+            FROM (SELECT start_day AS day, product_id, currency, units, revenue_cents
+                  FROM analytics_product_blocks WHERE level = 0
                   UNION ALL
                   SELECT p.day, i.product_id, p.currency, i.quantity,
                          i.quantity * i.unit_price_cents
@@ -449,6 +465,23 @@ bad_sales, bad_products, n = out.split("|")
 t.ok(bad_sales == "0" and bad_products == "0" and int(n) > 0,
      "every day's sales and product rollups equal a recount of the paid orders (%s days and "
      "currencies), whatever earlier tests did" % n, out)
+# Each larger block of a product holds what its days hold, once the
+# order above is folded (as the worker's next pass would).
+psql(["BEGIN", "SELECT pg_advisory_xact_lock(7259000021)", "SELECT analytics_fold(10000)",
+      "COMMIT"])
+_, out, _ = psql("""
+WITH z AS (SELECT start_day AS day, product_id, currency, units, revenue_cents
+           FROM analytics_product_blocks WHERE level = 0),
+     up AS (SELECT l AS level, z.day - ((z.day - DATE '1970-01-01') & ((1 << l) - 1)) AS start_day,
+                   product_id, currency, sum(units) AS units, sum(revenue_cents) AS rev
+            FROM z, generate_series(1, 7) AS l GROUP BY 1, 2, 3, 4),
+     b AS (SELECT * FROM analytics_product_blocks WHERE level > 0)
+SELECT count(*) FILTER (WHERE up.units IS DISTINCT FROM b.units
+                          OR up.rev IS DISTINCT FROM b.revenue_cents), count(*)
+FROM up FULL JOIN b USING (level, start_day, product_id, currency)""")
+bad, n = out.split("|")
+t.ok(bad == "0" and int(n) > 0,
+     "each product's blocks of 2 to 128 days hold the sum of their days (%s blocks)" % n, out)
 
 # --- CSV, by name or by Accept ------------------------------------------------------
 Q = "?currency=%s&from=%s&to=%s" % (CUR, today - datetime.timedelta(days=2), today)
