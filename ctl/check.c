@@ -581,6 +581,39 @@ privileges(struct ck *k, const char *table, const char *list, const char *held,
 	    3, vals, out, len);
 }
 
+/*
+ * Events are stamped by the database (0022): a role that may write
+ * occurred_at could post an event to a day whose counted sessions are
+ * gone, and count a session twice.  1 (said) when it may, or -1 on error.
+ */
+static int
+check_dated_events(struct ck *k, const char *role)
+{
+	char v[8];
+
+	if (query_value(k, k->app,
+	        "SELECT has_column_privilege('analytics_events', "
+	        "'occurred_at', 'INSERT')::int::text || "
+	        "has_column_privilege('analytics_events', 'type', "
+	        "'INSERT')::int",
+	        0, NULL, v, sizeof(v)) != 0)
+		return 1;
+	if (strcmp(v, "01") == 0)
+		return 0;
+	if (v[0] == '1')
+		say(k, FAIL, "rights",
+		    "%s may set occurred_at on analytics_events, which sql/ "
+		    "revokes: REVOKE INSERT ON analytics_events FROM %s, then "
+		    "GRANT INSERT (type, session_id, product_id, properties) "
+		    "ON analytics_events TO %s",
+		    role, role, role);
+	else
+		say(k, FAIL, "rights",
+		    "%s may not post analytics events: run agoractl migrate",
+		    role);
+	return 1;
+}
+
 /* The programs' role has on each table what sql/ grants, no more. */
 static void
 check_rights(struct ck *k)
@@ -612,6 +645,7 @@ check_rights(struct ck *k)
 			    grants[i].table, role);
 		bad += *miss != '\0' || *extra != '\0';
 	}
+	bad += check_dated_events(k, role);
 	if (bad == 0)
 		say(k, OK, "rights",
 		    "%s has what the programs need on %zu tables, and "

@@ -11,11 +11,11 @@
  * would fill the table fast; agora-worker deletes events older than
  * analytics_retention_days.
  *
- * GET /api/v1/analytics/summary (admin) reads the daily rollups the
- * tables' triggers keep (sql/0021): a range of at most RANGE_DAYS UTC
- * days costs the same whatever the number of events and orders.  The
- * figures are built by analytics_summary() in SQL; summary.csv, or
- * Accept: text/csv, gives its daily rows for a spreadsheet.
+ * GET /api/v1/analytics/summary (admin) reads daily rows, not the events
+ * and orders themselves (sql/0021, 0022): a range of at most RANGE_DAYS
+ * UTC days costs about the same whatever their number.  The figures are
+ * built by analytics_summary() in SQL; summary.csv, or Accept: text/csv,
+ * gives its daily rows for a spreadsheet.
  */
 #include "config.h"
 
@@ -220,7 +220,8 @@ day_text(struct agora_req *r, long day)
 	time_t t = (time_t)day * 86400;
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
+	if (gmtime_r(&t, &tm) == NULL)
+		return NULL;
 	return agora_printf(
 	    r, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
@@ -278,8 +279,9 @@ summary_params(struct agora_req *r, const char *vals[3])
 	        strspn(vals[2], "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3))
 		return agora_problem(r, AGORA_E_BAD_REQUEST, "bad_currency",
 		    summary_fields[Q_CURRENCY].detail);
-	vals[0] = day_text(r, from);
-	vals[1] = day_text(r, to);
+	if ((vals[0] = day_text(r, from)) == NULL ||
+	    (vals[1] = day_text(r, to)) == NULL)
+		return AGORA_E_INTERNAL;
 	return AGORA_OK;
 }
 

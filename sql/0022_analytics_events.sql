@@ -56,6 +56,19 @@ CREATE FUNCTION analytics_events_rollup() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path TO 'pg_catalog', 'public', 'pg_temp' AS $$
 BEGIN
+	-- A day's new types are admitted by one transaction at a time (the
+	-- others wait for it to commit, then count what it added), so that
+	-- concurrent posts cannot each take the last free names.  Days in
+	-- order: two posts of several days cannot deadlock.
+	PERFORM pg_advisory_xact_lock(hashtext('agora:analytics_types'), x.d)
+	FROM (SELECT DISTINCT (r.occurred_at AT TIME ZONE 'UTC')::date
+			- DATE '1970-01-01' AS d
+		FROM new_rows r
+		WHERE r.type NOT IN ('product_view', 'add_to_cart', 'checkout')
+		AND NOT EXISTS (SELECT 1 FROM analytics_daily a
+			WHERE a.day = (r.occurred_at AT TIME ZONE 'UTC')::date
+			AND a.type = r.type)
+		ORDER BY 1) x;
 	WITH n AS (
 		SELECT (r.occurred_at AT TIME ZONE 'UTC')::date AS day,
 			r.type, r.session_id
@@ -126,12 +139,17 @@ SELECT (a.occurred_at AT TIME ZONE 'UTC')::date, '', 0, count(*),
 	count(DISTINCT a.session_id)
 FROM analytics_events a GROUP BY 1;
 
--- The sessions of today and yesterday, so that later events of theirs
--- are not counted again.  (A day that had more than 200 types may count
--- a session of its '(other)' types more than once: they are summed.)
+-- The sessions of today and yesterday, under the names their types were
+-- counted by above, so that later events of theirs are not counted
+-- again.  (A day that had more than 200 types may count a session of its
+-- '(other)' types more than once: they are summed.)
 INSERT INTO analytics_session_days (day, type, session_id)
-SELECT DISTINCT (a.occurred_at AT TIME ZONE 'UTC')::date, k.type,
-	a.session_id
-FROM analytics_events a, LATERAL (VALUES (a.type), ('')) AS k(type)
-WHERE a.occurred_at >= ((now() AT TIME ZONE 'UTC')::date - 1)::timestamp
-	AT TIME ZONE 'UTC';
+SELECT DISTINCT x.day, CASE WHEN x.type = '' OR EXISTS (SELECT 1
+		FROM analytics_daily d WHERE d.day = x.day AND d.type = x.type)
+	THEN x.type ELSE '(other)' END, x.session_id
+FROM (SELECT (a.occurred_at AT TIME ZONE 'UTC')::date AS day, k.type,
+		a.session_id
+	FROM analytics_events a,
+		LATERAL (VALUES (a.type), ('')) AS k(type)
+	WHERE a.occurred_at >= ((now() AT TIME ZONE 'UTC')::date - 1)::timestamp
+		AT TIME ZONE 'UTC') x;

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 
-from agoratest import Tap, need_stack, sbin
+from agoratest import Tap, need_stack, psql, sbin
 
 need_stack()
 t = Tap()
@@ -146,6 +146,13 @@ try:
     rc, out, fails = check(conf=conf_with("owner", database_url=owner_url))
     t.ok(rc == 1 and any(x.startswith("FAIL rights: ") and " owns " in x for x in fails),
          "the owner as the programs' role: exit 1, it owns the tables", out)
+    # A right on one column that sql/0022 keeps from the programs.
+    psql("GRANT INSERT (occurred_at) ON analytics_events TO agora_app")
+    try:
+        broken("the programs may date analytics events",
+               ["FAIL rights: agora_app may set occurred_at on analytics_events", "REVOKE"])
+    finally:
+        psql("REVOKE INSERT (occurred_at) ON analytics_events FROM agora_app")
     rc, out, fails = check(conf=conf_with("nocache", memcached_servers=""))
     t.ok(rc == 0 and not fails and "warn " in out,
          "memcached off: a warning, and still exit 0", out)

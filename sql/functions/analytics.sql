@@ -126,6 +126,32 @@ REVOKE ALL ON FUNCTION analytics_fold(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION analytics_fold(integer) TO agora_app;
 
 -- From 0.2.
+-- The UTC days p_from to p_to as disjoint blocks of the products' figures
+-- (sql/0021): for each day, the largest block that holds it and fits in
+-- the range.  Two blocks are either disjoint or one holds the other, so
+-- those are disjoint and cover the range: at most 2 of each level, 14
+-- for a year.
+CREATE OR REPLACE FUNCTION analytics_blocks(p_from date, p_to date)
+ RETURNS TABLE(level integer, start_day date)
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+	SELECT DISTINCT x.level, x.start_day
+	FROM (SELECT DISTINCT ON (g.day) l.level, g.day
+			- ((g.day - DATE '1970-01-01') & ((1 << l.level) - 1))
+			AS start_day
+		FROM (SELECT d::date AS day FROM generate_series(
+				p_from::timestamp, p_to::timestamp,
+				interval '1 day') AS d) g,
+			generate_series(0, 7) AS l(level)
+		WHERE g.day - ((g.day - DATE '1970-01-01')
+			& ((1 << l.level) - 1)) >= p_from
+		AND g.day - ((g.day - DATE '1970-01-01')
+			& ((1 << l.level) - 1)) + (1 << l.level) - 1 <= p_to
+		ORDER BY g.day, l.level DESC) x
+$function$;
+
+-- From 0.2.
 -- GET /analytics/summary: the figures of the UTC days p_from to p_to
 -- (both included) as one JSON document; fcgi/openapi.json
 -- ("AnalyticsSummary") defines each.  p_currency: the currency of
@@ -190,20 +216,8 @@ BEGIN
 		SELECT g::date AS day
 		FROM generate_series(p_from::timestamp, p_to::timestamp,
 			interval '1 day') AS g),
-	-- The range as disjoint product blocks (sql/0021): for each day, the
-	-- largest block that holds it and fits in the range.
 	blocks AS (
-		SELECT DISTINCT x.level, x.start_day
-		FROM (SELECT DISTINCT ON (d.day) l.level, d.day
-				- ((d.day - DATE '1970-01-01')
-				& ((1 << l.level) - 1)) AS start_day
-			FROM days d, generate_series(0, 7) AS l(level)
-			WHERE d.day - ((d.day - DATE '1970-01-01')
-				& ((1 << l.level) - 1)) >= p_from
-			AND d.day - ((d.day - DATE '1970-01-01')
-				& ((1 << l.level) - 1)) + (1 << l.level) - 1
-				<= p_to
-			ORDER BY d.day, l.level DESC) x)
+		SELECT b.level, b.start_day FROM analytics_blocks(p_from, p_to) b)
 	SELECT json_build_object(
 		'from', to_char(p_from, 'YYYY-MM-DD'),
 		'to', to_char(p_to, 'YYYY-MM-DD'),

@@ -194,6 +194,19 @@ CREATE OR REPLACE FUNCTION analytics_events_rollup()
  SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 BEGIN
+	-- A day's new types are admitted by one transaction at a time (the
+	-- others wait for it to commit, then count what it added), so that
+	-- concurrent posts cannot each take the last free names.  Days in
+	-- order: two posts of several days cannot deadlock.
+	PERFORM pg_advisory_xact_lock(hashtext('agora:analytics_types'), x.d)
+	FROM (SELECT DISTINCT (r.occurred_at AT TIME ZONE 'UTC')::date
+			- DATE '1970-01-01' AS d
+		FROM new_rows r
+		WHERE r.type NOT IN ('product_view', 'add_to_cart', 'checkout')
+		AND NOT EXISTS (SELECT 1 FROM analytics_daily a
+			WHERE a.day = (r.occurred_at AT TIME ZONE 'UTC')::date
+			AND a.type = r.type)
+		ORDER BY 1) x;
 	WITH n AS (
 		SELECT (r.occurred_at AT TIME ZONE 'UTC')::date AS day,
 			r.type, r.session_id
