@@ -7,6 +7,12 @@
  * cut off across every process and host.  Refresh tokens are 256 random
  * bits, stored as their SHA-256, rotated on every use; a rotated one
  * presented again revokes its whole family (a stolen copy was used).
+ *
+ * A browser asks at login for its refresh token as a cookie instead, one
+ * that its scripts cannot read (HttpOnly), sent only over HTTPS (Secure),
+ * never with a request another site starts (SameSite=Strict), and only
+ * to the refresh and logout routes (one cookie for each path); refresh
+ * and logout then take it from there when the body has none.
  */
 #include "config.h"
 
@@ -18,6 +24,11 @@
 
 #define REFRESH_BYTES 32
 #define REFRESH_TEXT 64 /* base64url of 32 bytes, with room */
+#define COOKIE "agora_refresh"
+
+/* The paths the cookie is sent to: one cookie each. */
+static const char *const cookie_paths[] = { "/api/v1/auth/refresh",
+	"/api/v1/auth/logout" };
 
 static const struct agora_stmt stmts[] = {
 	{ "user_insert",
@@ -126,8 +137,26 @@ struct grant {
 	const char *role;
 	const char *gen; /* the user's token generation (sql/0014) */
 	const char *family; /* NULL: a new login */
+	int cookie; /* the refresh token goes in a cookie, not the body */
 	char token[REFRESH_TEXT];
 };
+
+/*
+ * Set the refresh cookies to token for ttl seconds, or clear them (token
+ * NULL): a browser replaces a cookie of the same name and path.
+ */
+static void
+set_cookies(struct agora_req *r, const char *token, long long ttl)
+{
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(cookie_paths); i++)
+		agora_resp_header_add(r, "Set-Cookie",
+		    agora_printf(r,
+		        COOKIE "=%s; Path=%s; Max-Age=%lld; HttpOnly; Secure; "
+		               "SameSite=Strict",
+		        token ? token : "", cookie_paths[i], token ? ttl : 0));
+}
 
 /* Store a new refresh token for g->user in g->family. */
 static enum agora_err
@@ -169,8 +198,11 @@ send_tokens(struct agora_req *r, const struct grant *g)
 	    o, "token_type", json_object_new_string("Bearer"));
 	json_object_object_add(o, "expires_in",
 	    json_object_new_int64(r->ctx->cfg.access_token_ttl));
-	json_object_object_add(
-	    o, "refresh_token", json_object_new_string(g->token));
+	if (g->cookie)
+		set_cookies(r, g->token, r->ctx->cfg.refresh_token_ttl);
+	else
+		json_object_object_add(
+		    o, "refresh_token", json_object_new_string(g->token));
 	return agora_resp_json(r, 200, o);
 }
 
@@ -182,12 +214,13 @@ tx_new_login(struct agora_req *r, void *arg)
 
 /* --- login -------------------------------------------------------------- */
 
-enum { L_EMAIL, L_PASSWORD, L__MAX };
+enum { L_EMAIL, L_PASSWORD, L_COOKIE, L__MAX };
 
 static const struct agora_field login_fields[L__MAX] = {
 	[L_EMAIL] = { "email", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 254 },
 	[L_PASSWORD] = { "password", AGORA_F_STRING, AGORA_F_REQUIRED, 1,
 	    AGORA_PASSWORD_MAX },
+	[L_COOKIE] = { "refresh_token_cookie", AGORA_F_BOOL, 0, 0, 0 },
 };
 
 static enum agora_err
@@ -268,6 +301,7 @@ post_login(struct agora_req *r)
 	g.user = PQgetvalue(res, 0, LC_ID);
 	g.role = PQgetvalue(res, 0, LC_ROLE);
 	g.gen = PQgetvalue(res, 0, LC_GEN);
+	g.cookie = v[L_COOKIE].present && v[L_COOKIE].b;
 	if (rehash)
 		maybe_rehash(r, g.user, &v[L_PASSWORD]);
 	if ((rc = agora_db_tx(r, tx_new_login, &g)) != AGORA_OK)
@@ -279,8 +313,28 @@ post_login(struct agora_req *r)
 /* --- refresh and logout ------------------------------------------------- */
 
 static const struct agora_field token_fields[] = {
-	{ "refresh_token", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+	{ "refresh_token", AGORA_F_STRING, 0, 1, 200 },
 };
+
+/*
+ * The refresh token of the body, or else of the cookie (*cookie set);
+ * 422 when there is neither, as when a required field is missing.
+ */
+static enum agora_err
+token_of(struct agora_req *r, const char **token, int *cookie)
+{
+	struct agora_value v[1];
+	enum agora_err rc;
+
+	if ((rc = valid_body(r, token_fields, 1, v)) != AGORA_OK)
+		return rc;
+	*cookie = !v[0].present;
+	*token = v[0].present ? v[0].s : agora_cookie(r, COOKIE);
+	if (*token == NULL)
+		return agora_problem_field(r, AGORA_E_VALIDATION,
+		    "refresh_token", "is required (or the refresh cookie)");
+	return AGORA_OK;
+}
 
 enum refresh_outcome { RF_OK, RF_INVALID, RF_REUSED };
 
@@ -328,19 +382,19 @@ tx_refresh(struct agora_req *r, void *arg)
 static enum agora_err
 post_refresh(struct agora_req *r)
 {
-	struct agora_value v[1];
 	struct refresh rf;
 	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	const char *token;
 	enum agora_err rc;
 
-	if ((rc = valid_body(r, token_fields, 1, v)) != AGORA_OK)
+	memset(&rf, 0, sizeof(rf));
+	if ((rc = token_of(r, &token, &rf.g.cookie)) != AGORA_OK)
 		return rc;
 	/* Never spend a refresh token on a pair that cannot be issued. */
 	if (!agora_auth_can_sign(r->ctx))
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
 		    "Access tokens cannot be issued now.");
-	memset(&rf, 0, sizeof(rf));
-	sha256_hex(v[0].s, hash);
+	sha256_hex(token, hash);
 	rf.hash = hash;
 	if ((rc = agora_db_tx(r, tx_refresh, &rf)) != AGORA_OK)
 		return rc;
@@ -348,10 +402,14 @@ post_refresh(struct agora_req *r)
 		agora_log("warning",
 		    "a rotated refresh token was presented "
 		    "again; its family is revoked");
-	if (rf.outcome != RF_OK)
+	if (rf.outcome != RF_OK) {
+		/* A dead cookie is of no use to the browser: drop it. */
+		if (rf.g.cookie)
+			set_cookies(r, NULL, 0);
 		return agora_problem(r, AGORA_E_UNAUTHORIZED,
 		    "invalid_refresh_token",
 		    "The refresh token is invalid, expired or revoked.");
+	}
 	r->user = rf.g.user;
 	return send_tokens(r, &rf.g);
 }
@@ -359,19 +417,21 @@ post_refresh(struct agora_req *r)
 static enum agora_err
 post_logout(struct agora_req *r)
 {
-	struct agora_value v[1];
 	char hash[2 * crypto_hash_sha256_BYTES + 1];
-	const char *vals[2];
+	const char *vals[2], *token;
 	enum agora_err rc;
+	int cookie;
 
-	if ((rc = valid_body(r, token_fields, 1, v)) != AGORA_OK)
+	if ((rc = token_of(r, &token, &cookie)) != AGORA_OK)
 		return rc;
-	sha256_hex(v[0].s, hash);
+	sha256_hex(token, hash);
 	vals[0] = hash;
 	vals[1] = r->user;
 	/* 204 whether or not it was the caller's: nothing to probe. */
 	if ((rc = agora_db_write(r, "logout", 2, vals, NULL)) != AGORA_OK)
 		return rc;
+	if (cookie)
+		set_cookies(r, NULL, 0);
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }
 

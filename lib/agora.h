@@ -370,6 +370,7 @@ void agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 
 /* Request helpers. */
 const char *agora_param(const struct agora_req *r, const char *name);
+const char *agora_cookie(struct agora_req *r, const char *name);
 const char *agora_client_addr(struct agora_req *r);
 char *agora_strdup(struct agora_req *r, const char *s);
 char *agora_printf(struct agora_req *r, const char *fmt, ...)
@@ -392,6 +393,8 @@ int agora_etag_match(const char *if_none_match, const char *etag);
 
 /* Responses.  The last call wins; nothing is written until the end. */
 void agora_resp_header(
+    struct agora_req *r, const char *name, const char *value);
+void agora_resp_header_add(
     struct agora_req *r, const char *name, const char *value);
 int agora_resp_has_header(const struct agora_req *r, const char *name);
 enum agora_err agora_resp_json(

@@ -30,6 +30,43 @@ agora_param(const struct agora_req *r, const char *name)
 	return NULL;
 }
 
+/*
+ * The value of the first cookie called name in the request's Cookie
+ * header (RFC 6265, section 4.2: "a=1; b=2"), a copy in the arena; NULL
+ * when there is none.  Only the characters RFC 6265 allows in a value
+ * are taken: a value with others is no cookie of ours.
+ */
+const char *
+agora_cookie(struct agora_req *r, const char *name)
+{
+	const char *h = agora_param(r, "HTTP_COOKIE"), *v;
+	size_t n = strlen(name), len;
+	char *out;
+
+	while (h != NULL && *h != '\0') {
+		h += strspn(h, " \t");
+		len = strcspn(h, ";");
+		if (len > n && strncmp(h, name, n) == 0 && h[n] == '=') {
+			v = h + n + 1;
+			len -= n + 1;
+			while (len > 0 &&
+			    (v[len - 1] == ' ' || v[len - 1] == '\t'))
+				len--;
+			if (strspn(v,
+			        "!#$%&'()*+-./0123456789:<=>?@ABCDEFGHIJ"
+			        "KLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqr"
+			        "stuvwxyz{|}~") < len ||
+			    (out = agora_alloc(r, len + 1)) == NULL)
+				return NULL;
+			memcpy(out, v, len);
+			out[len] = '\0';
+			return out;
+		}
+		h += len + (h[len] == ';');
+	}
+	return NULL;
+}
+
 static int
 hexval(int c)
 {

@@ -57,15 +57,30 @@ agora_resp_header(struct agora_req *r, const char *name, const char *value)
 {
 	size_t i;
 
+	if (name != NULL && value != NULL)
+		for (i = 0; i < r->nheaders; i++)
+			if (strcasecmp(r->headers[i].name, name) == 0) {
+				if (strpbrk(value, "\r\n") == NULL)
+					r->headers[i].value = value;
+				else
+					agora_log("error", "refusing header %s",
+					    name);
+				return;
+			}
+	agora_resp_header_add(r, name, value);
+}
+
+/*
+ * One more header of that name, beside any before it: for Set-Cookie,
+ * whose values cannot be joined into one line (RFC 6265, section 3).
+ */
+void
+agora_resp_header_add(struct agora_req *r, const char *name, const char *value)
+{
 	if (name == NULL || value == NULL || strpbrk(value, "\r\n") != NULL) {
 		agora_log("error", "refusing header %s", name ? name : "?");
 		return;
 	}
-	for (i = 0; i < r->nheaders; i++)
-		if (strcasecmp(r->headers[i].name, name) == 0) {
-			r->headers[i].value = value;
-			return;
-		}
 	if (r->nheaders == AGORA_MAX_HEADERS) {
 		agora_log("error", "too many headers, dropping %s", name);
 		return;

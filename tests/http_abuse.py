@@ -415,6 +415,24 @@ for path in ["/", "/robots.txt", "/no-such-file.html"]:
     t.ok(r.header("X-Content-Type-Options") == "nosniff" and r.header("X-Frame-Options") == "DENY"
          and all(x in csp for x in CSP_NEEDS) and "unsafe" not in csp,
          "GET %s (%d): nosniff, DENY and a strict CSP" % (path, r.status), r)
+# The web UI's own paths are answered by index.html (the UI routes them);
+# the programs' URLs and missing files with an extension are not.
+index = request("GET", "/")
+for path in ["/products/123", "/admin/orders", "/orders/45?tab=items", "/account/"]:
+    r = request("GET", path)
+    csp = r.header("Content-Security-Policy") or ""
+    t.ok(r.status == 200 and r.body == index.body and index.status == 200 and
+         (r.header("Content-Type") or "").startswith("text/html") and
+         all(x in csp for x in CSP_NEEDS),
+         "GET %s: index.html, with its CSP" % path, r)
+for path in ["/app/missing.js", "/no-such-style.css", "/.well-known/acme-challenge/x"]:
+    r = request("GET", path)
+    t.ok(r.status == 404 and r.body != index.body, "GET %s: 404, not index.html" % path, r)
+for path in ["/api/v1/nope", "/api/v2/products", "/api/"]:
+    r = request("GET", path)
+    t.ok(r.is_problem(404), "GET %s: the programs' 404 problem, not index.html" % path, r)
+r = request("GET", "/metrics")
+t.ok(r.status == 200 and r.body != index.body, "GET /metrics: the metrics, not index.html", r.status)
 r = request("GET", "/api/v1/health")
 t.ok([k.lower() for k, _ in r.headers].count("x-content-type-options") == 1
      and r.header("Content-Security-Policy") == "default-src 'none'; frame-ancestors 'none'",

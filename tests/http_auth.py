@@ -217,6 +217,81 @@ t.ok(r.is_problem(401), "the logged-out refresh token is dead", r)
 r = request("POST", "/api/v1/auth/logout", body={"refresh_token": "x"})
 t.ok(r.is_problem(401), "logout needs an access token", r)
 
+# --- the refresh token as a cookie (the web UI's form) -----------------------
+PATHS = ["/api/v1/auth/refresh", "/api/v1/auth/logout"]
+
+
+def cookies(r):
+    """{path: (value, attributes)} of the answer's Set-Cookie headers."""
+    out = {}
+    for k, v in r.headers:
+        if k.lower() == "set-cookie":
+            first, *attrs = [a.strip() for a in v.split(";")]
+            name, _, value = first.partition("=")
+            a = dict((x.partition("=")[0].lower(), x.partition("=")[2]) for x in attrs)
+            if name == "agora_refresh":
+                out[a.get("path")] = (value, a, attrs)
+    return out
+
+
+def jar(value):
+    return {"Cookie": "theme=dark; agora_refresh=%s; other=1" % value}
+
+
+r = request("POST", "/api/v1/auth/login",
+            body={"email": email_a, "password": PW, "refresh_token_cookie": True})
+c = cookies(r)
+tok = r.json() or {}
+C1 = c.get(PATHS[0], ("",))[0]
+t.ok(r.status == 200 and "refresh_token" not in tok and tok.get("access_token") and
+     sorted(c) == sorted(PATHS) and len(C1) == 43 and c[PATHS[1]][0] == C1,
+     "login with refresh_token_cookie: the refresh token in two cookies, one for refresh "
+     "and one for logout, and not in the body", (r.status, tok.keys(), c))
+t.ok(all(set(a) >= {"httponly", "secure", "samesite", "max-age", "path"} and
+         a["samesite"] == "Strict" and a["max-age"] == (config_value("refresh_token_ttl") or "2592000")
+         for _, a, _ in c.values()),
+     "HttpOnly, Secure, SameSite=Strict, for refresh_token_ttl seconds", c)
+r = request("POST", "/api/v1/auth/refresh", body={}, headers=jar(C1))
+c = cookies(r)
+C2 = c.get(PATHS[0], ("",))[0]
+t.ok(r.status == 200 and "refresh_token" not in (r.json() or {}) and
+     (r.json() or {}).get("access_token") and len(C2) == 43 and C2 != C1 and
+     c[PATHS[1]][0] == C2,
+     "refresh with the cookie and an empty body: a new access token, the cookies rotated", r)
+r = request("POST", "/api/v1/auth/refresh", body={}, headers=jar(C1))
+c = cookies(r)
+t.ok(r.is_problem(401, "invalid_refresh_token") and sorted(c) == sorted(PATHS) and
+     all(v == "" and a["max-age"] == "0" for v, a, _ in c.values()),
+     "the rotated cookie again: 401, and the cookies are cleared", (r, c))
+r = request("POST", "/api/v1/auth/refresh", body={}, headers=jar(C2))
+t.ok(r.is_problem(401), "that reuse revoked the family: the newest cookie is dead too", r)
+r = request("POST", "/api/v1/auth/login",
+            body={"email": email_a, "password": PW, "refresh_token_cookie": True})
+C3 = cookies(r).get(PATHS[0], ("",))[0]
+A3 = (r.json() or {}).get("access_token", "")
+r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": C3}, headers=jar("x" * 43))
+t.ok(r.status == 200 and (r.json() or {}).get("refresh_token") and not cookies(r),
+     "a token in the body wins over the cookie, and comes back in the body", r)
+C3 = (r.json() or {}).get("refresh_token", "")
+r = request("POST", "/api/v1/auth/refresh", body={})
+t.ok(r.is_problem(422, "validation_failed") and
+     r.json()["errors"][0]["field"] == "refresh_token",
+     "no token in the body and no cookie: 422 on refresh_token", r)
+r = request("POST", "/api/v1/auth/refresh", body={},
+            headers={"Cookie": 'agora_refresh="%s"' % C3})
+t.ok(r.is_problem(422), "a cookie value with characters RFC 6265 refuses is no cookie", r)
+r = request("POST", "/api/v1/auth/refresh", body={}, headers={"Cookie": "xagora_refresh=" + C3})
+t.ok(r.is_problem(422), "nor is a cookie of another name that ends like it", r)
+r = request("POST", "/api/v1/auth/login",
+            body={"email": email_a, "password": PW, "refresh_token_cookie": "yes"})
+t.ok(r.is_problem(400, "invalid_type"), "refresh_token_cookie must be a boolean", r)
+r = request("POST", "/api/v1/auth/logout", body={}, headers=dict(jar(C3), **bearer(A3)))
+c = cookies(r)
+t.ok(r.status == 204 and sorted(c) == sorted(PATHS) and all(a["max-age"] == "0" for _, a, _ in c.values()),
+     "logout with the cookie: 204, and the cookies are cleared", (r, c))
+r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": C3})
+t.ok(r.is_problem(401), "the logged-out session is over", r)
+
 # --- profile changes --------------------------------------------------------
 session = login(email_a).json() or {}
 AT = session.get("access_token", "")

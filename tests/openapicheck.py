@@ -30,9 +30,10 @@ request was sent through the web server (via_server=True):
 
 - Static files: GET or HEAD of a path outside /api/ that the document does
   not name is served from the document root (static/).  The answer must
-  be 200 with exactly the file's bytes, or 404 when there is no such file.
-  Any other method there is refused by the server: 405 (Apache) or 501
-  (lighttpd).
+  be 200 with exactly the file's bytes.  Where there is no such file, a
+  path of the web UI (one whose last part has no dot, outside
+  /.well-known/) gets index.html, 200, and any other 404.  Any other
+  method there is refused by the server: 405 (Apache) or 501 (lighttpd).
 - TRACE, which the server refuses itself wherever it would otherwise
   echo the request (TraceEnable off in Apache: 405; lighttpd: 501).
 - A request body over the web server's own limit (LIMIT_SERVER_BODY, the
@@ -341,7 +342,9 @@ class Checker:
                 if h.get("required"):
                     errs.append("header %s is missing" % name)
                 continue
-            if len(values) > 1:
+            # Set-Cookie alone may repeat: its values cannot be joined
+            # into one line (RFC 6265, section 3).
+            if len(values) > 1 and name.lower() != "set-cookie":
                 errs.append("header %s is sent %d times" % (name, len(values)))
             schema = self.deref(h.get("schema", {}))
             for v in values:
@@ -439,8 +442,14 @@ class Checker:
         file = os.path.normpath(os.path.join(self.static_dir, rel))
         if not file.startswith(os.path.normpath(self.static_dir) + os.sep) \
                 or not os.path.isfile(file):
-            return [] if status == 404 else ["status %d for %s, which is no static file" %
-                                             (status, path)]
+            ui = "." not in path.rsplit("/", 1)[-1] and not path.startswith("/.well-known/")
+            if not ui:
+                return [] if status == 404 else ["status %d for %s, which is no static file" %
+                                                 (status, path)]
+            file = os.path.join(self.static_dir, "index.html")
+            if status != 200:
+                return ["status %d for %s, a path of the web UI: expected index.html, 200"
+                        % (status, path)]
         with open(file, "rb") as f:
             want = f.read()
         if status != 200:
