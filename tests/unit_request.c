@@ -392,6 +392,51 @@ test_params(void)
 	    "a bad escape in the value read: 400 naming the parameter");
 }
 
+/* agora_cookie() against Cookie headers as browsers send them, and not. */
+static void
+test_cookies(void)
+{
+	static const struct {
+		const char *header, *want, *what;
+	} c[] = {
+		{ "a=1; agora_refresh=tok_-1; b=2", "tok_-1", "among others" },
+		{ "agora_refresh=x", "x", "alone" },
+		{ "agora_refresh=first; agora_refresh=second", "first",
+		    "the first of two" },
+		{ "  agora_refresh=x  ;b=2", "x", "blanks around" },
+		{ "xagora_refresh=x; agora_refreshx=y", NULL,
+		    "not a name that only contains it" },
+		{ "agora_refresh=\"x\"", NULL,
+		    "not a value with characters RFC 6265 refuses" },
+		{ "agora_refresh=a b", NULL, "nor with a blank inside" },
+		{ "agora_refresh=", "", "an empty value is empty" },
+		{ "agora_refresh", NULL, "a name without '=' is none" },
+		{ "", NULL, "an empty header" },
+	};
+	struct agora_req r;
+	char h[128], *env[2];
+	const char *got;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.arena = arena;
+	r.envp = env;
+	env[1] = NULL;
+	for (i = 0; i < AGORA_NELEM(c); i++) {
+		snprintf(h, sizeof(h), "HTTP_COOKIE=%s", c[i].header);
+		env[0] = h;
+		got = agora_cookie(&r, "agora_refresh");
+		tap_ok(c[i].want == NULL
+		        ? got == NULL
+		        : got != NULL && !strcmp(got, c[i].want),
+		    "cookie: %s", c[i].what);
+	}
+	env[0] = NULL;
+	tap_ok(agora_cookie(&r, "agora_refresh") == NULL,
+	    "cookie: no Cookie header at all");
+	agora_arena_reset(arena);
+}
+
 static void
 test_fields(void)
 {
@@ -461,6 +506,7 @@ main(void)
 	test_etags();
 	test_sqlstates();
 	test_params();
+	test_cookies();
 	test_fields();
 	/* A server that cannot be reached: nothing may try to. */
 	ctx.db = agora_db_new("host=/nonexistent connect_timeout=1", stmts, 1);
