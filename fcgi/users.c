@@ -7,12 +7,34 @@
  * probed.  Changing a password revokes every refresh token of the account;
  * changing a role or disabling an account also ends its access tokens at
  * once (the token generation of sql/0014, which every program checks).
+ *
+ * Admins also see the outbox here (/api/v1/outbox), as agoractl outbox
+ * does on the host: counts per topic and state, the rows themselves (the
+ * dead ones with their last error), and a dead row made due again.  The
+ * payloads stay out: they hold customers' addresses and phone numbers.
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "shop.h"
+
+#define OUTBOX_COLUMNS                                                         \
+	"id::text, topic, aggregate_id, state, attempts, max_attempts, "       \
+	"agora_time(next_attempt_at), last_error, agora_time(created_at)"
+enum outbox_col {
+	OC_ID,
+	OC_TOPIC,
+	OC_AGGREGATE,
+	OC_STATE,
+	OC_ATTEMPTS,
+	OC_MAX,
+	OC_NEXT,
+	OC_ERROR,
+	OC_CREATED,
+	OC__MAX
+};
 
 static const struct agora_stmt stmts[] = {
 	{ "user_get",
@@ -38,6 +60,49 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT " AGORA_USER_COLUMNS " FROM users "
 	    "WHERE $1::bigint IS NULL OR id < $1::bigint "
 	    "ORDER BY users.id DESC LIMIT $2::int",
+	    AGORA_STMT_READ },
+	/* The scrape's gauges (sql/functions/orders.sql): from indexes, and
+	 * bounded, however long the backlog. */
+	{ "outbox_stats",
+	    "SELECT json_build_object('data', COALESCE(json_agg("
+	    "json_build_object('topic', g.label, 'pending', g.pending, "
+	    "'running', g.running, 'dead', g.dead, 'oldest_due_age_seconds', "
+	    "g.age) ORDER BY g.label), '[]'), 'counted_up_to', $1::int) "
+	    "FROM (SELECT label, "
+	    "COALESCE(sum(n) FILTER (WHERE name = 'agora_outbox_rows' "
+	    "AND state = 'pending'), 0) AS pending, "
+	    "COALESCE(sum(n) FILTER (WHERE name = 'agora_outbox_rows' "
+	    "AND state = 'running'), 0) AS running, "
+	    "COALESCE(sum(n) FILTER (WHERE name = 'agora_outbox_rows' "
+	    "AND state = 'dead'), 0) AS dead, "
+	    "COALESCE(max(n) FILTER (WHERE name = "
+	    "'agora_outbox_oldest_due_age_seconds'), 0) AS age "
+	    "FROM metrics_gauges($1::int, 1) "
+	    "WHERE name LIKE 'agora\\_outbox\\_%' GROUP BY label) g",
+	    AGORA_STMT_READ },
+	/* Newest first; columns as enum outbox_col says.  Dead rows from
+	 * their own index (sql/0020): few, however long the backlog. */
+	{ "outbox_list_dead",
+	    "SELECT " OUTBOX_COLUMNS " FROM outbox WHERE state = 'dead' "
+	    "AND ($1::text IS NULL OR topic = $1) "
+	    "AND ($2::bigint IS NULL OR id < $2::bigint) "
+	    "ORDER BY id DESC LIMIT $3::int",
+	    AGORA_STMT_READ },
+	{ "outbox_list",
+	    "SELECT " OUTBOX_COLUMNS " FROM outbox "
+	    "WHERE ($4::text IS NULL OR state = $4) "
+	    "AND ($1::text IS NULL OR topic = $1) "
+	    "AND ($2::bigint IS NULL OR id < $2::bigint) "
+	    "ORDER BY id DESC LIMIT $3::int",
+	    AGORA_STMT_READ },
+	/* As agoractl outbox retry: due now, its attempts anew, and the
+	 * workers that LISTEN woken. */
+	{ "outbox_retry",
+	    "WITH r AS (UPDATE outbox SET state = 'pending', attempts = 0, "
+	    "next_attempt_at = now() WHERE id = $1::bigint AND state = 'dead' "
+	    "RETURNING " OUTBOX_COLUMNS ") "
+	    "SELECT r.*, pg_notify('agora_outbox', '') IS NULL FROM r" },
+	{ "outbox_state", "SELECT state FROM outbox WHERE id = $1::bigint",
 	    AGORA_STMT_READ },
 };
 
@@ -245,6 +310,106 @@ list_users(struct agora_req *r)
 	        n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
 }
 
+/* --- the outbox (admin) ------------------------------------------------ */
+
+/* The live rows of a topic counted at most, by GET /outbox/stats. */
+#define OUTBOX_COUNT_CAP "100000"
+
+static enum agora_err
+outbox_stats(struct agora_req *r)
+{
+	const char *vals[1] = { OUTBOX_COUNT_CAP };
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = agora_db_query(r, "outbox_stats", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	return agora_resp_cell(r, 200, res, 0, 0);
+}
+
+/* One row of OUTBOX_COLUMNS as the API shows it. */
+static struct json_object *
+outbox_json(const PGresult *res, int i)
+{
+	static const char *const names[OC__MAX] = { "id", "topic",
+		"aggregate_id", "state", "attempts", "max_attempts",
+		"next_attempt_at", "last_error", "created_at" };
+	struct json_object *o = json_object_new_object();
+	int c;
+
+	for (c = 0; c < OC__MAX; c++)
+		agora_json_set(o, names[c],
+		    PQgetisnull(res, i, c) ? NULL
+		        : c == OC_ATTEMPTS || c == OC_MAX
+		        ? json_object_new_int64(atoll(PQgetvalue(res, i, c)))
+		        : json_object_new_string(PQgetvalue(res, i, c)));
+	return o;
+}
+
+static const char *const outbox_states[] = { "pending", "running", "dead",
+	NULL };
+enum { OF_STATE, OF_TOPIC };
+static const struct agora_qfield outbox_fields[] = {
+	[OF_STATE] = { "state", AGORA_Q_ONE_OF, 0, 0, outbox_states,
+	    "bad_state", "state must be pending, running or dead." },
+	[OF_TOPIC] = { "topic", AGORA_Q_TEXT, 0, 64, NULL, "bad_topic",
+	    "topic must be at most 64 characters." },
+};
+
+static enum agora_err
+list_outbox(struct agora_req *r)
+{
+	struct agora_qvalue v[AGORA_NELEM(outbox_fields)];
+	struct json_object *data;
+	const char *vals[4], *after;
+	long long limit;
+	PGresult *res;
+	enum agora_err rc;
+	int i, n, dead;
+
+	if ((rc = agora_page_params_id(r, &limit, &after)) != AGORA_OK ||
+	    (rc = agora_query_fields(r, outbox_fields,
+	         AGORA_NELEM(outbox_fields), 0, v)) != AGORA_OK)
+		return rc;
+	dead = v[OF_STATE].s != NULL && strcmp(v[OF_STATE].s, "dead") == 0;
+	vals[0] = v[OF_TOPIC].s;
+	vals[1] = after;
+	vals[2] = agora_printf(r, "%lld", limit + 1);
+	vals[3] = v[OF_STATE].s;
+	rc = agora_db_query(r, dead ? "outbox_list_dead" : "outbox_list",
+	    dead ? 3 : 4, vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	n = PQntuples(res);
+	data = json_object_new_array();
+	for (i = 0; i < n && i < limit; i++)
+		json_object_array_add(data, outbox_json(res, i));
+	return agora_resp_json(r, 200,
+	    agora_page(r, data, n > limit,
+	        n > limit ? PQgetvalue(res, (int)limit - 1, OC_ID) : NULL));
+}
+
+static enum agora_err
+retry_outbox(struct agora_req *r)
+{
+	const char *vals[1] = { r->params[0] };
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = agora_db_write(r, "outbox_retry", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 1)
+		return agora_resp_json(r, 200, outbox_json(res, 0));
+	if ((rc = agora_db_query(r, "outbox_state", 1, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_not_found(r);
+	return agora_problem(r, AGORA_E_CONFLICT, "not_dead",
+	    agora_printf(r,
+	        "The row is %s, not dead: only a dead row is retried.",
+	        PQgetvalue(res, 0, 0)));
+}
+
 static const struct agora_route routes[] = {
 	{ "GET", "/api/v1/users/me", AGORA_BODY_NONE, get_me, AGORA_USER },
 	{ "PATCH", "/api/v1/users/me", AGORA_BODY_JSON, patch_me, AGORA_USER },
@@ -253,6 +418,11 @@ static const struct agora_route routes[] = {
 	    AGORA_USER },
 	{ "PATCH", "/api/v1/users/{user_id}", AGORA_BODY_JSON, patch_user,
 	    AGORA_ADMIN },
+	{ "GET", "/api/v1/outbox/stats", AGORA_BODY_NONE, outbox_stats,
+	    AGORA_ADMIN },
+	{ "GET", "/api/v1/outbox", AGORA_BODY_NONE, list_outbox, AGORA_ADMIN },
+	{ "POST", "/api/v1/outbox/{outbox_row_id}/retry", AGORA_BODY_NONE,
+	    retry_outbox, AGORA_ADMIN },
 };
 
 static const struct agora_program program = {
