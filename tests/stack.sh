@@ -59,6 +59,13 @@ stack_env() {
 	MC_PORT=$((MC_PORT + off))
 	PEER_PORT=$((PEER_PORT + off))
 	RUNDIR=$STATE/run
+	# The programs' sockets are there ("lighttpd-notifications.sock", 27
+	# bytes, the longest), and a socket's path holds 107 bytes at most: a
+	# deep state directory (make distcheck's, in a clone under /root) puts
+	# them under /tmp instead, named for the state directory.
+	if [ ${#RUNDIR} -gt 72 ]; then
+		RUNDIR=/tmp/agora-run-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)
+	fi
 	# A unix socket, as on a single-host install; the directory is
 	# readable by the web server's user.  A socket's path holds 107 bytes
 	# at most: in a deep state directory (make distcheck's) it goes under
@@ -575,6 +582,7 @@ stack_down() {
 	web_stop
 	mc_stop
 	pg_stop
+	case $RUNDIR in /tmp/agora-run-*) rm -rf "$RUNDIR" ;; esac
 }
 
 # Service control for the tests: _svc STACK pg|mc start|stop, and _svc
