@@ -1,0 +1,90 @@
+// Accounts: log in, create an account, the profile (name and password),
+// and the notifications the shop sent.
+
+import { api, get, login as logIn, session } from '../api.js';
+import { field, h, input, onSubmit, pager, say, when, statusBadge } from '../dom.js';
+
+// Only a path of this site is a place to go back to after logging in.
+function nextPath(ctx) {
+  const next = ctx.query.get('next') || '/';
+  return next.startsWith('/') && !next.startsWith('//') ? next : '/';
+}
+
+export async function login(main, ctx) {
+  ctx.title('Log in');
+  const form = h('form', { class: 'stack' },
+    field('Email', input('email', { type: 'email', required: true, autocomplete: 'username', maxlength: 254 })),
+    field('Password', input('password', { type: 'password', required: true, autocomplete: 'current-password' })),
+    h('button', { type: 'submit' }, 'Log in'));
+  onSubmit(form, async (v) => {
+    await logIn(v.email, v.password);
+    say('You are logged in.');
+    ctx.navigate(nextPath(ctx), { replace: true });
+  });
+  main.append(h('h1', {}, 'Log in'), form,
+    h('p', {}, 'New here? ', h('a', { href: `/register${location.search}` }, 'Create an account'), '.'));
+}
+
+export async function register(main, ctx) {
+  ctx.title('Create an account');
+  const form = h('form', { class: 'stack' },
+    field('Name', input('name', { required: true, maxlength: 200, autocomplete: 'name' })),
+    field('Email', input('email', { type: 'email', required: true, autocomplete: 'email', maxlength: 254 })),
+    field('Password', input('password', { type: 'password', required: true, autocomplete: 'new-password', minlength: 10 }),
+      'At least 10 characters.'),
+    h('button', { type: 'submit' }, 'Create account'));
+  onSubmit(form, async (v) => {
+    await api('POST', '/auth/register', { name: v.name, email: v.email, password: v.password }, { anonymous: true });
+    await logIn(v.email, v.password);
+    say('Welcome: your account is ready.');
+    ctx.navigate(nextPath(ctx), { replace: true });
+  });
+  main.append(h('h1', {}, 'Create an account'), form,
+    h('p', {}, 'Have an account? ', h('a', { href: `/login${location.search}` }, 'Log in'), '.'));
+}
+
+export async function profile(main, ctx) {
+  ctx.title('Your account');
+  const me = await get('/users/me', { signal: ctx.signal });
+  const nameForm = h('form', { class: 'stack', 'aria-labelledby': 'name-h' },
+    h('h2', { id: 'name-h' }, 'Profile'),
+    h('p', {}, `Email: ${me.email}`, session().role === 'admin' ? ' · staff' : ''),
+    field('Name', input('name', { required: true, maxlength: 200, value: me.name, autocomplete: 'name' })),
+    h('button', { type: 'submit' }, 'Save name'));
+  onSubmit(nameForm, async (v) => {
+    await api('PATCH', '/users/me', { name: v.name });
+    say('Your name is saved.');
+  });
+  const pwForm = h('form', { class: 'stack', 'aria-labelledby': 'pw-h' },
+    h('h2', { id: 'pw-h' }, 'Change password'),
+    field('Current password', input('current_password', { type: 'password', required: true, autocomplete: 'current-password' })),
+    field('New password', input('password', { type: 'password', required: true, minlength: 10, autocomplete: 'new-password' })),
+    h('button', { type: 'submit' }, 'Change password'));
+  onSubmit(pwForm, async (v) => {
+    await api('PATCH', '/users/me', { current_password: v.current_password, password: v.password });
+    pwForm.reset();
+    say('Your password is changed.');
+  });
+  main.append(h('h1', {}, 'Your account'), nameForm, pwForm,
+    h('p', {}, h('a', { href: '/notifications' }, 'Your notifications')));
+}
+
+export async function notifications(main, ctx) {
+  ctx.title('Notifications');
+  const rows = h('tbody', {});
+  const paging = pager(rows,
+    (c) => get(`/notifications?limit=20${c ? `&cursor=${encodeURIComponent(c)}` : ''}`, { signal: ctx.signal }),
+    (n) => h('tr', {},
+      h('td', {}, when(n.created_at)),
+      h('td', {}, n.subject),
+      h('td', {}, h('a', { href: `/orders/${n.order_id}` }, `Order ${n.order_id}`)),
+      h('td', {}, n.channel),
+      h('td', {}, statusBadge(n.status))),
+    'No notifications yet.');
+  main.append(h('h1', {}, 'Notifications'),
+    h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, ['When', 'Subject', 'Order', 'Sent by', 'Status'].map((t) => h('th', { scope: 'col' }, t)))),
+      rows)),
+    paging.wrap);
+  await paging.load();
+}

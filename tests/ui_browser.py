@@ -1,0 +1,78 @@
+"""The web UI (static/) in Debian's chromium, driven by playwright-core:
+tests/ui_journeys.mjs walks a shopper, a staff member and an intruder
+through the pages against the real stack, with agora-worker running so
+that orders are paid and invoiced as they would be.  This file makes the
+catalog the journeys need through the API, runs them, and reports each of
+their checks as a TAP line.  Screenshots of every page, at 375 px and at
+1280 px, go under AGORA_TEST_SHOTS for a person to look at."""
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+from agoratest import MODE, SERVER, URL, Tap, need_stack, new_user, request, start_worker
+
+need_stack()
+MODULES = os.environ.get("AGORA_TEST_NODE_MODULES")
+if not MODULES:
+    print("1..0 # SKIP AGORA_TEST_NODE_MODULES names no playwright-core (./dev check sets it)")
+    sys.exit(77)
+t = Tap()
+RUN = uuid.uuid4().hex[:10]
+# One word no other product has: the run's hex digits as letters.
+WORD = "".join(chr(ord("k") + int(c, 16)) for c in RUN)
+PASSWORD = "integration test password"
+ADMIN_EMAIL = "ui.admin.%s@example.com" % RUN
+ADM = new_user(ADMIN_EMAIL, role="admin", password=PASSWORD)
+
+
+def make(path, body):
+    r = request("POST", "/api/v1" + path, body=body, headers=ADM)
+    if r.status != 201:
+        raise RuntimeError("POST %s: %s" % (path, r))
+    return r.json()
+
+
+cat = make("/categories", {"name": "Camping %s" % WORD, "slug": "camping-%s" % RUN})
+products = {
+    "tent": make("/products", {"sku": "UI-TENT-" + RUN, "name": "Storm Tent %s" % WORD,
+                               "description": "A tent for two.", "price_cents": 19999,
+                               "currency": "USD", "category_id": cat["id"], "stock": 40,
+                               "attributes": {"color": "green", "season": "3"}}),
+    "lamp": make("/products", {"sku": "UI-LAMP-" + RUN, "name": "Trail Lamp %s" % WORD,
+                               "price_cents": 2450, "currency": "USD", "category_id": cat["id"],
+                               "stock": 40, "attributes": {"color": "red"}}),
+    "kettle": make("/products", {"sku": "UI-KETTLE-" + RUN, "name": "Rare Kettle %s" % WORD,
+                                 "price_cents": 3900, "currency": "USD", "stock": 1}),
+    "gone": make("/products", {"sku": "UI-GONE-" + RUN, "name": "Sold Out Stove %s" % WORD,
+                               "price_cents": 5000, "currency": "USD", "stock": 0}),
+}
+setup = {
+    "base": URL, "run": RUN, "word": WORD, "password": PASSWORD,
+    "admin_email": ADMIN_EMAIL, "category": cat,
+    "products": {k: {"id": v["id"], "name": v["name"]} for k, v in products.items()},
+    "shots": os.path.join(os.environ.get("AGORA_TEST_SHOTS") or "/tmp",
+                          "%s-%s" % (SERVER, MODE)),
+    "modules": MODULES,
+}
+
+# The worker pays, invoices and notifies while the journeys run, as the
+# cron entry's loop would; the simulated provider takes the test cards.
+worker = start_worker("--loop", "--deadline", "600",
+                      env={"AGORA_PAYMENT_PROVIDER": "simulated"})
+here = os.path.dirname(os.path.abspath(__file__))
+try:
+    p = subprocess.Popen(["node", os.path.join(here, "ui_journeys.mjs")], stdout=subprocess.PIPE,
+                         env=dict(os.environ, UI_SETUP=json.dumps(setup)), text=True)
+    for line in p.stdout:
+        if not line.startswith("CHECK "):
+            sys.stdout.write("# " + line)
+            continue
+        c = json.loads(line[6:])
+        t.ok(c["ok"], c["what"], c.get("diag"))
+    t.ok(p.wait() == 0, "the journeys ran to their end (node's exit status)", p.returncode)
+finally:
+    worker.terminate()
+    worker.wait(timeout=60)
+t.done()
