@@ -303,6 +303,11 @@ await step('a reload keeps the session; the account page works', async () => {
   await page.reload();
   await main(shopper).getByRole('heading', { name: 'Your account' }).waitFor();
   check(await page.getByRole('button', { name: 'Log out' }).count() === 1, 'after a reload the shopper is still logged in');
+  const kept = (await shopper.context.cookies()).filter((c) => c.name === 'agora_refresh');
+  check(kept.length === 2 && kept.every((c) => c.httpOnly && c.secure && c.sameSite === 'Strict')
+    && kept.map((c) => c.path).sort().join(' ') === '/api/v1/auth/logout /api/v1/auth/refresh',
+  'the browser keeps the refresh cookie HttpOnly, Secure, SameSite=Strict, on the two auth paths',
+  JSON.stringify(kept));
   const jsCookie = await page.evaluate(() => document.cookie);
   check(!/agora_refresh/.test(jsCookie), 'the refresh token is not readable by scripts', jsCookie);
   await look(shopper, 'account');
@@ -397,8 +402,10 @@ await step('logout ends the session', async () => {
   await page.reload();
   await page.getByRole('link', { name: 'Log in' }).waitFor();
   check(await page.getByRole('button', { name: 'Log out' }).count() === 0, 'after logout and a reload: logged out');
+  const left = (await shopper.context.cookies()).filter((c) => c.name === 'agora_refresh');
+  check(left.length === 0, 'the browser holds no refresh cookie any more', JSON.stringify(left));
   const r = await page.request.post(url('/api/v1/auth/refresh'), { data: {} });
-  check(r.status() === 401 || r.status() === 400, 'the browser holds no refresh token any more', r.status());
+  check([401, 422].includes(r.status()), 'and a refresh from it is refused', r.status());
 });
 
 await browser.close();

@@ -133,9 +133,8 @@ export function showError(form, err, fieldName = (f) => f) {
       `${ctl.getAttribute('aria-describedby') || ''} ${id}`.trim());
     ctl.closest('.field').append(h('p', { class: 'field-error', id }, fe.message));
   }
-  const box = alertBox(form);
-  box.append(h('p', {}, err.message || 'Something went wrong.'), rest.length
-    ? h('ul', {}, rest.map((r) => h('li', {}, r))) : null);
+  append(alertBox(form), [h('p', {}, err.message || 'Something went wrong.'),
+    rest.length ? h('ul', {}, rest.map((r) => h('li', {}, r))) : null]);
   const first = form.querySelector('[aria-invalid="true"]');
   if (first) first.focus();
 }
@@ -152,7 +151,8 @@ export function values(form) {
   const out = {};
   for (const el of form.elements) {
     if (!el.name) continue;
-    out[el.name] = el.type === 'checkbox' ? el.checked : el.value.trim();
+    if (el.type === 'checkbox') out[el.name] = el.checked;
+    else out[el.name] = el.tagName === 'TEXTAREA' ? el.value : el.value.trim();
   }
   return out;
 }
@@ -194,10 +194,14 @@ export function pager(list, fetchPage, row, empty) {
   let cursor = null;
   async function load() {
     more.disabled = true;
-    const page = await fetchPage(cursor);
+    let page;
+    try {
+      page = await fetchPage(cursor);
+    } finally {
+      more.disabled = false;
+    }
     for (const item of page.data) list.append(row(item));
     cursor = page.next_cursor;
-    more.disabled = false;
     if (page.has_more) wrap.replaceChildren(more);
     else wrap.replaceChildren();
     if (!list.children.length && empty) wrap.replaceChildren(h('p', { class: 'empty' }, empty));

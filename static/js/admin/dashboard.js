@@ -28,7 +28,8 @@ function chart(s) {
   const W = 600;
   const H = 150;
   const top = 14; // room for the maximum's label
-  const max = Math.max(1, ...s.daily.map(value));
+  const peak = Math.max(...s.daily.map(value));
+  const max = Math.max(1, peak); // the scale: all-zero days draw no bars
   const step = W / s.daily.length;
   const titleId = uid('chart');
   const label = (n) => (byRevenue ? money(n, s.currency) : String(n));
@@ -44,9 +45,9 @@ function chart(s) {
       class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': titleId,
     },
     svg('title', { id: titleId },
-      `${what}, ${s.from} to ${s.to}; the highest day is ${label(Math.max(0, ...s.daily.map(value)))}. The table Every day below lists each day.`),
+      `${what}, ${s.from} to ${s.to}; the highest day is ${label(peak)}. The table Every day below lists each day.`),
     svg('line', { x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5, stroke: 'currentColor' }),
-    svg('text', { x: 2, y: 10 }, `max ${label(max)}`),
+    svg('text', { x: 2, y: 10 }, `highest ${label(peak)}`),
     ...bars),
     h('figcaption', {}, `${what}, ${s.from} to ${s.to}.`));
 }
@@ -67,7 +68,7 @@ function kpis(s) {
 
 function topProducts(s) {
   if (!s.top_products.length) return h('p', { class: 'empty' }, 'No product was sold in this range.');
-  return table(null, ['Product', ['Units', 'num'], ['Revenue', 'num']],
+  return table('Top products', ['Product', ['Units', 'num'], ['Revenue', 'num']],
     h('tbody', {}, s.top_products.map((p) => h('tr', {},
       h('td', {}, h('a', { href: `/admin/products/${p.product_id}` }, p.name || `Product ${p.product_id}`)),
       h('td', { class: 'num' }, String(p.units)),
@@ -77,13 +78,13 @@ function topProducts(s) {
 function funnel(s) {
   const steps = [['Viewed a product', s.funnel.product_view], ['Added to the cart', s.funnel.add_to_cart],
     ['Checked out', s.funnel.checkout], ['Paid', s.funnel.paid]];
-  return table(null, ['Step', ['Visits or orders', 'num']],
+  return table('Funnel', ['Step', ['Visits or orders', 'num']],
     h('tbody', {}, steps.map(([step, n]) => h('tr', {},
       h('td', {}, step), h('td', { class: 'num' }, String(n))))));
 }
 
 function daily(s) {
-  return table(null, ['Day', ['Visits', 'num'], ['Events', 'num'], ['Orders', 'num'],
+  return table('Every day', ['Day', ['Visits', 'num'], ['Events', 'num'], ['Orders', 'num'],
     [s.currency ? `Revenue (${s.currency})` : 'Revenue', 'num']],
   h('tbody', {}, s.daily.map((d) => h('tr', {},
     h('td', {}, d.date),

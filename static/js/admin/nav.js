@@ -27,10 +27,11 @@ export function head(main, ctx, heading, section) {
 }
 
 // A table with column headers; cols are the header texts, or
-// [text, class] for numeric columns.
-export function table(caption, cols, body) {
-  return h('div', { class: 'table-wrap' }, h('table', {},
-    caption ? h('caption', {}, caption) : null,
+// [text, class] for numeric columns.  Its wrapper scrolls sideways on a
+// narrow screen, so it is a named region the keyboard can reach (and
+// scroll with the arrow keys).
+export function table(name, cols, body) {
+  return h('div', { class: 'table-wrap', role: 'region', 'aria-label': name, tabindex: '0' }, h('table', {},
     h('thead', {}, h('tr', {}, cols.map((c) => (Array.isArray(c)
       ? h('th', { scope: 'col', class: c[1] }, c[0])
       : h('th', { scope: 'col' }, c))))),
@@ -38,8 +39,8 @@ export function table(caption, cols, body) {
 }
 
 // A button's action: the button is disabled while it runs, and an
-// ApiError's message is told (the toast is polite, so also kept beside
-// the button in a role=alert box when one is given).
+// ApiError's message is shown in the role=alert box given (announced at
+// once), or else told by the toast.
 export function action(button, run, alertBox) {
   button.addEventListener('click', async () => {
     button.disabled = true;
@@ -49,7 +50,7 @@ export function action(button, run, alertBox) {
     } catch (err) {
       if (err.name === 'AbortError') return;
       if (alertBox) alertBox.append(h('p', {}, err.message));
-      say(err.message);
+      else say(err.message);
     } finally {
       button.disabled = false;
     }

@@ -40,7 +40,7 @@ export async function list(main, ctx) {
     (cursor) => get(`/orders?${query({ status, user_id: userId, limit: 25, cursor })}`, { signal: ctx.signal }),
     row, status || userId ? 'No orders match.' : 'No orders yet.');
   main.append(form,
-    table(null, ['Order', 'User id', 'Status', ['Total', 'num'], 'Placed'], body), wrap);
+    table('Orders', ['Order', 'User id', 'Status', ['Total', 'num'], 'Placed'], body), wrap);
   try {
     await load();
   } catch (err) {
@@ -51,7 +51,7 @@ export async function list(main, ctx) {
 }
 
 function items(o) {
-  return table(null, ['Product', 'SKU', ['Unit price', 'num'], ['Quantity', 'num'], ['Line total', 'num']], [
+  return table('Items', ['Product', 'SKU', ['Unit price', 'num'], ['Quantity', 'num'], ['Line total', 'num']], [
     h('tbody', {}, o.items.map((it) => h('tr', {},
       h('td', {}, h('a', { href: `/admin/products/${it.product_id}` }, it.name)),
       h('td', {}, it.sku),
@@ -155,7 +155,7 @@ export async function detail(main, ctx) {
     // A refund may be asked for a succeeded payment with no refund
     // pending or done (a failed one may be asked for again).
     const refundable = (p) => p.status === 'succeeded' && p.refund_status !== 'pending' && p.refund_status !== 'succeeded';
-    return [alert, table(null, ['Payment', 'Status', ['Amount', 'num'], 'Refund', 'Failure', ['Attempts', 'num'], 'Created', 'Action'],
+    return [alert, table('Payments', ['Payment', 'Status', ['Amount', 'num'], 'Refund', 'Failure', ['Attempts', 'num'], 'Created', 'Action'],
       h('tbody', {}, payments.map((p) => h('tr', {},
         h('td', {}, p.id),
         h('td', {}, statusBadge(p.status)),

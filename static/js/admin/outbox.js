@@ -24,7 +24,7 @@ export async function outbox(main, ctx) {
     const stats = await get('/outbox/stats', { signal: ctx.signal });
     const n = (v) => h('td', { class: 'num' }, String(v));
     const statsTable = stats.data.length
-      ? table(null, ['Topic', ['Pending', 'num'], ['Running', 'num'], ['Dead', 'num'], ['Oldest due waits', 'num']],
+      ? table('Per topic', ['Topic', ['Pending', 'num'], ['Running', 'num'], ['Dead', 'num'], ['Oldest due waits', 'num']],
         h('tbody', {}, stats.data.map((t) => h('tr', {},
           h('td', {}, t.topic), n(t.pending), n(t.running), n(t.dead),
           h('td', { class: 'num' }, t.oldest_due_age_seconds ? age(t.oldest_due_age_seconds) : '—')))))
@@ -63,7 +63,7 @@ export async function outbox(main, ctx) {
       h('h2', {}, 'Dead rows'),
       h('p', {}, 'Jobs that failed for good or too often; a retry makes one due now, and never charges a payment twice.'),
       form, alert,
-      table(null, ['Id', 'Topic', 'About', ['Attempts', 'num'], 'Last error', 'Created', 'Action'], body),
+      table('Dead rows', ['Id', 'Topic', 'About', ['Attempts', 'num'], 'Last error', 'Created', 'Action'], body),
       wrap);
   }
 

@@ -29,7 +29,7 @@ export async function list(main, ctx) {
   main.append(
     h('p', {}, h('a', { href: '/admin/products/new', class: 'button' }, 'New product')),
     form,
-    table(null, ['Name', 'SKU', ['Price', 'num'], ['Available', 'num']], body),
+    table('Products', ['Name', 'SKU', ['Price', 'num'], ['Available', 'num']], body),
     wrap);
   await load();
 }

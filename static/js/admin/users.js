@@ -61,6 +61,6 @@ export async function list(main, ctx) {
     row, 'No users yet.');
   main.append(
     h('p', { class: 'hint' }, 'A change of role or state logs the user out at once; the new role comes with their next log in.'),
-    alert, table(null, ['Email', 'Name', 'Role', 'State', 'Created'], body), wrap);
+    alert, table('Users', ['Email', 'Name', 'Role', 'State', 'Created'], body), wrap);
   await load();
 }
