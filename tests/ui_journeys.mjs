@@ -52,6 +52,9 @@ async function look(who, label) {
     const bad = axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
     check(bad.length === 0, `${label}: no serious or critical axe violation`,
       bad.map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`).join('\n'));
+    const text = await page.locator('body').innerText();
+    const junk = text.match(/\b(null|undefined|NaN)\b|\[object Object\]/);
+    check(!junk, `${label}: no "null", "undefined", "NaN" or "[object Object]" on the page`, junk && junk[0]);
     for (const [w, h] of [[1280, 900], [375, 740]]) {
       await page.setViewportSize({ width: w, height: h });
       await page.screenshot({ path: path.join(S.shots, `${label.replace(/[^a-z0-9]+/gi, '-')}-${w}.png`), fullPage: true });

@@ -133,11 +133,12 @@ export async function detail(main, ctx) {
     ctx.title(`Order ${o.id}`);
     const declined = o.status === 'payment_failed' ? failedPayment(pays.data) : null;
     status.replaceChildren('Status: ', statusBadge(o.status));
-    box.replaceChildren(
+    // replaceChildren would write a null as the text "null".
+    box.replaceChildren(...[
       declined ? h('p', { class: 'alert', role: 'alert' }, `The payment failed: ${declined}.`) : null,
       facts(o), actions(o, ctx, draw), items(o),
       h('h2', {}, 'History'), timeline(events),
-      declined ? payAgain(o, ctx) : null);
+      declined ? payAgain(o, ctx) : null].filter(Boolean));
   }
   // Follow the order until the page is left: each answer brings the
   // events after the last seen, or none when the wait ran out.
