@@ -42,28 +42,27 @@ export function money(cents, currency) {
   }
 }
 
-// A price the staff typed ("19.99") to minor units, or NaN.
-export function toCents(text, currency) {
-  let digits = 2;
+// How many minor-unit digits a currency has (2 for USD, 0 for JPY);
+// 2 for a code Intl does not know.
+function fractionDigits(currency) {
   try {
-    digits = new Intl.NumberFormat('en', { style: 'currency', currency })
+    return new Intl.NumberFormat('en', { style: 'currency', currency })
       .resolvedOptions().maximumFractionDigits;
   } catch {
-    digits = 2;
+    return 2;
   }
+}
+
+// A price the staff typed ("19.99") to minor units, or NaN.
+export function toCents(text, currency) {
+  const digits = fractionDigits(currency);
   const m = /^\s*(\d{1,13})(?:[.,](\d*))?\s*$/.exec(text);
   if (!m || (m[2] || '').length > digits) return NaN;
   return Number(m[1]) * 10 ** digits + Number((m[2] || '').padEnd(digits, '0') || 0);
 }
 
 export function centsText(cents, currency) {
-  let digits = 2;
-  try {
-    digits = new Intl.NumberFormat('en', { style: 'currency', currency })
-      .resolvedOptions().maximumFractionDigits;
-  } catch {
-    digits = 2;
-  }
+  const digits = fractionDigits(currency);
   return digits ? (cents / 10 ** digits).toFixed(digits) : String(cents);
 }
 
