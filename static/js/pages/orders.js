@@ -73,12 +73,20 @@ function payAgain(o, ctx) {
   const form = h('form', { class: 'stack', 'aria-labelledby': 'again-h' },
     h('h2', { id: 'again-h' }, 'Pay with another card'), cardField(),
     h('button', { type: 'submit' }, 'Place order again'));
+  // As at checkout: one key until an answer comes, so a retry after a
+  // lost answer gets the same order back, not a second one.
+  let key = crypto.randomUUID();
   onSubmit(form, async (v) => {
     const body = { items: o.items.map((i) => ({ product_id: i.product_id, quantity: i.quantity })),
       payment: { method: 'card', token: v.token } };
     if (o.shipping_address) body.shipping_address = o.shipping_address;
-    const next = await api('POST', '/orders', body, { headers: { 'Idempotency-Key': crypto.randomUUID() } });
-    ctx.navigate(`/orders/${next.id}`);
+    try {
+      const next = await api('POST', '/orders', body, { headers: { 'Idempotency-Key': key } });
+      ctx.navigate(`/orders/${next.id}`);
+    } catch (err) {
+      if (err.status) key = crypto.randomUUID();
+      throw err;
+    }
   });
   return form;
 }
@@ -145,6 +153,7 @@ export async function detail(main, ctx) {
   async function follow() {
     while (!ctx.signal.aborted) {
       let page;
+      const asked = Date.now();
       try {
         page = await get(`/orders/${id}/events?after=${seq}&wait=${seq ? WAIT : 0}`, { signal: ctx.signal });
       } catch (err) {
@@ -158,6 +167,10 @@ export async function detail(main, ctx) {
         seq = page.data[page.data.length - 1].seq;
         if (events.length > page.data.length) await draw().catch(() => {});
         else await draw();
+      } else if (Date.now() - asked < 1000) {
+        // Nothing, at once: the server would not hold the wait (too many
+        // waits open).  Pause rather than ask again at full speed.
+        await new Promise((r) => setTimeout(r, 3000));
       }
     }
   }

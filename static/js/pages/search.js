@@ -76,14 +76,18 @@ async function showResults(box, query, ctx) {
   async function load() {
     more.disabled = true;
     if (cursor) query.set('cursor', cursor);
-    const page = await get(`/products?${query}`, { signal: ctx.signal });
-    for (const p of page.data) list.append(productCard(p));
-    shown += page.data.length;
-    cursor = page.next_cursor;
-    count.textContent = shown === 0 ? 'No products match.'
-      : `${shown} product${shown === 1 ? '' : 's'} shown${page.has_more ? ', more below' : ''}.`;
-    foot.replaceChildren(...(page.has_more ? [more] : []));
-    more.disabled = false;
+    try {
+      const page = await get(`/products?${query}`, { signal: ctx.signal });
+      for (const p of page.data) list.append(productCard(p));
+      shown += page.data.length;
+      cursor = page.next_cursor;
+      count.textContent = shown === 0 ? 'No products match.'
+        : `${shown} product${shown === 1 ? '' : 's'} shown${page.has_more ? ', more below' : ''}.`;
+      foot.replaceChildren(...(page.has_more ? [more] : []));
+    } finally {
+      // A failed page can be asked for again.
+      more.disabled = false;
+    }
   }
   more.addEventListener('click', () => load().catch((e) => say(e.message)));
   box.append(count, list, foot);
