@@ -103,10 +103,10 @@ async function refreshNow() {
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
     body: '{}',
   });
-  if (!res.ok) {
-    setAccess(null);
-    return false;
-  }
+  // A refusal (the cookie is gone, used or revoked) ends the session; a
+  // busy or failing server does not: the cookie may still be good.
+  if (res.status >= 400 && res.status < 500 && res.status !== 429) setAccess(null);
+  if (!res.ok) return false;
   setAccess((await res.json()).access_token);
   return true;
 }
