@@ -55,6 +55,13 @@ async function look(who, label) {
     const text = await page.locator('body').innerText();
     const junk = text.match(/\b(null|undefined|NaN)\b|\[object Object\]/);
     check(!junk, `${label}: no "null", "undefined", "NaN" or "[object Object]" on the page`, junk && junk[0]);
+    // Asked by the page itself: the browser's own connections.
+    const csp = await page.evaluate(async () =>
+      (await fetch(location.href, { cache: 'no-store' })).headers.get('content-security-policy') || '');
+    check(/script-src 'self'/.test(csp) && !/unsafe-inline|unsafe-eval/.test(csp),
+      `${label}: its path is served with the strict CSP`, csp);
+    const stored = await page.evaluate(() => JSON.stringify([{ ...localStorage }, { ...sessionStorage }]));
+    check(!/eyJ/.test(stored), `${label}: no token in localStorage or sessionStorage`, stored);
     for (const [w, h] of [[1280, 900], [375, 740]]) {
       await page.setViewportSize({ width: w, height: h });
       await page.screenshot({ path: path.join(S.shots, `${label.replace(/[^a-z0-9]+/gi, '-')}-${w}.png`), fullPage: true });
@@ -134,6 +141,10 @@ await step('anonymous pages', async () => {
   await look(anon, 'home');
   check(await main(anon).getByRole('link', { name: S.category.name }).count() === 1,
     'home: the category tree holds the new category');
+  await anon.page.goto(url('/categories/999999999999'));
+  await main(anon).getByRole('heading', { name: 'Page not found' }).waitFor();
+  check(await main(anon).getByRole('heading', { name: 'Page not found' }).count() === 1,
+    'a category that does not exist: "Page not found", not every product');
 
   for (const [p, label] of [['/login', 'login'], ['/register', 'register']]) {
     await anon.page.goto(url(p));

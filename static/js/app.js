@@ -91,6 +91,12 @@ async function render() {
     if (err.name === 'AbortError' || signal.aborted) return undefined;
     if (err.status === 404) return notFound();
     if (err.status === 403) return forbidden();
+    if (err.status === 401) {
+      // The session ended while the page was open (refresh refused).
+      navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`,
+        { replace: true });
+      return undefined;
+    }
     clear(main, h('h1', {}, 'Something went wrong'), h('p', { role: 'alert' }, err.message));
   }
   // After a move, the page's heading takes focus, so that a screen

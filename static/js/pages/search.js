@@ -2,7 +2,7 @@
 // attribute filters, the sorts, and keyset pages ("Load more").  The
 // filters live in the URL, so a search can be linked and reloaded.
 
-import { get } from '../api.js';
+import { ApiError, get } from '../api.js';
 import { field, h, input, money, say, select, stars, toCents, centsText } from '../dom.js';
 
 const SORTS = [['', 'Best match'], ['newest', 'Newest'], ['price', 'Price: low to high'],
@@ -98,6 +98,8 @@ async function page(main, ctx, category) {
   const q = ctx.query;
   const cats = (await get('/categories', { signal: ctx.signal })).data;
   const cat = cats.find((c) => c.id === (category || q.get('category')));
+  // A category path that names none is a 404, not every product.
+  if (category && !cat) throw new ApiError(404, { title: 'No such category' });
   const words = q.get('q');
   const title = cat ? cat.name : words ? `Results for “${words}”` : 'All products';
   ctx.title(title);
