@@ -74,6 +74,7 @@ static const struct grant {
 	const char *table, *need, *deny;
 } grants[] = {
 	{ "users", RW, "" }, { "refresh_tokens", RW, "" },
+	{ "sessions", RW, "" }, /* 0023 */
 	{ "categories", RW, "" }, { "products", RW, "" },
 	{ "inventory", RW, "" }, { "reservations", RW, "" },
 	{ "orders", RW, "" }, { "order_items", RW, "" },

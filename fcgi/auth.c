@@ -8,6 +8,10 @@
  * bits, stored as their SHA-256, rotated on every use; a rotated one
  * presented again revokes its whole family (a stolen copy was used).
  *
+ * Each login is a session (sql/0023): its row records the user agent and
+ * address of the login and of each refresh, for GET /users/me/sessions,
+ * and access tokens carry its id (claim "sid").
+ *
  * A browser asks at login for its refresh token as a cookie instead, one
  * that its scripts cannot read (HttpOnly), sent only over HTTPS (Secure),
  * never with a request another site starts (SameSite=Strict), and only
@@ -25,6 +29,7 @@
 #define REFRESH_BYTES 32
 #define REFRESH_TEXT 64 /* base64url of 32 bytes, with room */
 #define COOKIE "agora_refresh"
+#define AGENT_MAX 256 /* bytes of a User-Agent kept (sql/0023) */
 
 /* The paths the cookie is sent to: one cookie each. */
 static const char *const cookie_paths[] = { "/api/v1/auth/refresh",
@@ -47,12 +52,34 @@ static const struct agora_stmt stmts[] = {
 	    "INSERT INTO refresh_tokens (user_id, family, token_sha256, "
 	    "expires_at) VALUES ($1::bigint, $2, $3, "
 	    "now() + make_interval(secs => $4::bigint))" },
+	{ "session_insert",
+	    "INSERT INTO sessions (user_id, family, user_agent, ip) "
+	    "VALUES ($1::bigint, $2, $3, $4) RETURNING id::text" },
+	{ "session_touch",
+	    "UPDATE sessions SET last_used_at = now(), user_agent = $2, "
+	    "ip = $3 WHERE id = $1::bigint" },
+	/*
+	 * A refresh first locks the token's session, and shares a lock on
+	 * its user, so that it is ordered with ending that session, or all
+	 * of the user's (users.c), or a change of password or role: these
+	 * take the same rows first, and the statement after sees the token
+	 * a refresh made, or the refresh sees its token revoked.
+	 */
+	{ "session_lock",
+	    "SELECT s.id FROM refresh_tokens rt "
+	    "JOIN sessions s ON s.family = rt.family "
+	    "JOIN users u ON u.id = rt.user_id WHERE rt.token_sha256 = $1 "
+	    "FOR UPDATE OF s FOR SHARE OF u" },
+	/* Columns as enum take_col says. */
 	{ "token_take",
 	    "SELECT rt.id::text, rt.user_id::text, rt.family, "
 	    "rt.rotated_at IS NOT NULL OR rt.revoked_at IS NOT NULL, "
 	    "rt.expires_at < now(), u.role, u.token_gen, "
-	    "u.disabled_at IS NOT NULL FROM refresh_tokens rt "
+	    "u.disabled_at IS NOT NULL, s.id::text, rt.revoked_at IS NULL AND "
+	    "rt.rotated_at > now() - make_interval(secs => $2::bigint) "
+	    "FROM refresh_tokens rt "
 	    "JOIN users u ON u.id = rt.user_id "
+	    "JOIN sessions s ON s.family = rt.family "
 	    "WHERE rt.token_sha256 = $1 FOR UPDATE OF rt" },
 	{ "token_rotate",
 	    "UPDATE refresh_tokens SET rotated_at = now() WHERE id = "
@@ -137,6 +164,7 @@ struct grant {
 	const char *role;
 	const char *gen; /* the user's token generation (sql/0014) */
 	const char *family; /* NULL: a new login */
+	const char *sid; /* its session's id (sql/0023) */
 	int cookie; /* the refresh token goes in a cookie, not the body */
 	char token[REFRESH_TEXT];
 };
@@ -158,22 +186,76 @@ set_cookies(struct agora_req *r, const char *token, long long ttl)
 		        token ? token : "", cookie_paths[i], token ? ttl : 0));
 }
 
-/* Store a new refresh token for g->user in g->family. */
+/*
+ * The client's User-Agent as a session shows it: its first AGENT_MAX
+ * bytes, each outside printable ASCII as '?' (it is the client's text,
+ * of any bytes, and goes into a text column and JSON).
+ */
+static const char *
+agent_of(struct agora_req *r)
+{
+	const char *ua = agora_param(r, "HTTP_USER_AGENT");
+	char *out;
+	size_t i, n;
+
+	if (ua == NULL)
+		return "";
+	n = strnlen(ua, AGENT_MAX);
+	if ((out = agora_alloc(r, n + 1)) == NULL)
+		return "";
+	for (i = 0; i < n; i++)
+		out[i] = ua[i] >= 0x20 && ua[i] < 0x7f ? ua[i] : '?';
+	out[n] = '\0';
+	return out;
+}
+
+/*
+ * g's session: a new one for a login (g->family NULL), else the one
+ * being refreshed, which records this use.
+ */
+static enum agora_err
+session_of(struct agora_req *r, struct grant *g)
+{
+	char fam[33];
+	const char *vals[4];
+	PGresult *res;
+	enum agora_err rc;
+
+	if (g->family != NULL) {
+		vals[0] = g->sid;
+		vals[1] = agent_of(r);
+		vals[2] = agora_client_addr(r);
+		return agora_db_query(r, "session_touch", 3, vals, NULL);
+	}
+	agora_random_hex(fam, 16);
+	if ((g->family = agora_strdup(r, fam)) == NULL)
+		return AGORA_E_TOO_LARGE;
+	vals[0] = g->user;
+	vals[1] = g->family;
+	vals[2] = agent_of(r);
+	vals[3] = agora_client_addr(r);
+	if ((rc = agora_db_query(r, "session_insert", 4, vals, &res)) !=
+	    AGORA_OK)
+		return rc;
+	g->sid = PQgetvalue(res, 0, 0);
+	return AGORA_OK;
+}
+
+/* Store a new refresh token for g->user in g's session. */
 static enum agora_err
 refresh_new(struct agora_req *r, struct grant *g)
 {
 	unsigned char raw[REFRESH_BYTES];
-	char hash[2 * crypto_hash_sha256_BYTES + 1], fam[33];
+	char hash[2 * crypto_hash_sha256_BYTES + 1];
 	const char *vals[4];
+	enum agora_err rc;
 
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2base64(g->token, sizeof(g->token), raw, sizeof(raw),
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sha256_hex(g->token, hash);
-	if (g->family == NULL) {
-		agora_random_hex(fam, 16);
-		g->family = agora_strdup(r, fam);
-	}
+	if ((rc = session_of(r, g)) != AGORA_OK)
+		return rc;
 	vals[0] = g->user;
 	vals[1] = g->family;
 	vals[2] = hash;
@@ -187,7 +269,7 @@ send_tokens(struct agora_req *r, const struct grant *g)
 	struct json_object *o;
 	char *access;
 
-	access = agora_token_issue(r, g->user, g->role, g->gen);
+	access = agora_token_issue(r, g->user, g->role, g->gen, g->sid);
 	if (access == NULL)
 		return agora_problem(r, AGORA_E_UNAVAILABLE, NULL,
 		    "Access tokens cannot be issued now.");
@@ -338,6 +420,20 @@ token_of(struct agora_req *r, const char **token, int *cookie)
 
 enum refresh_outcome { RF_OK, RF_INVALID, RF_REUSED };
 
+/* The columns of token_take. */
+enum take_col {
+	TC_ID,
+	TC_USER,
+	TC_FAMILY,
+	TC_SPENT,
+	TC_EXPIRED,
+	TC_ROLE,
+	TC_GEN,
+	TC_DISABLED,
+	TC_SESSION,
+	TC_GRACE /* rotated within refresh_reuse_grace, not revoked */
+};
+
 struct refresh {
 	const char *hash;
 	struct grant g;
@@ -346,35 +442,45 @@ struct refresh {
 
 /*
  * Take the token under a row lock, so that two uses of one token are
- * ordered: the second sees it rotated and revokes the family.
+ * ordered: the second sees it rotated and revokes the family, unless it
+ * comes within refresh_reuse_grace of the first.  A browser sends its
+ * cookie twice that fast when two tabs open at once, or a page reloads
+ * while its refresh is on the way and the answer's new cookie is lost:
+ * the second use then gets a token of the family too.
  */
 static enum agora_err
 tx_refresh(struct agora_req *r, void *arg)
 {
 	struct refresh *rf = arg;
-	const char *vals[1] = { rf->hash };
+	const char *vals[2] = { rf->hash, NULL };
 	PGresult *res;
 	enum agora_err rc;
 
 	rf->outcome = RF_INVALID;
-	if ((rc = agora_db_query(r, "token_take", 1, vals, &res)) != AGORA_OK)
+	vals[1] = agora_printf(r, "%lld", r->ctx->cfg.refresh_reuse_grace);
+	if ((rc = agora_db_query(r, "session_lock", 1, vals, NULL)) !=
+	        AGORA_OK ||
+	    (rc = agora_db_query(r, "token_take", 2, vals, &res)) != AGORA_OK)
 		return rc;
 	/* Expired, or its account disabled (whose tokens 0014 revoked). */
-	if (PQntuples(res) == 0 || *PQgetvalue(res, 0, 4) == 't' ||
-	    *PQgetvalue(res, 0, 7) == 't')
+	if (PQntuples(res) == 0 || *PQgetvalue(res, 0, TC_EXPIRED) == 't' ||
+	    *PQgetvalue(res, 0, TC_DISABLED) == 't')
 		return AGORA_OK;
-	rf->g.family = PQgetvalue(res, 0, 2);
-	if (*PQgetvalue(res, 0, 3) == 't') {
+	rf->g.family = PQgetvalue(res, 0, TC_FAMILY);
+	if (*PQgetvalue(res, 0, TC_SPENT) == 't' &&
+	    *PQgetvalue(res, 0, TC_GRACE) != 't') {
 		rf->outcome = RF_REUSED;
 		vals[0] = rf->g.family;
 		return agora_db_query(r, "family_revoke", 1, vals, NULL);
 	}
-	vals[0] = PQgetvalue(res, 0, 0);
-	if ((rc = agora_db_query(r, "token_rotate", 1, vals, NULL)) != AGORA_OK)
+	vals[0] = PQgetvalue(res, 0, TC_ID);
+	if (*PQgetvalue(res, 0, TC_SPENT) != 't' &&
+	    (rc = agora_db_query(r, "token_rotate", 1, vals, NULL)) != AGORA_OK)
 		return rc;
-	rf->g.user = PQgetvalue(res, 0, 1);
-	rf->g.role = PQgetvalue(res, 0, 5);
-	rf->g.gen = PQgetvalue(res, 0, 6);
+	rf->g.user = PQgetvalue(res, 0, TC_USER);
+	rf->g.role = PQgetvalue(res, 0, TC_ROLE);
+	rf->g.gen = PQgetvalue(res, 0, TC_GEN);
+	rf->g.sid = PQgetvalue(res, 0, TC_SESSION);
 	rf->outcome = RF_OK;
 	return refresh_new(r, &rf->g);
 }

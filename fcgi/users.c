@@ -8,6 +8,12 @@
  * changing a role or disabling an account also ends its access tokens at
  * once (the token generation of sql/0014, which every program checks).
  *
+ * Each user sees their live sessions (sql/0023), one per login, and ends
+ * one of them or all; an admin does the same for any user.  Ending one
+ * revokes its refresh token, and its access token lives out its few
+ * minutes; ending all also moves the token generation on, so that every
+ * access token of the account ends at once.
+ *
  * Admins also see the outbox here (/api/v1/outbox), as agoractl outbox
  * does on the host: counts per topic and state, the rows themselves (the
  * dead ones with their last error), and a dead row made due again.  The
@@ -19,6 +25,11 @@
 #include <string.h>
 
 #include "shop.h"
+
+/* A live session: one token of its family neither spent nor expired. */
+#define SESSION_LIVE                                                           \
+	"t.family = s.family AND t.rotated_at IS NULL AND "                    \
+	"t.revoked_at IS NULL AND t.expires_at > now()"
 
 #define OUTBOX_COLUMNS                                                         \
 	"id::text, topic, aggregate_id, state, attempts, max_attempts, "       \
@@ -104,6 +115,37 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT r.*, pg_notify('agora_outbox', '') IS NULL FROM r" },
 	{ "outbox_state", "SELECT state FROM outbox WHERE id = $1::bigint",
 	    AGORA_STMT_READ },
+	/* Newest first: the key, then the document.  $4 is the caller's own
+	 * session, which no other user's list holds. */
+	{ "session_list",
+	    "SELECT s.id::text, json_build_object('id', s.id::text, "
+	    "'created_at', agora_time(s.created_at), "
+	    "'last_used_at', agora_time(s.last_used_at), "
+	    "'user_agent', s.user_agent, 'ip', s.ip, "
+	    "'expires_at', agora_time(t.expires_at), "
+	    "'current', s.id IS NOT DISTINCT FROM $4::bigint) "
+	    "FROM sessions s CROSS JOIN LATERAL (SELECT max(t.expires_at) "
+	    "AS expires_at FROM refresh_tokens t WHERE " SESSION_LIVE ") t "
+	    "WHERE t.expires_at IS NOT NULL AND s.user_id = $1::bigint AND "
+	    "($2::bigint IS NULL OR s.id < $2::bigint) "
+	    "ORDER BY s.id DESC LIMIT $3::int",
+	    AGORA_STMT_READ },
+	/* The session's row first, as a refresh locks it (auth.c), then,
+	 * in a statement of its own that sees what a refresh that held the
+	 * row made, every token of its family. */
+	{ "session_lock",
+	    "SELECT family FROM sessions WHERE id = $1::bigint "
+	    "AND user_id = $2::bigint FOR UPDATE" },
+	/* Rotated tokens too: one may still refresh for a few seconds
+	 * (refresh_reuse_grace, auth.c).  A row per token; ended when one
+	 * of them was live. */
+	{ "session_end",
+	    "UPDATE refresh_tokens t SET revoked_at = now() FROM sessions s "
+	    "WHERE s.id = $1::bigint AND s.user_id = $2::bigint AND "
+	    "t.family = s.family AND t.revoked_at IS NULL "
+	    "RETURNING t.rotated_at IS NULL AND t.expires_at > now()" },
+	{ "sessions_end",
+	    "SELECT user_sessions_end($1::bigint, $2::int, $3::bigint)::text" },
 };
 
 /* Ids are decimal text; anything else cannot name a user. */
@@ -310,6 +352,144 @@ list_users(struct agora_req *r)
 	        n > limit ? PQgetvalue(res, (int)limit - 1, 0) : NULL));
 }
 
+/* --- sessions ---------------------------------------------------------- */
+
+/*
+ * The user a sessions route is about: the caller for /users/me, else the
+ * one named, whose sessions only they and admins see (404 for anyone
+ * else, as for a user who does not exist).
+ */
+static enum agora_err
+sessions_owner(struct agora_req *r, int me, const char **owner)
+{
+	*owner = me ? r->user : r->params[0];
+	return me || agora_owner_or_admin(r, *owner) ? AGORA_OK
+	                                             : agora_not_found(r);
+}
+
+static enum agora_err
+list_sessions(struct agora_req *r, int me)
+{
+	const char *vals[4], *after;
+	long long limit;
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = sessions_owner(r, me, &vals[0])) != AGORA_OK ||
+	    (rc = agora_page_params_id(r, &limit, &after)) != AGORA_OK)
+		return rc;
+	vals[1] = after;
+	vals[2] = agora_printf(r, "%lld", limit + 1);
+	vals[3] = r->sid;
+	if ((rc = agora_db_query(r, "session_list", 4, vals, &res)) != AGORA_OK)
+		return rc;
+	return agora_page_send(r, res, limit);
+}
+
+struct end {
+	const char *vals[2]; /* the session, its user */
+	int ended; /* it was live, and is no more */
+};
+
+static enum agora_err
+tx_end_session(struct agora_req *r, void *arg)
+{
+	struct end *e = arg;
+	PGresult *res;
+	enum agora_err rc;
+	int i;
+
+	e->ended = 0;
+	if ((rc = agora_db_query(r, "session_lock", 2, e->vals, NULL)) !=
+	        AGORA_OK ||
+	    (rc = agora_db_query(r, "session_end", 2, e->vals, &res)) !=
+	        AGORA_OK)
+		return rc;
+	for (i = 0; i < PQntuples(res); i++)
+		e->ended |= *PQgetvalue(res, i, 0) == 't';
+	return AGORA_OK;
+}
+
+static enum agora_err
+end_session(struct agora_req *r, int me)
+{
+	struct end e;
+	enum agora_err rc;
+
+	memset(&e, 0, sizeof(e));
+	if ((rc = sessions_owner(r, me, &e.vals[1])) != AGORA_OK)
+		return rc;
+	e.vals[0] = r->params[me ? 0 : 1];
+	if ((rc = agora_db_tx(r, tx_end_session, &e)) != AGORA_OK)
+		return rc;
+	if (!e.ended)
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL,
+		    "No such live session.");
+	return agora_resp_raw(r, 204, NULL, NULL, 0);
+}
+
+/*
+ * Log out everywhere.  The database checks again, under a lock, that an
+ * admin caller still is one (sql/functions/accounts.sql); memcached
+ * learns the new generation after the commit.
+ */
+static enum agora_err
+end_sessions(struct agora_req *r, int me)
+{
+	const char *vals[3];
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = sessions_owner(r, me, &vals[2])) != AGORA_OK)
+		return rc;
+	vals[0] = r->user;
+	vals[1] = agora_printf(r, "%lld", r->gen);
+	rc = agora_db_write(r, "sessions_end", 3, vals, &res);
+	if (rc != AGORA_OK)
+		return rc;
+	if (PQgetisnull(res, 0, 0))
+		return agora_problem(r, AGORA_E_NOT_FOUND, NULL,
+		    "No such user (or you are no longer an admin).");
+	agora_token_gen_set(r->ctx, vals[2], PQgetvalue(res, 0, 0));
+	return agora_resp_raw(r, 204, NULL, NULL, 0);
+}
+
+static enum agora_err
+list_my_sessions(struct agora_req *r)
+{
+	return list_sessions(r, 1);
+}
+
+static enum agora_err
+list_user_sessions(struct agora_req *r)
+{
+	return list_sessions(r, 0);
+}
+
+static enum agora_err
+end_my_session(struct agora_req *r)
+{
+	return end_session(r, 1);
+}
+
+static enum agora_err
+end_user_session(struct agora_req *r)
+{
+	return end_session(r, 0);
+}
+
+static enum agora_err
+end_my_sessions(struct agora_req *r)
+{
+	return end_sessions(r, 1);
+}
+
+static enum agora_err
+end_user_sessions(struct agora_req *r)
+{
+	return end_sessions(r, 0);
+}
+
 /* --- the outbox (admin) ------------------------------------------------ */
 
 /* The live rows of a topic counted at most, by GET /outbox/stats. */
@@ -418,6 +598,18 @@ static const struct agora_route routes[] = {
 	    AGORA_USER },
 	{ "PATCH", "/api/v1/users/{user_id}", AGORA_BODY_JSON, patch_user,
 	    AGORA_ADMIN },
+	{ "GET", "/api/v1/users/me/sessions", AGORA_BODY_NONE,
+	    list_my_sessions, AGORA_USER },
+	{ "DELETE", "/api/v1/users/me/sessions", AGORA_BODY_NONE,
+	    end_my_sessions, AGORA_USER },
+	{ "DELETE", "/api/v1/users/me/sessions/{session_id}", AGORA_BODY_NONE,
+	    end_my_session, AGORA_USER },
+	{ "GET", "/api/v1/users/{user_id}/sessions", AGORA_BODY_NONE,
+	    list_user_sessions, AGORA_USER },
+	{ "DELETE", "/api/v1/users/{user_id}/sessions", AGORA_BODY_NONE,
+	    end_user_sessions, AGORA_USER },
+	{ "DELETE", "/api/v1/users/{user_id}/sessions/{session_id}",
+	    AGORA_BODY_NONE, end_user_session, AGORA_USER },
 	{ "GET", "/api/v1/outbox/stats", AGORA_BODY_NONE, outbox_stats,
 	    AGORA_ADMIN },
 	{ "GET", "/api/v1/outbox", AGORA_BODY_NONE, list_outbox, AGORA_ADMIN },

@@ -97,6 +97,7 @@ struct agora_config {
 	char *jwt_issuer;
 	long long access_token_ttl;
 	long long refresh_token_ttl;
+	long long refresh_reuse_grace; /* seconds a rotated token still refreshes */
 	long long rate_limit_auth;
 	long long rate_limit_api;
 	long long login_failures_max;
@@ -280,6 +281,7 @@ struct agora_req {
 	const char *user; /* the caller's user id; NULL if anonymous */
 	const char *role; /* "customer" or "admin" when user is set */
 	long long gen; /* the token's generation (sql/0014) when user is set */
+	const char *sid; /* the token's session (sql/0023), or NULL */
 	const struct agora_route *route; /* the route matched, or NULL */
 	const char *params[AGORA_MAX_PARAMS]; /* row ids (route.c) */
 	size_t nparams;
@@ -541,8 +543,8 @@ void agora_auth_init(struct agora_ctx *ctx);
 void agora_auth_free(struct agora_ctx *ctx);
 const char *agora_auth_jwks(struct agora_ctx *ctx);
 int agora_auth_can_sign(struct agora_ctx *ctx);
-char *agora_token_issue(
-    struct agora_req *r, const char *sub, const char *role, const char *gen);
+char *agora_token_issue(struct agora_req *r, const char *sub,
+    const char *role, const char *gen, const char *sid);
 void agora_token_gen_set(
     struct agora_ctx *ctx, const char *user, const char *gen);
 enum agora_err agora_auth_request(

@@ -281,11 +281,13 @@ const size_t agora_auth_nstmts = AGORA_NELEM(agora_auth_stmts);
 
 static int
 add_claims(jwt_t *j, const struct agora_config *cfg, const char *sub,
-    const char *role, long long gen, time_t now)
+    const char *role, long long gen, const char *sid, time_t now)
 {
 	char jti[33];
 
 	agora_random_hex(jti, 16);
+	if (sid != NULL && jwt_add_grant(j, "sid", sid) != 0)
+		return -1;
 	return jwt_add_grant(j, "sub", sub) || jwt_add_grant(j, "role", role) ||
 	    jwt_add_grant(j, "iss", cfg->jwt_issuer) ||
 	    jwt_add_grant(j, "jti", jti) ||
@@ -296,12 +298,13 @@ add_claims(jwt_t *j, const struct agora_config *cfg, const char *sub,
 
 /*
  * Issue an access token for sub with role, under the user's token
- * generation gen (decimal text, as the database gives it); an arena
- * string, or NULL (and logged) when the keys cannot sign.
+ * generation gen (decimal text, as the database gives it), for the
+ * session sid (NULL: none); an arena string, or NULL (and logged) when
+ * the keys cannot sign.
  */
 char *
-agora_token_issue(
-    struct agora_req *r, const char *sub, const char *role, const char *gen)
+agora_token_issue(struct agora_req *r, const char *sub, const char *role,
+    const char *gen, const char *sid)
 {
 	struct agora_auth *a = r->ctx->auth;
 	jwt_t *j = NULL;
@@ -311,7 +314,7 @@ agora_token_issue(
 	if (a == NULL || a->sign == NULL || jwt_new(&j) != 0 ||
 	    agora_parse_ll(gen, 0, GEN_MAX, &g) != 0)
 		goto out;
-	if (add_claims(j, &r->ctx->cfg, sub, role, g, time(NULL)) != 0)
+	if (add_claims(j, &r->ctx->cfg, sub, role, g, sid, time(NULL)) != 0)
 		goto out;
 	if (a->alg != JWT_ALG_HS256 && jwt_add_header(j, "kid", a->kid) != 0)
 		goto out;
@@ -430,8 +433,9 @@ gen_check(struct agora_req *r, long long token_gen)
 		return rc;
 	if (token_gen < gen)
 		return unauthorized(r,
-		    "The access token was revoked: the account's role or "
-		    "status changed. Log in again.");
+		    "The access token was revoked: the account's sessions "
+		    "were ended, or its password, role or status changed. "
+		    "Log in again.");
 	return AGORA_OK;
 }
 
@@ -441,6 +445,7 @@ verify(struct agora_req *r, const char *tok)
 {
 	struct agora_auth *a = r->ctx->auth;
 	jwt_t *j = NULL;
+	const char *sid;
 	enum agora_err rc;
 	long gen;
 
@@ -458,6 +463,9 @@ verify(struct agora_req *r, const char *tok)
 	errno = 0;
 	gen = jwt_get_grant_int(j, "gen"); /* tokens of 0013: none, 0 */
 	r->gen = errno == 0 ? gen : 0;
+	/* Tokens of before 0023 have no session: a client cannot tell it. */
+	sid = jwt_get_grant(j, "sid");
+	r->sid = sid != NULL && agora_id_ok(sid) ? agora_strdup(r, sid) : NULL;
 	rc = r->user != NULL && r->role != NULL ? gen_check(r, r->gen)
 	                                        : AGORA_E_TOO_LARGE;
 out:

@@ -97,6 +97,7 @@ static const struct key keys[] = {
 	S(jwt_issuer, "agora"),
 	I(access_token_ttl, "900", 60, 86400),
 	I(refresh_token_ttl, "2592000", 3600, 365LL * 86400),
+	I(refresh_reuse_grace, "10", 0, 300),
 	I(rate_limit_auth, "20", 0, 1000000),
 	I(rate_limit_api, "600", 0, 100000000),
 	I(login_failures_max, "5", 1, 1000),

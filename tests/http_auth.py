@@ -198,14 +198,35 @@ p = subprocess.run([ctl, "user", "list"], capture_output=True, text=True)
 t.ok(p.returncode == 0 and email_b in p.stdout, "agoractl user list", p.stderr)
 
 # --- refresh rotation, reuse, logout --------------------------------------
-r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": RA})
+def age(token):
+    """Move the token's rotation back past refresh_reuse_grace."""
+    psql("UPDATE refresh_tokens SET rotated_at = rotated_at - interval '1 hour' "
+         "WHERE token_sha256 = encode(sha256('%s'::bytea), 'hex')" % token)
+
+
+def refresh(token):
+    return request("POST", "/api/v1/auth/refresh", body={"refresh_token": token})
+
+
+r = refresh(RA)
 pair = r.json() or {}
 t.ok(r.status == 200 and pair.get("refresh_token") not in (None, RA) and pair.get("access_token"),
      "refresh: a new pair", r)
-r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": RA})
-t.ok(r.is_problem(401, "invalid_refresh_token"), "the rotated token again: 401", r)
-r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": pair.get("refresh_token", "")})
-t.ok(r.is_problem(401), "and that reuse revoked the whole family: the newest is dead too", r)
+r = refresh(RA)
+twin = r.json() or {}
+t.ok(r.status == 200 and twin.get("refresh_token") not in (None, RA, pair.get("refresh_token")),
+     "the rotated token again at once (two tabs, a reload): within refresh_reuse_grace, "
+     "another pair of the same session", r)
+r = refresh(pair.get("refresh_token", ""))
+pair = r.json() or {}
+t.ok(r.status == 200, "and the first one's successor still refreshes", r)
+age(RA)
+r = refresh(RA)
+t.ok(r.is_problem(401, "invalid_refresh_token"), "the rotated token again past the grace: 401", r)
+for name, tok in [("the newest", pair.get("refresh_token", "")),
+                  ("the twin", twin.get("refresh_token", ""))]:
+    r = refresh(tok)
+    t.ok(r.is_problem(401), "and that reuse revoked the whole family: %s is dead too" % name, r)
 r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": "x" * 43})
 t.ok(r.is_problem(401), "an unknown refresh token: 401", r)
 fresh = login(email_a).json() or {}
@@ -258,6 +279,7 @@ t.ok(r.status == 200 and "refresh_token" not in (r.json() or {}) and
      (r.json() or {}).get("access_token") and len(C2) == 43 and C2 != C1 and
      c[PATHS[1]][0] == C2,
      "refresh with the cookie and an empty body: a new access token, the cookies rotated", r)
+age(C1)
 r = request("POST", "/api/v1/auth/refresh", body={}, headers=jar(C1))
 c = cookies(r)
 t.ok(r.is_problem(401, "invalid_refresh_token") and sorted(c) == sorted(PATHS) and

@@ -37,8 +37,11 @@ async function person(name) {
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-  return { name, context, page, errors };
+  const who = { name, context, page, errors };
+  people.push(who);
+  return who;
 }
+const people = [];
 
 const seen = new Set();
 
@@ -80,7 +83,12 @@ async function step(what, fn) {
   try {
     await fn();
   } catch (err) {
-    check(false, `${what}: ran to its end`, err.stack || err);
+    // Where each person was, and their last console errors: what a
+    // failed step needs to be told apart.
+    const where = people.map((p) => `${p.name} at ${p.page.url()}: ${p.errors.slice(-3).join(' | ')}`);
+    check(false, `${what}: ran to its end`, `${err.stack || err}\n${where.join('\n')}`);
+    await Promise.all(people.map((p) => p.page.screenshot({
+      path: path.join(S.shots, `FAILED-${p.name}.png`), fullPage: true }).catch(() => {})));
   }
 }
 
@@ -316,7 +324,10 @@ await step('a reload keeps the session; the account page works', async () => {
   await page.goto(url('/account'));
   await page.reload();
   await main(shopper).getByRole('heading', { name: 'Your account' }).waitFor();
-  check(await page.getByRole('button', { name: 'Log out' }).count() === 1, 'after a reload the shopper is still logged in');
+  check(await page.getByRole('button', { name: 'Log out', exact: true }).count() === 1, 'after a reload the shopper is still logged in');
+  const sessions = main(shopper).getByRole('region', { name: 'Where you are signed in' });
+  check(await sessions.getByText('This device').count() === 1,
+    'the account page lists where the shopper is signed in, this device marked');
   const kept = (await shopper.context.cookies()).filter((c) => c.name === 'agora_refresh');
   check(kept.length === 2 && kept.every((c) => c.httpOnly && c.secure && c.sameSite === 'Strict')
     && kept.map((c) => c.path).sort().join(' ') === '/api/v1/auth/logout /api/v1/auth/refresh',
@@ -411,11 +422,11 @@ await step('a customer cannot open the admin pages, and the API refuses', async 
 await step('logout ends the session', async () => {
   const { page } = shopper;
   await page.goto(url('/'));
-  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log out', exact: true }).click();
   await page.getByRole('link', { name: 'Log in' }).waitFor();
   await page.reload();
   await page.getByRole('link', { name: 'Log in' }).waitFor();
-  check(await page.getByRole('button', { name: 'Log out' }).count() === 0, 'after logout and a reload: logged out');
+  check(await page.getByRole('button', { name: 'Log out', exact: true }).count() === 0, 'after logout and a reload: logged out');
   const left = (await shopper.context.cookies()).filter((c) => c.name === 'agora_refresh');
   check(left.length === 0, 'the browser holds no refresh cookie any more', JSON.stringify(left));
   const r = await page.request.post(url('/api/v1/auth/refresh'), { data: {} });

@@ -90,7 +90,7 @@ test_tokens(void)
 	memset(&r, 0, sizeof(r));
 	r.ctx = &ctx;
 	r.arena = agora_arena_new(1 << 20);
-	tok = agora_token_issue(&r, "42", "admin", "3");
+	tok = agora_token_issue(&r, "42", "admin", "3", "7");
 	tap_ok(tok != NULL && strncmp(tok, "eyJ", 3) == 0, "a token is issued");
 	snprintf(hdr, sizeof(hdr), "HTTP_AUTHORIZATION=Bearer %s", tok);
 	env[0] = hdr;
@@ -101,9 +101,10 @@ test_tokens(void)
 	 * that cannot be told, and the answer is 503, never a pass. */
 	ctx.db = agora_db_new("host=/nonexistent connect_timeout=1", NULL, 0);
 	tap_ok(agora_auth_request(&r, AGORA_ADMIN) == AGORA_E_UNAVAILABLE &&
-	        strcmp(r.user, "42") == 0 && strcmp(r.role, "admin") == 0,
-	    "it verifies, with sub and role, up to the generation: 503 "
-	    "without a database");
+	        strcmp(r.user, "42") == 0 && strcmp(r.role, "admin") == 0 &&
+	        r.sid != NULL && strcmp(r.sid, "7") == 0,
+	    "it verifies, with sub, role and session, up to the generation: "
+	    "503 without a database");
 	agora_db_free(ctx.db);
 	ctx.db = NULL;
 	free(ctx.cfg.jwt_issuer);

@@ -67,3 +67,31 @@ CREATE OR REPLACE FUNCTION user_token_gen(p_user bigint)
 AS $function$
 	SELECT user_gen_of(u) FROM users u WHERE u.id = p_user
 $function$;
+
+-- From 0023.
+-- End every session of p_user: its refresh tokens are revoked and its
+-- access tokens end with the generation moved on.  p_caller (whose
+-- token is of generation p_caller_gen) is p_user, or an admin, checked
+-- here under a lock as user_admin_update does.  Returns the generation
+-- the user's tokens must now have, or NULL: no such user, or the
+-- caller may not.
+CREATE OR REPLACE FUNCTION user_sessions_end(p_caller bigint, p_caller_gen integer, p_user bigint)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_gen bigint;
+BEGIN
+	IF p_caller <> p_user AND NOT EXISTS (SELECT 1 FROM users c
+		WHERE c.id = p_caller AND c.role = 'admin'
+		AND c.disabled_at IS NULL AND c.token_gen <= p_caller_gen
+		FOR SHARE) THEN
+		RETURN NULL;
+	END IF;
+	UPDATE users u SET token_gen = u.token_gen + 1
+	WHERE u.id = p_user RETURNING user_gen_of(u) INTO v_gen;
+	UPDATE refresh_tokens SET revoked_at = now()
+	WHERE user_id = p_user AND revoked_at IS NULL;
+	RETURN v_gen;
+END
+$function$;

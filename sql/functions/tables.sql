@@ -40,6 +40,24 @@ BEGIN
 END
 $function$;
 
+-- From 0023.
+-- A token stored by a program of the release before sessions (during a
+-- rolling upgrade) gets its session: no token without one.
+CREATE OR REPLACE FUNCTION refresh_tokens_session()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	-- Looked up first: ON CONFLICT would spend an id on every refresh.
+	IF NOT EXISTS (SELECT 1 FROM sessions WHERE family = NEW.family) THEN
+		INSERT INTO sessions (user_id, family)
+		VALUES (NEW.user_id, NEW.family)
+		ON CONFLICT (family) DO NOTHING;
+	END IF;
+	RETURN NEW;
+END
+$function$;
+
 -- From 0012 (this body: 0016).
 CREATE OR REPLACE FUNCTION categories_acyclic()
  RETURNS trigger

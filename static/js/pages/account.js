@@ -1,7 +1,7 @@
 // Accounts: log in, create an account, the profile (name and password),
-// and the notifications the shop sent.
+// where the account is signed in, and the notifications the shop sent.
 
-import { api, get, login as logIn, session } from '../api.js';
+import { api, get, login as logIn, logout, session } from '../api.js';
 import { field, h, input, onSubmit, pager, say, when, statusBadge } from '../dom.js';
 
 // Only a path of this site is a place to go back to after logging in.
@@ -65,8 +65,62 @@ export async function profile(main, ctx) {
     pwForm.reset();
     say('Your password is changed.');
   });
-  main.append(h('h1', {}, 'Your account'), nameForm, pwForm,
+  const sessions = await sessionsSection(ctx);
+  main.append(h('h1', {}, 'Your account'), nameForm, pwForm, sessions,
     h('p', {}, h('a', { href: '/notifications' }, 'Your notifications')));
+}
+
+// Where the account is signed in: each login, this one marked, with a
+// button to end any other, and one to end them all.
+async function sessionsSection(ctx) {
+  const rows = h('tbody', {});
+  const paging = pager(rows,
+    (c) => get(`/users/me/sessions?limit=20${c ? `&cursor=${encodeURIComponent(c)}` : ''}`, { signal: ctx.signal }),
+    (s) => {
+      const end = s.current ? h('span', { class: 'badge' }, 'This device')
+        : h('button', { type: 'button', 'aria-label': `Sign out ${s.user_agent || 'unknown device'} from ${s.ip}` }, 'Sign out');
+      const tr = h('tr', {},
+        h('td', {}, s.user_agent || 'Unknown device'),
+        h('td', {}, s.ip),
+        h('td', {}, when(s.last_used_at)),
+        h('td', {}, when(s.created_at)),
+        h('td', {}, end));
+      if (!s.current) {
+        end.addEventListener('click', async () => {
+          end.disabled = true;
+          try {
+            await api('DELETE', `/users/me/sessions/${encodeURIComponent(s.id)}`);
+            tr.remove();
+            say('That device is signed out.');
+          } catch (e) {
+            end.disabled = false;
+            say(e.message);
+          }
+        });
+      }
+      return tr;
+    });
+  const all = h('button', { type: 'button' }, 'Log out everywhere');
+  all.addEventListener('click', async () => {
+    all.disabled = true;
+    try {
+      await api('DELETE', '/users/me/sessions');
+    } catch (e) {
+      all.disabled = false;
+      say(e.message);
+      return;
+    }
+    await logout();
+    say('You are logged out on every device.');
+    ctx.navigate('/login', { replace: true });
+  });
+  await paging.load();
+  return h('section', { class: 'stack', 'aria-labelledby': 'sessions-h' },
+    h('h2', { id: 'sessions-h' }, 'Where you are signed in'),
+    h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, ['Device', 'Address', 'Last active', 'Signed in', 'End'].map((t) => h('th', { scope: 'col' }, t)))),
+      rows)),
+    paging.wrap, all);
 }
 
 export async function notifications(main, ctx) {
