@@ -12,6 +12,12 @@
  * address of the login and of each refresh, for GET /users/me/sessions,
  * and access tokens carry its id (claim "sid").
  *
+ * Registration queues a mail that verifies the address, and a forgotten
+ * password a mail with a link to set a new one (sql/0024): agora-worker
+ * makes each token and sends it, so that the database only ever holds
+ * its SHA-256.  POST /auth/password/forgot answers the same, by the same
+ * statement, whether the email has an account or not.
+ *
  * A browser asks at login for its refresh token as a cookie instead, one
  * that its scripts cannot read (HttpOnly), sent only over HTTPS (Secure),
  * never with a request another site starts (SameSite=Strict), and only
@@ -69,7 +75,7 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT s.id FROM refresh_tokens rt "
 	    "JOIN sessions s ON s.family = rt.family "
 	    "JOIN users u ON u.id = rt.user_id WHERE rt.token_sha256 = $1 "
-	    "FOR UPDATE OF s FOR SHARE OF u" },
+	    "FOR NO KEY UPDATE OF s FOR SHARE OF u" },
 	/* Columns as enum take_col says. */
 	{ "token_take",
 	    "SELECT rt.id::text, rt.user_id::text, rt.family, "
@@ -84,9 +90,28 @@ static const struct agora_stmt stmts[] = {
 	{ "token_rotate",
 	    "UPDATE refresh_tokens SET rotated_at = now() WHERE id = "
 	    "$1::bigint" },
+	/* Counts the live tokens it revoked: none, when the session was
+	 * over already (a cookie that outlived its logout). */
 	{ "family_revoke",
-	    "UPDATE refresh_tokens SET revoked_at = now() "
-	    "WHERE family = $1 AND revoked_at IS NULL" },
+	    "WITH v AS (UPDATE refresh_tokens SET revoked_at = now() "
+	    "WHERE family = $1 AND revoked_at IS NULL "
+	    "RETURNING rotated_at IS NULL AND expires_at > now() AS live) "
+	    "SELECT count(*) FILTER (WHERE live) FROM v" },
+	/* A use within the grace replaces the token the first use made,
+	 * whose answer was lost: one live token per session, so that the
+	 * lost one, presented later, is a reuse that ends the session. */
+	{ "family_replace",
+	    "UPDATE refresh_tokens SET revoked_at = now() WHERE family = $1 "
+	    "AND rotated_at IS NULL AND revoked_at IS NULL" },
+	{ "logout_lock",
+	    "SELECT s.id FROM refresh_tokens rt "
+	    "JOIN sessions s ON s.family = rt.family "
+	    "WHERE rt.token_sha256 = $1 AND rt.user_id = $2::bigint "
+	    "FOR NO KEY UPDATE OF s" },
+	{ "email_fold", "SELECT lower($1)", AGORA_STMT_READ },
+	{ "mail_queue",
+	    "SELECT account_mail_queue($1::bigint, $2, $3, $4::int)" },
+	{ "token_use", "SELECT * FROM account_token_use($1, $2, $3)" },
 	{ "logout",
 	    "UPDATE refresh_tokens SET revoked_at = now() WHERE family IN "
 	    "(SELECT family FROM refresh_tokens WHERE token_sha256 = $1 "
@@ -129,13 +154,60 @@ valid_body(struct agora_req *r, const struct agora_field *f, size_t n,
 	return AGORA_OK;
 }
 
+/* Queue a mail of purpose for user, or else for the account of email. */
+static enum agora_err
+mail_queue(struct agora_req *r, const char *user, const char *email,
+    const char *purpose, PGresult **res)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *vals[4];
+
+	vals[0] = user;
+	vals[1] = email;
+	vals[2] = purpose;
+	vals[3] = agora_printf(r, "%lld",
+	    strcmp(purpose, "verify") == 0 ? cfg->email_verify_ttl
+	                                   : cfg->password_reset_ttl);
+	return agora_db_query(r, "mail_queue", 4, vals, res);
+}
+
+struct mail {
+	const char *user, *email, *purpose;
+	PGresult *res; /* how many were queued: 0 or 1 */
+};
+
+static enum agora_err
+tx_mail(struct agora_req *r, void *arg)
+{
+	struct mail *m = arg;
+
+	return mail_queue(r, m->user, m->email, m->purpose, &m->res);
+}
+
+struct registration {
+	const char *vals[3]; /* email, name, password hash */
+	PGresult *res;
+};
+
+/* The account, and the mail that verifies its address, in one go. */
+static enum agora_err
+tx_register(struct agora_req *r, void *arg)
+{
+	struct registration *g = arg;
+	enum agora_err rc;
+
+	if ((rc = agora_db_query(r, "user_insert", 3, g->vals, &g->res)) !=
+	    AGORA_OK)
+		return rc;
+	return mail_queue(r, PQgetvalue(g->res, 0, 0), NULL, "verify", NULL);
+}
+
 static enum agora_err
 post_register(struct agora_req *r)
 {
 	struct agora_value v[R__MAX];
 	char hash[AGORA_PASSWORD_HASH_MAX];
-	const char *vals[3];
-	PGresult *res;
+	struct registration g;
 	enum agora_err rc;
 
 	if ((rc = valid_body(r, register_fields, R__MAX, v)) != AGORA_OK)
@@ -143,18 +215,19 @@ post_register(struct agora_req *r)
 	if (agora_password_hash(
 	        v[R_PASSWORD].s, v[R_PASSWORD].len, hash, sizeof(hash)) != 0)
 		return AGORA_E_INTERNAL;
-	vals[0] = v[R_EMAIL].s;
-	vals[1] = v[R_NAME].s;
-	vals[2] = hash;
-	rc = agora_db_write(r, "user_insert", 3, vals, &res);
+	g.vals[0] = v[R_EMAIL].s;
+	g.vals[1] = v[R_NAME].s;
+	g.vals[2] = hash;
+	g.res = NULL;
+	rc = agora_db_tx(r, tx_register, &g);
 	if (rc == AGORA_E_CONFLICT)
 		return agora_problem(
 		    r, rc, "email_taken", "An account with this email exists.");
 	if (rc != AGORA_OK)
 		return rc;
 	agora_resp_header(r, "Location",
-	    agora_printf(r, "/api/v1/users/%s", PQgetvalue(res, 0, 0)));
-	return agora_resp_json(r, 201, agora_user_json(res, 0));
+	    agora_printf(r, "/api/v1/users/%s", PQgetvalue(g.res, 0, 0)));
+	return agora_resp_json(r, 201, agora_user_json(g.res, 0));
 }
 
 /* --- tokens ------------------------------------------------------------- */
@@ -291,7 +364,12 @@ send_tokens(struct agora_req *r, const struct grant *g)
 static enum agora_err
 tx_new_login(struct agora_req *r, void *arg)
 {
-	return refresh_new(r, arg);
+	struct grant *g = arg;
+
+	/* A retry starts anew: the session of a rolled-back try is gone. */
+	g->family = NULL;
+	g->sid = NULL;
+	return refresh_new(r, g);
 }
 
 /* --- login -------------------------------------------------------------- */
@@ -418,7 +496,7 @@ token_of(struct agora_req *r, const char **token, int *cookie)
 	return AGORA_OK;
 }
 
-enum refresh_outcome { RF_OK, RF_INVALID, RF_REUSED };
+enum refresh_outcome { RF_OK, RF_GRACE, RF_INVALID, RF_REUSED };
 
 /* The columns of token_take. */
 enum take_col {
@@ -467,21 +545,30 @@ tx_refresh(struct agora_req *r, void *arg)
 	    *PQgetvalue(res, 0, TC_DISABLED) == 't')
 		return AGORA_OK;
 	rf->g.family = PQgetvalue(res, 0, TC_FAMILY);
+	vals[0] = rf->g.family;
 	if (*PQgetvalue(res, 0, TC_SPENT) == 't' &&
 	    *PQgetvalue(res, 0, TC_GRACE) != 't') {
-		rf->outcome = RF_REUSED;
-		vals[0] = rf->g.family;
-		return agora_db_query(r, "family_revoke", 1, vals, NULL);
+		if ((rc = agora_db_query(r, "family_revoke", 1, vals, &res)) ==
+		        AGORA_OK &&
+		    strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+			rf->outcome = RF_REUSED;
+		return rc;
 	}
-	vals[0] = PQgetvalue(res, 0, TC_ID);
-	if (*PQgetvalue(res, 0, TC_SPENT) != 't' &&
-	    (rc = agora_db_query(r, "token_rotate", 1, vals, NULL)) != AGORA_OK)
+	if (*PQgetvalue(res, 0, TC_SPENT) == 't') {
+		rf->outcome = RF_GRACE;
+		rc = agora_db_query(r, "family_replace", 1, vals, NULL);
+	} else {
+		vals[0] = PQgetvalue(res, 0, TC_ID);
+		rc = agora_db_query(r, "token_rotate", 1, vals, NULL);
+	}
+	if (rc != AGORA_OK)
 		return rc;
 	rf->g.user = PQgetvalue(res, 0, TC_USER);
 	rf->g.role = PQgetvalue(res, 0, TC_ROLE);
 	rf->g.gen = PQgetvalue(res, 0, TC_GEN);
 	rf->g.sid = PQgetvalue(res, 0, TC_SESSION);
-	rf->outcome = RF_OK;
+	if (rf->outcome != RF_GRACE)
+		rf->outcome = RF_OK;
 	return refresh_new(r, &rf->g);
 }
 
@@ -506,9 +593,14 @@ post_refresh(struct agora_req *r)
 		return rc;
 	if (rf.outcome == RF_REUSED)
 		agora_log("warning",
-		    "a rotated refresh token was presented "
-		    "again; its family is revoked");
-	if (rf.outcome != RF_OK) {
+		    "a spent refresh token was presented while its session "
+		    "was live; the session is revoked");
+	if (rf.outcome == RF_GRACE)
+		agora_log("info",
+		    "a refresh token was presented again within "
+		    "refresh_reuse_grace; the token its first use made is "
+		    "replaced");
+	if (rf.outcome != RF_OK && rf.outcome != RF_GRACE) {
 		/* A dead cookie is of no use to the browser: drop it. */
 		if (rf.g.cookie)
 			set_cookies(r, NULL, 0);
@@ -518,6 +610,21 @@ post_refresh(struct agora_req *r)
 	}
 	r->user = rf.g.user;
 	return send_tokens(r, &rf.g);
+}
+
+/*
+ * The session's row first, as a refresh takes it: a refresh on the way
+ * finishes before, and the revoke sees the token it made.
+ */
+static enum agora_err
+tx_logout(struct agora_req *r, void *arg)
+{
+	const char **vals = arg;
+	enum agora_err rc;
+
+	if ((rc = agora_db_query(r, "logout_lock", 2, vals, NULL)) != AGORA_OK)
+		return rc;
+	return agora_db_query(r, "logout", 2, vals, NULL);
 }
 
 static enum agora_err
@@ -534,11 +641,130 @@ post_logout(struct agora_req *r)
 	vals[0] = hash;
 	vals[1] = r->user;
 	/* 204 whether or not it was the caller's: nothing to probe. */
-	if ((rc = agora_db_write(r, "logout", 2, vals, NULL)) != AGORA_OK)
+	if ((rc = agora_db_tx(r, tx_logout, vals)) != AGORA_OK)
 		return rc;
 	if (cookie)
 		set_cookies(r, NULL, 0);
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
+}
+
+/* --- email verification and password reset ------------------------------ */
+
+enum { T_TOKEN, T_PASSWORD, T__MAX };
+
+static const struct agora_field verify_fields[] = {
+	{ "token", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+};
+
+static const struct agora_field reset_fields[T__MAX] = {
+	[T_TOKEN] = { "token", AGORA_F_STRING, AGORA_F_REQUIRED, 1, 200 },
+	[T_PASSWORD] = { "password", AGORA_F_STRING, AGORA_F_REQUIRED,
+	    AGORA_PASSWORD_MIN, AGORA_PASSWORD_MAX },
+};
+
+/*
+ * Use the body's token for purpose (with a new password hash for a
+ * reset): 422 on the token field when it is unknown, used, expired, of
+ * another purpose, or for an address the account no longer has.
+ */
+static enum agora_err
+token_use(struct agora_req *r, const char *token, const char *purpose,
+    const char *password)
+{
+	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	const char *vals[3] = { hash, purpose, password };
+	PGresult *res;
+	enum agora_err rc;
+
+	sha256_hex(token, hash);
+	if ((rc = agora_db_write(r, "token_use", 3, vals, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_problem_field(r, AGORA_E_VALIDATION, "token",
+		    "is unknown, used or expired");
+	agora_token_gen_set(r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	return agora_resp_raw(r, 204, NULL, NULL, 0);
+}
+
+static enum agora_err
+post_verify(struct agora_req *r)
+{
+	struct agora_value v[1];
+	enum agora_err rc;
+
+	if ((rc = valid_body(r, verify_fields, 1, v)) != AGORA_OK)
+		return rc;
+	return token_use(r, v[0].s, "verify", NULL);
+}
+
+static enum agora_err
+post_verify_resend(struct agora_req *r)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	struct mail m = { r->user, NULL, "verify", NULL };
+	enum agora_err rc;
+
+	rc = agora_rate_limit(r, "verifymail", agora_printf(r, "u%s", r->user),
+	    cfg->password_reset_max, 3600);
+	if (rc != AGORA_OK || (rc = agora_db_tx(r, tx_mail, &m)) != AGORA_OK)
+		return rc;
+	if (strcmp(PQgetvalue(m.res, 0, 0), "0") == 0)
+		return agora_problem(r, AGORA_E_CONFLICT, "already_verified",
+		    "The account's email is verified already.");
+	return agora_resp_raw(r, 202, NULL, NULL, 0);
+}
+
+static const struct agora_field forgot_fields[] = {
+	{ "email", AGORA_F_STRING, AGORA_F_REQUIRED, 3, 254 },
+};
+
+/*
+ * 202 whether or not the email has an account: the same statement runs
+ * either way (inserting a row or none), so the answer and its time tell
+ * nothing.  Mails to one address are limited per hour, whoever asks.
+ */
+static enum agora_err
+post_forgot(struct agora_req *r)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	char key[2 * crypto_hash_sha256_BYTES + 1];
+	struct agora_value v[1];
+	struct mail m = { NULL, NULL, "reset", NULL };
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = valid_body(r, forgot_fields, 1, v)) != AGORA_OK)
+		return rc;
+	if (!agora_email_valid(v[0].s, v[0].len))
+		return agora_problem_field(
+		    r, AGORA_E_VALIDATION, "email", "is not an email address");
+	/* As login counts failures: per address as lower() folds it, so
+	 * that no spelling of it is a way past the limit. */
+	m.email = v[0].s;
+	if ((rc = agora_db_query(r, "email_fold", 1, &m.email, &res)) !=
+	    AGORA_OK)
+		return rc;
+	sha256_hex(PQgetvalue(res, 0, 0), key);
+	rc = agora_rate_limit(
+	    r, "resetmail", key, cfg->password_reset_max, 3600);
+	if (rc != AGORA_OK || (rc = agora_db_tx(r, tx_mail, &m)) != AGORA_OK)
+		return rc;
+	return agora_resp_raw(r, 202, NULL, NULL, 0);
+}
+
+static enum agora_err
+post_reset(struct agora_req *r)
+{
+	char hash[AGORA_PASSWORD_HASH_MAX];
+	struct agora_value v[T__MAX];
+	enum agora_err rc;
+
+	if ((rc = valid_body(r, reset_fields, T__MAX, v)) != AGORA_OK)
+		return rc;
+	if (agora_password_hash(
+	        v[T_PASSWORD].s, v[T_PASSWORD].len, hash, sizeof(hash)) != 0)
+		return AGORA_E_INTERNAL;
+	return token_use(r, v[T_TOKEN].s, "reset", hash);
 }
 
 static enum agora_err
@@ -562,6 +788,14 @@ static const struct agora_route routes[] = {
 	    AGORA_ANON, AGORA_RL_AUTH },
 	{ "POST", "/api/v1/auth/logout", AGORA_BODY_JSON, post_logout,
 	    AGORA_USER, AGORA_RL_API },
+	{ "POST", "/api/v1/auth/verify", AGORA_BODY_JSON, post_verify,
+	    AGORA_ANON, AGORA_RL_AUTH },
+	{ "POST", "/api/v1/auth/verify/resend", AGORA_BODY_NONE,
+	    post_verify_resend, AGORA_USER, AGORA_RL_AUTH },
+	{ "POST", "/api/v1/auth/password/forgot", AGORA_BODY_JSON, post_forgot,
+	    AGORA_ANON, AGORA_RL_AUTH },
+	{ "POST", "/api/v1/auth/password/reset", AGORA_BODY_JSON, post_reset,
+	    AGORA_ANON, AGORA_RL_AUTH },
 	{ "GET", "/.well-known/jwks.json", AGORA_BODY_NONE, get_jwks,
 	    AGORA_ANON, AGORA_RL_NONE },
 };

@@ -135,7 +135,7 @@ static const struct agora_stmt stmts[] = {
 	 * row made, every token of its family. */
 	{ "session_lock",
 	    "SELECT family FROM sessions WHERE id = $1::bigint "
-	    "AND user_id = $2::bigint FOR UPDATE" },
+	    "AND user_id = $2::bigint FOR NO KEY UPDATE" },
 	/* Rotated tokens too: one may still refresh for a few seconds
 	 * (refresh_reuse_grace, auth.c).  A row per token; ended when one
 	 * of them was live. */

@@ -98,6 +98,10 @@ struct agora_config {
 	long long access_token_ttl;
 	long long refresh_token_ttl;
 	long long refresh_reuse_grace; /* seconds a rotated token still refreshes */
+	long long email_verify_ttl; /* a verification mail's link, seconds */
+	long long password_reset_ttl; /* a reset mail's link, seconds */
+	long long password_reset_max; /* reset mails per address per hour */
+	long long notify_unverified; /* email and SMS to unverified accounts */
 	long long rate_limit_auth;
 	long long rate_limit_api;
 	long long login_failures_max;

@@ -9,6 +9,10 @@
 -- tell which one of the list is its own.  Families from before this
 -- migration get a row each, without user agent or address.
 
+-- Logins of the previous release go on meanwhile: none may store a token
+-- between the backfill below and the trigger that takes over from it.
+LOCK TABLE refresh_tokens IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE sessions (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE,

@@ -93,13 +93,17 @@ now = {s["id"]: s for s in request("GET", P, headers=A).json()["data"]}[sb["id"]
 t.ok(now["last_used_at"] > before and now["user_agent"] == "Phone/2.0" and
      now["created_at"] == sb["created_at"],
      "the refresh is recorded: last use and user agent move, the start stays", (sb, now))
-# The rotated token once more, at once (refresh_reuse_grace): a second
-# live token of the same session, which stays one entry.
+# The rotated token once more, at once (refresh_reuse_grace): its new
+# token replaces the one the first use made, in the same session.
 r = refresh(b["refresh_token"], "Phone/2.0")
 ids = [s["id"] for s in request("GET", P, headers=A).json()["data"]]
 t.ok(r.status == 200 and claims(r.json()["access_token"])["sid"] == sb["id"] and
      len(ids) == 4 and ids.count(sb["id"]) == 1,
      "a second refresh of one token within the grace: the same session, listed once", (r, ids))
+b2 = r.json() if r.status == 200 else b2
+_, n, _ = psql("SELECT count(*) FROM refresh_tokens WHERE family = (SELECT family FROM sessions "
+               "WHERE id = %s) AND rotated_at IS NULL AND revoked_at IS NULL" % sb["id"])
+t.ok(n == "1", "one live token per session, after a use within the grace too", n)
 
 # --- who may see or end them -----------------------------------------------------------
 r = request("GET", P)

@@ -259,6 +259,7 @@ static const struct topic {
 	{ "order.created", handle_fanout },
 	{ "notify.order", handle_fanout },
 	{ "notify.send", handle_notify },
+	{ "account.mail", handle_account_mail },
 };
 
 static const struct topic *

@@ -84,7 +84,7 @@ struct message {
 enum outcome
 handle_fanout(struct worker *w, struct job *j)
 {
-	const char *vals[3];
+	const char *vals[4];
 	struct agora_req *r = worker_req_reset(w);
 	enum agora_err rc;
 
@@ -98,7 +98,8 @@ handle_fanout(struct worker *w, struct job *j)
 	vals[2] = agora_printf(r, "{%s}", w->ctx.cfg.notify_channels);
 	if (vals[2] == NULL)
 		return job_db_failed(j, AGORA_E_TOO_LARGE);
-	if ((rc = agora_db_query(r, "notify_fanout", 3, vals, NULL)) !=
+	vals[3] = w->ctx.cfg.notify_unverified ? "true" : "false";
+	if ((rc = agora_db_query(r, "notify_fanout", 4, vals, NULL)) !=
 	    AGORA_OK)
 		return job_db_failed(j, rc);
 	return OUT_DONE;
@@ -107,7 +108,7 @@ handle_fanout(struct worker *w, struct job *j)
 /* --- bodies -----------------------------------------------------------------
  */
 
-static void
+void
 html_put(FILE *f, const char *s)
 {
 	for (; *s != '\0'; s++)
@@ -514,6 +515,29 @@ deliver(struct message *m, char *err, size_t errlen)
 	agora_log("info", "notification %s (%s) to %s: %s", m->id, m->template,
 	    m->recipient, m->subject);
 	return SEND_OK;
+}
+
+/*
+ * Send one mail of the shop's own, not an order's (account.c): text and
+ * HTML, with the Message-ID <notification-id@...>.  0 when sent.
+ */
+int
+notify_mail(const struct agora_config *cfg, const char *id, const char *to,
+    const char *subject, char *text, size_t text_len, char *html,
+    size_t html_len, char *err, size_t errlen)
+{
+	struct message m;
+
+	memset(&m, 0, sizeof(m));
+	m.cfg = cfg;
+	m.id = id;
+	m.recipient = to;
+	m.subject = subject;
+	m.text = text;
+	m.text_len = text_len;
+	m.html = html;
+	m.html_len = html_len;
+	return timed(WM_SMTP, send_email, &m, err, errlen) == SEND_OK ? 0 : -1;
 }
 
 static enum outcome

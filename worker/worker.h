@@ -114,6 +114,14 @@ enum outcome handle_invoice(struct worker *w, struct job *j);
 /* Notifications (notify.c). */
 enum outcome handle_fanout(struct worker *w, struct job *j);
 enum outcome handle_notify(struct worker *w, struct job *j);
+void html_put(FILE *f, const char *s);
+int notify_mail(const struct agora_config *cfg, const char *id, const char *to,
+    const char *subject, char *text, size_t text_len, char *html,
+    size_t html_len, char *err, size_t errlen);
+
+/* Mails about the account itself: verification, password reset
+ * (account.c). */
+enum outcome handle_account_mail(struct worker *w, struct job *j);
 
 /* The worker's metrics (wmetrics.c). */
 enum wm_service { WM_GATEWAY, WM_SMTP, WM_SMS, WM_STORAGE, WM__MAX };
@@ -167,10 +175,12 @@ enum pay_result provider_refund(struct pay_call *c);
 		    "$5)" },                                                   \
 	    { "notify_fanout",                                                 \
 		    "SELECT notification_fanout($1::bigint, $2, "              \
-		    "$3::text[])" },                                           \
+		    "$3::text[], $4::bool)" },                                 \
 	    { "notify_source",                                                 \
 		    "SELECT * FROM notification_source($1::bigint)",           \
 		    AGORA_STMT_READ },                                         \
+	    { "account_mail_source",                                           \
+		    "SELECT * FROM account_mail_source($1::bigint, $2)" },     \
 	    { "notify_attempt",                                                \
 		    "SELECT notification_attempt($1::bigint, $2::bool, $3, "   \
 		    "$4::bool)" },                                             \

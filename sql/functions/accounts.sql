@@ -95,3 +95,93 @@ BEGIN
 	RETURN v_gen;
 END
 $function$;
+
+-- From 0024.
+-- Queue a mail of p_purpose ('verify' or 'reset') for the account p_user,
+-- or else the one whose email is p_email (NULL: none such), valid for
+-- p_ttl seconds from now: the token's row and an account.mail outbox row
+-- for the worker.  A disabled account gets none, and an account already
+-- verified no verification.  Returns how many were queued (0 or 1); the
+-- same statement runs whether or not the email has an account.
+CREATE OR REPLACE FUNCTION account_mail_queue(p_user bigint, p_email text, p_purpose text, p_ttl integer)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_n integer;
+BEGIN
+	WITH t AS (INSERT INTO account_tokens (user_id, purpose, email,
+			expires_at)
+		SELECT u.id, p_purpose, u.email,
+			now() + make_interval(secs => p_ttl)
+		FROM users u
+		WHERE (u.id = p_user OR u.email = lower(p_email))
+		AND u.disabled_at IS NULL
+		AND (p_purpose <> 'verify' OR u.email_verified_at IS NULL)
+		RETURNING id)
+	SELECT count(outbox_add('account.mail', 'account_token:' || id,
+			jsonb_build_object('account_token_id', id::text)) IS NULL)
+		INTO v_n FROM t;
+	RETURN v_n;
+END
+$function$;
+
+-- From 0024.
+-- What the worker needs to send the mail of token p_id, once it stored
+-- the hash of the token it made (p_sha256): the purpose, the address and
+-- the customer's name.  No row when the token is used or expired, or the
+-- account's email or state changed since it was asked for (or it was
+-- verified meanwhile): nothing to send then.
+CREATE OR REPLACE FUNCTION account_mail_source(p_id bigint, p_sha256 text)
+ RETURNS TABLE(purpose text, email text, name text, expires_at text)
+ LANGUAGE sql
+AS $function$
+	UPDATE account_tokens t SET token_sha256 = p_sha256, sent_at = now()
+	FROM users u
+	WHERE t.id = p_id AND u.id = t.user_id AND t.used_at IS NULL
+	AND t.expires_at > now() AND u.email = t.email
+	AND u.disabled_at IS NULL
+	AND (t.purpose <> 'verify' OR u.email_verified_at IS NULL)
+	RETURNING t.purpose, t.email, u.name, agora_time(t.expires_at)
+$function$;
+
+-- From 0024.
+-- Use the token whose SHA-256 is p_sha256 for p_purpose: live, unused,
+-- and for the address the account has now.  A reset sets the password
+-- hash p_password, ends every session of the account, and kills the
+-- account's other reset tokens; either proves the address.  Returns the
+-- account and the generation its tokens must now have, or no row.
+CREATE OR REPLACE FUNCTION account_token_use(p_sha256 text, p_purpose text, p_password text)
+ RETURNS TABLE(user_id text, token_gen bigint)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_user bigint;
+BEGIN
+	UPDATE account_tokens t SET used_at = now()
+	FROM users u
+	WHERE t.token_sha256 = p_sha256 AND t.purpose = p_purpose
+	AND t.used_at IS NULL AND t.expires_at > now()
+	AND u.id = t.user_id AND u.email = t.email AND u.disabled_at IS NULL
+	RETURNING t.user_id INTO v_user;
+	IF v_user IS NULL THEN
+		RETURN;
+	END IF;
+	IF p_purpose = 'reset' THEN
+		UPDATE account_tokens SET used_at = now()
+		WHERE account_tokens.user_id = v_user AND purpose = 'reset'
+		AND used_at IS NULL;
+		UPDATE refresh_tokens SET revoked_at = now()
+		WHERE refresh_tokens.user_id = v_user AND revoked_at IS NULL;
+	END IF;
+	RETURN QUERY UPDATE users u
+	SET email_verified_at = COALESCE(u.email_verified_at, now()),
+		password_hash = COALESCE(p_password, u.password_hash),
+		token_gen = u.token_gen
+			+ CASE WHEN p_purpose = 'reset' THEN 1 ELSE 0 END,
+		updated_at = now()
+	WHERE u.id = v_user
+	RETURNING u.id::text, user_gen_of(u);
+END
+$function$;

@@ -137,10 +137,11 @@ AS $function$
 		'sent_at', agora_time(n.sent_at))
 $function$;
 
--- From 0008 (this body: 0016).
+-- From 0008 (this body: 0024).
 -- 0008's fan-out; a phone that is not E.164 (an order from before 0013)
--- is skipped like a missing one.
-CREATE OR REPLACE FUNCTION notification_fanout(p_order bigint, p_template text, p_channels text[])
+-- is skipped like a missing one, and so are email and SMS to an account
+-- whose email is not verified, unless p_unverified (notify_unverified).
+CREATE OR REPLACE FUNCTION notification_fanout(p_order bigint, p_template text, p_channels text[], p_unverified boolean)
  RETURNS integer
  LANGUAGE plpgsql
 AS $function$
@@ -149,16 +150,20 @@ DECLARE
 BEGIN
 	WITH o AS (SELECT o.id, o.user_id, u.email,
 			CASE WHEN o.shipping_address->>'phone' ~ '^\+[1-9][0-9]{6,14}$'
-			THEN o.shipping_address->>'phone' END AS phone
+			THEN o.shipping_address->>'phone' END AS phone,
+			u.email_verified_at IS NOT NULL OR p_unverified AS may
 		FROM orders o JOIN users u ON u.id = o.user_id
 		WHERE o.id = p_order),
 	ins AS (INSERT INTO notifications (user_id, order_id, template,
-			channel, recipient, subject, status)
+			channel, recipient, subject, status, last_error)
 		SELECT o.user_id, o.id, p_template, c,
 			CASE c WHEN 'sms' THEN o.phone ELSE o.email END,
 			notification_subject(p_template, o.id),
 			CASE WHEN c = 'sms' AND o.phone IS NULL THEN 'skipped'
-				ELSE 'pending' END
+				WHEN c <> 'log' AND NOT o.may THEN 'skipped'
+				ELSE 'pending' END,
+			CASE WHEN c <> 'log' AND NOT o.may
+				THEN 'the account''s email is not verified' END
 		FROM o, unnest(p_channels) AS c
 		ON CONFLICT (order_id, template, channel) DO NOTHING
 		RETURNING id, status)

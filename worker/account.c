@@ -1,0 +1,171 @@
+/*
+ * account.c: the mails about an account itself: the link that verifies
+ * its email address, and the one that sets a new password (sql/0024).
+ *
+ * The API queues an account.mail row with the id of an account_tokens
+ * row; the token itself is made here, when the mail is sent, and only its
+ * SHA-256 goes into the database, in the same statement that checks the
+ * row is still worth a mail (unused, unexpired, for the address the
+ * account has now).  A retry makes a new token, and the link of a mail
+ * that went out before a crash stops working: the newer mail's works.
+ * Without the email channel (notify_channels) nothing can be sent; the
+ * row is done, with a warning in the log.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "worker.h"
+
+#define TOKEN_BYTES 32
+
+struct account_mail {
+	const char *purpose, *email, *name, *expires, *link;
+	const struct agora_config *cfg;
+	char *text, *html;
+	size_t text_len, html_len;
+};
+
+/* What each purpose says: its subject, and the lines around the link. */
+static const struct wording {
+	const char *purpose, *path, *subject, *lead, *after;
+} wordings[] = {
+	{ "verify", "/verify-email", "Confirm your email address",
+	    "to confirm that this is your email address, open this link:",
+	    "If you did not make an account with us, ignore this mail." },
+	{ "reset", "/reset-password", "Reset your password",
+	    "someone (we hope you) asked to reset the password of your "
+	    "account. To choose a new one, open this link:",
+	    "If you did not ask for this, ignore this mail: your password "
+	    "stays as it is." },
+};
+
+static const struct wording *
+wording_of(const char *purpose)
+{
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(wordings); i++)
+		if (strcmp(wordings[i].purpose, purpose) == 0)
+			return &wordings[i];
+	return NULL;
+}
+
+static int
+compose(struct account_mail *m, const struct wording *w)
+{
+	FILE *t = open_memstream(&m->text, &m->text_len);
+	FILE *h = open_memstream(&m->html, &m->html_len);
+	int rc;
+
+	if (t == NULL || h == NULL) {
+		if (t != NULL)
+			fclose(t);
+		if (h != NULL)
+			fclose(h);
+		return -1;
+	}
+	fprintf(t, "Hello %s,\r\n\r\n%s\r\n\r\n  %s\r\n\r\n", m->name, w->lead,
+	    m->link);
+	fprintf(t, "It works once, until %s (UTC).\r\n%s\r\n\r\n%s\r\n",
+	    m->expires, w->after, m->cfg->seller_name);
+	fputs("<!DOCTYPE html>\n<html><body>\n<p>Hello ", h);
+	html_put(h, m->name);
+	fprintf(h, ",</p>\n<p>%s</p>\n<p><a href=\"", w->lead);
+	html_put(h, m->link);
+	fprintf(h, "\">%s</a></p>\n<p>It works once, until ", w->subject);
+	html_put(h, m->expires);
+	fprintf(h, " (UTC). %s</p>\n<p>", w->after);
+	html_put(h, m->cfg->seller_name);
+	fputs("</p>\n</body></html>\n", h);
+	rc = ferror(t) || ferror(h) ? -1 : 0;
+	if (fclose(t) != 0)
+		rc = -1;
+	if (fclose(h) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* A new token into tok, and its SHA-256 (hex) into hash. */
+static void
+token_new(char tok[64], char hash[2 * crypto_hash_sha256_BYTES + 1])
+{
+	unsigned char raw[TOKEN_BYTES], h[crypto_hash_sha256_BYTES];
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(
+	    tok, 64, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	crypto_hash_sha256(h, (const unsigned char *)tok, strlen(tok));
+	sodium_bin2hex(hash, 2 * crypto_hash_sha256_BYTES + 1, h, sizeof(h));
+	sodium_memzero(raw, sizeof(raw));
+}
+
+static enum outcome
+send_it(struct worker *w, struct job *j, struct account_mail *m,
+    const char *id)
+{
+	const struct wording *wd = wording_of(m->purpose);
+	const char *mid;
+	int rc;
+
+	if (wd == NULL)
+		return job_bad(j, "unknown purpose");
+	/* The request holds res, whose strings m points into: no reset. */
+	m->link = agora_printf(&w->req, "%s%s?token=%s",
+	    m->cfg->public_url, wd->path, m->link);
+	mid = agora_printf(&w->req, "account-%s-%lld", id, j->attempts);
+	if (m->link == NULL || mid == NULL || compose(m, wd) != 0) {
+		snprintf(j->error, sizeof(j->error), "out of memory");
+		return OUT_RETRY;
+	}
+	rc = notify_mail(m->cfg, mid, m->email, wd->subject, m->text,
+	    m->text_len, m->html, m->html_len, j->error, sizeof(j->error));
+	return rc == 0 ? OUT_DONE : job_last_attempt(w, j) ? OUT_FAIL
+	                                                   : OUT_RETRY;
+}
+
+enum outcome
+handle_account_mail(struct worker *w, struct job *j)
+{
+	const struct agora_config *cfg = &w->ctx.cfg;
+	const char *id = job_id(j, "account_token_id"), *vals[2];
+	char tok[64], hash[2 * crypto_hash_sha256_BYTES + 1];
+	struct account_mail m;
+	enum outcome oc;
+	PGresult *res;
+	enum agora_err rc;
+
+	if (id == NULL)
+		return job_bad(j, "no account_token_id");
+	if (strstr(cfg->notify_channels, "email") == NULL) {
+		agora_log("warning",
+		    "account mail %s not sent: email is not among "
+		    "notify_channels",
+		    id);
+		return OUT_DONE;
+	}
+	token_new(tok, hash);
+	vals[0] = id;
+	vals[1] = hash;
+	if ((rc = agora_db_query(worker_req_reset(w), "account_mail_source",
+	         2, vals, &res)) != AGORA_OK)
+		return job_db_failed(j, rc);
+	if (PQntuples(res) != 1)
+		return OUT_DONE; /* used, expired, or the account changed */
+	memset(&m, 0, sizeof(m));
+	m.cfg = cfg;
+	m.purpose = PQgetvalue(res, 0, 0);
+	m.email = PQgetvalue(res, 0, 1);
+	m.name = PQgetvalue(res, 0, 2);
+	m.expires = PQgetvalue(res, 0, 3);
+	m.link = tok;
+	oc = send_it(w, j, &m, id);
+	sodium_memzero(tok, sizeof(tok));
+	free(m.text);
+	free(m.html);
+	return oc;
+}
