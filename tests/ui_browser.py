@@ -5,13 +5,16 @@ that orders are paid and invoiced as they would be.  This file makes the
 catalog the journeys need through the API, runs them, and reports each of
 their checks as a TAP line.  Screenshots of every page, at 375 px and at
 1280 px, go under AGORA_TEST_SHOTS for a person to look at."""
+import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import uuid
 
-from agoratest import MODE, SERVER, URL, Tap, need_stack, new_user, request, start_worker
+from agoratest import (MODE, SERVER, URL, Tap, need_stack, new_user, psql, request,
+                       start_worker)
 
 need_stack()
 MODULES = os.environ.get("AGORA_TEST_NODE_MODULES")
@@ -55,8 +58,19 @@ products = {
     "gone": make("/products", {"sku": "UI-GONE-" + RUN, "name": "Sold Out Stove %s" % WORD,
                                "price_cents": 5000, "currency": "USD", "stock": 0}),
 }
+# The links agora-worker would mail (tests/http_account_mail.py reads
+# them from a real mail): tokens made here, their hashes stored as the
+# worker stores them.
+RESETTER = "ui.reset.%s@example.com" % RUN
+request("POST", "/api/v1/auth/register", body={"email": RESETTER, "password": PASSWORD,
+                                              "name": "Forgetful"})
+LINKS = {p: secrets.token_urlsafe(32) for p in ("verify", "reset")}
+for purpose, tok in LINKS.items():
+    psql("INSERT INTO account_tokens (user_id, purpose, email, token_sha256, expires_at) "
+         "SELECT id, '%s', email, '%s', now() + interval '1 hour' FROM users WHERE email = '%s'"
+         % (purpose, hashlib.sha256(tok.encode()).hexdigest(), RESETTER))
 setup = {
-    "base": URL, "run": RUN, "word": WORD, "password": PASSWORD,
+    "base": URL, "resetter": RESETTER, "links": LINKS, "run": RUN, "word": WORD, "password": PASSWORD,
     "admin_email": ADMIN_EMAIL, "category": cat,
     "products": {k: {"id": v["id"], "name": v["name"]} for k, v in products.items()},
     "shots": os.path.join(os.environ.get("AGORA_TEST_SHOTS") or "/tmp",

@@ -154,7 +154,7 @@ await step('anonymous pages', async () => {
   check(await main(anon).getByRole('heading', { name: 'Page not found' }).count() === 1,
     'a category that does not exist: "Page not found", not every product');
 
-  for (const [p, label] of [['/login', 'login'], ['/register', 'register']]) {
+  for (const [p, label] of [['/login', 'login'], ['/register', 'register'], ['/forgot-password', 'forgot password']]) {
     await anon.page.goto(url(p));
     await main(anon).locator('h1').waitFor();
     await look(anon, label);
@@ -174,6 +174,35 @@ await step('anonymous pages', async () => {
 const shopper = await person('shopper');
 const email = `ui.shopper.${S.run}@example.com`;
 let paidOrder = null;
+await step('a forgotten password, through the mailed links', async () => {
+  const who = await person('forgetful');
+  const { page } = who;
+  await page.goto(url('/login'));
+  await page.getByRole('link', { name: 'Forgot your password?' }).click();
+  await page.getByLabel('Email').fill(S.resetter);
+  await page.getByRole('button', { name: 'Mail me a link' }).click();
+  await main(who).getByRole('status').filter({ hasText: 'is on its way' }).waitFor();
+  check(true, 'forgot password: the form says a mail is on its way');
+  await page.goto(url(`/verify-email?token=${S.links.verify}`));
+  await main(who).getByText('your email address is confirmed').waitFor();
+  check(true, 'the verification link confirms the address');
+  await look(who, 'verify email');
+  await page.goto(url(`/verify-email?token=${S.links.verify}`));
+  await main(who).getByText('This link is used or expired.').waitFor();
+  check(true, 'the same link again: used');
+  who.errors.splice(0); // the browser logs that 422 itself
+  await page.goto(url(`/reset-password?token=${S.links.reset}`));
+  await main(who).locator('h1').waitFor();
+  await look(who, 'reset password');
+  await page.getByLabel('New password').fill('a brand new password');
+  await page.getByRole('button', { name: 'Set password' }).click();
+  await page.waitForURL(/\/login$/);
+  await logIn(who, S.resetter, 'a brand new password');
+  await page.getByRole('button', { name: 'Log out', exact: true }).waitFor();
+  check(true, 'the reset link sets a new password, and it logs in');
+  await who.context.close();
+});
+
 await step('a new shopper registers, searches, filters, buys and follows the order', async () => {
   const { page } = shopper;
   await page.goto(url('/register'));

@@ -22,7 +22,81 @@ export async function login(main, ctx) {
     ctx.navigate(nextPath(ctx), { replace: true });
   });
   main.append(h('h1', {}, 'Log in'), form,
+    h('p', {}, h('a', { href: '/forgot-password' }, 'Forgot your password?')),
     h('p', {}, 'New here? ', h('a', { href: `/register${location.search}` }, 'Create an account'), '.'));
+}
+
+// The links that agora-worker mails (doc/web-ui.md): each carries its
+// token in the query, and the page hands it to the API.
+
+export async function forgotPassword(main, ctx) {
+  ctx.title('Forgot your password?');
+  const form = h('form', { class: 'stack' },
+    field('Email', input('email', { type: 'email', required: true, autocomplete: 'username', maxlength: 254 })),
+    h('button', { type: 'submit' }, 'Mail me a link'));
+  onSubmit(form, async (v) => {
+    await api('POST', '/auth/password/forgot', { email: v.email }, { anonymous: true });
+    form.replaceWith(h('p', { role: 'status' },
+      `If an account has the email ${v.email}, a mail with a link to set a new password is on its way.`));
+  });
+  main.append(h('h1', {}, 'Forgot your password?'),
+    h('p', {}, 'We will mail you a link that sets a new one.'), form);
+}
+
+export async function resetPassword(main, ctx) {
+  ctx.title('Choose a new password');
+  const token = ctx.query.get('token') || '';
+  const form = h('form', { class: 'stack' },
+    field('New password', input('password', { type: 'password', required: true, minlength: 10, autocomplete: 'new-password' }),
+      'At least 10 characters. Every device signed in to your account is signed out.'),
+    h('button', { type: 'submit' }, 'Set password'));
+  onSubmit(form, async (v) => {
+    try {
+      await api('POST', '/auth/password/reset', { token, password: v.password }, { anonymous: true });
+    } catch (err) {
+      if (err.status === 422 && err.fields.some((f) => f.field === 'token')) {
+        throw new Error('This link is used or expired. Ask for a new one below.');
+      }
+      throw err;
+    }
+    say('Your password is set: log in with it.');
+    ctx.navigate('/login', { replace: true });
+  });
+  main.append(h('h1', {}, 'Choose a new password'), form,
+    h('p', {}, h('a', { href: '/forgot-password' }, 'Mail me a new link')));
+}
+
+export async function verifyEmail(main, ctx) {
+  ctx.title('Confirm your email address');
+  const status = h('p', { role: 'status' }, 'Confirming…');
+  main.append(h('h1', {}, 'Confirm your email address'), status);
+  try {
+    await api('POST', '/auth/verify', { token: ctx.query.get('token') || '' },
+      { anonymous: true, signal: ctx.signal });
+    status.textContent = 'Thank you: your email address is confirmed.';
+  } catch (err) {
+    if (err.name === 'AbortError') return;
+    if (err.status !== 422) throw err;
+    status.textContent = 'This link is used or expired.';
+    if (session()) main.append(resendButton());
+    else main.append(h('p', {}, h('a', { href: '/login?next=/account' }, 'Log in'), ' to ask for a new one.'));
+  }
+}
+
+function resendButton() {
+  const b = h('button', { type: 'button' }, 'Mail me a new link');
+  b.addEventListener('click', async () => {
+    b.disabled = true;
+    try {
+      await api('POST', '/auth/verify/resend');
+      say('A new link is on its way.');
+    } catch (e) {
+      say(e.message);
+    } finally {
+      b.disabled = false;
+    }
+  });
+  return b;
 }
 
 export async function register(main, ctx) {
