@@ -75,6 +75,7 @@ static const struct grant {
 } grants[] = {
 	{ "users", RW, "" }, { "refresh_tokens", RW, "" },
 	{ "sessions", RW, "" }, /* 0023 */
+	{ "account_tokens", RW, "" }, /* 0024 */
 	{ "categories", RW, "" }, { "products", RW, "" },
 	{ "inventory", RW, "" }, { "reservations", RW, "" },
 	{ "orders", RW, "" }, { "order_items", RW, "" },

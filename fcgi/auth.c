@@ -15,8 +15,9 @@
  * Registration queues a mail that verifies the address, and a forgotten
  * password a mail with a link to set a new one (sql/0024): agora-worker
  * makes each token and sends it, so that the database only ever holds
- * its SHA-256.  POST /auth/password/forgot answers the same, by the same
- * statement, whether the email has an account or not.
+ * its SHA-256.  POST /auth/password/forgot writes the same outbox row for
+ * any address, and the worker looks it up: its answer, its work and its
+ * time are the same whether the email has an account or not.
  *
  * A browser asks at login for its refresh token as a cookie instead, one
  * that its scripts cannot read (HttpOnly), sent only over HTTPS (Secure),
@@ -109,6 +110,10 @@ static const struct agora_stmt stmts[] = {
 	    "WHERE rt.token_sha256 = $1 AND rt.user_id = $2::bigint "
 	    "FOR NO KEY UPDATE OF s" },
 	{ "email_fold", "SELECT lower($1)", AGORA_STMT_READ },
+	/* For any address: the worker looks it up (account.c). */
+	{ "forgot_queue",
+	    "SELECT outbox_add('account.forgot', 'forgot', "
+	    "jsonb_build_object('email', $1::text)) IS NULL" },
 	{ "mail_queue",
 	    "SELECT account_mail_queue($1::bigint, $2, $3, $4::int)" },
 	{ "token_use", "SELECT * FROM account_token_use($1, $2, $3)" },
@@ -704,8 +709,8 @@ post_verify_resend(struct agora_req *r)
 	struct mail m = { r->user, NULL, "verify", NULL };
 	enum agora_err rc;
 
-	rc = agora_rate_limit(r, "verifymail", agora_printf(r, "u%s", r->user),
-	    cfg->password_reset_max, 3600);
+	rc = agora_rate_limit_quiet(r, "verifymail",
+	    agora_printf(r, "u%s", r->user), cfg->password_reset_max, 3600);
 	if (rc != AGORA_OK || (rc = agora_db_tx(r, tx_mail, &m)) != AGORA_OK)
 		return rc;
 	if (strcmp(PQgetvalue(m.res, 0, 0), "0") == 0)
@@ -729,7 +734,7 @@ post_forgot(struct agora_req *r)
 	const struct agora_config *cfg = &r->ctx->cfg;
 	char key[2 * crypto_hash_sha256_BYTES + 1];
 	struct agora_value v[1];
-	struct mail m = { NULL, NULL, "reset", NULL };
+	const char *vals[1];
 	PGresult *res;
 	enum agora_err rc;
 
@@ -740,14 +745,15 @@ post_forgot(struct agora_req *r)
 		    r, AGORA_E_VALIDATION, "email", "is not an email address");
 	/* As login counts failures: per address as lower() folds it, so
 	 * that no spelling of it is a way past the limit. */
-	m.email = v[0].s;
-	if ((rc = agora_db_query(r, "email_fold", 1, &m.email, &res)) !=
-	    AGORA_OK)
+	vals[0] = v[0].s;
+	if ((rc = agora_db_query(r, "email_fold", 1, vals, &res)) != AGORA_OK)
 		return rc;
 	sha256_hex(PQgetvalue(res, 0, 0), key);
-	rc = agora_rate_limit(
+	rc = agora_rate_limit_quiet(
 	    r, "resetmail", key, cfg->password_reset_max, 3600);
-	if (rc != AGORA_OK || (rc = agora_db_tx(r, tx_mail, &m)) != AGORA_OK)
+	if (rc != AGORA_OK ||
+	    (rc = agora_db_write(r, "forgot_queue", 1, vals, NULL)) !=
+	        AGORA_OK)
 		return rc;
 	return agora_resp_raw(r, 202, NULL, NULL, 0);
 }

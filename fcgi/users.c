@@ -63,9 +63,13 @@ static const struct agora_stmt stmts[] = {
 	{ "user_revoke_tokens",
 	    "UPDATE refresh_tokens SET revoked_at = now() "
 	    "WHERE user_id = $1::bigint AND revoked_at IS NULL" },
+	/* The user's columns as AGORA_USER_COLUMNS has them, then the
+	 * generation. */
 	{ "user_admin_update",
-	    "SELECT * FROM user_admin_update($1::bigint, $2::int, $3::bigint, "
-	    "$4, $5::bool)" },
+	    "SELECT a.id, a.email, a.name, a.role, a.created_at, a.disabled, "
+	    "u.email_verified_at IS NOT NULL, a.token_gen "
+	    "FROM user_admin_update($1::bigint, $2::int, $3::bigint, "
+	    "$4, $5::bool) a JOIN users u ON u.id = a.id::bigint" },
 	/* users.id, not the id::text column: text would sort "9" above "10". */
 	{ "user_list",
 	    "SELECT " AGORA_USER_COLUMNS " FROM users "
@@ -274,7 +278,7 @@ patch_me(struct agora_req *r)
 		return agora_problem(
 		    r, AGORA_E_NOT_FOUND, NULL, "No such user.");
 	if (p.vals[2] != NULL)
-		agora_token_gen_set(r->ctx, r->user, PQgetvalue(p.res, 0, 6));
+		agora_token_gen_set(r->ctx, r->user, PQgetvalue(p.res, 0, 7));
 	return agora_resp_json(r, 200, agora_user_json(p.res, 0));
 }
 
@@ -323,7 +327,7 @@ patch_user(struct agora_req *r)
 		return agora_problem(r, AGORA_E_NOT_FOUND, NULL,
 		    "No such user (or you are no longer an admin).");
 	agora_token_gen_set(
-	    r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 6));
+	    r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 7));
 	return agora_resp_json(r, 200, agora_user_json(res, 0));
 }
 

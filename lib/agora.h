@@ -572,6 +572,8 @@ void agora_password_dummy(const char *pw, size_t len);
 /* Rate limits shared through memcached (ratelimit.c). */
 enum agora_err agora_rate_limit(struct agora_req *r, const char *klass,
     const char *who, long long limit, long long window);
+enum agora_err agora_rate_limit_quiet(struct agora_req *r, const char *klass,
+    const char *who, long long limit, long long window);
 enum agora_err agora_guard_enter(struct agora_req *r, const char *klass,
     const char *who, long long max, long long window, int fail_closed);
 void agora_guard_pass(

@@ -127,6 +127,29 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
 	return count_now(r, key, limit, window, reset);
 }
 
+/*
+ * The same for a second, tighter limit of a route (mails per address):
+ * its count stays out of the RateLimit-* headers, which keep telling the
+ * client its own limit, and which would tell anyone how often others
+ * asked for that address.  Over it, 429 with Retry-After.
+ */
+enum agora_err
+agora_rate_limit_quiet(struct agora_req *r, const char *klass,
+    const char *who, long long limit, long long window)
+{
+	char key[256];
+	long long reset;
+	uint64_t n;
+
+	if (limit <= 0)
+		return AGORA_OK;
+	window_key(key, sizeof(key), klass, who, window, &reset);
+	if (agora_cache_incr(r->ctx, key, (time_t)window + 1, &n) != 0 ||
+	    (long long)n <= limit)
+		return AGORA_OK;
+	return refuse(r, reset);
+}
+
 /* Note the counter of an AGORA_RL_API_READ request; settle counts it. */
 static enum agora_err
 defer(struct agora_req *r, const char *klass, const char *who, long long limit,

@@ -9,8 +9,8 @@
 #include "shop.h"
 
 /*
- * {id, email, name, role, created_at, disabled} from a row of
- * AGORA_USER_COLUMNS.
+ * {id, email, name, role, created_at, disabled, email_verified} from a
+ * row of AGORA_USER_COLUMNS.
  */
 struct json_object *
 agora_user_json(PGresult *res, int row)
@@ -26,6 +26,8 @@ agora_user_json(PGresult *res, int row)
 		    json_object_new_string(PQgetvalue(res, row, (int)i)));
 	json_object_object_add(o, "disabled",
 	    json_object_new_boolean(*PQgetvalue(res, row, (int)i) == 't'));
+	json_object_object_add(o, "email_verified",
+	    json_object_new_boolean(*PQgetvalue(res, row, (int)i + 1) == 't'));
 	return o;
 }
 

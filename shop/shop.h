@@ -33,7 +33,7 @@ void agora_filename_clean(
 /* Accounts shared by the auth and users programs and agoractl. */
 #define AGORA_USER_COLUMNS                                                     \
 	"id::text, email, name, role, agora_time(created_at), "                \
-	"disabled_at IS NOT NULL"
+	"disabled_at IS NOT NULL, email_verified_at IS NOT NULL"
 struct json_object *agora_user_json(PGresult *res, int row);
 int agora_email_valid(const char *s, size_t len);
 #define AGORA_PASSWORD_MIN 10

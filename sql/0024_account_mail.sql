@@ -25,3 +25,9 @@ CREATE TABLE account_tokens (
 );
 
 CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose, id);
+CREATE INDEX account_tokens_expires ON account_tokens (expires_at);
+
+-- agora-worker deletes refresh tokens a day past their expiry (and the
+-- sessions they leave empty): found by this index.  Building it holds
+-- off logins and refreshes for as long as it takes on a large table.
+CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);

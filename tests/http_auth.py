@@ -52,7 +52,8 @@ def login(email, pw=PW):
 email_a = "ana.%s@example.com" % RUN
 r = register(email_a)
 ua = r.json() or {}
-t.ok(r.status == 201 and set(ua) == {"id", "email", "name", "role", "created_at", "disabled"}
+t.ok(r.status == 201 and set(ua) == {"id", "email", "name", "role", "created_at", "disabled",
+                                          "email_verified"}
      and ua.get("disabled") is False
      and isinstance(ua.get("id"), str) and ua.get("role") == "customer"
      and r.header("Location") == "/api/v1/users/" + ua.get("id", ""),

@@ -9,7 +9,7 @@ import json
 import threading
 import uuid
 
-from agoratest import Tap, bearer, need_stack, new_user, psql, request
+from agoratest import Tap, bearer, need_stack, new_user, psql, request, run_worker
 
 need_stack()
 t = Tap()
@@ -258,4 +258,24 @@ for i in range(ROUNDS):
         bad.append((live, out))
 t.ok(not bad, "%d refreshes raced with log out everywhere: no refresh token lives on"
      % ROUNDS, bad[:2])
+
+# --- housekeeping: expired tokens go, and the sessions they leave ---------------------------
+OLD = "old" + RUN
+psql(["INSERT INTO sessions (user_id, family, last_used_at) VALUES (%s, '%s', "
+      "now() - interval '40 days')" % (ANA_ID, OLD),
+      "INSERT INTO refresh_tokens (user_id, family, token_sha256, expires_at) VALUES "
+      "(%s, '%s', encode(sha256('%s'::bytea), 'hex'), now() - interval '2 days')"
+      % (ANA_ID, OLD, OLD),
+      "INSERT INTO account_tokens (user_id, purpose, email, expires_at) VALUES "
+      "(%s, 'reset', '%s', now() - interval '8 days')" % (ANA_ID, EMAIL)])
+keep = login(EMAIL, "Keeper/2.0").json()
+rc = run_worker("--once", "--topics", "account.mail")
+_, gone, _ = psql("SELECT (SELECT count(*) FROM sessions WHERE family = '%s') + "
+                  "(SELECT count(*) FROM refresh_tokens WHERE family = '%s') + "
+                  "(SELECT count(*) FROM account_tokens WHERE user_id = %s "
+                  "AND expires_at < now() - interval '7 days')" % (OLD, OLD, ANA_ID))
+t.ok(rc == 0 and gone == "0",
+     "agora-worker removes expired tokens, and the session they leave empty", (rc, gone))
+r = refresh(keep["refresh_token"])
+t.ok(r.status == 200, "a live session stays", r)
 t.done()

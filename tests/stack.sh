@@ -552,7 +552,7 @@ worker_start() {
 	worker_stop
 	mkdir -p "$STATE/logs"
 	worker_loop payment.charge,payment.refund
-	worker_loop invoice.create,order.created,notify.order,notify.send,account.mail
+	worker_loop invoice.create,order.created,notify.order,notify.send,account.forgot,account.mail
 }
 
 worker_stop() {

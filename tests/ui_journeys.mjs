@@ -183,15 +183,17 @@ await step('a forgotten password, through the mailed links', async () => {
   await page.getByRole('button', { name: 'Mail me a link' }).click();
   await main(who).getByRole('status').filter({ hasText: 'is on its way' }).waitFor();
   check(true, 'forgot password: the form says a mail is on its way');
-  await page.goto(url(`/verify-email?token=${S.links.verify}`));
+  await page.goto(url(`/verify-email#token=${S.links.verify}`));
   await main(who).getByText('your email address is confirmed').waitFor();
+  check(page.url() === url('/verify-email'), 'the token is dropped from the address bar', page.url());
   check(true, 'the verification link confirms the address');
   await look(who, 'verify email');
-  await page.goto(url(`/verify-email?token=${S.links.verify}`));
+  await page.goto(url('/'));
+  await page.goto(url(`/verify-email#token=${S.links.verify}`));
   await main(who).getByText('This link is used or expired.').waitFor();
   check(true, 'the same link again: used');
   who.errors.splice(0); // the browser logs that 422 itself
-  await page.goto(url(`/reset-password?token=${S.links.reset}`));
+  await page.goto(url(`/reset-password#token=${S.links.reset}`));
   await main(who).locator('h1').waitFor();
   await look(who, 'reset password');
   await page.getByLabel('New password').fill('a brand new password');
@@ -357,6 +359,11 @@ await step('a reload keeps the session; the account page works', async () => {
   const sessions = main(shopper).getByRole('region', { name: 'Where you are signed in' });
   check(await sessions.getByText('This device').count() === 1,
     'the account page lists where the shopper is signed in, this device marked');
+  check(await main(shopper).getByText('is not confirmed yet').count() === 1,
+    'a new account: the page says its email is not confirmed');
+  await main(shopper).getByRole('button', { name: 'Mail me a new link' }).click();
+  await page.getByText('A new link is on its way.').first().waitFor();
+  check(true, 'and mails a new link on request');
   const kept = (await shopper.context.cookies()).filter((c) => c.name === 'agora_refresh');
   check(kept.length === 2 && kept.every((c) => c.httpOnly && c.secure && c.sameSite === 'Strict')
     && kept.map((c) => c.path).sort().join(' ') === '/api/v1/auth/logout /api/v1/auth/refresh',

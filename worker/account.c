@@ -10,6 +10,11 @@
  * that went out before a crash stops working: the newer mail's works.
  * Without the email channel (notify_channels) nothing can be sent; the
  * row is done, with a warning in the log.
+ *
+ * A forgotten password comes as an account.forgot row with the address
+ * as typed: POST /auth/password/forgot writes one for any address, so
+ * that its work and its time are the same whether an account has it or
+ * not, and the lookup happens here, queueing the reset mail if one does.
  */
 #include "config.h"
 
@@ -115,7 +120,7 @@ send_it(struct worker *w, struct job *j, struct account_mail *m,
 	if (wd == NULL)
 		return job_bad(j, "unknown purpose");
 	/* The request holds res, whose strings m points into: no reset. */
-	m->link = agora_printf(&w->req, "%s%s?token=%s",
+	m->link = agora_printf(&w->req, "%s%s#token=%s",
 	    m->cfg->public_url, wd->path, m->link);
 	mid = agora_printf(&w->req, "account-%s-%lld", id, j->attempts);
 	if (m->link == NULL || mid == NULL || compose(m, wd) != 0) {
@@ -126,6 +131,22 @@ send_it(struct worker *w, struct job *j, struct account_mail *m,
 	    m->text_len, m->html, m->html_len, j->error, sizeof(j->error));
 	return rc == 0 ? OUT_DONE : job_last_attempt(w, j) ? OUT_FAIL
 	                                                   : OUT_RETRY;
+}
+
+enum outcome
+handle_account_forgot(struct worker *w, struct job *j)
+{
+	const char *vals[2];
+	struct agora_req *r = worker_req_reset(w);
+	enum agora_err rc;
+
+	if ((vals[0] = job_string(j, "email")) == NULL)
+		return job_bad(j, "no email");
+	vals[1] = agora_printf(r, "%lld", w->ctx.cfg.password_reset_ttl);
+	if ((rc = agora_db_query(r, "account_forgot", 2, vals, NULL)) !=
+	    AGORA_OK)
+		return job_db_failed(j, rc);
+	return OUT_DONE;
 }
 
 enum outcome

@@ -259,6 +259,7 @@ static const struct topic {
 	{ "order.created", handle_fanout },
 	{ "notify.order", handle_fanout },
 	{ "notify.send", handle_notify },
+	{ "account.forgot", handle_account_forgot },
 	{ "account.mail", handle_account_mail },
 };
 
@@ -457,6 +458,9 @@ worker_housekeeping(struct worker *w)
 	 */
 	batches(w, "analytics_fold");
 	batches(w, "sessions_prune");
+	/* Expired refresh and account tokens, and the sessions left empty
+	 * (sql/functions/accounts.sql). */
+	batches(w, "auth_prune");
 	(void)agora_db_query(
 	    worker_req_reset(w), "heartbeats_prune", 0, NULL, NULL);
 }

@@ -122,6 +122,7 @@ int notify_mail(const struct agora_config *cfg, const char *id, const char *to,
 /* Mails about the account itself: verification, password reset
  * (account.c). */
 enum outcome handle_account_mail(struct worker *w, struct job *j);
+enum outcome handle_account_forgot(struct worker *w, struct job *j);
 
 /* The worker's metrics (wmetrics.c). */
 enum wm_service { WM_GATEWAY, WM_SMTP, WM_SMS, WM_STORAGE, WM__MAX };
@@ -179,6 +180,8 @@ enum pay_result provider_refund(struct pay_call *c);
 	    { "notify_source",                                                 \
 		    "SELECT * FROM notification_source($1::bigint)",           \
 		    AGORA_STMT_READ },                                         \
+	    { "account_forgot",                                                \
+		    "SELECT account_mail_queue(NULL, $1, 'reset', $2::int)" }, \
 	    { "account_mail_source",                                           \
 		    "SELECT * FROM account_mail_source($1::bigint, $2)" },     \
 	    { "notify_attempt",                                                \
@@ -191,6 +194,7 @@ enum pay_result provider_refund(struct pay_call *c);
 	    { "keys_purge", "SELECT idempotency_keys_purge($1::int)" },        \
 	    { "analytics_prune", "SELECT analytics_prune($1::int, $2::int)" }, \
 	    { "sessions_prune", "SELECT analytics_sessions_prune($1::int)" },  \
+	    { "auth_prune", "SELECT auth_prune($1::int)" },                   \
 	    { "analytics_fold", "SELECT analytics_fold($1::int)" },            \
 	    { "heartbeats_prune",                                              \
 		    "DELETE FROM worker_heartbeats "                           \

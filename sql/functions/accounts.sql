@@ -168,13 +168,9 @@ BEGIN
 	IF v_user IS NULL THEN
 		RETURN;
 	END IF;
-	IF p_purpose = 'reset' THEN
-		UPDATE account_tokens SET used_at = now()
-		WHERE account_tokens.user_id = v_user AND purpose = 'reset'
-		AND used_at IS NULL;
-		UPDATE refresh_tokens SET revoked_at = now()
-		WHERE refresh_tokens.user_id = v_user AND revoked_at IS NULL;
-	END IF;
+	-- The account's row first, which a refresh shares a lock on: one on
+	-- the way finishes before, and the revoke below, a statement of its
+	-- own, sees the token it made (as user_sessions_end does).
 	RETURN QUERY UPDATE users u
 	SET email_verified_at = COALESCE(u.email_verified_at, now()),
 		password_hash = COALESCE(p_password, u.password_hash),
@@ -183,5 +179,47 @@ BEGIN
 		updated_at = now()
 	WHERE u.id = v_user
 	RETURNING u.id::text, user_gen_of(u);
+	IF p_purpose = 'reset' THEN
+		UPDATE account_tokens SET used_at = now()
+		WHERE account_tokens.user_id = v_user AND purpose = 'reset'
+		AND used_at IS NULL;
+		UPDATE refresh_tokens SET revoked_at = now()
+		WHERE refresh_tokens.user_id = v_user AND revoked_at IS NULL;
+	END IF;
+END
+$function$;
+
+-- From 0024.
+-- Housekeeping (agora-worker): up to p_limit refresh tokens a day past
+-- their expiry (no use any more, not even to tell a stolen copy: an
+-- expired token is refused before it is judged), then the sessions they
+-- leave without a token, and account tokens a week past theirs.
+-- Returns the most rows one step removed, so that the worker calls
+-- again while a batch comes back full.
+CREATE OR REPLACE FUNCTION auth_prune(p_limit integer)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+	v_families text[];
+	v_n integer;
+	v_m integer;
+BEGIN
+	WITH d AS (DELETE FROM refresh_tokens WHERE id IN (
+			SELECT id FROM refresh_tokens
+			WHERE expires_at < now() - interval '1 day'
+			LIMIT p_limit)
+		RETURNING family)
+	SELECT array_agg(DISTINCT family), count(*) INTO v_families, v_n
+	FROM d;
+	-- A statement of its own: it sees the tokens gone.
+	DELETE FROM sessions s WHERE s.family = ANY (v_families)
+	AND NOT EXISTS (SELECT 1 FROM refresh_tokens t
+		WHERE t.family = s.family);
+	DELETE FROM account_tokens WHERE id IN (
+		SELECT id FROM account_tokens
+		WHERE expires_at < now() - interval '7 days' LIMIT p_limit);
+	GET DIAGNOSTICS v_m = ROW_COUNT;
+	RETURN greatest(v_n, v_m);
 END
 $function$;

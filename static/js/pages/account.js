@@ -27,7 +27,19 @@ export async function login(main, ctx) {
 }
 
 // The links that agora-worker mails (doc/web-ui.md): each carries its
-// token in the query, and the page hands it to the API.
+// token in the fragment (#token=...), which browsers send to no server,
+// so that it stays out of access logs and Referer headers; the page
+// takes it, drops it from the address bar, and hands it to the API.
+// Kept for the page it came with, should that page draw again.
+const linked = { path: null, token: '' };
+function linkToken() {
+  if (location.hash) {
+    linked.path = location.pathname;
+    linked.token = new URLSearchParams(location.hash.slice(1)).get('token') || '';
+    history.replaceState(history.state, '', location.pathname + location.search);
+  }
+  return linked.path === location.pathname ? linked.token : '';
+}
 
 export async function forgotPassword(main, ctx) {
   ctx.title('Forgot your password?');
@@ -45,7 +57,13 @@ export async function forgotPassword(main, ctx) {
 
 export async function resetPassword(main, ctx) {
   ctx.title('Choose a new password');
-  const token = ctx.query.get('token') || '';
+  const token = linkToken();
+  if (!token) {
+    main.append(h('h1', {}, 'Choose a new password'),
+      h('p', {}, 'This page needs the link from the mail, as it came. ',
+        h('a', { href: '/forgot-password' }, 'Mail me a new link'), '.'));
+    return;
+  }
   const form = h('form', { class: 'stack' },
     field('New password', input('password', { type: 'password', required: true, minlength: 10, autocomplete: 'new-password' }),
       'At least 10 characters. Every device signed in to your account is signed out.'),
@@ -71,7 +89,7 @@ export async function verifyEmail(main, ctx) {
   const status = h('p', { role: 'status' }, 'Confirming…');
   main.append(h('h1', {}, 'Confirm your email address'), status);
   try {
-    await api('POST', '/auth/verify', { token: ctx.query.get('token') || '' },
+    await api('POST', '/auth/verify', { token: linkToken() || '-' },
       { anonymous: true, signal: ctx.signal });
     status.textContent = 'Thank you: your email address is confirmed.';
   } catch (err) {
@@ -123,6 +141,8 @@ export async function profile(main, ctx) {
   const nameForm = h('form', { class: 'stack', 'aria-labelledby': 'name-h' },
     h('h2', { id: 'name-h' }, 'Profile'),
     h('p', {}, `Email: ${me.email}`, session().role === 'admin' ? ' · staff' : ''),
+    me.email_verified ? null : h('p', { class: 'notice' },
+      'Your email address is not confirmed yet: we send no order mail until it is. ', resendButton()),
     field('Name', input('name', { required: true, maxlength: 200, value: me.name, autocomplete: 'name' })),
     h('button', { type: 'submit' }, 'Save name'));
   onSubmit(nameForm, async (v) => {
