@@ -6,47 +6,25 @@ sent to, until they expire; the database never holds a token; a
 forgotten password answers the same for an unknown email; mails to one
 address are limited; a reset ends every session; and an unverified
 account gets no order mail."""
-import email
-import email.policy
 import hashlib
 import re
-import threading
-import urllib.parse
 import uuid
-
-from aiosmtpd.controller import Controller
 
 from agoratest import (Tap, bearer, config_value, need_stack, new_user, psql, request,
                        run_worker, wait_for)
+from smtpinbox import Inbox, Smtp
 
 need_stack()
 t = Tap()
 RUN = uuid.uuid4().hex[:10]
 PW = "integration test password"
-SMTP_PORT = urllib.parse.urlsplit(config_value("smtp_url")).port
 ENV = {"AGORA_NOTIFY_CHANNELS": "log,email", "AGORA_SELLER_NAME": "Agora Test Shop",
        "AGORA_OUTBOX_BACKOFF_MS": "50", "AGORA_OUTBOX_BACKOFF_MAX_MS": "300",
        "AGORA_NOTIFY_TIMEOUT_MS": "2000"}
 
 
-class Inbox:
-    def __init__(self):
-        self.mails = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.mails.append(email.message_from_bytes(envelope.original_content,
-                                                       policy=email.policy.default))
-        return "250 OK"
-
-    def to(self, addr, subject):
-        with self.lock:
-            return [m for m in self.mails if m["To"] == addr and m["Subject"] == subject]
-
-
 inbox = Inbox()
-smtp = Controller(inbox, hostname="127.0.0.1", port=SMTP_PORT)
+smtp = Smtp(inbox)
 smtp.start()
 
 

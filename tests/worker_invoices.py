@@ -8,8 +8,6 @@ against botocore's signer, since s3rver checks none.  Faults: SMTP down
 down (the invoice step is retried, nothing lost, no second invoice).
 
 Runs under one web server setup only: the worker does not use it."""
-import email
-import email.policy
 import hashlib
 import http.server
 import json
@@ -38,7 +36,7 @@ import botocore.auth  # noqa: E402
 import botocore.awsrequest  # noqa: E402
 import botocore.config  # noqa: E402
 import botocore.credentials  # noqa: E402
-from aiosmtpd.controller import Controller  # noqa: E402
+from smtpinbox import Inbox, Smtp  # noqa: E402
 
 t = Tap()
 RUN = uuid.uuid4().hex[:10]
@@ -47,40 +45,11 @@ LOG = os.path.join(os.environ.get("AGORA_BUILDDIR", "."), "tests", "worker_invoi
 NAME = "Grüße Žluťoučký <b>&\"O'Neil\""
 NAME_HTML = (NAME.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
              .replace('"', "&quot;").replace("'", "&#39;"))
-SMTP_PORT = urllib.parse.urlsplit(config_value("smtp_url")).port
 S3_URL = config_value("s3_endpoint")
 S3_PORT = urllib.parse.urlsplit(S3_URL).port
 
 
 # --- the peers ------------------------------------------------------------------
-class Inbox:
-    def __init__(self):
-        self.mails = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.mails.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 OK"
-
-    def parsed(self):
-        with self.lock:
-            return [(to, raw, email.message_from_bytes(raw, policy=email.policy.default))
-                    for to, raw in self.mails]
-
-
-class Smtp:
-    def __init__(self, inbox):
-        self.inbox, self.c = inbox, None
-
-    def start(self):
-        self.c = Controller(self.inbox, hostname="127.0.0.1", port=SMTP_PORT)
-        self.c.start()
-
-    def stop(self):
-        self.c.stop()
-
-
 class S3:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="agora-s3-")

@@ -63,17 +63,11 @@ wording_of(const char *purpose)
 static int
 compose(struct account_mail *m, const struct wording *w)
 {
-	FILE *t = open_memstream(&m->text, &m->text_len);
-	FILE *h = open_memstream(&m->html, &m->html_len);
-	int rc;
+	FILE *t, *h;
 
-	if (t == NULL || h == NULL) {
-		if (t != NULL)
-			fclose(t);
-		if (h != NULL)
-			fclose(h);
+	if (mail_open(&t, &m->text, &m->text_len, &h, &m->html, &m->html_len) !=
+	    0)
 		return -1;
-	}
 	fprintf(t, "Hello %s,\r\n\r\n%s\r\n\r\n  %s\r\n\r\n", m->name, w->lead,
 	    m->link);
 	fprintf(t, "It works once, until %s (UTC).\r\n%s\r\n\r\n%s\r\n",
@@ -87,12 +81,7 @@ compose(struct account_mail *m, const struct wording *w)
 	fprintf(h, " (UTC). %s</p>\n<p>", w->after);
 	html_put(h, m->cfg->seller_name);
 	fputs("</p>\n</body></html>\n", h);
-	rc = ferror(t) || ferror(h) ? -1 : 0;
-	if (fclose(t) != 0)
-		rc = -1;
-	if (fclose(h) != 0)
-		rc = -1;
-	return rc;
+	return mail_close(t, h);
 }
 
 /* A new token into tok, and its SHA-256 (hex) into hash. */

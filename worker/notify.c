@@ -174,22 +174,44 @@ put_items(struct message *m, FILE *t, FILE *h)
 	fputs("</ul>\n", h);
 }
 
+/* A mail's two bodies, text and HTML, as streams into memory. */
+int
+mail_open(FILE **t, char **text, size_t *text_len, FILE **h, char **html,
+    size_t *html_len)
+{
+	*t = open_memstream(text, text_len);
+	*h = open_memstream(html, html_len);
+	if (*t != NULL && *h != NULL)
+		return 0;
+	if (*t != NULL)
+		fclose(*t);
+	if (*h != NULL)
+		fclose(*h);
+	return -1;
+}
+
+/* Close both, whatever happens: -1 when either failed. */
+int
+mail_close(FILE *t, FILE *h)
+{
+	int rc = ferror(t) || ferror(h) ? -1 : 0;
+
+	if (fclose(t) != 0)
+		rc = -1;
+	if (fclose(h) != 0)
+		rc = -1;
+	return rc;
+}
+
 static int
 compose(struct message *m)
 {
 	FILE *t, *h;
 	char total[64], link[512];
-	int rc;
 
-	t = open_memstream(&m->text, &m->text_len);
-	h = open_memstream(&m->html, &m->html_len);
-	if (t == NULL || h == NULL) {
-		if (t != NULL)
-			fclose(t);
-		if (h != NULL)
-			fclose(h);
+	if (mail_open(&t, &m->text, &m->text_len, &h, &m->html, &m->html_len) !=
+	    0)
 		return -1;
-	}
 	doc_money(total, sizeof(total), doc_int(m->doc, "total_cents"),
 	    doc_str(m->doc, "currency"));
 	snprintf(link, sizeof(link), "%s/api/v1/orders/%s/invoice",
@@ -220,12 +242,7 @@ compose(struct message *m)
 	    h, "<p>Order %s, total %s.</p>\n<p>", doc_str(m->doc, "id"), total);
 	html_put(h, m->cfg->seller_name);
 	fputs("</p>\n</body></html>\n", h);
-	rc = ferror(t) || ferror(h) ? -1 : 0;
-	if (fclose(t) != 0)
-		rc = -1;
-	if (fclose(h) != 0)
-		rc = -1;
-	return rc;
+	return mail_close(t, h);
 }
 
 /* --- email ------------------------------------------------------------------

@@ -115,6 +115,9 @@ enum outcome handle_invoice(struct worker *w, struct job *j);
 enum outcome handle_fanout(struct worker *w, struct job *j);
 enum outcome handle_notify(struct worker *w, struct job *j);
 void html_put(FILE *f, const char *s);
+int mail_open(FILE **t, char **text, size_t *text_len, FILE **h, char **html,
+    size_t *html_len);
+int mail_close(FILE *t, FILE *h);
 int notify_mail(const struct agora_config *cfg, const char *id, const char *to,
     const char *subject, char *text, size_t text_len, char *html,
     size_t html_len, char *err, size_t errlen);
