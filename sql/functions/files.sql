@@ -175,6 +175,10 @@ BEGIN
 END
 $function$;
 
+-- 0024 gave the fan-out its policy argument: the earlier overload goes,
+-- from this release's schema only.
+DO $$ BEGIN EXECUTE format('DROP FUNCTION IF EXISTS %I.notification_fanout(bigint, text, text[])', current_schema()); END $$;
+
 -- From 0008.
 -- What the worker needs to send notification p_id: the row, the order
 -- as the API shows it, and the customer's name.  No row when it was sent
