@@ -7,6 +7,8 @@ their Idempotency-Key), and no order may be lost or made twice.
 
 Run by ./dev check (its upgrade stage), which builds the previous release
 and starts its stack; skipped elsewhere."""
+import base64
+import json
 import os
 import subprocess
 import threading
@@ -115,6 +117,14 @@ phase[0] = "migrate"
 p = subprocess.run([sbin(NEW, "agoractl"), "migrate"], capture_output=True, text=True)
 t.ok(p.returncode == 0, "this tree's agoractl migrates the previous release's schema under "
      "traffic", p.stdout + p.stderr)
+# The old programs go on logging in over the new schema: a token they
+# store gets its session from the database (sql/0023's trigger).
+OLD_LOGIN = request("POST", "/api/v1/auth/login",
+                    body={"email": "c0.%s@example.com" % RUN, "password": PW}).json() or {}
+old_pair = request("POST", "/api/v1/auth/refresh",
+                   body={"refresh_token": OLD_LOGIN.get("refresh_token", "")})
+t.ok(old_pair.status == 200, "the old programs log in and refresh over the migrated schema",
+     old_pair)
 time.sleep(3)
 n_migrated = len(placed)
 phase[0] = "swap"
@@ -166,6 +176,15 @@ t.ok(stock == str(100000 - len(placed)), "and the stock is down by exactly those
 r = request("GET", "/api/v1/users/me", headers=CUSTOMERS[0])
 t.ok(r.status == 200 and r.json().get("disabled") is False,
      "the new programs serve: a token of the old release still works, users show disabled", r)
+r = request("POST", "/api/v1/auth/refresh",
+            body={"refresh_token": (old_pair.json() or {}).get("refresh_token", "")})
+pair = r.json() or {}
+part = pair.get("access_token", "x.e30.x").split(".")[1]
+claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+mine = request("GET", "/api/v1/users/me/sessions",
+               headers={"Authorization": "Bearer " + pair.get("access_token", "")}).json() or {}
+t.ok(r.status == 200 and claims.get("sid") in [s["id"] for s in mine.get("data", [])],
+     "a session the old programs began refreshes on the new ones, and is listed", (r, mine))
 w.terminate()
 w.wait(30)
 t.done()
