@@ -12,9 +12,9 @@ import uuid
 
 from agoratest import (Tap, bearer, config_value, need_stack, new_user, psql, request,
                        run_worker, wait_for)
-from smtpinbox import Inbox, Smtp
 
 need_stack()
+from smtpinbox import Inbox, Smtp  # noqa: E402  (after the skip: aiosmtpd is the stack's)
 t = Tap()
 RUN = uuid.uuid4().hex[:10]
 PW = "integration test password"
