@@ -687,7 +687,8 @@ token_use(struct agora_req *r, const char *token, const char *purpose,
 	if (PQntuples(res) == 0)
 		return agora_problem_field(r, AGORA_E_VALIDATION, "token",
 		    "is unknown, used or expired");
-	agora_token_gen_set(r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	agora_token_gen_set(
+	    r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }
 
@@ -752,8 +753,7 @@ post_forgot(struct agora_req *r)
 	rc = agora_rate_limit_quiet(
 	    r, "resetmail", key, cfg->password_reset_max, 3600);
 	if (rc != AGORA_OK ||
-	    (rc = agora_db_write(r, "forgot_queue", 1, vals, NULL)) !=
-	        AGORA_OK)
+	    (rc = agora_db_write(r, "forgot_queue", 1, vals, NULL)) != AGORA_OK)
 		return rc;
 	return agora_resp_raw(r, 202, NULL, NULL, 0);
 }

@@ -427,8 +427,8 @@ end_session(struct agora_req *r, int me)
 	if ((rc = agora_db_tx(r, tx_end_session, &e)) != AGORA_OK)
 		return rc;
 	if (!e.ended)
-		return agora_problem(r, AGORA_E_NOT_FOUND, NULL,
-		    "No such live session.");
+		return agora_problem(
+		    r, AGORA_E_NOT_FOUND, NULL, "No such live session.");
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }
 
@@ -602,8 +602,8 @@ static const struct agora_route routes[] = {
 	    AGORA_USER },
 	{ "PATCH", "/api/v1/users/{user_id}", AGORA_BODY_JSON, patch_user,
 	    AGORA_ADMIN },
-	{ "GET", "/api/v1/users/me/sessions", AGORA_BODY_NONE,
-	    list_my_sessions, AGORA_USER },
+	{ "GET", "/api/v1/users/me/sessions", AGORA_BODY_NONE, list_my_sessions,
+	    AGORA_USER },
 	{ "DELETE", "/api/v1/users/me/sessions", AGORA_BODY_NONE,
 	    end_my_sessions, AGORA_USER },
 	{ "DELETE", "/api/v1/users/me/sessions/{session_id}", AGORA_BODY_NONE,

@@ -97,7 +97,7 @@ struct agora_config {
 	char *jwt_issuer;
 	long long access_token_ttl;
 	long long refresh_token_ttl;
-	long long refresh_reuse_grace; /* seconds a rotated token still refreshes */
+	long long refresh_reuse_grace; /* a rotated token refreshes, seconds */
 	long long email_verify_ttl; /* a verification mail's link, seconds */
 	long long password_reset_ttl; /* a reset mail's link, seconds */
 	long long password_reset_max; /* reset mails per address per hour */
@@ -547,8 +547,8 @@ void agora_auth_init(struct agora_ctx *ctx);
 void agora_auth_free(struct agora_ctx *ctx);
 const char *agora_auth_jwks(struct agora_ctx *ctx);
 int agora_auth_can_sign(struct agora_ctx *ctx);
-char *agora_token_issue(struct agora_req *r, const char *sub,
-    const char *role, const char *gen, const char *sid);
+char *agora_token_issue(struct agora_req *r, const char *sub, const char *role,
+    const char *gen, const char *sid);
 void agora_token_gen_set(
     struct agora_ctx *ctx, const char *user, const char *gen);
 enum agora_err agora_auth_request(

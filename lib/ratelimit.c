@@ -134,8 +134,8 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
  * asked for that address.  Over it, 429 with Retry-After.
  */
 enum agora_err
-agora_rate_limit_quiet(struct agora_req *r, const char *klass,
-    const char *who, long long limit, long long window)
+agora_rate_limit_quiet(struct agora_req *r, const char *klass, const char *who,
+    long long limit, long long window)
 {
 	char key[256];
 	long long reset;

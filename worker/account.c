@@ -91,16 +91,15 @@ token_new(char tok[64], char hash[2 * crypto_hash_sha256_BYTES + 1])
 	unsigned char raw[TOKEN_BYTES], h[crypto_hash_sha256_BYTES];
 
 	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2base64(
-	    tok, 64, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(tok, 64, raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	crypto_hash_sha256(h, (const unsigned char *)tok, strlen(tok));
 	sodium_bin2hex(hash, 2 * crypto_hash_sha256_BYTES + 1, h, sizeof(h));
 	sodium_memzero(raw, sizeof(raw));
 }
 
 static enum outcome
-send_it(struct worker *w, struct job *j, struct account_mail *m,
-    const char *id)
+send_it(struct worker *w, struct job *j, struct account_mail *m, const char *id)
 {
 	const struct wording *wd = wording_of(m->purpose);
 	const char *mid;
@@ -109,8 +108,8 @@ send_it(struct worker *w, struct job *j, struct account_mail *m,
 	if (wd == NULL)
 		return job_bad(j, "unknown purpose");
 	/* The request holds res, whose strings m points into: no reset. */
-	m->link = agora_printf(&w->req, "%s%s#token=%s",
-	    m->cfg->public_url, wd->path, m->link);
+	m->link = agora_printf(
+	    &w->req, "%s%s#token=%s", m->cfg->public_url, wd->path, m->link);
 	mid = agora_printf(&w->req, "account-%s-%lld", id, j->attempts);
 	if (m->link == NULL || mid == NULL || compose(m, wd) != 0) {
 		snprintf(j->error, sizeof(j->error), "out of memory");
@@ -118,8 +117,9 @@ send_it(struct worker *w, struct job *j, struct account_mail *m,
 	}
 	rc = notify_mail(m->cfg, mid, m->email, wd->subject, m->text,
 	    m->text_len, m->html, m->html_len, j->error, sizeof(j->error));
-	return rc == 0 ? OUT_DONE : job_last_attempt(w, j) ? OUT_FAIL
-	                                                   : OUT_RETRY;
+	return rc == 0               ? OUT_DONE
+	    : job_last_attempt(w, j) ? OUT_FAIL
+	                             : OUT_RETRY;
 }
 
 enum outcome
@@ -161,8 +161,8 @@ handle_account_mail(struct worker *w, struct job *j)
 	token_new(tok, hash);
 	vals[0] = id;
 	vals[1] = hash;
-	if ((rc = agora_db_query(worker_req_reset(w), "account_mail_source",
-	         2, vals, &res)) != AGORA_OK)
+	if ((rc = agora_db_query(worker_req_reset(w), "account_mail_source", 2,
+	         vals, &res)) != AGORA_OK)
 		return job_db_failed(j, rc);
 	if (PQntuples(res) != 1)
 		return OUT_DONE; /* used, expired, or the account changed */

@@ -197,7 +197,7 @@ enum pay_result provider_refund(struct pay_call *c);
 	    { "keys_purge", "SELECT idempotency_keys_purge($1::int)" },        \
 	    { "analytics_prune", "SELECT analytics_prune($1::int, $2::int)" }, \
 	    { "sessions_prune", "SELECT analytics_sessions_prune($1::int)" },  \
-	    { "auth_prune", "SELECT auth_prune($1::int)" },                   \
+	    { "auth_prune", "SELECT auth_prune($1::int)" },                    \
 	    { "analytics_fold", "SELECT analytics_fold($1::int)" },            \
 	    { "heartbeats_prune",                                              \
 		    "DELETE FROM worker_heartbeats "                           \
