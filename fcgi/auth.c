@@ -29,12 +29,8 @@
 
 #include <string.h>
 
-#include <sodium.h>
-
 #include "shop.h"
 
-#define REFRESH_BYTES 32
-#define REFRESH_TEXT 64 /* base64url of 32 bytes, with room */
 #define COOKIE "agora_refresh"
 #define AGENT_MAX 256 /* bytes of a User-Agent kept (sql/0023) */
 
@@ -124,12 +120,9 @@ static const struct agora_stmt stmts[] = {
 };
 
 static void
-sha256_hex(const char *s, char out[2 * crypto_hash_sha256_BYTES + 1])
+sha256_hex(const char *s, char out[65])
 {
-	unsigned char h[crypto_hash_sha256_BYTES];
-
-	crypto_hash_sha256(h, (const unsigned char *)s, strlen(s));
-	sodium_bin2hex(out, 2 * crypto_hash_sha256_BYTES + 1, h, sizeof(h));
+	agora_sha256_hex(s, strlen(s), out);
 }
 
 /* --- register ----------------------------------------------------------- */
@@ -244,7 +237,7 @@ struct grant {
 	const char *family; /* NULL: a new login */
 	const char *sid; /* its session's id (sql/0023) */
 	int cookie; /* the refresh token goes in a cookie, not the body */
-	char token[REFRESH_TEXT];
+	char token[AGORA_SECRET_TEXT];
 };
 
 /*
@@ -323,15 +316,11 @@ session_of(struct agora_req *r, struct grant *g)
 static enum agora_err
 refresh_new(struct agora_req *r, struct grant *g)
 {
-	unsigned char raw[REFRESH_BYTES];
-	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	char hash[65];
 	const char *vals[4];
 	enum agora_err rc;
 
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2base64(g->token, sizeof(g->token), raw, sizeof(raw),
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	sha256_hex(g->token, hash);
+	agora_secret_new(g->token, hash);
 	if ((rc = session_of(r, g)) != AGORA_OK)
 		return rc;
 	vals[0] = g->user;
@@ -420,7 +409,7 @@ login_lookup(struct agora_req *r, const struct agora_value *v, PGresult **res,
 {
 	const struct agora_config *cfg = &r->ctx->cfg;
 	const char *vals[1] = { v[L_EMAIL].s };
-	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	char hex[65];
 	enum agora_err rc;
 
 	if ((rc = agora_db_query(r, "user_by_email", 1, vals, res)) != AGORA_OK)
@@ -581,7 +570,7 @@ static enum agora_err
 post_refresh(struct agora_req *r)
 {
 	struct refresh rf;
-	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	char hash[65];
 	const char *token;
 	enum agora_err rc;
 
@@ -635,7 +624,7 @@ tx_logout(struct agora_req *r, void *arg)
 static enum agora_err
 post_logout(struct agora_req *r)
 {
-	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	char hash[65];
 	const char *vals[2], *token;
 	enum agora_err rc;
 	int cookie;
@@ -676,7 +665,7 @@ static enum agora_err
 token_use(struct agora_req *r, const char *token, const char *purpose,
     const char *password)
 {
-	char hash[2 * crypto_hash_sha256_BYTES + 1];
+	char hash[65];
 	const char *vals[3] = { hash, purpose, password };
 	PGresult *res;
 	enum agora_err rc;
@@ -733,7 +722,7 @@ static enum agora_err
 post_forgot(struct agora_req *r)
 {
 	const struct agora_config *cfg = &r->ctx->cfg;
-	char key[2 * crypto_hash_sha256_BYTES + 1];
+	char key[65];
 	struct agora_value v[1];
 	const char *vals[1];
 	PGresult *res;

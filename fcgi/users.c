@@ -358,28 +358,33 @@ list_users(struct agora_req *r)
 
 /* --- sessions ---------------------------------------------------------- */
 
+#define ME_SESSIONS "/api/v1/users/me/sessions"
+
 /*
- * The user a sessions route is about: the caller for /users/me, else the
- * one named, whose sessions only they and admins see (404 for anyone
+ * The user a sessions route is about: the caller under /users/me, else
+ * the one named, whose sessions only they and admins see (404 for anyone
  * else, as for a user who does not exist).
  */
 static enum agora_err
-sessions_owner(struct agora_req *r, int me, const char **owner)
+sessions_owner(struct agora_req *r, const char **owner)
 {
-	*owner = me ? r->user : r->params[0];
-	return me || agora_owner_or_admin(r, *owner) ? AGORA_OK
-	                                             : agora_not_found(r);
+	if (strncmp(r->route->pattern, ME_SESSIONS, strlen(ME_SESSIONS)) == 0) {
+		*owner = r->user;
+		return AGORA_OK;
+	}
+	*owner = r->params[0];
+	return agora_owner_or_admin(r, *owner) ? AGORA_OK : agora_not_found(r);
 }
 
 static enum agora_err
-list_sessions(struct agora_req *r, int me)
+list_sessions(struct agora_req *r)
 {
 	const char *vals[4], *after;
 	long long limit;
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = sessions_owner(r, me, &vals[0])) != AGORA_OK ||
+	if ((rc = sessions_owner(r, &vals[0])) != AGORA_OK ||
 	    (rc = agora_page_params_id(r, &limit, &after)) != AGORA_OK)
 		return rc;
 	vals[1] = after;
@@ -415,15 +420,15 @@ tx_end_session(struct agora_req *r, void *arg)
 }
 
 static enum agora_err
-end_session(struct agora_req *r, int me)
+end_session(struct agora_req *r)
 {
 	struct end e;
 	enum agora_err rc;
 
 	memset(&e, 0, sizeof(e));
-	if ((rc = sessions_owner(r, me, &e.vals[1])) != AGORA_OK)
+	if ((rc = sessions_owner(r, &e.vals[1])) != AGORA_OK)
 		return rc;
-	e.vals[0] = r->params[me ? 0 : 1];
+	e.vals[0] = r->params[r->nparams - 1]; /* the session: last */
 	if ((rc = agora_db_tx(r, tx_end_session, &e)) != AGORA_OK)
 		return rc;
 	if (!e.ended)
@@ -438,13 +443,13 @@ end_session(struct agora_req *r, int me)
  * learns the new generation after the commit.
  */
 static enum agora_err
-end_sessions(struct agora_req *r, int me)
+end_sessions(struct agora_req *r)
 {
 	const char *vals[3];
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = sessions_owner(r, me, &vals[2])) != AGORA_OK)
+	if ((rc = sessions_owner(r, &vals[2])) != AGORA_OK)
 		return rc;
 	vals[0] = r->user;
 	vals[1] = agora_printf(r, "%lld", r->gen);
@@ -456,42 +461,6 @@ end_sessions(struct agora_req *r, int me)
 		    "No such user (or you are no longer an admin).");
 	agora_token_gen_set(r->ctx, vals[2], PQgetvalue(res, 0, 0));
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
-}
-
-static enum agora_err
-list_my_sessions(struct agora_req *r)
-{
-	return list_sessions(r, 1);
-}
-
-static enum agora_err
-list_user_sessions(struct agora_req *r)
-{
-	return list_sessions(r, 0);
-}
-
-static enum agora_err
-end_my_session(struct agora_req *r)
-{
-	return end_session(r, 1);
-}
-
-static enum agora_err
-end_user_session(struct agora_req *r)
-{
-	return end_session(r, 0);
-}
-
-static enum agora_err
-end_my_sessions(struct agora_req *r)
-{
-	return end_sessions(r, 1);
-}
-
-static enum agora_err
-end_user_sessions(struct agora_req *r)
-{
-	return end_sessions(r, 0);
 }
 
 /* --- the outbox (admin) ------------------------------------------------ */
@@ -602,18 +571,16 @@ static const struct agora_route routes[] = {
 	    AGORA_USER },
 	{ "PATCH", "/api/v1/users/{user_id}", AGORA_BODY_JSON, patch_user,
 	    AGORA_ADMIN },
-	{ "GET", "/api/v1/users/me/sessions", AGORA_BODY_NONE, list_my_sessions,
+	{ "GET", ME_SESSIONS, AGORA_BODY_NONE, list_sessions, AGORA_USER },
+	{ "DELETE", ME_SESSIONS, AGORA_BODY_NONE, end_sessions, AGORA_USER },
+	{ "DELETE", ME_SESSIONS "/{session_id}", AGORA_BODY_NONE, end_session,
 	    AGORA_USER },
-	{ "DELETE", "/api/v1/users/me/sessions", AGORA_BODY_NONE,
-	    end_my_sessions, AGORA_USER },
-	{ "DELETE", "/api/v1/users/me/sessions/{session_id}", AGORA_BODY_NONE,
-	    end_my_session, AGORA_USER },
 	{ "GET", "/api/v1/users/{user_id}/sessions", AGORA_BODY_NONE,
-	    list_user_sessions, AGORA_USER },
+	    list_sessions, AGORA_USER },
 	{ "DELETE", "/api/v1/users/{user_id}/sessions", AGORA_BODY_NONE,
-	    end_user_sessions, AGORA_USER },
+	    end_sessions, AGORA_USER },
 	{ "DELETE", "/api/v1/users/{user_id}/sessions/{session_id}",
-	    AGORA_BODY_NONE, end_user_session, AGORA_USER },
+	    AGORA_BODY_NONE, end_session, AGORA_USER },
 	{ "GET", "/api/v1/outbox/stats", AGORA_BODY_NONE, outbox_stats,
 	    AGORA_ADMIN },
 	{ "GET", "/api/v1/outbox", AGORA_BODY_NONE, list_outbox, AGORA_ADMIN },

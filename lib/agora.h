@@ -603,7 +603,6 @@ int agora_storage_get(const struct agora_config *cfg, const char *backend,
     size_t errlen);
 int agora_storage_key_ok(const char *key);
 const char *agora_storage_check(const struct agora_config *cfg);
-void agora_sha256_hex(const void *data, size_t len, char out[65]);
 
 /*
  * Versioned read-through caching (cache.c).  vget returns 0 on a hit, -1
@@ -703,6 +702,9 @@ void agora_log_request(const struct agora_req *r);
 
 /* Random identifiers from libsodium: hex of n random bytes into out. */
 void agora_random_hex(char *out, size_t nbytes);
+void agora_sha256_hex(const void *data, size_t len, char out[65]);
+#define AGORA_SECRET_TEXT 64 /* base64url of 32 bytes, with room */
+void agora_secret_new(char tok[AGORA_SECRET_TEXT], char hash[65]);
 /* Write all n bytes to fd, again after EINTR; 0, or -1 with errno. */
 int agora_write_all(int fd, const void *buf, size_t n);
 long long agora_clock_ms(clockid_t id);

@@ -93,19 +93,30 @@ refuse(struct agora_req *r, long long reset)
 	        r, "Too many requests; retry in %lld seconds.", reset));
 }
 
-/* Add this request to the counter key now, and answer 429 when over. */
+/*
+ * Add this request to the counter key now, and answer 429 when over;
+ * headers: tell the client the count (RateLimit-*).
+ */
 static enum agora_err
-count_now(struct agora_req *r, const char *key, long long limit,
-    long long window, long long reset)
+count_key(struct agora_req *r, const char *key, long long limit,
+    long long window, long long reset, int headers)
 {
 	uint64_t n;
 
 	if (agora_cache_incr(r->ctx, key, (time_t)window + 1, &n) != 0)
 		return AGORA_OK;
-	set_headers(r, limit, limit - (long long)n, reset);
+	if (headers)
+		set_headers(r, limit, limit - (long long)n, reset);
 	if ((long long)n <= limit)
 		return AGORA_OK;
 	return refuse(r, reset);
+}
+
+static enum agora_err
+count_now(struct agora_req *r, const char *key, long long limit,
+    long long window, long long reset)
+{
+	return count_key(r, key, limit, window, reset, 1);
 }
 
 /*
@@ -114,9 +125,9 @@ count_now(struct agora_req *r, const char *key, long long limit,
  * When the cache cannot count, the request goes through: reads fail open.
  * A limit of 0 turns the check off.
  */
-enum agora_err
-agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
-    long long limit, long long window)
+static enum agora_err
+count_window(struct agora_req *r, const char *klass, const char *who,
+    long long limit, long long window, int headers)
 {
 	char key[256];
 	long long reset;
@@ -124,7 +135,14 @@ agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
 	if (limit <= 0)
 		return AGORA_OK;
 	window_key(key, sizeof(key), klass, who, window, &reset);
-	return count_now(r, key, limit, window, reset);
+	return count_key(r, key, limit, window, reset, headers);
+}
+
+enum agora_err
+agora_rate_limit(struct agora_req *r, const char *klass, const char *who,
+    long long limit, long long window)
+{
+	return count_window(r, klass, who, limit, window, 1);
 }
 
 /*
@@ -137,17 +155,7 @@ enum agora_err
 agora_rate_limit_quiet(struct agora_req *r, const char *klass, const char *who,
     long long limit, long long window)
 {
-	char key[256];
-	long long reset;
-	uint64_t n;
-
-	if (limit <= 0)
-		return AGORA_OK;
-	window_key(key, sizeof(key), klass, who, window, &reset);
-	if (agora_cache_incr(r->ctx, key, (time_t)window + 1, &n) != 0 ||
-	    (long long)n <= limit)
-		return AGORA_OK;
-	return refuse(r, reset);
+	return count_window(r, klass, who, limit, window, 0);
 }
 
 /* Note the counter of an AGORA_RL_API_READ request; settle counts it. */

@@ -53,15 +53,6 @@ agora_storage_key_ok(const char *key)
 	return 1;
 }
 
-void
-agora_sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char h[crypto_hash_sha256_BYTES];
-
-	crypto_hash_sha256(h, data, len);
-	sodium_bin2hex(out, 65, h, sizeof(h));
-}
-
 /* --- local --------------------------------------------------------------- */
 
 /* Make the directories above path, as mkdir -p would. */

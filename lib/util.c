@@ -102,6 +102,33 @@ agora_random_hex(char *out, size_t nbytes)
 	sodium_bin2hex(out, 2 * nbytes + 1, b, nbytes);
 }
 
+/* The SHA-256 of len bytes at data, in hex. */
+void
+agora_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(h, data, len);
+	sodium_bin2hex(out, 65, h, sizeof(h));
+}
+
+/*
+ * A secret a client holds and the database knows only by its digest (a
+ * refresh token, a mailed link's token): 256 random bits as unpadded
+ * base64url into tok (43 characters), and its SHA-256 in hex into hash.
+ */
+void
+agora_secret_new(char tok[AGORA_SECRET_TEXT], char hash[65])
+{
+	unsigned char raw[32];
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(tok, AGORA_SECRET_TEXT, raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+	agora_sha256_hex(tok, strlen(tok), hash);
+}
+
 /*
  * Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
  * json-c's own check lets overlong forms through.

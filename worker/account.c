@@ -26,8 +26,6 @@
 
 #include "worker.h"
 
-#define TOKEN_BYTES 32
-
 struct account_mail {
 	const char *purpose, *email, *name, *expires, *link;
 	const struct agora_config *cfg;
@@ -84,20 +82,6 @@ compose(struct account_mail *m, const struct wording *w)
 	return mail_close(t, h);
 }
 
-/* A new token into tok, and its SHA-256 (hex) into hash. */
-static void
-token_new(char tok[64], char hash[2 * crypto_hash_sha256_BYTES + 1])
-{
-	unsigned char raw[TOKEN_BYTES], h[crypto_hash_sha256_BYTES];
-
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2base64(tok, 64, raw, sizeof(raw),
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	crypto_hash_sha256(h, (const unsigned char *)tok, strlen(tok));
-	sodium_bin2hex(hash, 2 * crypto_hash_sha256_BYTES + 1, h, sizeof(h));
-	sodium_memzero(raw, sizeof(raw));
-}
-
 static enum outcome
 send_it(struct worker *w, struct job *j, struct account_mail *m, const char *id)
 {
@@ -143,7 +127,7 @@ handle_account_mail(struct worker *w, struct job *j)
 {
 	const struct agora_config *cfg = &w->ctx.cfg;
 	const char *id = job_id(j, "account_token_id"), *vals[2];
-	char tok[64], hash[2 * crypto_hash_sha256_BYTES + 1];
+	char tok[AGORA_SECRET_TEXT], hash[65];
 	struct account_mail m;
 	enum outcome oc;
 	PGresult *res;
@@ -158,7 +142,7 @@ handle_account_mail(struct worker *w, struct job *j)
 		    id);
 		return OUT_DONE;
 	}
-	token_new(tok, hash);
+	agora_secret_new(tok, hash);
 	vals[0] = id;
 	vals[1] = hash;
 	if ((rc = agora_db_query(worker_req_reset(w), "account_mail_source", 2,
