@@ -27,7 +27,8 @@ static const struct agora_stmt stmts[] = {
 	    "'subtotal_cents', COALESCE(sum(p.price_cents * c.quantity) "
 	    "FILTER (WHERE p.archived_at IS NULL), 0), "
 	    "'currency', COALESCE(min(p.currency), 'USD'), "
-	    "'item_count', COALESCE(sum(c.quantity), 0))::text "
+	    "'item_count', COALESCE(sum(c.quantity), 0), "
+	    "'payment_test_mode', $2::boolean)::text "
 	    "FROM cart_items c JOIN products p ON p.id = c.product_id "
 	    "LEFT JOIN inventory i ON i.product_id = p.id "
 	    "WHERE c.user_id = $1::bigint",
@@ -50,14 +51,22 @@ static const struct agora_stmt stmts[] = {
 	    AGORA_STMT_READ },
 };
 
+/*
+ * payment_test_mode tells a checkout form whether the simulated
+ * provider's test cards pay here (doc/web-ui.md): a shop on a real
+ * gateway must not offer them.
+ */
 static enum agora_err
 get_cart(struct agora_req *r)
 {
-	const char *vals[1] = { r->user };
+	const char *vals[2] = { r->user,
+		strcmp(r->ctx->cfg.payment_provider, "simulated") == 0
+		    ? "true"
+		    : "false" };
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = agora_db_query(r, "cart_get", 1, vals, &res)) != AGORA_OK)
+	if ((rc = agora_db_query(r, "cart_get", 2, vals, &res)) != AGORA_OK)
 		return rc;
 	return agora_resp_doc(
 	    r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), NULL);

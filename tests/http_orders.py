@@ -8,8 +8,8 @@ import threading
 import time
 import uuid
 
-from agoratest import (Tap, across_processes, log_mark, mc_get, need_stack, new_user, psql, request,
-                       served_by, wait_for)
+from agoratest import (Tap, across_processes, cgi, log_mark, mc_get, need_stack, new_user, psql,
+                       request, served_by, wait_for)
 
 need_stack()
 t = Tap()
@@ -503,7 +503,15 @@ C = new_user("orders.c.%s@example.com" % RUN)
 C_ID = request("GET", "/api/v1/users/me", headers=C).json()["id"]
 r = request("GET", "/api/v1/cart", headers=C)
 t.ok(r.status == 200 and r.json() == {"items": [], "subtotal_cents": 0, "currency": "USD",
-                                      "item_count": 0}, "an empty cart", r)
+                                      "item_count": 0, "payment_test_mode": True},
+     "an empty cart, in test mode on the simulated provider", r)
+# On a real gateway the test cards would be declined: the cart says so,
+# and the web UI offers none (tests/ui_browser.py).
+r = cgi("cart", "GET", "/api/v1/cart", headers={"Authorization": C["Authorization"]},
+        env={"AGORA_PAYMENT_PROVIDER": "http",
+             "AGORA_PAYMENT_GATEWAY_URL": "http://127.0.0.1:9/gateway"})
+t.ok(r.status == 200 and r.json()["payment_test_mode"] is False,
+     "payment_provider http: the cart is not in test mode", r)
 K1, K2P = product(250, 5, "Cart one"), product(1000, 3, "Cart two")
 r = request("PUT", "/api/v1/cart/items/" + K1, body={"quantity": 2}, headers=C)
 r = request("PUT", "/api/v1/cart/items/" + K2P, body={"quantity": 1}, headers=C)

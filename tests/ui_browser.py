@@ -14,7 +14,7 @@ import sys
 import uuid
 
 from agoratest import (MODE, SERVER, URL, Tap, need_stack, new_user, psql, request,
-                       start_worker)
+                       start_worker, svc, wait_for)
 
 need_stack()
 MODULES = os.environ.get("AGORA_TEST_NODE_MODULES")
@@ -78,12 +78,18 @@ setup = {
     "modules": MODULES,
 }
 
-# The worker pays, invoices and notifies while the journeys run, as the
-# cron entry's loop would; the simulated provider takes the test cards.
-worker = start_worker("--loop", "--deadline", "600",
-                      env={"AGORA_PAYMENT_PROVIDER": "simulated"})
-here = os.path.dirname(os.path.abspath(__file__))
-try:
+# For the shop on a real gateway, run last: a shopper with a line in the
+# cart and an order the simulated provider declines while the journeys
+# run.
+LIVE_EMAIL = "ui.live.%s@example.com" % RUN
+LIVE = new_user(LIVE_EMAIL, password=PASSWORD)
+request("PUT", "/api/v1/cart/items/" + products["lamp"]["id"], body={"quantity": 1}, headers=LIVE)
+DECLINED = request("POST", "/api/v1/orders", headers=LIVE, body={
+    "items": [{"product_id": products["tent"]["id"], "quantity": 1}],
+    "payment": {"method": "card", "token": "tok_chargeDeclined"}}).json()["id"]
+
+
+def run_journeys(setup):
     p = subprocess.Popen(["node", os.path.join(here, "ui_journeys.mjs")], stdout=subprocess.PIPE,
                          env=dict(os.environ, UI_SETUP=json.dumps(setup)), text=True)
     for line in p.stdout:
@@ -92,8 +98,37 @@ try:
             continue
         c = json.loads(line[6:])
         t.ok(c["ok"], c["what"], c.get("diag"))
-    t.ok(p.wait() == 0, "the journeys ran to their end (node's exit status)", p.returncode)
+    return p.wait()
+
+
+# The worker pays, invoices and notifies while the journeys run, as the
+# cron entry's loop would; the simulated provider takes the test cards.
+worker = start_worker("--loop", "--deadline", "600",
+                      env={"AGORA_PAYMENT_PROVIDER": "simulated"})
+here = os.path.dirname(os.path.abspath(__file__))
+try:
+    rc = run_journeys(setup)
+    t.ok(rc == 0, "the journeys ran to their end (node's exit status)", rc)
+    t.ok(wait_for(lambda: request("GET", "/api/v1/orders/" + DECLINED, headers=LIVE)
+                  .json()["status"] == "payment_failed", 90) is not None,
+         "the order paid with tok_chargeDeclined was declined")
 finally:
     worker.terminate()
     worker.wait(timeout=60)
+
+# The same pages with the programs started on payment_provider = http
+# (no charge is made: nothing is paid in this run).
+CONF = os.environ["AGORA_CONFIG"]
+with open(CONF) as f:
+    ORIGINAL = f.read()
+try:
+    with open(CONF, "w") as f:
+        f.write(ORIGINAL + "payment_provider = http\npayment_gateway_url = http://127.0.0.1:9/gateway\n")
+    svc("web", "restart")
+    rc = run_journeys(dict(setup, live={"email": LIVE_EMAIL, "declined": DECLINED}))
+    t.ok(rc == 0, "the real-gateway step ran to its end (node's exit status)", rc)
+finally:
+    with open(CONF, "w") as f:
+        f.write(ORIGINAL)
+    svc("web", "restart")
 t.done()

@@ -126,6 +126,36 @@ async function waitStatus(page, word, seconds = 90) {
     .waitFor({ timeout: seconds * 1000 });
 }
 
+// --- a shop on a real gateway -------------------------------------------------
+// ui_browser.py restarted the programs with payment_provider = http and
+// runs this step alone: no test card may be offered or filled in.
+
+if (S.live) {
+  const buyer = await person('live buyer');
+  const noTestCards = async (card, where) => {
+    await card.waitFor();
+    const value = await card.inputValue();
+    const list = await card.getAttribute('list');
+    const text = await main(buyer).innerText();
+    check(value === '' && list === null && await buyer.page.locator('datalist').count() === 0 && !/tok_/.test(text),
+      `${where} on a real gateway: the card field is empty and offers no test card`,
+      JSON.stringify({ value, list, text: text.slice(0, 400) }));
+  };
+  await step('a shop on a real gateway offers no test card', async () => {
+    const { page } = buyer;
+    await logIn(buyer, S.live.email, S.password);
+    await page.goto(url('/checkout'));
+    await noTestCards(page.getByLabel('Card'), 'checkout');
+    await look(buyer, 'checkout on a real gateway');
+    await page.goto(url(`/orders/${S.live.declined}`));
+    await page.getByRole('heading', { name: 'Pay with another card' }).waitFor();
+    await noTestCards(page.getByLabel('Card', { exact: true }), 'a declined order');
+    await look(buyer, 'declined order on a real gateway');
+  });
+  await browser.close();
+  process.exit(failed ? 1 : 0);
+}
+
 // --- anonymous ------------------------------------------------------------------
 
 const anon = await person('anonymous');
@@ -272,7 +302,11 @@ await step('a new shopper registers, searches, filters, buys and follows the ord
   await page.waitForURL('**/checkout');
   await look(shopper, 'checkout');
   await fillAddress(page);
-  await page.getByLabel('Card').fill('tok_visa');
+  const card = page.getByLabel('Card');
+  const offered = await page.locator('#test-cards option').evaluateAll((os) => os.map((o) => o.value));
+  check(await card.inputValue() === 'tok_visa' && offered.join() === 'tok_visa,tok_chargeDeclined,tok_flaky',
+    'checkout on the simulated provider: the test cards are offered, tok_visa filled in', offered.join());
+  await card.fill('tok_visa');
   const navigations = [];
   page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations.push(f.url()); });
   await page.getByRole('button', { name: 'Place order' }).click();

@@ -7,14 +7,18 @@ import { refreshCart } from '../app.js';
 import { stockNote } from './cart.js';
 
 // The simulated payment provider's cards (doc/web-ui.md): what a shop
-// on `payment_provider = simulated` can be paid with.
+// on `payment_provider = simulated` can be paid with.  The cart says
+// which provider takes the card (payment_test_mode); a real gateway
+// would only decline these, so they are offered in test mode alone.
 const CARDS = [['tok_visa', 'Test card: succeeds (tok_visa)'],
   ['tok_chargeDeclined', 'Test card: declined (tok_chargeDeclined)'],
   ['tok_flaky', 'Test card: fails twice, then succeeds (tok_flaky)']];
 
-export function cardField(name = 'token') {
+export function cardField(testMode, name = 'token') {
+  const attrs = { required: true, maxlength: 255, autocomplete: 'off' };
+  if (!testMode) return field('Card', input(name, attrs), 'The card token from the payment provider.');
   const list = h('datalist', { id: 'test-cards' }, CARDS.map(([v, t]) => h('option', { value: v }, t)));
-  return [field('Card', input(name, { required: true, maxlength: 255, list: 'test-cards', autocomplete: 'off', value: 'tok_visa' }),
+  return [field('Card', input(name, { ...attrs, list: 'test-cards', value: 'tok_visa' }),
     'The card token from the payment provider; the test cards are listed.'), list];
 }
 
@@ -75,7 +79,7 @@ export async function checkout(main, ctx) {
   // An answer that came (even a refusal) ends the key's use.
   let key = crypto.randomUUID();
   const form = h('form', { class: 'stack' }, address(),
-    h('fieldset', {}, h('legend', {}, 'Payment'), cardField()),
+    h('fieldset', {}, h('legend', {}, 'Payment'), cardField(c.payment_test_mode)),
     h('button', { type: 'submit' }, 'Place order'));
   onSubmit(form, async (values) => {
     try {

@@ -69,9 +69,9 @@ function failedPayment(payments) {
 
 // A declined order is final: the same lines are placed again as a new
 // order with the card given.
-function payAgain(o, ctx) {
+function payAgain(o, ctx, testMode) {
   const form = h('form', { class: 'stack', 'aria-labelledby': 'again-h' },
-    h('h2', { id: 'again-h' }, 'Pay with another card'), cardField(),
+    h('h2', { id: 'again-h' }, 'Pay with another card'), cardField(testMode),
     h('button', { type: 'submit' }, 'Place order again'));
   // As at checkout: one key until an answer comes, so a retry after a
   // lost answer gets the same order back, not a second one.
@@ -140,13 +140,15 @@ export async function detail(main, ctx) {
       get(`/orders/${id}/payments`, { signal: ctx.signal })]);
     ctx.title(`Order ${o.id}`);
     const declined = o.status === 'payment_failed' ? failedPayment(pays.data) : null;
+    // The cart knows whether test cards pay here (checkout.js).
+    const testMode = declined && (await get('/cart', { signal: ctx.signal })).payment_test_mode;
     status.replaceChildren('Status: ', statusBadge(o.status));
     // replaceChildren would write a null as the text "null".
     box.replaceChildren(...[
       declined ? h('p', { class: 'alert', role: 'alert' }, `The payment failed: ${declined}.`) : null,
       facts(o), actions(o, ctx, draw), items(o),
       h('h2', {}, 'History'), timeline(events),
-      declined ? payAgain(o, ctx) : null].filter(Boolean));
+      declined ? payAgain(o, ctx, testMode) : null].filter(Boolean));
   }
   // Follow the order until the page is left: each answer brings the
   // events after the last seen, or none when the wait ran out.
