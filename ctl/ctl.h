@@ -89,6 +89,7 @@ int ctl_user_list(int argc, char **argv);
 int ctl_user_set_role(int argc, char **argv);
 int ctl_user_disable(int argc, char **argv);
 int ctl_user_enable(int argc, char **argv);
+int ctl_user_logout(int argc, char **argv);
 int ctl_outbox_list(int argc, char **argv);
 int ctl_outbox_retry(int argc, char **argv);
 int ctl_outbox_stats(int argc, char **argv);

@@ -66,6 +66,10 @@ static const struct command {
 	    ctl_user_disable },
 	{ "user enable", "EMAIL", "let a disabled account in again",
 	    ctl_user_enable },
+	{ "user logout", "EMAIL",
+	    "end every session of an account: its refresh and access tokens "
+	    "stop working",
+	    ctl_user_logout },
 	{ "outbox list", "[--status pending|running|dead]",
 	    "list the outbox rows, oldest first, 100 at most",
 	    ctl_outbox_list },

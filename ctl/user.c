@@ -150,6 +150,50 @@ ctl_user_enable(int argc, char **argv)
 	return user_change("enable", argv[0], NULL);
 }
 
+/*
+ * logout EMAIL: what "log out everywhere" does for the user, done by the
+ * system (user_sessions_end with no caller): every refresh token is
+ * revoked, and the token generation moves on so that every access token
+ * is refused from the next request.  The count is of the sessions that
+ * had a live token, taken in the same snapshot before they ended.
+ */
+int
+ctl_user_logout(int argc, char **argv)
+{
+	PGresult *res;
+	PGconn *c;
+	int rc = 1;
+
+	if (argc != 1)
+		return ctl_usage();
+	if ((c = ctl_connect()) == NULL)
+		return 1;
+	res = PQexecParams(c,
+	    "WITH u AS MATERIALIZED (SELECT id, (SELECT count(DISTINCT family) "
+	    "FROM refresh_tokens t WHERE t.user_id = users.id "
+	    "AND t.revoked_at IS NULL AND t.expires_at > now()) AS n "
+	    "FROM users WHERE email = lower($1)) "
+	    "SELECT id::text, user_sessions_end(NULL, NULL, id)::text, "
+	    "n::text FROM u",
+	    1, NULL, (const char *const *)argv, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "agoractl: %s", PQerrorMessage(c));
+	else if (PQntuples(res) == 0)
+		fprintf(stderr, "agoractl: no such user: %s\n", argv[0]);
+	else
+		rc = 0;
+	if (rc == 0) {
+		ctl_with_cache(agora_token_gen_set, PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1));
+		printf("%s is logged out everywhere (%s session%s ended)\n",
+		    argv[0], PQgetvalue(res, 0, 2),
+		    strcmp(PQgetvalue(res, 0, 2), "1") == 0 ? "" : "s");
+	}
+	PQclear(res);
+	ctl_disconnect();
+	return rc;
+}
+
 int
 ctl_user_list(int argc, char **argv)
 {

@@ -113,6 +113,8 @@ static const struct agora_stmt stmts[] = {
 	{ "mail_queue",
 	    "SELECT account_mail_queue($1::bigint, $2, $3, $4::int)" },
 	{ "token_use", "SELECT * FROM account_token_use($1, $2, $3)" },
+	{ "user_email", "SELECT email FROM users WHERE id = $1::bigint",
+	    AGORA_STMT_READ },
 	{ "logout",
 	    "UPDATE refresh_tokens SET revoked_at = now() WHERE family IN "
 	    "(SELECT family FROM refresh_tokens WHERE token_sha256 = $1 "
@@ -661,6 +663,29 @@ static const struct agora_field reset_fields[T__MAX] = {
  * reset): 422 on the token field when it is unknown, used, expired, of
  * another purpose, or for an address the account no longer has.
  */
+/*
+ * A reset proves the owner through their mail: the failed logins and
+ * password changes counted against the account (an attacker's, often,
+ * which locked the owner out) are forgotten, so the new password works
+ * at once.  Best effort: the reset stands if the cache cannot say.
+ */
+static void
+failures_forget(struct agora_req *r, const char *user)
+{
+	const struct agora_config *cfg = &r->ctx->cfg;
+	const char *vals[1] = { user };
+	PGresult *res;
+	char key[65];
+
+	agora_guard_clear(r, "pwfail", agora_printf(r, "u%s", user),
+	    cfg->login_failure_window);
+	if (agora_db_query(r, "user_email", 1, vals, &res) != AGORA_OK ||
+	    PQntuples(res) != 1)
+		return;
+	sha256_hex(PQgetvalue(res, 0, 0), key);
+	agora_guard_clear(r, "loginfail", key, cfg->login_failure_window);
+}
+
 static enum agora_err
 token_use(struct agora_req *r, const char *token, const char *purpose,
     const char *password)
@@ -678,6 +703,8 @@ token_use(struct agora_req *r, const char *token, const char *purpose,
 		    "is unknown, used or expired");
 	agora_token_gen_set(
 	    r->ctx, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+	if (password != NULL)
+		failures_forget(r, PQgetvalue(res, 0, 0));
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }
 

@@ -578,7 +578,10 @@ enum agora_err agora_guard_enter(struct agora_req *r, const char *klass,
     const char *who, long long max, long long window, int fail_closed);
 void agora_guard_pass(
     struct agora_req *r, const char *klass, const char *who, long long window);
+void agora_guard_clear(
+    struct agora_req *r, const char *klass, const char *who, long long window);
 void agora_cache_decr(struct agora_ctx *ctx, const char *key);
+void agora_cache_delete(struct agora_ctx *ctx, const char *key);
 void agora_cache_add_quiet(
     struct agora_ctx *ctx, const char *key, uint64_t n, time_t ttl);
 /*

@@ -335,6 +335,20 @@ agora_cache_decr(struct agora_ctx *ctx, const char *key)
 		    ctx->cache->mc, key, strlen(key), 1, &n);
 }
 
+/* Drop key, if it is there. */
+void
+agora_cache_delete(struct agora_ctx *ctx, const char *key)
+{
+	struct agora_cache *c = ctx->cache;
+	memcached_return_t rc;
+
+	if (c == NULL || strlen(key) > KEY_MAX)
+		return;
+	rc = memcached_delete(c->mc, key, strlen(key), 0);
+	if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_NOTFOUND)
+		cache_error(c, "delete", rc);
+}
+
 /* For health: "ok", "unavailable" or "disabled". */
 const char *
 agora_cache_ping(struct agora_ctx *ctx)

@@ -383,3 +383,18 @@ agora_guard_pass(
 	window_key(key, sizeof(key), klass, who, window, &reset);
 	agora_cache_decr(r->ctx, key);
 }
+
+/*
+ * Forget the failures counted in the current window: the owner proved
+ * who they are another way (a password reset through their mail).
+ */
+void
+agora_guard_clear(
+    struct agora_req *r, const char *klass, const char *who, long long window)
+{
+	char key[256];
+	long long reset;
+
+	window_key(key, sizeof(key), klass, who, window, &reset);
+	agora_cache_delete(r->ctx, key);
+}

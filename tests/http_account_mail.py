@@ -170,11 +170,23 @@ for body, what in [({"token": reset_tok, "password": "short"}, "a short password
     t.ok(r.is_problem(422), "reset with %s: 422" % what, r)
 r = request("POST", "/api/v1/auth/verify", body={"token": reset_tok})
 t.ok(r.is_problem(422), "a reset token does not verify", r)
+# Someone guesses at the account until it is locked out, of logins and
+# of password changes (login_failures_max, 5 on this stack).
+for i in range(6):
+    g = login(ANA, "a wrong guess %d" % i)
+    p = request("PATCH", "/api/v1/users/me", headers=bearer(s1["access_token"]),
+                body={"password": "a guessed new password", "current_password": "guess %d" % i})
+t.ok(g.is_problem(429, "too_many_failures") and p.is_problem(429, "too_many_failures"),
+     "guesses lock the account out of logins and password changes: 429", [g, p])
 r = request("POST", "/api/v1/auth/password/reset",
             body={"token": reset_tok, "password": "a new long password"})
 t.ok(r.status == 204, "reset: 204", r)
-t.ok(login(ANA).is_problem(401) and login(ANA, "a new long password").status == 200,
-     "the old password is refused, the new one works", ANA)
+s3 = login(ANA, "a new long password")
+t.ok(login(ANA).is_problem(401) and s3.status == 200,
+     "the reset forgets the guesses: the old password is refused, the new one works", s3)
+p = request("PATCH", "/api/v1/users/me", headers=bearer(s3.json()["access_token"]),
+            body={"password": "a new long password", "current_password": "a new long password"})
+t.ok(p.status == 200, "and the password can be changed again", p)
 r = request("GET", "/api/v1/users/me", headers=bearer(s1["access_token"]))
 t.ok(r.is_problem(401, "invalid_token"), "every access token of the account is refused at once", r)
 r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": s2["refresh_token"]})

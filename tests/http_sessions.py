@@ -9,7 +9,7 @@ import json
 import threading
 import uuid
 
-from agoratest import Tap, bearer, need_stack, new_user, psql, request, run_worker
+from agoratest import Tap, bearer, ctl, need_stack, new_user, psql, request, run_worker
 
 need_stack()
 t = Tap()
@@ -258,6 +258,21 @@ for i in range(ROUNDS):
         bad.append((live, out))
 t.ok(not bad, "%d refreshes raced with log out everywhere: no refresh token lives on"
      % ROUNDS, bad[:2])
+
+# --- agoractl user logout: an operator ends an account's sessions ----------------------------
+CLI = "se.cli.%s@example.com" % RUN
+new_user(CLI)
+a, b = login(CLI, "Phone/1").json(), login(CLI, "Laptop/1").json()
+rc, out, err = ctl("user", "logout", CLI.upper())
+t.ok(rc == 0 and "(3 sessions ended)" in out,
+     "agoractl user logout ends the account's live sessions, and counts them", (rc, out, err))
+r1 = refresh(a["refresh_token"])
+r2 = request("GET", "/api/v1/users/me", headers=bearer(b["access_token"]))
+t.ok(r1.is_problem(401) and r2.is_problem(401, "invalid_token"),
+     "their refresh tokens and access tokens are refused", [r1, r2])
+t.ok(login(CLI, "Phone/2").status == 200, "and the owner can log in again")
+rc, out, err = ctl("user", "logout", "nobody.%s@example.com" % RUN)
+t.ok(rc == 1 and "no such user" in err, "agoractl user logout of no account: exit 1", (rc, out, err))
 
 # --- housekeeping: expired tokens go, and the sessions they leave ---------------------------
 OLD = "old" + RUN
