@@ -76,6 +76,7 @@ static const struct grant {
 	{ "users", RW, "" }, { "refresh_tokens", RW, "" },
 	{ "sessions", RW, "" }, /* 0023 */
 	{ "account_tokens", RW, "" }, /* 0024 */
+	{ "user_identities", RW, "" }, { "oauth_flows", RW, "" }, /* 0025 */
 	{ "categories", RW, "" }, { "products", RW, "" },
 	{ "inventory", RW, "" }, { "reservations", RW, "" },
 	{ "orders", RW, "" }, { "order_items", RW, "" },

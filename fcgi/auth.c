@@ -29,6 +29,7 @@
 
 #include <string.h>
 
+#include "auth.h"
 #include "shop.h"
 
 #define COOKIE "agora_refresh"
@@ -39,6 +40,7 @@ static const char *const cookie_paths[] = { "/api/v1/auth/refresh",
 	"/api/v1/auth/logout" };
 
 static const struct agora_stmt stmts[] = {
+	SIGNIN_STMTS,
 	{ "user_insert",
 	    "INSERT INTO users (email, name, password_hash) "
 	    "VALUES (lower($1), $2, $3) RETURNING " AGORA_USER_COLUMNS },
@@ -232,16 +234,6 @@ post_register(struct agora_req *r)
 
 /* --- tokens ------------------------------------------------------------- */
 
-struct grant {
-	const char *user;
-	const char *role;
-	const char *gen; /* the user's token generation (sql/0014) */
-	const char *family; /* NULL: a new login */
-	const char *sid; /* its session's id (sql/0023) */
-	int cookie; /* the refresh token goes in a cookie, not the body */
-	char token[AGORA_SECRET_TEXT];
-};
-
 /*
  * Set the refresh cookies to token for ttl seconds, or clear them (token
  * NULL): a browser replaces a cookie of the same name and path.
@@ -368,6 +360,21 @@ tx_new_login(struct agora_req *r, void *arg)
 	return refresh_new(r, g);
 }
 
+enum agora_err
+auth_session_start(struct agora_req *r, struct grant *g, const char *redirect)
+{
+	enum agora_err rc;
+
+	if ((rc = agora_db_tx(r, tx_new_login, g)) != AGORA_OK)
+		return rc;
+	r->user = g->user;
+	if (redirect == NULL)
+		return send_tokens(r, g);
+	set_cookies(r, g->token, r->ctx->cfg.refresh_token_ttl);
+	agora_resp_header(r, "Location", redirect);
+	return agora_resp_raw(r, 303, NULL, NULL, 0);
+}
+
 /* --- login -------------------------------------------------------------- */
 
 enum { L_EMAIL, L_PASSWORD, L_COOKIE, L__MAX };
@@ -460,10 +467,7 @@ post_login(struct agora_req *r)
 	g.cookie = v[L_COOKIE].present && v[L_COOKIE].b;
 	if (rehash)
 		maybe_rehash(r, g.user, &v[L_PASSWORD]);
-	if ((rc = agora_db_tx(r, tx_new_login, &g)) != AGORA_OK)
-		return rc;
-	r->user = g.user;
-	return send_tokens(r, &g);
+	return auth_session_start(r, &g, NULL);
 }
 
 /* --- refresh and logout ------------------------------------------------- */
@@ -820,6 +824,18 @@ static const struct agora_route routes[] = {
 	    AGORA_ANON, AGORA_RL_AUTH },
 	{ "GET", "/.well-known/jwks.json", AGORA_BODY_NONE, get_jwks,
 	    AGORA_ANON, AGORA_RL_NONE },
+	{ "GET", "/api/v1/auth/providers", AGORA_BODY_NONE, signin_providers,
+	    AGORA_ANON, AGORA_RL_API },
+	{ "GET", "/api/v1/auth/providers/{provider_name}/start",
+	    AGORA_BODY_NONE, signin_start, AGORA_ANON, AGORA_RL_AUTH },
+	{ "GET", "/api/v1/auth/providers/{provider_name}/callback",
+	    AGORA_BODY_NONE, signin_callback, AGORA_ANON, AGORA_RL_AUTH },
+	{ "GET", "/api/v1/auth/identities", AGORA_BODY_NONE, signin_identities,
+	    AGORA_USER, AGORA_RL_API },
+	{ "POST", "/api/v1/auth/identities/{provider_name}",
+	    AGORA_BODY_JSON_OPTIONAL, signin_link, AGORA_USER, AGORA_RL_AUTH },
+	{ "DELETE", "/api/v1/auth/identities/{provider_name}", AGORA_BODY_NONE,
+	    signin_unlink, AGORA_USER, AGORA_RL_API },
 };
 
 static const struct agora_program program = {
@@ -828,6 +844,7 @@ static const struct agora_program program = {
 	.nroutes = AGORA_NELEM(routes),
 	.stmts = stmts,
 	.nstmts = AGORA_NELEM(stmts),
+	.needs = AGORA_NEEDS_PROVIDERS,
 };
 
 AGORA_MAIN(program)

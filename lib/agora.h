@@ -43,6 +43,7 @@ enum agora_err {
 	AGORA_E_VALIDATION, /* 422 validation_failed, with errors[] */
 	AGORA_E_RATE_LIMITED, /* 429 rate_limited */
 	AGORA_E_INTERNAL, /* 500 internal_error */
+	AGORA_E_BAD_GATEWAY, /* 502 bad_gateway: a peer answered wrongly */
 	AGORA_E_UNAVAILABLE, /* 503 service_unavailable */
 	AGORA_E_RETRY, /* internal: serialization failure, retry */
 	AGORA_E_CONNLOST, /* internal: database connection lost */
@@ -72,6 +73,31 @@ enum agora_secret {
 	(AGORA_NEEDS(AGORA_SECRET_S3_ACCESS_KEY) |                             \
 	    AGORA_NEEDS(AGORA_SECRET_S3_SECRET_KEY))
 #define AGORA_NEEDS_ALL ((1u << AGORA_SECRET__MAX) - 1)
+/* The client secrets of the sign-in providers: the auth program's alone. */
+#define AGORA_NEEDS_PROVIDERS (1u << 31)
+
+/*
+ * A sign-in provider: a [provider NAME] section of agora.conf
+ * (doc/sign-in.md).  type "oidc" is an OpenID Connect provider found from
+ * its issuer; "oauth2" one of the GitHub kind, by its endpoints.
+ */
+#define AGORA_PROVIDERS_MAX 8
+struct agora_provider {
+	char *name;
+	char *type;
+	char *display_name;
+	char *issuer;
+	char *client_id;
+	char *client_secret_file;
+	char *
+	    client_secret; /* read from the file by the programs that need it */
+	char *alg; /* the one algorithm its ID tokens may be signed with */
+	char *scopes;
+	char *authorization_endpoint;
+	char *token_endpoint;
+	char *userinfo_endpoint;
+	char *emails_endpoint;
+};
 
 /* Configuration: read once per process, before the accept loop. */
 struct agora_config {
@@ -146,8 +172,14 @@ struct agora_config {
 	char *sms_url;
 	char *sms_token;
 	long long notify_timeout_ms;
+	long long provider_timeout_ms; /* each call to a sign-in provider */
 	long long analytics_retention_days;
+	struct agora_provider *providers[AGORA_PROVIDERS_MAX];
+	size_t nproviders;
 };
+/* The provider called name, or NULL. */
+const struct agora_provider *agora_provider_find(
+    const struct agora_config *cfg, const char *name);
 
 /* What a multipart upload may add to file_max_bytes (headers, boundary). */
 #define AGORA_UPLOAD_SLACK_BYTES (64 * 1024)

@@ -146,10 +146,33 @@ static const struct key keys[] = {
 	S(sms_url, ""),
 	S(sms_token, ""),
 	I(notify_timeout_ms, "10000", 100, 120000),
+	I(provider_timeout_ms, "10000", 100, 120000),
 	I(analytics_retention_days, "90", 0, 36500),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* The keys of a [provider NAME] section; every one is a string. */
+#define P(k, d)                                                                \
+	{                                                                      \
+#k, C_STR, offsetof(struct agora_provider, k), d, 0, 0         \
+	}
+
+static const struct key provider_keys[] = {
+	P(type, "oidc"),
+	P(display_name, ""),
+	P(issuer, ""),
+	P(client_id, ""),
+	P(client_secret_file, ""),
+	P(alg, "RS256"),
+	P(scopes, ""),
+	P(authorization_endpoint, ""),
+	P(token_endpoint, ""),
+	P(userinfo_endpoint, ""),
+	P(emails_endpoint, ""),
+};
+
+#define NPKEYS (sizeof(provider_keys) / sizeof(provider_keys[0]))
 
 /* Where each secret's value lives. */
 static const struct secret {
@@ -202,15 +225,24 @@ agora_config_path(void)
 	return AGORA_SYSCONFDIR "/agora/agora.conf";
 }
 
+/* A table of keys: the top level's, or a provider section's. */
+struct keytab {
+	const struct key *k;
+	size_t n;
+};
+
+static const struct keytab top_keys = { keys, NKEYS };
+static const struct keytab section_keys = { provider_keys, NPKEYS };
+
 static const struct key *
-key_find(const char *name, size_t len)
+key_find(const struct keytab *t, const char *name, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < NKEYS; i++)
-		if (strlen(keys[i].name) == len &&
-		    strncmp(keys[i].name, name, len) == 0)
-			return &keys[i];
+	for (i = 0; i < t->n; i++)
+		if (strlen(t->k[i].name) == len &&
+		    strncmp(t->k[i].name, name, len) == 0)
+			return &t->k[i];
 	return NULL;
 }
 
@@ -250,15 +282,15 @@ edit_distance(const char *a, size_t alen, const char *b)
 
 /* The known key closest to name[0..len), if one is 2 edits away or less. */
 static const struct key *
-key_closest(const char *name, size_t len)
+key_closest(const struct keytab *t, const char *name, size_t len)
 {
 	const struct key *best = NULL;
 	size_t i, d, best_d = 3;
 
-	for (i = 0; i < NKEYS; i++) {
-		d = edit_distance(name, len, keys[i].name);
+	for (i = 0; i < t->n; i++) {
+		d = edit_distance(name, len, t->k[i].name);
 		if (d < best_d) {
-			best = &keys[i];
+			best = &t->k[i];
 			best_d = d;
 		}
 	}
@@ -267,16 +299,19 @@ key_closest(const char *name, size_t len)
 
 /* Why name[0..len) is not a key, with the key it may have meant. */
 static void
-unknown_key(const char *name, size_t len, char *why, size_t whylen)
+unknown_key(const struct keytab *t, const char *name, size_t len, char *why,
+    size_t whylen)
 {
-	const struct key *near = key_closest(name, len);
+	const struct key *near = key_closest(t, name, len);
 	int n = len > KEY_MAX ? KEY_MAX : (int)len;
+	const char *where = t == &section_keys ? " in a provider section" : "";
 
 	if (near != NULL)
-		snprintf(why, whylen, "unknown key '%.*s' (did you mean '%s'?)",
-		    n, name, near->name);
+		snprintf(why, whylen,
+		    "unknown key '%.*s'%s (did you mean '%s'?)", n, name, where,
+		    near->name);
 	else
-		snprintf(why, whylen, "unknown key '%.*s'", n, name);
+		snprintf(why, whylen, "unknown key '%.*s'%s", n, name, where);
 }
 
 /*
@@ -309,10 +344,12 @@ forget_file(struct agora_config *cfg, size_t off)
 		}
 }
 
-/* Set one key from text; returns -1 when the value is out of range. */
+/*
+ * Set one key of the struct at base (the configuration, or a provider)
+ * from text; returns -1 when the value is out of range.
+ */
 static int
-key_set(
-    struct agora_config *cfg, const struct key *k, const char *v, size_t len)
+field_set(void *base, const struct key *k, const char *v, size_t len)
 {
 	char **sp;
 	char *copy;
@@ -327,14 +364,24 @@ key_set(
 			free(copy);
 			return -1;
 		}
-		*(long long *)((char *)cfg + k->off) = n;
+		*(long long *)((char *)base + k->off) = n;
 		free(copy);
 		return 0;
 	}
-	sp = (char **)((char *)cfg + k->off);
+	sp = (char **)((char *)base + k->off);
 	str_free(*sp);
 	*sp = copy;
-	forget_file(cfg, k->off);
+	return 0;
+}
+
+static int
+key_set(
+    struct agora_config *cfg, const struct key *k, const char *v, size_t len)
+{
+	if (field_set(cfg, k, v, len) != 0)
+		return -1;
+	if (k->type == C_STR)
+		forget_file(cfg, k->off);
 	return 0;
 }
 
@@ -360,16 +407,71 @@ trim(const char *s, const char *end, const char **tend)
 	return s;
 }
 
+/*
+ * A "[provider NAME]" line: a new section, whose keys follow.  NAME is
+ * what the routes and the database call it: 1 to 32 of [a-z0-9_-].
+ */
 static int
-parse_line(struct agora_config *cfg, const char *s, const char *end, char *why,
-    size_t whylen)
+section_start(struct agora_config *cfg, const char *s, const char *end,
+    struct agora_provider **sect, char *why, size_t whylen)
 {
+	const char *name = s + 10, *nend = end - 1;
+	struct agora_provider *p;
+	size_t i, len = (size_t)(nend - name);
+
+	if (end - s < 12 || strncmp(s, "[provider ", 10) != 0 ||
+	    nend[0] != ']' || len > 32 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") < len) {
+		snprintf(why, whylen,
+		    "expected a section [provider NAME], NAME 1 to 32 of "
+		    "a-z, 0-9, _ and -");
+		return -1;
+	}
+	for (i = 0; i < cfg->nproviders; i++)
+		if (strlen(cfg->providers[i]->name) == len &&
+		    strncmp(cfg->providers[i]->name, name, len) == 0) {
+			snprintf(why, whylen, "provider %.*s: a second section",
+			    (int)len, name);
+			return -1;
+		}
+	if (cfg->nproviders == AGORA_PROVIDERS_MAX) {
+		snprintf(why, whylen, "more than %d provider sections",
+		    AGORA_PROVIDERS_MAX);
+		return -1;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		goto oom;
+	cfg->providers[cfg->nproviders++] = p;
+	for (i = 0; i < NPKEYS; i++)
+		if (field_set(p, &provider_keys[i], provider_keys[i].def,
+		        strlen(provider_keys[i].def)) != 0)
+			goto oom;
+	if ((p->name = strndup(name, len)) == NULL)
+		goto oom;
+	*sect = p;
+	return 0;
+oom:
+	snprintf(why, whylen, "out of memory");
+	return -1;
+}
+
+/*
+ * One line: a comment, a section, or a key of the top level or of the
+ * section *sect (NULL before the first).
+ */
+static int
+parse_line(struct agora_config *cfg, struct agora_provider **sect,
+    const char *s, const char *end, char *why, size_t whylen)
+{
+	const struct keytab *t = *sect != NULL ? &section_keys : &top_keys;
 	const char *eq, *k, *kend, *v, *vend;
 	const struct key *key;
 
 	s = trim(s, end, &end);
 	if (s == end || *s == '#')
 		return 0;
+	if (*s == '[')
+		return section_start(cfg, s, end, sect, why, whylen);
 	eq = memchr(s, '=', (size_t)(end - s));
 	if (eq == NULL) {
 		snprintf(why, whylen, "expected key = value");
@@ -377,12 +479,13 @@ parse_line(struct agora_config *cfg, const char *s, const char *end, char *why,
 	}
 	k = trim(s, eq, &kend);
 	v = trim(eq + 1, end, &vend);
-	key = key_find(k, (size_t)(kend - k));
+	key = key_find(t, k, (size_t)(kend - k));
 	if (key == NULL) {
-		unknown_key(k, (size_t)(kend - k), why, whylen);
+		unknown_key(t, k, (size_t)(kend - k), why, whylen);
 		return -1;
 	}
-	if (key_set(cfg, key, v, (size_t)(vend - v)) != 0) {
+	if ((*sect != NULL ? field_set(*sect, key, v, (size_t)(vend - v))
+	                   : key_set(cfg, key, v, (size_t)(vend - v))) != 0) {
 		if (key->type == C_INT)
 			out_of_range(
 			    key, key->name, v, (size_t)(vend - v), why, whylen);
@@ -395,12 +498,14 @@ parse_line(struct agora_config *cfg, const char *s, const char *end, char *why,
 
 /*
  * Parse the text of a configuration file into cfg, on top of what is
- * there.  name is used in messages only.
+ * there.  name is used in messages only.  The top-level keys come first:
+ * a section runs to the end of the file or to the next section.
  */
 int
 agora_config_parse(struct agora_config *cfg, const char *text, const char *name,
     char *err, size_t errlen)
 {
+	struct agora_provider *sect = NULL;
 	const char *p, *nl;
 	char why[256];
 	int line;
@@ -409,7 +514,7 @@ agora_config_parse(struct agora_config *cfg, const char *text, const char *name,
 		nl = strchr(p, '\n');
 		if (nl == NULL)
 			nl = p + strlen(p);
-		if (parse_line(cfg, p, nl, why, sizeof(why)) != 0) {
+		if (parse_line(cfg, &sect, p, nl, why, sizeof(why)) != 0) {
 			snprintf(err, errlen, "%s:%d: %s", name, line, why);
 			return -1;
 		}
@@ -453,6 +558,77 @@ agora_config_env(
 		}
 	}
 	return 0;
+}
+
+static int
+is_url(const char *s)
+{
+	return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
+}
+
+/* An ID token's algorithm that libcjose verifies with a public key. */
+static int
+alg_ok(const char *alg)
+{
+	static const char *const algs[] = { "RS256", "RS384", "RS512", "PS256",
+		"PS384", "PS512", "ES256", "ES384", "ES512" };
+	size_t i;
+
+	for (i = 0; i < AGORA_NELEM(algs); i++)
+		if (strcmp(alg, algs[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* What a provider section lacks, or NULL. */
+static const char *
+provider_lack(const struct agora_provider *p)
+{
+	int oidc = strcmp(p->type, "oidc") == 0;
+
+	if (!oidc && strcmp(p->type, "oauth2") != 0)
+		return "type must be oidc or oauth2";
+	if (*p->client_id == '\0' || *p->client_secret_file == '\0')
+		return "needs client_id and client_secret_file";
+	if (oidc && !is_url(p->issuer))
+		return "type oidc needs issuer, an http(s) URL";
+	if (oidc && !alg_ok(p->alg))
+		return "alg must be one of RS256, RS384, RS512, PS256, PS384, "
+		       "PS512, ES256, ES384, ES512";
+	if (!oidc &&
+	    (!is_url(p->authorization_endpoint) || !is_url(p->token_endpoint) ||
+	        !is_url(p->userinfo_endpoint)))
+		return "type oauth2 needs authorization_endpoint, "
+		       "token_endpoint and userinfo_endpoint, http(s) URLs";
+	if (*p->emails_endpoint != '\0' && !is_url(p->emails_endpoint))
+		return "emails_endpoint must be an http(s) URL";
+	return NULL;
+}
+
+static int
+providers_check(const struct agora_config *cfg, char *err, size_t errlen)
+{
+	const char *lack;
+	size_t i;
+
+	for (i = 0; i < cfg->nproviders; i++)
+		if ((lack = provider_lack(cfg->providers[i])) != NULL) {
+			snprintf(err, errlen, "provider %s: %s",
+			    cfg->providers[i]->name, lack);
+			return -1;
+		}
+	return 0;
+}
+
+const struct agora_provider *
+agora_provider_find(const struct agora_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nproviders; i++)
+		if (strcmp(cfg->providers[i]->name, name) == 0)
+			return cfg->providers[i];
+	return NULL;
 }
 
 /* notify_channels: a comma-separated list of log, email and sms. */
@@ -537,6 +713,8 @@ agora_config_check(const struct agora_config *cfg, char *err, size_t errlen)
 	}
 	if (channels_check(cfg, err, errlen) != 0)
 		return -1;
+	if (providers_check(cfg, err, errlen) != 0)
+		return -1;
 	if (cfg->analytics_retention_days > 0 &&
 	    cfg->analytics_retention_days < 30) {
 		snprintf(err, errlen,
@@ -591,6 +769,29 @@ secret_read(const struct secret *s, const char *path, char **value, char *err,
 	return 0;
 }
 
+/* Each provider's client secret, from its client_secret_file. */
+static int
+provider_secrets(struct agora_config *cfg, char *err, size_t errlen)
+{
+	struct agora_provider *p;
+	struct secret s;
+	char name[64];
+	size_t i;
+
+	for (i = 0; i < cfg->nproviders; i++) {
+		p = cfg->providers[i];
+		snprintf(
+		    name, sizeof(name), "provider %s: client_secret", p->name);
+		s.name = name;
+		s.off = 0;
+		if (*p->client_secret_file != '\0' &&
+		    secret_read(&s, p->client_secret_file, &p->client_secret,
+		        err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * Load the secrets in needs (AGORA_NEEDS bits) from their files, where
  * <key>_file is set, and wipe the others: their values become "", their
@@ -619,6 +820,9 @@ agora_config_secrets(
 			return -1;
 		}
 	}
+	if ((needs & AGORA_NEEDS_PROVIDERS) &&
+	    provider_secrets(cfg, err, errlen) != 0)
+		return -1;
 	if (strcmp(cfg->storage, "s3") == 0 &&
 	    (needs & AGORA_NEEDS_STORAGE) == AGORA_NEEDS_STORAGE &&
 	    (*cfg->s3_access_key == '\0' || *cfg->s3_secret_key == '\0')) {
@@ -672,6 +876,18 @@ out:
 	return rc;
 }
 
+static void
+provider_free(struct agora_provider *p)
+{
+	size_t i;
+
+	for (i = 0; i < NPKEYS; i++)
+		str_free(*(char **)((char *)p + provider_keys[i].off));
+	str_free(p->name);
+	str_free(p->client_secret);
+	free(p);
+}
+
 void
 agora_config_free(struct agora_config *cfg)
 {
@@ -683,6 +899,9 @@ agora_config_free(struct agora_config *cfg)
 		str_free(*(char **)((char *)cfg + keys[i].off));
 		*(char **)((char *)cfg + keys[i].off) = NULL;
 	}
+	for (i = 0; i < cfg->nproviders; i++)
+		provider_free(cfg->providers[i]);
+	cfg->nproviders = 0;
 }
 
 int

@@ -37,6 +37,7 @@ static const struct problem problems[AGORA_E__MAX] = {
 	    "Validation failed" },
 	[AGORA_E_RATE_LIMITED] = { 429, "rate_limited", "Too many requests" },
 	[AGORA_E_INTERNAL] = { 500, "internal_error", "Internal error" },
+	[AGORA_E_BAD_GATEWAY] = { 502, "bad_gateway", "Bad gateway" },
 	[AGORA_E_UNAVAILABLE] = { 503, "service_unavailable",
 	    "Service unavailable" },
 	/* The two internal errors reach clients only as 503. */
@@ -75,7 +76,7 @@ agora_status_text(int status)
 		{ 412, "Precondition Failed" }, { 413, "Content Too Large" },
 		{ 415, "Unsupported Media Type" },
 		{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
-		{ 500, "Internal Server Error" },
+		{ 500, "Internal Server Error" }, { 502, "Bad Gateway" },
 		{ 503, "Service Unavailable" } };
 	size_t i;
 

@@ -6,11 +6,13 @@
  * A path that matches some pattern but not with this method answers 405
  * with the methods that would match in Allow; HEAD is served by GET.
  *
- * Every parameter is a row id, named for its row: "{order_id}".  The
- * pipeline answers 404 "No such order." for a segment that is not an id,
- * before the handler runs, and agora_not_found gives a handler the same
- * answer for an id with no row; a program whose pattern has a parameter
- * of another name does not start.
+ * Every parameter is a row id, named for its row: "{order_id}"; or the
+ * name of a thing agora.conf defines, "{provider_name}", 1 to 32 of
+ * [a-z0-9_-].  The pipeline answers 404 "No such order." for a segment
+ * that is not an id (or a name), before the handler runs, and
+ * agora_not_found gives a handler the same answer for an id with no row;
+ * a program whose pattern has a parameter of another name does not
+ * start.
  */
 #include "config.h"
 
@@ -105,15 +107,16 @@ agora_route_match(const struct agora_route *routes, size_t nroutes,
 }
 
 /*
- * What the i-th parameter of pattern names: its name less "_id", with
- * '_' as ' ' ("order", "cart item").  0, or -1 when there is no such
- * parameter or it is not named "..._id".
+ * The i-th parameter of pattern: its name at *name, *len long, and
+ * whether it is a name ("..._name") rather than an id ("..._id").  -1
+ * when there is no such parameter or it is named neither way.
  */
-int
-agora_route_noun(const char *pattern, size_t i, char *out, size_t len)
+static int
+param_at(
+    const char *pattern, size_t i, const char **name, size_t *len, int *is_name)
 {
 	const char *p = pattern, *end;
-	size_t n, k;
+	size_t n;
 
 	for (;;) {
 		if ((p = strchr(p, '{')) == NULL ||
@@ -124,12 +127,42 @@ agora_route_noun(const char *pattern, size_t i, char *out, size_t len)
 			break;
 	}
 	n = (size_t)(end - p);
-	if (n <= 3 || strncmp(end - 3, "_id", 3) != 0 || n - 3 >= len)
+	*is_name = n > 5 && strncmp(end - 5, "_name", 5) == 0;
+	if (!*is_name && (n <= 3 || strncmp(end - 3, "_id", 3) != 0))
 		return -1;
-	for (k = 0; k < n - 3; k++)
+	*name = p;
+	*len = n - (*is_name ? 5 : 3);
+	return 0;
+}
+
+/*
+ * What the i-th parameter of pattern names: its name less "_id" (or
+ * "_name"), with '_' as ' ' ("order", "cart item").  0, or -1 when there
+ * is no such parameter or it is named neither way.
+ */
+int
+agora_route_noun(const char *pattern, size_t i, char *out, size_t len)
+{
+	const char *p;
+	size_t n, k;
+	int is_name;
+
+	if (param_at(pattern, i, &p, &n, &is_name) != 0 || n >= len)
+		return -1;
+	for (k = 0; k < n; k++)
 		out[k] = p[k] == '_' ? ' ' : p[k];
 	out[k] = '\0';
 	return 0;
+}
+
+/* A name agora.conf gives a thing: 1 to 32 of [a-z0-9_-]. */
+static int
+name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 32 &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
 /* 404 for the row the route's first parameter names: "No such order." */
@@ -146,15 +179,23 @@ agora_not_found(struct agora_req *r)
 	    r, AGORA_E_NOT_FOUND, NULL, agora_printf(r, "No such %s.", noun));
 }
 
-/* Every parameter of the route is a row id; 404 for the first that is not. */
+/*
+ * Every parameter of the route is a row id (or a name); 404 for the first
+ * that is not.
+ */
 enum agora_err
 agora_route_ids(struct agora_req *r)
 {
+	const char *name;
 	char noun[64];
-	size_t i;
+	size_t i, n;
+	int is_name;
 
 	for (i = 0; i < r->nparams; i++) {
-		if (agora_id_ok(r->params[i]))
+		if (param_at(r->route->pattern, i, &name, &n, &is_name) == 0 &&
+		            is_name
+		        ? name_ok(r->params[i])
+		        : agora_id_ok(r->params[i]))
 			continue;
 		/* A route serve.c never checked (a test's) may name its
 		 * parameter otherwise: still no such thing. */

@@ -455,7 +455,8 @@ routes_ok(const struct agora_program *prog)
 		if (!params_named(&prog->routes[i])) {
 			agora_log("error",
 			    "route %s %s: a path parameter must be named "
-			    "for its row, as {order_id}",
+			    "for its row, as {order_id}, or be a name, as "
+			    "{provider_name}",
 			    prog->routes[i].method, prog->routes[i].pattern);
 			return 0;
 		}

@@ -46,9 +46,10 @@ def web_file(path, mode=0o640):
 
 def conf_with(name, **keys):
     """A copy of the stack's agora.conf with keys set (None drops the key)."""
-    lines = [x for x in open(CONF).read().splitlines()
-             if x.partition("=")[0].strip() not in keys]
-    lines += ["%s = %s" % (k, v) for k, v in keys.items() if v is not None]
+    # First: the provider sections run to the end of the file.
+    lines = ["%s = %s" % (k, v) for k, v in keys.items() if v is not None]
+    lines += [x for x in open(CONF).read().splitlines()
+              if x.partition("=")[0].strip() not in keys]
     path = os.path.join(TMP, name + ".conf")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -56,9 +56,10 @@ def limited(g, t0, t1, limit):
             and g.header("RateLimit-Remaining") == "0")
 
 
-low = [line for line in ORIGINAL.splitlines()
-       if line.split("=")[0].strip() not in ("rate_limit_auth", "rate_limit_api")]
-low += ["rate_limit_auth = %d" % AUTH, "rate_limit_api = %d" % API]
+# The low limits first: the provider sections run to the end of the file.
+low = ["rate_limit_auth = %d" % AUTH, "rate_limit_api = %d" % API]
+low += [line for line in ORIGINAL.splitlines()
+        if line.split("=")[0].strip() not in ("rate_limit_auth", "rate_limit_api")]
 try:
     configure("\n".join(low) + "\n")
     r = request("GET", "/api/v1/health")

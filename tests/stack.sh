@@ -221,7 +221,32 @@ write_config() {
 			>> "$STATE/agora.conf"
 		;;
 	esac
+	signin_config
 	file_mode "$STATE/agora.conf" web
+}
+
+# The sign-in providers, last (a section runs to the end of the file):
+# the tests' provider (tests/oidcprovider.py) on PEER_PORT + 70, as an
+# OpenID Connect one and as one of the GitHub kind.
+signin_config() {
+	local base=http://127.0.0.1:$((PEER_PORT + 70))
+	secret_file "$STATE/signin.secret" "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" web
+	cat >> "$STATE/agora.conf" <<-EOF
+		[provider testid]
+		display_name = Test ID
+		issuer = $base/oidc
+		client_id = agora-test
+		client_secret_file = $STATE/signin.secret
+		[provider testhub]
+		display_name = TestHub
+		type = oauth2
+		client_id = agora-test
+		client_secret_file = $STATE/signin.secret
+		authorization_endpoint = $base/hub/login/oauth/authorize
+		token_endpoint = $base/hub/login/oauth/access_token
+		userinfo_endpoint = $base/hub/user
+		emails_endpoint = $base/hub/user/emails
+	EOF
 }
 
 migrate() {

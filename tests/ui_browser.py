@@ -123,7 +123,9 @@ with open(CONF) as f:
     ORIGINAL = f.read()
 try:
     with open(CONF, "w") as f:
-        f.write(ORIGINAL + "payment_provider = http\npayment_gateway_url = http://127.0.0.1:9/gateway\n")
+        # First: the provider sections run to the end of the file.
+        f.write("payment_provider = http\npayment_gateway_url = http://127.0.0.1:9/gateway\n"
+                + ORIGINAL)
     svc("web", "restart")
     rc = run_journeys(dict(setup, live={"email": LIVE_EMAIL, "declined": DECLINED}))
     t.ok(rc == 0, "the real-gateway step ran to its end (node's exit status)", rc)

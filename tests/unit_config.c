@@ -54,7 +54,60 @@ static const struct msg_case msgs[] = {
 	    "m.conf:1: order_wait_max: value out of range: '-1' (a whole "
 	    "number from 0 to 30)" },
 	{ "database_url\n", "m.conf:1: expected key = value" },
+	{ "[provider]\n",
+	    "m.conf:1: expected a section [provider NAME], NAME 1 to 32 of "
+	    "a-z, 0-9, _ and -" },
+	{ "[provider Big]\n",
+	    "m.conf:1: expected a section [provider NAME], NAME 1 to 32 of "
+	    "a-z, 0-9, _ and -" },
+	{ "[provider a]\n[provider a]\n",
+	    "m.conf:2: provider a: a second section" },
+	{ "[provider a]\nisuser = https://id.example\n",
+	    "m.conf:2: unknown key 'isuser' in a provider section (did you "
+	    "mean 'issuer'?)" },
+	{ "[provider a]\nmax_body_bytes = 2048\n",
+	    "m.conf:2: unknown key 'max_body_bytes' in a provider section" },
 };
+
+struct check_case {
+	const char *text, *err;
+};
+
+/* Provider sections that parse but cannot work: agora_config_check. */
+static const struct check_case checks[] = {
+	{ "[provider g]\nissuer = https://id.example\n",
+	    "provider g: needs client_id and client_secret_file" },
+	{ "[provider g]\nclient_id = c\nclient_secret_file = /s\n",
+	    "provider g: type oidc needs issuer, an http(s) URL" },
+	{ "[provider g]\nissuer = https://id.example\nclient_id = c\n"
+	  "client_secret_file = /s\nalg = HS256\n",
+	    "provider g: alg must be one of RS256, RS384, RS512, PS256, "
+	    "PS384, PS512, ES256, ES384, ES512" },
+	{ "[provider h]\ntype = oauth2\nclient_id = c\n"
+	  "client_secret_file = /s\ntoken_endpoint = https://h/t\n",
+	    "provider h: type oauth2 needs authorization_endpoint, "
+	    "token_endpoint and userinfo_endpoint, http(s) URLs" },
+	{ "[provider h]\ntype = saml\n",
+	    "provider h: type must be oidc or oauth2" },
+};
+
+static void
+test_provider_checks(void)
+{
+	struct agora_config cfg;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		agora_config_defaults(&cfg);
+		err[0] = '\0';
+		if (agora_config_parse(
+		        &cfg, checks[i].text, "c.conf", err, sizeof(err)) == 0)
+			agora_config_check(&cfg, err, sizeof(err));
+		tap_ok(strcmp(err, checks[i].err) == 0, "check: %s", err);
+		agora_config_free(&cfg);
+	}
+}
 
 static void
 test_messages(void)
@@ -100,6 +153,54 @@ temp_file(char path[32], const char *text)
 		tap_ok(0, "a temporary file");
 	close(fd);
 	return path;
+}
+
+/*
+ * Two provider sections after the top-level keys; a client secret is read
+ * only by a program that needs it (the auth program).
+ */
+static void
+test_provider_secrets(const char *secret)
+{
+	struct agora_config cfg;
+	const struct agora_provider *g, *h;
+	char conf[768], err[256] = "";
+
+	agora_config_defaults(&cfg);
+	snprintf(conf, sizeof(conf),
+	    "public_url = https://shop.example\n"
+	    "[provider google]\ndisplay_name = Google\n"
+	    "issuer = https://accounts.example\nclient_id = abc\n"
+	    "client_secret_file = %s\n"
+	    "  [provider gh]  \ntype = oauth2\nclient_id = def\n"
+	    "client_secret_file = %s\n"
+	    "authorization_endpoint = https://gh/authorize\n"
+	    "token_endpoint = https://gh/token\n"
+	    "userinfo_endpoint = https://gh/user\n"
+	    "emails_endpoint = https://gh/user/emails\n",
+	    secret, secret);
+	tap_ok(agora_config_parse(&cfg, conf, "t", err, sizeof(err)) == 0 &&
+	        agora_config_check(&cfg, err, sizeof(err)) == 0,
+	    "two provider sections: %s", err);
+	g = agora_provider_find(&cfg, "google");
+	h = agora_provider_find(&cfg, "gh");
+	tap_ok(g != NULL && h != NULL &&
+	        agora_provider_find(&cfg, "g") == NULL &&
+	        strcmp(g->type, "oidc") == 0 && strcmp(g->alg, "RS256") == 0 &&
+	        strcmp(g->display_name, "Google") == 0 &&
+	        strcmp(h->type, "oauth2") == 0 &&
+	        strcmp(cfg.public_url, "https://shop.example") == 0,
+	    "each section's keys, and the defaults (oidc, RS256)");
+	tap_ok(agora_config_secrets(&cfg, AGORA_NEEDS_ALL, err, sizeof(err)) ==
+	            0 &&
+	        g != NULL && g->client_secret == NULL,
+	    "the client secrets are not read for the other programs");
+	tap_ok(agora_config_secrets(
+	           &cfg, AGORA_NEEDS_PROVIDERS, err, sizeof(err)) == 0 &&
+	        g != NULL && g->client_secret != NULL &&
+	        strcmp(g->client_secret, "from a file") == 0,
+	    "the auth program reads them from their files: %s", err);
+	agora_config_free(&cfg);
 }
 
 /* Secrets from files, and the ones a program does not need wiped. */
@@ -158,6 +259,7 @@ test_secrets(void)
 	            &cfg, AGORA_NEEDS_STORAGE, err, sizeof(err)) == -1,
 	    "S3 keys are required only where storage is used: %s", err);
 	agora_config_free(&cfg);
+	test_provider_secrets(one);
 	unlink(one);
 	unlink(two);
 }
@@ -192,6 +294,7 @@ main(void)
 	           "whole number from 1024 to 67108864)") == 0,
 	    "errors name the file, line, key and allowed range: %s", err);
 	test_messages();
+	test_provider_checks();
 	agora_config_parse(&cfg,
 	    "database_url = dbname=fromfile\nmax_body_bytes = 2048\n", "t.conf",
 	    err, sizeof(err));

@@ -161,6 +161,11 @@ param_names(void)
 	           "/a/{a_id}/b/{cart_item_id}", 1, noun, sizeof(noun)) == 0 &&
 	        strcmp(noun, "cart item") == 0,
 	    "the second parameter, {cart_item_id}: a cart item");
+	tap_ok(agora_route_noun(
+	           "/p/{provider_name}/x", 0, noun, sizeof(noun)) == 0 &&
+	        strcmp(noun, "provider") == 0 &&
+	        agora_route_noun("/p/{_name}", 0, noun, sizeof(noun)) < 0,
+	    "a {..._name} parameter names its thing: %s", noun);
 	tap_ok(agora_route_noun("/a/{id}", 0, noun, sizeof(noun)) < 0 &&
 	        agora_route_noun("/a/{x}", 0, noun, sizeof(noun)) < 0 &&
 	        agora_route_noun("/a/{order_id}", 1, noun, sizeof(noun)) < 0 &&

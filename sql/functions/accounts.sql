@@ -189,11 +189,12 @@ BEGIN
 END
 $function$;
 
--- From 0024.
+-- From 0024 (this body: 0025).
 -- Housekeeping (agora-worker): up to p_limit refresh tokens a day past
 -- their expiry (no use any more, not even to tell a stolen copy: an
 -- expired token is refused before it is judged), then the sessions they
--- leave without a token, and account tokens a week past theirs.
+-- leave without a token, account tokens a week past theirs, and
+-- provider sign-ins that expired unfinished.
 -- Returns the most rows one step removed, so that the worker calls
 -- again while a batch comes back full.
 CREATE OR REPLACE FUNCTION auth_prune(p_limit integer)
@@ -220,6 +221,85 @@ BEGIN
 		SELECT id FROM account_tokens
 		WHERE expires_at < now() - interval '7 days' LIMIT p_limit);
 	GET DIAGNOSTICS v_m = ROW_COUNT;
+	v_n := greatest(v_n, v_m);
+	-- Sign-ins through a provider that were never finished (0025).
+	DELETE FROM oauth_flows WHERE state_sha256 IN (
+		SELECT state_sha256 FROM oauth_flows
+		WHERE expires_at < now() LIMIT p_limit);
+	GET DIAGNOSTICS v_m = ROW_COUNT;
 	RETURN greatest(v_n, v_m);
+END
+$function$;
+
+-- From 0025.
+-- The account that p_provider's identity p_subject signs in to, or is
+-- linked to (p_link: the account that asked to link it; NULL: a sign-in).
+-- An identity seen before signs in to its account.  A new one signs in to
+-- the account of its email only when both sides verified that email
+-- (p_verified: the provider says it did); with no account of that email
+-- and the provider's word that it is verified, it makes one, whose
+-- password hash p_hash is of a password nobody knows (a reset sets one).
+-- Returns the outcome ('login', 'created', 'linked', or the refusal:
+-- 'identity_taken', 'provider_linked', 'account_exists',
+-- 'email_unverified') and the account's row when there is one.
+CREATE OR REPLACE FUNCTION oauth_sign_in(p_provider text, p_subject text, p_email text, p_verified boolean, p_name text, p_hash text, p_link bigint)
+ RETURNS TABLE(outcome text, user_id text, role text, token_gen bigint, disabled boolean)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+DECLARE
+	v_owner bigint;
+	v_user bigint;
+	v_verified boolean;
+	v_outcome text;
+BEGIN
+	-- Two callbacks of one new identity at once would both find it new.
+	PERFORM pg_advisory_xact_lock(
+		hashtext('oauth:' || p_provider || ':' || p_subject));
+	SELECT i.user_id INTO v_owner FROM user_identities i
+	WHERE i.provider = p_provider AND i.subject = p_subject;
+	IF p_link IS NOT NULL THEN
+		IF v_owner IS NULL AND EXISTS (SELECT 1 FROM user_identities i
+			WHERE i.user_id = p_link AND i.provider = p_provider) THEN
+			v_outcome := 'provider_linked';
+		ELSIF v_owner IS NULL THEN
+			INSERT INTO user_identities (provider, subject, user_id, email)
+			VALUES (p_provider, p_subject, p_link, p_email);
+		ELSIF v_owner <> p_link THEN
+			v_outcome := 'identity_taken';
+		END IF;
+		v_user := p_link;
+	ELSIF v_owner IS NOT NULL THEN
+		UPDATE user_identities i SET last_login_at = now(), email = p_email
+		WHERE i.provider = p_provider AND i.subject = p_subject;
+		v_user := v_owner;
+	ELSE
+		SELECT u.id, u.email_verified_at IS NOT NULL INTO v_user, v_verified
+		FROM users u WHERE u.email = lower(p_email);
+		IF v_user IS NOT NULL AND NOT (p_verified AND v_verified) THEN
+			v_outcome := 'account_exists';
+		ELSIF v_user IS NULL AND (p_email IS NULL OR NOT p_verified) THEN
+			v_outcome := 'email_unverified';
+		ELSIF v_user IS NULL THEN
+			INSERT INTO users (email, name, password_hash, email_verified_at)
+			VALUES (lower(p_email), left(p_name, 200), p_hash, now())
+			RETURNING id INTO v_user;
+			v_outcome := 'created';
+		END IF;
+		IF v_outcome IS NULL OR v_outcome = 'created' THEN
+			INSERT INTO user_identities (provider, subject, user_id, email,
+				last_login_at)
+			VALUES (p_provider, p_subject, v_user, p_email, now());
+		END IF;
+	END IF;
+	IF v_outcome IS NOT NULL AND v_outcome <> 'created' THEN
+		RETURN QUERY SELECT v_outcome, NULL::text, NULL::text, NULL::bigint,
+			NULL::boolean;
+		RETURN;
+	END IF;
+	RETURN QUERY SELECT COALESCE(v_outcome,
+			CASE WHEN p_link IS NULL THEN 'login' ELSE 'linked' END),
+		u.id::text, u.role, user_gen_of(u), u.disabled_at IS NOT NULL
+	FROM users u WHERE u.id = v_user;
 END
 $function$;
