@@ -39,9 +39,8 @@ enum agora_err auth_session_start(
 		    "provider, nonce, verifier, link_user::text, cookie, "     \
 		    "return_to, expires_at > now()" },                         \
 	    { "sign_in",                                                       \
-		    "SELECT * FROM oauth_sign_in($1, $2, $3, $4::boolean, "    \
-		    "$5, "                                                     \
-		    "$6, $7::bigint)" },                                       \
+		    "SELECT * FROM oauth_sign_in($1, $2, $3, $4, "             \
+		    "$5::boolean, $6, $7, $8::bigint)" },                      \
 	    { "identities_list",                                               \
 		    "SELECT json_build_object('data', COALESCE(json_agg("      \
 		    "json_build_object('provider', provider, 'email', email, " \

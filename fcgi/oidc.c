@@ -35,6 +35,7 @@
 
 #define ANSWER_MAX (256 * 1024)
 #define DISCOVERY_TTL_S 3600
+#define DISCOVERY_RETRY_S 10 /* after a failed fetch, no other before */
 #define JWKS_REFETCH_S 2
 #define LEEWAY_S 60 /* clock skew allowed on exp and iat */
 #define IAT_MAX_AGE_S 600 /* an ID token issued longer ago is refused */
@@ -45,6 +46,7 @@ struct disco {
 	char *issuer, *authorize, *token, *userinfo, *jwks_uri;
 	char *jwks; /* the key set's text */
 	time_t fetched, jwks_fetched;
+	time_t tried; /* the last fetch of the document that failed */
 };
 
 static struct disco discos[AGORA_PROVIDERS_MAX];
@@ -140,16 +142,23 @@ get_json(struct agora_req *r, const char *url, const char *bearer,
 {
 	struct agora_http h = { .method = "GET", .url = url };
 	struct curl_slist *hdr;
+	const char *auth;
 	int rc;
+
+	if (url == NULL)
+		return fail(e, "provider_unavailable", "No memory.");
 
 	hdr = curl_slist_append(NULL, "Accept: application/json");
 	/* GitHub's API refuses requests without one. */
 	hdr = curl_slist_append(hdr, "User-Agent: agora");
-	if (bearer != NULL)
-		hdr = curl_slist_append(
-		    hdr, agora_printf(r, "Authorization: Bearer %s", bearer));
+	auth =
+	    bearer ? agora_printf(r, "Authorization: Bearer %s", bearer) : NULL;
+	if (auth != NULL)
+		hdr = curl_slist_append(hdr, auth);
 	h.headers = hdr;
-	rc = call_json(r, &h, out, e);
+	rc = bearer != NULL && auth == NULL
+	    ? fail(e, "provider_unavailable", "No memory.")
+	    : call_json(r, &h, out, e);
 	curl_slist_free_all(hdr);
 	return rc;
 }
@@ -161,16 +170,21 @@ str_of(struct json_object *o, const char *key)
 	struct json_object *v;
 
 	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
+	    !json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) !=
+	        (size_t)json_object_get_string_len(v))
+		return NULL; /* not a string, or one with a NUL in it */
 	return json_object_get_string(v);
 }
 
+/*
+ * An endpoint agora may call: HTTPS, or plain HTTP on this host alone
+ * (over plain HTTP elsewhere, anyone on the way could swap the keys).
+ */
 static int
 is_url(const char *s)
 {
-	return s != NULL &&
-	    (strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0);
+	return s != NULL && agora_url_safe(s);
 }
 
 static void
@@ -252,12 +266,22 @@ discover(
 	}
 	if (d->authorize != NULL && time(NULL) - d->fetched < DISCOVERY_TTL_S)
 		return d;
+	/* A provider that is down is not asked again by every request. */
+	if (time(NULL) - d->tried < DISCOVERY_RETRY_S) {
+		if (d->authorize != NULL)
+			return d;
+		fail(e, "provider_unavailable",
+		    "The sign-in provider cannot be reached now.");
+		return NULL;
+	}
 	rc = get_json(r,
 	    agora_printf(r, "%.*s/.well-known/openid-configuration",
 	        (int)(n > 0 && p->issuer[n - 1] == '/' ? n - 1 : n), p->issuer),
 	    NULL, &doc, e);
 	if (rc == 0)
 		rc = disco_keep(d, doc, e);
+	if (rc != 0)
+		d->tried = time(NULL);
 	json_object_put(doc);
 	return rc == 0 || d->authorize != NULL ? d : NULL;
 }
@@ -364,16 +388,22 @@ oidc_authorize_url(struct agora_req *r, const struct agora_provider *p,
 {
 	char challenge[AGORA_SECRET_TEXT];
 	struct disco *d = discover(r, p, e);
+	const char *v[3];
 
 	if (d == NULL)
 		return -1;
+	v[0] = esc(r, p->client_id);
+	v[1] = esc(r, redirect_uri);
+	v[2] = esc(r, scopes_of(p));
+	if (!v[0] || !v[1] || !v[2])
+		return fail(e, "provider_unavailable", "No memory.");
 	challenge_of(f->verifier, challenge);
 	*url = agora_printf(r,
 	    "%s%cresponse_type=code&client_id=%s&redirect_uri=%s&scope=%s"
 	    "&state=%s&code_challenge=%s&code_challenge_method=S256%s%s",
-	    d->authorize, strchr(d->authorize, '?') ? '&' : '?',
-	    esc(r, p->client_id), esc(r, redirect_uri), esc(r, scopes_of(p)),
-	    f->state, challenge, strcmp(p->type, "oidc") == 0 ? "&nonce=" : "",
+	    d->authorize, strchr(d->authorize, '?') ? '&' : '?', v[0], v[1],
+	    v[2], f->state, challenge,
+	    strcmp(p->type, "oidc") == 0 ? "&nonce=" : "",
 	    strcmp(p->type, "oidc") == 0 ? f->nonce : "");
 	return *url != NULL ? 0 : fail(e, "provider_unavailable", "No memory.");
 }
@@ -399,14 +429,18 @@ token_request(struct agora_req *r, const struct agora_provider *p,
 	size_t n;
 	int rc;
 
+	const char *v[5] = { esc(r, code), esc(r, redirect_uri),
+		esc(r, verifier), esc(r, p->client_id),
+		esc(r, p->client_secret ? p->client_secret : "") };
+
+	if (!v[0] || !v[1] || !v[2] || !v[3] || !v[4])
+		return fail(e, "provider_unavailable", "No memory.");
 	body = agora_printf(r,
 	    "grant_type=authorization_code&code=%s&redirect_uri=%s"
 	    "&code_verifier=%s&client_id=%s%s%s",
-	    esc(r, code), esc(r, redirect_uri), esc(r, verifier),
-	    esc(r, p->client_id), oidc ? "" : "&client_secret=",
-	    oidc ? "" : esc(r, p->client_secret));
-	pair = agora_printf(
-	    r, "%s:%s", esc(r, p->client_id), esc(r, p->client_secret));
+	    v[0], v[1], v[2], v[3],
+	    oidc ? "" : "&client_secret=", oidc ? "" : v[4]);
+	pair = agora_printf(r, "%s:%s", v[3], v[4]);
 	if (body == NULL || pair == NULL)
 		return fail(e, "provider_unavailable", "No memory.");
 	n = sodium_base64_ENCODED_LEN(
@@ -419,9 +453,9 @@ token_request(struct agora_req *r, const struct agora_provider *p,
 	hdr = curl_slist_append(
 	    hdr, "Content-Type: application/x-www-form-urlencoded");
 	hdr = curl_slist_append(hdr, "User-Agent: agora");
-	if (oidc)
-		hdr = curl_slist_append(
-		    hdr, agora_printf(r, "Authorization: Basic %s", basic));
+	if (oidc &&
+	    (pair = agora_printf(r, "Authorization: Basic %s", basic)) != NULL)
+		hdr = curl_slist_append(hdr, pair);
 	h.headers = hdr;
 	h.body = body;
 	h.body_len = strlen(body);
@@ -438,7 +472,10 @@ bad_token(struct oidc_error *e, const char *detail)
 	return fail(e, "invalid_id_token", detail);
 }
 
-/* aud is client_id, or a list that holds it, where azp then names it. */
+/*
+ * aud is client_id, or a list that holds it; when the list holds others,
+ * azp must be there and name the client (azp, when there, always must).
+ */
 static int
 audience_ok(struct json_object *claims, const char *client_id)
 {
@@ -449,9 +486,10 @@ audience_ok(struct json_object *claims, const char *client_id)
 
 	if (!json_object_object_get_ex(claims, "aud", &aud))
 		return 0;
+	if (azp != NULL && strcmp(azp, client_id) != 0)
+		return 0;
 	if (json_object_is_type(aud, json_type_string))
-		return strcmp(json_object_get_string(aud), client_id) == 0 &&
-		    (azp == NULL || strcmp(azp, client_id) == 0);
+		return strcmp(json_object_get_string(aud), client_id) == 0;
 	if (!json_object_is_type(aud, json_type_array))
 		return 0;
 	n = json_object_array_length(aud);
@@ -461,8 +499,7 @@ audience_ok(struct json_object *claims, const char *client_id)
 		    strcmp(json_object_get_string(v), client_id) == 0)
 			found = 1;
 	}
-	return found &&
-	    (n == 1 || (azp != NULL && strcmp(azp, client_id) == 0));
+	return found && (n == 1 || azp != NULL);
 }
 
 /* A whole-number claim, or -1. */
@@ -492,7 +529,7 @@ claims_check(struct disco *d, struct json_object *claims, const char *nonce,
 		return bad_token(e, "The ID token is from another issuer.");
 	if (!audience_ok(claims, d->p->client_id))
 		return bad_token(e, "The ID token is for another client.");
-	if (exp < 0 || exp + LEEWAY_S <= now)
+	if (exp < 0 || exp <= now - LEEWAY_S)
 		return bad_token(e, "The ID token has expired.");
 	if (iat < 0 || iat > now + LEEWAY_S || iat < now - IAT_MAX_AGE_S)
 		return bad_token(e, "The ID token's issue time is not now.");
@@ -562,7 +599,25 @@ verified_of(struct json_object *o, const char *key)
 	    strcmp(json_object_get_string(v), "true") == 0;
 }
 
-/* Copy o's email and name into id, in the arena. */
+/*
+ * An address of printable ASCII only: lower() folds some other letters
+ * to ASCII ones (a dotted capital I, a Kelvin sign), so that a provider's
+ * address in them could match another account's.
+ */
+static int
+ascii_email(const char *s)
+{
+	size_t i, n;
+
+	if (s == NULL || !agora_email_valid(s, (n = strlen(s))))
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Copy o's email and name into id, in the arena; a name o lacks is kept. */
 static void
 person_of(struct agora_req *r, struct json_object *o, const char *email_key,
     const char *verified_key, struct oidc_identity *id)
@@ -573,10 +628,9 @@ person_of(struct agora_req *r, struct json_object *o, const char *email_key,
 		name = str_of(o, "preferred_username");
 	if (name == NULL || *name == '\0')
 		name = str_of(o, "login");
-	id->name = name != NULL && *name != '\0' ? agora_strdup(r, name) : NULL;
-	id->email = email != NULL && agora_email_valid(email, strlen(email))
-	    ? agora_strdup(r, email)
-	    : NULL;
+	if (name != NULL && *name != '\0')
+		id->name = agora_strdup(r, name);
+	id->email = ascii_email(email) ? agora_strdup(r, email) : NULL;
 	id->email_verified = id->email != NULL && verified_key != NULL &&
 	    verified_of(o, verified_key);
 }
@@ -600,6 +654,7 @@ oidc_person(struct agora_req *r, struct disco *d, struct json_object *tokens,
 		rc = claims_check(d, claims, nonce, e);
 	if (rc == 0) {
 		id->subject = agora_strdup(r, str_of(claims, "sub"));
+		id->issuer = d->issuer;
 		person_of(r, claims, "email", "email_verified", id);
 	}
 	if (rc == 0 && id->email == NULL && d->userinfo != NULL &&
@@ -655,12 +710,12 @@ oauth2_person(struct agora_req *r, const struct agora_provider *p,
 		goto out;
 	}
 	id->subject = agora_strdup(r, json_object_get_string(v));
+	id->issuer = p->token_endpoint;
 	person_of(r, user, "email", NULL, id);
 	if (*p->emails_endpoint != '\0' &&
 	    get_json(r, p->emails_endpoint, access, &emails, e) != 0)
 		goto out;
-	if ((email = primary_verified(emails)) != NULL &&
-	    agora_email_valid(email, strlen(email))) {
+	if ((email = primary_verified(emails)) != NULL && ascii_email(email)) {
 		id->email = agora_strdup(r, email);
 		id->email_verified = 1;
 	}

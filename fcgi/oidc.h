@@ -18,8 +18,9 @@ struct oidc_flow {
 
 /* Who the provider says signed in. */
 struct oidc_identity {
+	const char *issuer; /* the issuer, or an OAuth2 token endpoint */
 	const char *subject; /* the provider's id of the person, never NULL */
-	const char *email; /* NULL: none given, or not an address */
+	const char *email; /* NULL: none given, or not an ASCII address */
 	int email_verified; /* the provider says the person owns email */
 	const char *name; /* NULL: none given */
 };

@@ -29,7 +29,9 @@
 #include "oidc.h"
 #include "shop.h"
 
-#define FLOW_COOKIE "agora_signin"
+/* __Host-: only this host, over HTTPS, at Path=/, can set it (no
+ * sibling subdomain can plant one). */
+#define FLOW_COOKIE "__Host-agora_signin"
 #define FLOW_PATH "/api/v1/auth/providers/"
 #define FLOW_TTL_S 600
 #define RETURN_MAX 512
@@ -49,6 +51,7 @@ static const struct {
 	{ "identity_taken", AGORA_E_CONFLICT },
 	{ "provider_linked", AGORA_E_CONFLICT },
 	{ "account_disabled", AGORA_E_FORBIDDEN },
+	{ "account_unverified", AGORA_E_FORBIDDEN },
 };
 
 /* What the callback knows of its flow (the row flow_take returned). */
@@ -80,8 +83,8 @@ flow_cookie(struct agora_req *r, const char *state)
 {
 	agora_resp_header_add(r, "Set-Cookie",
 	    agora_printf(r,
-	        FLOW_COOKIE "=%s; Path=" FLOW_PATH "; Max-Age=%d; HttpOnly; "
-	                    "Secure; SameSite=Lax",
+	        FLOW_COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; Secure; "
+	                    "SameSite=Lax",
 	        state ? state : "", state ? FLOW_TTL_S : 0));
 }
 
@@ -282,31 +285,33 @@ sign_in(struct agora_req *r, const struct agora_provider *p,
     const struct flow *f, const struct oidc_identity *id)
 {
 	char hash[AGORA_PASSWORD_HASH_MAX], secret[AGORA_SECRET_TEXT], h[65];
-	const char *vals[7];
+	const char *vals[8];
 	struct grant g;
 	PGresult *res;
 	enum agora_err rc;
 
-	/* A new account's password is one nobody knows: a reset sets one. */
+	/* A new account's password is one nobody knows: a reset sets one.
+	 * A real hash, so that a login with it takes a password check's
+	 * time, as any other does. */
 	agora_secret_new(secret, h);
 	if (agora_password_hash(secret, strlen(secret), hash, sizeof(hash)))
 		return AGORA_E_INTERNAL;
 	vals[0] = p->name;
-	vals[1] = id->subject;
-	vals[2] = id->email;
-	vals[3] = id->email_verified ? "true" : "false";
-	vals[4] = id->email ? name_of(r, id) : NULL;
-	vals[5] = hash;
-	vals[6] = f->link_user;
-	if ((rc = agora_db_write(r, "sign_in", 7, vals, &res)) != AGORA_OK)
+	vals[1] = id->issuer;
+	vals[2] = id->subject;
+	vals[3] = id->email;
+	vals[4] = id->email_verified ? "true" : "false";
+	vals[5] = id->email ? name_of(r, id) : NULL;
+	vals[6] = hash;
+	vals[7] = f->link_user;
+	if ((rc = agora_db_write(r, "sign_in", 8, vals, &res)) != AGORA_OK)
 		return rc;
+	if (PQntuples(res) != 1)
+		return AGORA_E_INTERNAL;
 	if (PQgetisnull(res, 0, 1))
 		return refuse(r, f, PQgetvalue(res, 0, 0),
 		    "The provider's identity cannot sign in here; see the "
 		    "code.");
-	if (*PQgetvalue(res, 0, 4) == 't')
-		return refuse(
-		    r, f, "account_disabled", "This account is disabled.");
 	if (f->link_user != NULL) {
 		agora_resp_header(r, "Location", f->return_to);
 		return agora_resp_raw(r, 303, NULL, NULL, 0);

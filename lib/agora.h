@@ -178,6 +178,7 @@ struct agora_config {
 	size_t nproviders;
 };
 /* The provider called name, or NULL. */
+int agora_url_safe(const char *url);
 const struct agora_provider *agora_provider_find(
     const struct agora_config *cfg, const char *name);
 

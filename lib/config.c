@@ -563,7 +563,7 @@ agora_config_env(
 static int
 is_url(const char *s)
 {
-	return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
+	return agora_url_safe(s);
 }
 
 /* An ID token's algorithm that libcjose verifies with a public key. */
@@ -580,6 +580,21 @@ alg_ok(const char *alg)
 	return 0;
 }
 
+/* Whether the space-separated scopes hold "openid". */
+static int
+has_openid(const char *scopes)
+{
+	const char *p = scopes;
+
+	while ((p = strstr(p, "openid")) != NULL) {
+		if ((p == scopes || p[-1] == ' ') &&
+		    (p[6] == ' ' || p[6] == '\0'))
+			return 1;
+		p += 6;
+	}
+	return 0;
+}
+
 /* What a provider section lacks, or NULL. */
 static const char *
 provider_lack(const struct agora_provider *p)
@@ -591,7 +606,8 @@ provider_lack(const struct agora_provider *p)
 	if (*p->client_id == '\0' || *p->client_secret_file == '\0')
 		return "needs client_id and client_secret_file";
 	if (oidc && !is_url(p->issuer))
-		return "type oidc needs issuer, an http(s) URL";
+		return "type oidc needs issuer, an https URL (http on this "
+		       "host alone)";
 	if (oidc && !alg_ok(p->alg))
 		return "alg must be one of RS256, RS384, RS512, PS256, PS384, "
 		       "PS512, ES256, ES384, ES512";
@@ -599,9 +615,13 @@ provider_lack(const struct agora_provider *p)
 	    (!is_url(p->authorization_endpoint) || !is_url(p->token_endpoint) ||
 	        !is_url(p->userinfo_endpoint)))
 		return "type oauth2 needs authorization_endpoint, "
-		       "token_endpoint and userinfo_endpoint, http(s) URLs";
+		       "token_endpoint and userinfo_endpoint, https URLs (http "
+		       "on this host alone)";
+	if (oidc && *p->scopes != '\0' && !has_openid(p->scopes))
+		return "scopes must include openid";
 	if (*p->emails_endpoint != '\0' && !is_url(p->emails_endpoint))
-		return "emails_endpoint must be an http(s) URL";
+		return "emails_endpoint must be an https URL (http on this "
+		       "host alone)";
 	return NULL;
 }
 
@@ -902,6 +922,31 @@ agora_config_free(struct agora_config *cfg)
 	for (i = 0; i < cfg->nproviders; i++)
 		provider_free(cfg->providers[i]);
 	cfg->nproviders = 0;
+}
+
+/*
+ * A URL agora may send secrets to, or take keys from: HTTPS, or plain
+ * HTTP to this host alone (127.0.0.1, [::1], localhost), where no one
+ * else is on the way.
+ */
+int
+agora_url_safe(const char *s)
+{
+	static const char *const local[] = { "127.0.0.1", "[::1]",
+		"localhost" };
+	size_t i, n;
+
+	if (strncmp(s, "https://", 8) == 0)
+		return s[8] != '\0';
+	if (strncmp(s, "http://", 7) != 0)
+		return 0;
+	for (i = 0; i < AGORA_NELEM(local); i++) {
+		n = strlen(local[i]);
+		if (strncmp(s + 7, local[i], n) == 0 &&
+		    (s[7 + n] == ':' || s[7 + n] == '/' || s[7 + n] == '\0'))
+			return 1;
+	}
+	return 0;
 }
 
 int

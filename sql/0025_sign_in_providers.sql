@@ -1,10 +1,14 @@
 -- 0025: signing in with an OpenID Connect or OAuth2 provider.
 --
 -- user_identities links an account to its identity at a provider: the
--- provider's name (its [provider NAME] section of agora.conf) and the
--- subject it gives the person, which never changes (an email may).  An
--- account has at most one identity per provider, and an identity belongs
--- to one account.
+-- issuer (an OpenID Connect provider's; the token endpoint of an OAuth2
+-- one) and the subject it gives the person, which never changes (an
+-- email may): OpenID Connect Core 1.0, 5.7, makes that pair the one
+-- stable identifier.  provider is the name of its [provider NAME]
+-- section of agora.conf, for the routes; a section pointed at another
+-- provider therefore matches none of the old identities.  An account has
+-- at most one identity per provider, and an identity belongs to one
+-- account.
 --
 -- oauth_flows holds a sign-in on its way through the provider: from the
 -- start route to the callback, at most ten minutes.  Its key is the
@@ -15,13 +19,14 @@
 -- the account that asked to link the identity, or NULL for a sign-in.
 
 CREATE TABLE user_identities (
-	provider text NOT NULL,
+	issuer text NOT NULL,
 	subject text NOT NULL CHECK (length(subject) BETWEEN 1 AND 255),
+	provider text NOT NULL,
 	user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE,
 	email text,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	last_login_at timestamptz,
-	PRIMARY KEY (provider, subject),
+	PRIMARY KEY (issuer, subject),
 	UNIQUE (user_id, provider)
 );
 

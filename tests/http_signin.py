@@ -74,11 +74,11 @@ def at_provider(location):
 def sign_in(name="testid", query="response=json", cookie=None, headers=None):
     """Start, the provider, the callback; the callback's answer."""
     s = start(name, query, headers)
-    state, _ = cookie_of(s, "agora_signin")
+    state, _ = cookie_of(s, "__Host-agora_signin")
     back = at_provider(s.header("Location") or "")
     if back is None:
         raise RuntimeError("the provider did not send the browser back: %r" % s)
-    jar = "agora_signin=%s" % (state if cookie is None else cookie)
+    jar = "__Host-agora_signin=%s" % (state if cookie is None else cookie)
     return request("GET", local(back), headers={"Cookie": jar})
 
 
@@ -112,7 +112,7 @@ try:
     r = start(query="")
     loc = urllib.parse.urlsplit(r.header("Location") or "")
     q = dict(urllib.parse.parse_qsl(loc.query))
-    state, line = cookie_of(r, "agora_signin")
+    state, line = cookie_of(r, "__Host-agora_signin")
     t.ok(r.status == 302 and loc.path == "/oidc/authorize" and q.get("client_id") == "agora-test"
          and q.get("response_type") == "code" and q.get("code_challenge_method") == "S256"
          and len(q.get("code_challenge", "")) == 43 and q.get("nonce") and q.get("state") == state
@@ -120,9 +120,9 @@ try:
          and "openid" in q.get("scope", "").split(),
          "start: 302 to the provider with PKCE (S256), state and nonce", r)
     t.ok(line and "HttpOnly" in line and "Secure" in line and "SameSite=Lax" in line
-         and "Path=/api/v1/auth/providers/" in line,
-         "and the state in an HttpOnly, Secure, SameSite=Lax cookie", line)
-    for bad in ("//evil.example/x", "/\\evil.example", "https://evil.example/", "x"):
+         and "; Path=/;" in line and "Domain" not in line,
+         "and the state in an HttpOnly, Secure, SameSite=Lax __Host- cookie", line)
+    for bad in ("//evil.example/x", "/\\evil.example", "https://evil.example/", "x", "/a\nb"):
         r = start(query="return_to=" + urllib.parse.quote(bad))
         t.ok(r.is_problem(400, "bad_request"), "return_to %r: 400" % bad, r)
 
@@ -157,42 +157,51 @@ try:
     t.ok(r.is_problem(400, "invalid_state") and not created(bob),
          "a callback whose state is not the browser's (login CSRF): 400 invalid_state", r)
     s = start()
-    st, _ = cookie_of(s, "agora_signin")
+    st, _ = cookie_of(s, "__Host-agora_signin")
     back = at_provider(s.header("Location"))
     r = request("GET", local(back))
     t.ok(r.is_problem(400, "invalid_state"), "a callback without the cookie: 400", r)
-    r1 = request("GET", local(back), headers={"Cookie": "agora_signin=" + st})
-    r2 = request("GET", local(back), headers={"Cookie": "agora_signin=" + st})
+    r1 = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
+    r2 = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
     t.ok(r1.status == 200 and r2.is_problem(400, "invalid_state"),
          "a state works once: the same callback again is 400", (r1, r2))
     carl = person("carl")
     s = start()
-    st, _ = cookie_of(s, "agora_signin")
+    st, _ = cookie_of(s, "__Host-agora_signin")
     back = at_provider(s.header("Location"))
     psql("UPDATE oauth_flows SET expires_at = now() - interval '1 second' "
          "WHERE created_at > now() - interval '1 minute' AND provider = 'testid'")
-    r = request("GET", local(back), headers={"Cookie": "agora_signin=" + st})
+    r = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
     t.ok(r.is_problem(400, "invalid_state") and not created(carl), "an expired flow: 400", r)
     code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(back).query))["code"]
     s = start("testhub")
-    st, _ = cookie_of(s, "agora_signin")
+    st, _ = cookie_of(s, "__Host-agora_signin")
     r = request("GET", "/api/v1/auth/providers/testid/callback?state=%s&code=x" % st,
-                headers={"Cookie": "agora_signin=" + st})
+                headers={"Cookie": "__Host-agora_signin=" + st})
     t.ok(r.is_problem(400, "invalid_state"), "a flow of another provider: 400", r)
 
     # --- the code ------------------------------------------------------------------
     dan = person("dan")
     s = start()
-    st, _ = cookie_of(s, "agora_signin")
-    r = request("GET", "/api/v1/auth/providers/testid/callback?state=%s&code=%s" % (st, code),
-                headers={"Cookie": "agora_signin=" + st})
-    t.ok(r.is_problem(400, "provider_refused") and not created(dan),
-         "a replayed code (the provider refuses it): 400 provider_refused, nothing made", r)
+    st, _ = cookie_of(s, "__Host-agora_signin")
+    back = at_provider(s.header("Location"))
+    used = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(back).query))["code"]
+    r1 = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
+    s = start()
+    st, _ = cookie_of(s, "__Host-agora_signin")
+    r = request("GET", "/api/v1/auth/providers/testid/callback?state=%s&code=%s" % (st, used),
+                headers={"Cookie": "__Host-agora_signin=" + st})
+    t.ok(r1.status == 200 and r.is_problem(400, "provider_refused"),
+         "a code used before, in a new flow: the provider refuses it, 400 provider_refused", (r1, r))
 
     # --- the ID token --------------------------------------------------------------
     # Each refused by its own check: the detail says which.
     for fault, what, why in [
             ("wrong_nonce", "another sign-in's nonce", "nonce"),
+            ("no_nonce", "no nonce", "nonce"),
+            ("multi_aud", "a second audience and no azp", "another client"),
+            ("wrong_azp", "another client as azp", "another client"),
+            ("old_iat", "an issue time 15 minutes ago", "issue time"),
             ("wrong_aud", "another audience", "another client"),
             ("wrong_iss", "another issuer", "another issuer"),
             ("expired", "an expired token", "expired"),
@@ -218,10 +227,10 @@ try:
     # --- the provider down or refusing ----------------------------------------------
     eve = person("eve")
     s = start()
-    st, _ = cookie_of(s, "agora_signin")
+    st, _ = cookie_of(s, "__Host-agora_signin")
     back = at_provider(s.header("Location"))
     control(down=True)
-    r = request("GET", local(back), headers={"Cookie": "agora_signin=" + st})
+    r = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
     control(down=False)
     t.ok(r.is_problem(503, "provider_unavailable") and r.header("Retry-After") and not created(eve),
          "the provider down (503): 503 provider_unavailable, nothing made", r)
@@ -258,6 +267,17 @@ try:
     psql("UPDATE users SET disabled_at = now() WHERE email = '%s'" % gus_email)
     r = sign_in()
     t.ok(r.is_problem(403, "account_disabled"), "a disabled account: 403", r)
+    person("ana2", email=ana["email"])
+    r = sign_in()
+    t.ok(r.is_problem(409, "provider_linked"),
+         "another identity of the same provider, with the email of an account linked to it: 409", r)
+    adm_email = "si.adm.%s@example.com" % RUN
+    new_user(adm_email, role="admin")
+    psql("UPDATE users SET email_verified_at = now() WHERE email = '%s'" % adm_email)
+    person("adm", email=adm_email)
+    r = sign_in()
+    t.ok(r.is_problem(409, "account_exists"),
+         "a verified email of a verified admin account: never linked on its own, 409", r)
 
     # --- the GitHub kind -----------------------------------------------------------
     control(hub_user={"id": int(RUN[:6], 16), "login": "hub" + RUN, "name": None, "email": None},
@@ -275,15 +295,24 @@ try:
          "its user's email, not verified by its emails endpoint: 403", r)
 
     # --- link and unlink -----------------------------------------------------------
+    unv = new_user("si.unv.%s@example.com" % RUN)
+    control(hub_user={"id": 888000 + int(RUN[:4], 16), "login": "unv" + RUN, "email": None},
+            hub_emails=[])
+    r = request("POST", "/api/v1/auth/identities/testhub", headers=unv)
+    st, _ = cookie_of(r, "__Host-agora_signin")
+    r = request("GET", local(at_provider(r.json()["authorization_url"])),
+                headers={"Cookie": "__Host-agora_signin=" + st})
+    t.ok(r.status == 303 and r.header("Location") == "/account?sign_in_error=account_unverified",
+         "an account whose email is not verified cannot link a provider", r)
     control(hub_user={"id": 777000 + int(RUN[:4], 16), "login": "ana" + RUN, "email": None},
             hub_emails=[{"email": "elsewhere.%s@example.com" % RUN, "primary": True, "verified": True}])
     r = request("POST", "/api/v1/auth/identities/testhub", headers=ANA)
     url = (r.json() or {}).get("authorization_url", "")
-    st, _ = cookie_of(r, "agora_signin")
+    st, _ = cookie_of(r, "__Host-agora_signin")
     t.ok(r.status == 200 and "/hub/login/oauth/authorize" in url and st,
          "POST /auth/identities/{provider}: the provider's URL, and the state's cookie", r)
     back = at_provider(url)
-    r = request("GET", local(back), headers={"Cookie": "agora_signin=" + st})
+    r = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
     r2 = request("GET", "/api/v1/auth/identities", headers=ANA)
     t.ok(r.status == 303 and r.header("Location") == "/account"
          and sorted(i["provider"] for i in r2.json()["data"]) == ["testhub", "testid"],
@@ -292,9 +321,9 @@ try:
     t.ok(r.status == 200 and me(r).get("id") == ANA_ID, "and signs in to it", r)
     other = new_user("si.other.%s@example.com" % RUN)
     r = request("POST", "/api/v1/auth/identities/testhub", headers=other)
-    st, _ = cookie_of(r, "agora_signin")
+    st, _ = cookie_of(r, "__Host-agora_signin")
     r = request("GET", local(at_provider(r.json()["authorization_url"])),
-                headers={"Cookie": "agora_signin=" + st})
+                headers={"Cookie": "__Host-agora_signin=" + st})
     t.ok(r.status == 303 and r.header("Location") == "/account?sign_in_error=identity_taken",
          "an identity linked to another account is not linked again", r)
     r = request("POST", "/api/v1/auth/identities/testhub", headers=ANA,
@@ -310,6 +339,16 @@ try:
     t.ok(r.status == 200 and me(r).get("id") != ANA_ID,
          "an unlinked identity no longer signs in to the account (its email makes its own)", r)
 
+    tok = "reset-" + RUN
+    psql("INSERT INTO account_tokens (user_id, purpose, email, token_sha256, expires_at) "
+         "SELECT id, 'reset', email, encode(sha256('%s'::bytea), 'hex'), now() + interval '1 hour' "
+         "FROM users WHERE id = %s" % (tok, ANA_ID))
+    r = request("POST", "/api/v1/auth/password/reset",
+                body={"token": tok, "password": "a password after a reset"})
+    _, left, _ = psql("SELECT count(*) FROM user_identities WHERE user_id = %s" % ANA_ID)
+    t.ok(r.status == 204 and left == "0",
+         "a password reset takes the account back: its providers are unlinked", (r, left))
+
     # --- housekeeping, and the provider gone ----------------------------------------
     start()
     psql("UPDATE oauth_flows SET expires_at = now() - interval '1 second'")
@@ -319,12 +358,12 @@ try:
     t.ok(rc == 0 and left == "0", "agora-worker removes the sign-ins never finished", left)
     hal = person("hal")
     s = start()
-    st, _ = cookie_of(s, "agora_signin")
+    st, _ = cookie_of(s, "__Host-agora_signin")
     back = at_provider(s.header("Location"))
 finally:
     PROV.kill()
     PROV.wait()
-r = request("GET", local(back), headers={"Cookie": "agora_signin=" + st})
+r = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
 t.ok(r.is_problem(503, "provider_unavailable") and not created(hal),
      "the provider unreachable: 503 provider_unavailable, nothing made", r)
 t.done()

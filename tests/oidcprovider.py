@@ -19,9 +19,10 @@ works once, for a minute, with its redirect_uri and PKCE S256 verifier),
   GET  /_state -> {"token_calls": n, "jwks_fetches": n, "codes": [issued]}
 
 A fault applies to every ID token until another is set ("" for none):
-wrong_nonce, wrong_aud, wrong_iss, expired, unknown_kid, bad_signature,
-alg_hs256 (signed with HMAC under the public key's text), alg_none,
-no_id_token.  rotate makes a new key, publishes it alone, and signs with
+wrong_nonce, no_nonce, wrong_aud, multi_aud (another audience beside
+ours, no azp), wrong_azp, wrong_iss, expired, old_iat (issued 15 minutes
+ago), unknown_kid, bad_signature, alg_hs256 (signed with HMAC under the
+public key's text), alg_none, no_id_token.  rotate makes a new key, publishes it alone, and signs with
 it.  down answers 503 everywhere.
 """
 import base64
@@ -86,6 +87,14 @@ def id_token(claims, fault):
         c["iss"] = BASE + "/elsewhere"
     elif fault == "expired":
         c["iat"], c["exp"] = now - 400, now - 200
+    elif fault == "old_iat":
+        c["iat"] = now - 900
+    elif fault == "no_nonce":
+        del c["nonce"]
+    elif fault == "multi_aud":
+        c["aud"] = [CLIENT_ID, "another-client"]
+    elif fault == "wrong_azp":
+        c["azp"] = "another-client"
     if fault == "unknown_kid":
         return jwt.encode(c, new_key()["private"], algorithm="RS256",
                           headers={"kid": "k-unpublished"})

@@ -11,10 +11,11 @@ import os
 import secrets
 import subprocess
 import sys
+import urllib.parse
 import uuid
 
-from agoratest import (MODE, SERVER, URL, Tap, need_stack, new_user, psql, request,
-                       start_worker, svc, wait_for)
+from agoratest import (MODE, SERVER, URL, Tap, config_value, need_stack, new_user, psql,
+                       request, start_worker, svc, wait_for)
 
 need_stack()
 MODULES = os.environ.get("AGORA_TEST_NODE_MODULES")
@@ -69,8 +70,15 @@ for purpose, tok in LINKS.items():
     psql("INSERT INTO account_tokens (user_id, purpose, email, token_sha256, expires_at) "
          "SELECT id, '%s', email, '%s', now() + interval '1 hour' FROM users WHERE email = '%s'"
          % (purpose, hashlib.sha256(tok.encode()).hexdigest(), RESETTER))
+# The sign-in provider of the stack's agora.conf (tests/oidcprovider.py).
+here = os.path.dirname(os.path.abspath(__file__))
+PROV_PORT = urllib.parse.urlsplit(config_value("issuer")).port
+PROV = subprocess.Popen([sys.executable, os.path.join(here, "oidcprovider.py"), str(PROV_PORT),
+                         "agora-test", open(config_value("client_secret_file")).read().strip()],
+                        stdout=subprocess.PIPE, text=True)
+PROV.stdout.readline()  # "ready"
 setup = {
-    "base": URL, "resetter": RESETTER, "links": LINKS, "run": RUN, "word": WORD, "password": PASSWORD,
+    "base": URL, "provider": "http://127.0.0.1:%d" % PROV_PORT, "resetter": RESETTER, "links": LINKS, "run": RUN, "word": WORD, "password": PASSWORD,
     "admin_email": ADMIN_EMAIL, "category": cat,
     "products": {k: {"id": v["id"], "name": v["name"]} for k, v in products.items()},
     "shots": os.path.join(os.environ.get("AGORA_TEST_SHOTS") or "/tmp",
@@ -105,7 +113,6 @@ def run_journeys(setup):
 # cron entry's loop would; the simulated provider takes the test cards.
 worker = start_worker("--loop", "--deadline", "600",
                       env={"AGORA_PAYMENT_PROVIDER": "simulated"})
-here = os.path.dirname(os.path.abspath(__file__))
 try:
     rc = run_journeys(setup)
     t.ok(rc == 0, "the journeys ran to their end (node's exit status)", rc)
@@ -115,6 +122,8 @@ try:
 finally:
     worker.terminate()
     worker.wait(timeout=60)
+    PROV.kill()
+    PROV.wait()
 
 # The same pages with the programs started on payment_provider = http
 # (no charge is made: nothing is paid in this run).

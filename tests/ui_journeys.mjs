@@ -126,6 +126,12 @@ async function waitStatus(page, word, seconds = 90) {
     .waitFor({ timeout: seconds * 1000 });
 }
 
+// The test provider's controls (tests/oidcprovider.py).
+async function provider(body) {
+  const r = await fetch(`${S.provider}/_control`, { method: 'POST', body: JSON.stringify(body) });
+  if (!r.ok) throw new Error(`the provider's control: ${r.status}`);
+}
+
 // --- a shop on a real gateway -------------------------------------------------
 // ui_browser.py restarted the programs with payment_provider = http and
 // runs this step alone: no test card may be offered or filled in.
@@ -200,6 +206,43 @@ await step('anonymous pages', async () => {
 });
 
 // --- the shopper ----------------------------------------------------------------
+
+// --- signing in with a provider ----------------------------------------------------
+
+await step('a new shopper signs in with a provider, links another, and is refused once', async () => {
+  const who = await person('social');
+  const { page } = who;
+  const email = `ui.social.${S.run}@example.com`;
+  await provider({ user: { sub: `ui-${S.run}`, email, email_verified: true, name: 'Sam Social' }, deny: false, fault: '' });
+  await page.goto(url('/login?next=/account'));
+  await look(who, 'login with providers');
+  await page.getByRole('link', { name: 'Log in with Test ID' }).click();
+  await page.waitForURL((u) => u.pathname === '/account');
+  await main(who).getByRole('heading', { name: 'Sign-in providers' }).waitFor();
+  const text = await main(who).innerText();
+  check(text.includes(email) && /Linked/.test(await main(who).locator('tr[data-provider="testid"]').innerText()),
+    'signed in with Test ID: back on the account page, a new account with it linked', text.slice(0, 400));
+  await provider({ hub_user: { id: parseInt(S.run.slice(0, 6), 16), login: `ui${S.run}` },
+    hub_emails: [{ email: `ui.hub.${S.run}@example.com`, primary: true, verified: true }] });
+  await main(who).getByRole('button', { name: 'Link TestHub' }).click();
+  await page.waitForURL((u) => u.pathname === '/account');
+  await main(who).locator('tr[data-provider="testhub"]').filter({ hasText: 'Linked' }).waitFor();
+  check(true, 'Link TestHub goes to the provider and back: it is linked');
+  await look(who, 'account with providers');
+  await main(who).getByRole('button', { name: 'Unlink TestHub' }).click();
+  await main(who).getByRole('button', { name: 'Link TestHub' }).waitFor();
+  check(true, 'Unlink TestHub: it is unlinked');
+  await page.getByRole('button', { name: 'Log out', exact: true }).click();
+  await page.getByRole('link', { name: 'Log in' }).waitFor();
+  await provider({ deny: true });
+  await page.goto(url('/login'));
+  await page.getByRole('link', { name: 'Log in with Test ID' }).click();
+  await page.waitForURL((u) => u.searchParams.get('sign_in_error') === 'provider_denied');
+  const alert = await main(who).getByRole('alert').textContent();
+  check(/cancelled at the provider/.test(alert), 'a sign-in refused at the provider: the login page says so', alert);
+  await provider({ deny: false });
+  await look(who, 'login refused by the provider');
+});
 
 const shopper = await person('shopper');
 const email = `ui.shopper.${S.run}@example.com`;

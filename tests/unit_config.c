@@ -62,6 +62,15 @@ static const struct msg_case msgs[] = {
 	    "a-z, 0-9, _ and -" },
 	{ "[provider a]\n[provider a]\n",
 	    "m.conf:2: provider a: a second section" },
+	{ "[provider abcdefghijklmnopqrstuvwxyz0123456]\n",
+	    "m.conf:1: expected a section [provider NAME], NAME 1 to 32 of "
+	    "a-z, 0-9, _ and -" },
+	{ "[provider a\n",
+	    "m.conf:1: expected a section [provider NAME], NAME 1 to 32 of "
+	    "a-z, 0-9, _ and -" },
+	{ "[provider a] x\n",
+	    "m.conf:1: expected a section [provider NAME], NAME 1 to 32 of "
+	    "a-z, 0-9, _ and -" },
 	{ "[provider a]\nisuser = https://id.example\n",
 	    "m.conf:2: unknown key 'isuser' in a provider section (did you "
 	    "mean 'issuer'?)" },
@@ -78,7 +87,15 @@ static const struct check_case checks[] = {
 	{ "[provider g]\nissuer = https://id.example\n",
 	    "provider g: needs client_id and client_secret_file" },
 	{ "[provider g]\nclient_id = c\nclient_secret_file = /s\n",
-	    "provider g: type oidc needs issuer, an http(s) URL" },
+	    "provider g: type oidc needs issuer, an https URL (http on this "
+	    "host alone)" },
+	{ "[provider g]\nissuer = http://id.example\nclient_id = c\n"
+	  "client_secret_file = /s\n",
+	    "provider g: type oidc needs issuer, an https URL (http on this "
+	    "host alone)" },
+	{ "[provider g]\nissuer = https://id.example\nclient_id = c\n"
+	  "client_secret_file = /s\nscopes = email profile\n",
+	    "provider g: scopes must include openid" },
 	{ "[provider g]\nissuer = https://id.example\nclient_id = c\n"
 	  "client_secret_file = /s\nalg = HS256\n",
 	    "provider g: alg must be one of RS256, RS384, RS512, PS256, "
@@ -86,7 +103,8 @@ static const struct check_case checks[] = {
 	{ "[provider h]\ntype = oauth2\nclient_id = c\n"
 	  "client_secret_file = /s\ntoken_endpoint = https://h/t\n",
 	    "provider h: type oauth2 needs authorization_endpoint, "
-	    "token_endpoint and userinfo_endpoint, http(s) URLs" },
+	    "token_endpoint and userinfo_endpoint, https URLs (http on "
+	    "this host alone)" },
 	{ "[provider h]\ntype = saml\n",
 	    "provider h: type must be oidc or oauth2" },
 };

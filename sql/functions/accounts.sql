@@ -145,11 +145,12 @@ AS $function$
 	RETURNING t.purpose, t.email, u.name, agora_time(t.expires_at)
 $function$;
 
--- From 0024.
+-- From 0024 (this body: 0025).
 -- Use the token whose SHA-256 is p_sha256 for p_purpose: live, unused,
 -- and for the address the account has now.  A reset sets the password
--- hash p_password, ends every session of the account, and kills the
--- account's other reset tokens; either proves the address.  Returns the
+-- hash p_password, ends every session of the account, kills the
+-- account's other reset tokens, and unlinks its sign-in providers;
+-- either proves the address.  Returns the
 -- account and the generation its tokens must now have, or no row.
 CREATE OR REPLACE FUNCTION account_token_use(p_sha256 text, p_purpose text, p_password text)
  RETURNS TABLE(user_id text, token_gen bigint)
@@ -185,6 +186,9 @@ BEGIN
 		AND used_at IS NULL;
 		UPDATE refresh_tokens SET revoked_at = now()
 		WHERE refresh_tokens.user_id = v_user AND revoked_at IS NULL;
+		-- A reset takes the account back: whoever linked a provider to
+		-- it (with a stolen token) loses that way in too (0025).
+		DELETE FROM user_identities WHERE user_identities.user_id = v_user;
 	END IF;
 END
 $function$;
@@ -232,74 +236,96 @@ END
 $function$;
 
 -- From 0025.
--- The account that p_provider's identity p_subject signs in to, or is
--- linked to (p_link: the account that asked to link it; NULL: a sign-in).
--- An identity seen before signs in to its account.  A new one signs in to
--- the account of its email only when both sides verified that email
--- (p_verified: the provider says it did); with no account of that email
--- and the provider's word that it is verified, it makes one, whose
--- password hash p_hash is of a password nobody knows (a reset sets one).
--- Returns the outcome ('login', 'created', 'linked', or the refusal:
--- 'identity_taken', 'provider_linked', 'account_exists',
--- 'email_unverified') and the account's row when there is one.
-CREATE OR REPLACE FUNCTION oauth_sign_in(p_provider text, p_subject text, p_email text, p_verified boolean, p_name text, p_hash text, p_link bigint)
- RETURNS TABLE(outcome text, user_id text, role text, token_gen bigint, disabled boolean)
+-- The account that identity (p_issuer, p_subject), of the provider
+-- section p_provider, signs in to, or is linked to (p_link: the account
+-- that asked to link it; NULL: a sign-in).  An identity seen before signs
+-- in to its account.  A link needs the account's email verified (else an
+-- account registered with someone else's address could keep a way in
+-- after its owner takes it back with a reset).  A new identity signs in
+-- to the account of its email only when both sides verified that email
+-- (p_verified: the provider says it did), and never to an admin's; with
+-- no account of that email and the provider's word that it is verified,
+-- it makes one, whose password hash p_hash is of a password nobody knows
+-- (a reset sets one).  Returns the outcome ('login', 'created',
+-- 'linked', or the refusal: 'identity_taken', 'provider_linked',
+-- 'account_unverified', 'account_exists', 'email_unverified',
+-- 'account_disabled') and the account's row when there is one.
+CREATE OR REPLACE FUNCTION oauth_sign_in(p_provider text, p_issuer text, p_subject text, p_email text, p_verified boolean, p_name text, p_hash text, p_link bigint)
+ RETURNS TABLE(outcome text, user_id text, role text, token_gen bigint)
  LANGUAGE plpgsql
 AS $function$
 #variable_conflict use_column
 DECLARE
 	v_owner bigint;
-	v_user bigint;
-	v_verified boolean;
+	v_user users;
 	v_outcome text;
 BEGIN
-	-- Two callbacks of one new identity at once would both find it new.
-	PERFORM pg_advisory_xact_lock(
-		hashtext('oauth:' || p_provider || ':' || p_subject));
+	-- Two callbacks of one new identity at once would both find it new;
+	-- two of one new email, both make its account.
+	PERFORM pg_advisory_xact_lock(hashtext('oauth:' || p_issuer || ':' || p_subject));
+	PERFORM pg_advisory_xact_lock(hashtext('oauth-email:' || lower(coalesce(p_email, ''))));
 	SELECT i.user_id INTO v_owner FROM user_identities i
-	WHERE i.provider = p_provider AND i.subject = p_subject;
+	WHERE i.issuer = p_issuer AND i.subject = p_subject;
 	IF p_link IS NOT NULL THEN
-		IF v_owner IS NULL AND EXISTS (SELECT 1 FROM user_identities i
-			WHERE i.user_id = p_link AND i.provider = p_provider) THEN
-			v_outcome := 'provider_linked';
-		ELSIF v_owner IS NULL THEN
-			INSERT INTO user_identities (provider, subject, user_id, email)
-			VALUES (p_provider, p_subject, p_link, p_email);
-		ELSIF v_owner <> p_link THEN
-			v_outcome := 'identity_taken';
+		SELECT * INTO v_user FROM users u WHERE u.id = p_link FOR UPDATE;
+		v_outcome := oauth_link_refusal(v_user, v_owner, p_provider);
+		IF v_outcome IS NULL AND v_owner IS NULL THEN
+			INSERT INTO user_identities (issuer, subject, provider, user_id, email)
+			VALUES (p_issuer, p_subject, p_provider, p_link, p_email);
 		END IF;
-		v_user := p_link;
 	ELSIF v_owner IS NOT NULL THEN
 		UPDATE user_identities i SET last_login_at = now(), email = p_email
-		WHERE i.provider = p_provider AND i.subject = p_subject;
-		v_user := v_owner;
+		WHERE i.issuer = p_issuer AND i.subject = p_subject;
+		SELECT * INTO v_user FROM users u WHERE u.id = v_owner;
 	ELSE
-		SELECT u.id, u.email_verified_at IS NOT NULL INTO v_user, v_verified
-		FROM users u WHERE u.email = lower(p_email);
-		IF v_user IS NOT NULL AND NOT (p_verified AND v_verified) THEN
+		SELECT * INTO v_user FROM users u WHERE u.email = lower(p_email) FOR UPDATE;
+		IF v_user.id IS NOT NULL AND (NOT p_verified
+			OR v_user.email_verified_at IS NULL OR v_user.role = 'admin') THEN
 			v_outcome := 'account_exists';
-		ELSIF v_user IS NULL AND (p_email IS NULL OR NOT p_verified) THEN
+		ELSIF v_user.id IS NULL AND (p_email IS NULL OR NOT p_verified) THEN
 			v_outcome := 'email_unverified';
-		ELSIF v_user IS NULL THEN
+		ELSIF v_user.id IS NULL THEN
 			INSERT INTO users (email, name, password_hash, email_verified_at)
 			VALUES (lower(p_email), left(p_name, 200), p_hash, now())
-			RETURNING id INTO v_user;
+			RETURNING * INTO v_user;
 			v_outcome := 'created';
+		ELSE
+			v_outcome := oauth_link_refusal(v_user, NULL, p_provider);
 		END IF;
 		IF v_outcome IS NULL OR v_outcome = 'created' THEN
-			INSERT INTO user_identities (provider, subject, user_id, email,
+			INSERT INTO user_identities (issuer, subject, provider, user_id, email,
 				last_login_at)
-			VALUES (p_provider, p_subject, v_user, p_email, now());
+			VALUES (p_issuer, p_subject, p_provider, v_user.id, p_email, now());
 		END IF;
 	END IF;
+	IF v_outcome IS NULL AND v_user.disabled_at IS NOT NULL THEN
+		v_outcome := 'account_disabled';
+	END IF;
 	IF v_outcome IS NOT NULL AND v_outcome <> 'created' THEN
-		RETURN QUERY SELECT v_outcome, NULL::text, NULL::text, NULL::bigint,
-			NULL::boolean;
+		RETURN QUERY SELECT v_outcome, NULL::text, NULL::text, NULL::bigint;
 		RETURN;
 	END IF;
 	RETURN QUERY SELECT COALESCE(v_outcome,
 			CASE WHEN p_link IS NULL THEN 'login' ELSE 'linked' END),
-		u.id::text, u.role, user_gen_of(u), u.disabled_at IS NOT NULL
-	FROM users u WHERE u.id = v_user;
+		v_user.id::text, v_user.role, user_gen_of(v_user);
 END
+$function$;
+
+-- From 0025.
+-- Why identity (whose account is p_owner, or NULL when new) cannot be
+-- linked to account p_user at provider p_provider, or NULL when it can.
+CREATE OR REPLACE FUNCTION oauth_link_refusal(p_user users, p_owner bigint, p_provider text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+	SELECT CASE
+		WHEN p_user.disabled_at IS NOT NULL THEN 'account_disabled'
+		WHEN p_owner IS NOT NULL AND p_owner <> p_user.id THEN 'identity_taken'
+		WHEN p_owner IS NOT NULL THEN NULL
+		WHEN p_user.email_verified_at IS NULL THEN 'account_unverified'
+		WHEN EXISTS (SELECT 1 FROM user_identities i
+			WHERE i.user_id = p_user.id AND i.provider = p_provider)
+			THEN 'provider_linked'
+	END
 $function$;

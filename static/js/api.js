@@ -126,16 +126,31 @@ export function refresh() {
   return refreshing;
 }
 
-// At start: a session kept in the cookie, if this browser had one.
+// At start: a session kept in the cookie, if this browser had one, or
+// if a sign-in with a provider (expectSession) has come back without
+// an error: its callback set the cookie while this page was away.
 export async function restore() {
-  let had = false;
+  let had = null;
   try {
-    had = localStorage.getItem(FLAG) === '1';
+    had = localStorage.getItem(FLAG);
+    if (had === '2' && new URLSearchParams(location.search).has('sign_in_error')) {
+      localStorage.removeItem(FLAG);
+      had = null;
+    }
   } catch {
-    had = false;
+    had = null;
   }
   if (had) await refresh();
   return session();
+}
+
+// Before leaving for a provider's sign-in, with no session here.
+export function expectSession() {
+  try {
+    localStorage.setItem(FLAG, '2');
+  } catch {
+    // Storage may be off (private mode): the sign-in then needs a reload.
+  }
 }
 
 export async function login(email, password) {

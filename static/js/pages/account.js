@@ -1,7 +1,7 @@
 // Accounts: log in, create an account, the profile (name and password),
 // where the account is signed in, and the notifications the shop sent.
 
-import { api, get, login as logIn, logout, session } from '../api.js';
+import { api, expectSession, get, login as logIn, logout, session } from '../api.js';
 import { field, h, input, onSubmit, pager, say, when, statusBadge } from '../dom.js';
 
 // Only a path of this site is a place to go back to after logging in.
@@ -10,8 +10,39 @@ function nextPath(ctx) {
   return next.startsWith('/') && !next.startsWith('//') ? next : '/';
 }
 
+// What a sign-in with a provider that failed says (doc/sign-in.md): the
+// callback sends the browser back with ?sign_in_error=CODE.
+const SIGN_IN_ERRORS = {
+  provider_denied: 'The sign-in was cancelled at the provider.',
+  email_unverified: 'The provider has not confirmed your email address, so no account can be made with it.',
+  account_exists: 'An account here has this email already. Log in with your password, then link the provider on your account page.',
+  account_disabled: 'This account is disabled.',
+  identity_taken: 'That account at the provider is linked to another account here.',
+  provider_linked: 'Your account is linked to another account at that provider; unlink it first.',
+  provider_unavailable: 'The provider cannot be reached now. Try again in a moment.',
+};
+
+function signInError(ctx) {
+  const code = ctx.query.get('sign_in_error');
+  if (!code) return null;
+  return h('p', { class: 'alert', role: 'alert' },
+    SIGN_IN_ERRORS[code] || 'The sign-in with the provider did not work. Try again.');
+}
+
+// The providers of agora.conf, for the sign-in buttons; none when the
+// list cannot be had (the password form works without it).
+async function providers(ctx) {
+  try {
+    return (await get('/auth/providers', { signal: ctx.signal, anonymous: true })).data;
+  } catch {
+    return [];
+  }
+}
+
 export async function login(main, ctx) {
   ctx.title('Log in');
+  const list = await providers(ctx);
+  const back = encodeURIComponent(nextPath(ctx));
   const form = h('form', { class: 'stack' },
     field('Email', input('email', { type: 'email', required: true, autocomplete: 'username', maxlength: 254 })),
     field('Password', input('password', { type: 'password', required: true, autocomplete: 'current-password' })),
@@ -21,7 +52,14 @@ export async function login(main, ctx) {
     say('You are logged in.');
     ctx.navigate(nextPath(ctx), { replace: true });
   });
-  main.append(h('h1', {}, 'Log in'), form,
+  main.append(h('h1', {}, 'Log in'), signInError(ctx) || '', form,
+    list.length ? h('section', { class: 'stack', 'aria-labelledby': 'with-h' },
+      h('h2', { id: 'with-h' }, 'Or log in with'),
+      h('ul', { class: 'providers' }, list.map((p) => h('li', {}, h('a', {
+        class: 'button',
+        href: `/api/v1/auth/providers/${encodeURIComponent(p.name)}/start?return_to=${back}`,
+        onclick: expectSession,
+      }, `Log in with ${p.display_name}`))))) : '',
     h('p', {}, h('a', { href: '/forgot-password' }, 'Forgot your password?')),
     h('p', {}, 'New here? ', h('a', { href: `/register${location.search}` }, 'Create an account'), '.'));
 }
@@ -160,8 +198,47 @@ export async function profile(main, ctx) {
     say('Your password is changed.');
   });
   const sessions = await sessionsSection(ctx);
-  main.append(h('h1', {}, 'Your account'), nameForm, pwForm, sessions,
+  const linkedTo = await identitiesSection(ctx);
+  main.append(h('h1', {}, 'Your account'), signInError(ctx) || '', nameForm, pwForm, linkedTo, sessions,
     h('p', {}, h('a', { href: '/notifications' }, 'Your notifications')));
+}
+
+// The providers the account signs in with: each configured one, linked
+// (with a button to unlink it) or not (a button that goes to the
+// provider to link it, and comes back here).
+async function identitiesSection(ctx) {
+  const [list, mine] = await Promise.all([providers(ctx), get('/auth/identities', { signal: ctx.signal })]);
+  if (!list.length) return '';
+  const linked = new Map(mine.data.map((i) => [i.provider, i]));
+  const rows = list.map((p) => {
+    const id = linked.get(p.name);
+    const button = h('button', { type: 'button' }, id ? `Unlink ${p.display_name}` : `Link ${p.display_name}`);
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        if (!id) {
+          const go = await api('POST', `/auth/identities/${encodeURIComponent(p.name)}`, { return_to: '/account' });
+          location.assign(go.authorization_url);
+          return;
+        }
+        await api('DELETE', `/auth/identities/${encodeURIComponent(p.name)}`);
+        say(`${p.display_name} is unlinked.`);
+        ctx.navigate('/account', { replace: true });
+      } catch (e) {
+        button.disabled = false;
+        say(e.message);
+      }
+    });
+    return h('tr', { 'data-provider': p.name },
+      h('td', {}, p.display_name),
+      h('td', {}, id ? `Linked${id.email ? ` (${id.email})` : ''}` : 'Not linked'),
+      h('td', {}, button));
+  });
+  return h('section', { class: 'stack', 'aria-labelledby': 'ids-h' },
+    h('h2', { id: 'ids-h' }, 'Sign-in providers'),
+    h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, ['Provider', 'State', 'Action'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, rows))));
 }
 
 // Where the account is signed in: each login, this one marked, with a
