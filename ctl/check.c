@@ -411,8 +411,17 @@ check_secrets(struct ck *k)
 		    i == AGORA_SECRET_DATABASE_ADMIN_URL ? READ_OWNER
 		                                         : READ_PROGRAMS);
 	}
+	for (i = 0; i < k->cfg.nproviders; i++) {
+		snprintf(key, sizeof(key), "provider %s client_secret_file",
+		    k->cfg.providers[i]->name);
+		check_secret(k, key, k->cfg.providers[i]->client_secret_file,
+		    READ_PROGRAMS);
+	}
 	agora_config_free(&k->cfg);
-	if (agora_config_load(&k->cfg, err, sizeof(err)) != 0) {
+	/* The auth program's secrets too: each provider's must read. */
+	if (agora_config_load_for(&k->cfg,
+	        AGORA_NEEDS_ALL | AGORA_NEEDS_PROVIDERS, err,
+	        sizeof(err)) != 0) {
 		say(k, FAIL, "keys", "%s", err);
 		return -1;
 	}

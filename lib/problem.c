@@ -69,12 +69,12 @@ agora_status_text(int status)
 		int status;
 		const char *text;
 	} texts[] = { { 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
-		{ 204, "No Content" }, { 304, "Not Modified" },
-		{ 400, "Bad Request" }, { 401, "Unauthorized" },
-		{ 403, "Forbidden" }, { 404, "Not Found" },
-		{ 405, "Method Not Allowed" }, { 409, "Conflict" },
-		{ 412, "Precondition Failed" }, { 413, "Content Too Large" },
-		{ 415, "Unsupported Media Type" },
+		{ 204, "No Content" }, { 302, "Found" }, { 303, "See Other" },
+		{ 304, "Not Modified" }, { 400, "Bad Request" },
+		{ 401, "Unauthorized" }, { 403, "Forbidden" },
+		{ 404, "Not Found" }, { 405, "Method Not Allowed" },
+		{ 409, "Conflict" }, { 412, "Precondition Failed" },
+		{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
 		{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
 		{ 500, "Internal Server Error" }, { 502, "Bad Gateway" },
 		{ 503, "Service Unavailable" } };

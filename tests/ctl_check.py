@@ -89,6 +89,8 @@ try:
          "keys: the owner's URL file, root's alone", out)
     t.ok(has("ok   keys: ", "(webhook_secret_file)") and has("ok   keys: ", "(s3_secret_key_file)"),
          "keys: every other *_file the configuration names", out)
+    t.ok(has("ok   keys: ", "(provider testid client_secret_file)", "mode 0640"),
+         "keys: each sign-in provider's client secret file", out)
     t.ok(has("ok   database: connected as the programs (database_url): role agora_app")
          and has("ok   database: connected as the owner (database_admin_url): role agora"),
          "database: connects as the programs' role and as the owner", out)

@@ -5,11 +5,14 @@ must give (a 500 fails).  Accounts, products and orders are made through
 the web server first; the programs run as the web server's user, as they
 do under it.  It runs in one configuration only (Apache, managed), since
 the web server plays no part."""
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import uuid
 
 from agoratest import (MODE, SERVER, Tap, cgi_output, config_value, need_stack, new_user, psql,
@@ -25,6 +28,7 @@ RUN = uuid.uuid4().hex[:10]
 J = "application/json"
 AS = {"user": "www-data", "group": "www-data", "extra_groups": []} if os.geteuid() == 0 else {}
 SEEN = set()
+LAST = [None]  # the last answer vg() got, headers and all
 
 
 def vg(prog, method, uri, want, body=b"", ctype=None, token=None, headers=None):
@@ -46,7 +50,7 @@ def vg(prog, method, uri, want, body=b"", ctype=None, token=None, headers=None):
                         "--errors-for-leak-kinds=definite,indirect",
                         os.path.join(cgidir, prog)], input=body, env=env, capture_output=True,
                        timeout=300, **AS)
-    cgi_output(method, uri, p.stdout)
+    LAST[0] = cgi_output(method, uri, p.stdout)
     head, _, payload = p.stdout.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].decode(errors="replace")
     report = [line for line in p.stderr.decode(errors="replace").splitlines()
@@ -116,6 +120,33 @@ tok = vg("auth", "POST", "/api/v1/auth/login", 200, {"email": email, "password":
 vg("auth", "POST", "/api/v1/auth/refresh", 200, {"refresh_token": tok.get("refresh_token", "")})
 vg("auth", "POST", "/api/v1/auth/logout", 204, {"refresh_token": session["refresh_token"]}, token=U)
 vg("auth", "GET", "/.well-known/jwks.json", 200)
+
+# A sign-in with the stack's provider (tests/oidcprovider.py): discovery,
+# keys, the code exchange and the ID token's checks (libcurl, libcjose).
+PROV = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "oidcprovider.py"),
+                         str(urllib.parse.urlsplit(config_value("issuer")).port), "agora-test",
+                         open(config_value("client_secret_file")).read().strip()],
+                        stdout=subprocess.PIPE, text=True)
+try:
+    PROV.stdout.readline()
+    base = "http://127.0.0.1:%d" % urllib.parse.urlsplit(config_value("issuer")).port
+    urllib.request.urlopen(urllib.request.Request(base + "/_control", method="POST", data=json.dumps(
+        {"user": {"sub": "vg-" + RUN, "email": "vg.oidc.%s@example.com" % RUN,
+                  "email_verified": True, "name": "V"}}).encode()), timeout=30).read()
+    vg("auth", "GET", "/api/v1/auth/providers", 200)
+    vg("auth", "GET", "/api/v1/auth/providers/testid/start?response=json", 302)
+    state = (LAST[0].header("Set-Cookie") or "").split(";")[0].split("=", 1)[-1]
+    where = urllib.parse.urlsplit(LAST[0].header("Location") or "")
+    c = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    c.request("GET", where.path + "?" + where.query)
+    back = urllib.parse.urlsplit(c.getresponse().getheader("Location") or "")
+    c.close()
+    vg("auth", "GET", back.path + "?" + back.query, 200,
+       headers={"HTTP_COOKIE": "__Host-agora_signin=" + state})
+finally:
+    PROV.kill()
+    PROV.wait()
 
 vg("users", "GET", "/api/v1/users/me", 200, token=U)
 vg("users", "PATCH", "/api/v1/users/me", 200, {"name": "Val Grind"}, token=U)
