@@ -30,17 +30,17 @@ enum agora_err auth_session_start(
 #define SIGNIN_STMTS                                                           \
 	{ "flow_insert",                                                       \
 		"INSERT INTO oauth_flows (state_sha256, provider, nonce, "     \
-		"verifier, link_user, cookie, return_to, expires_at) VALUES "  \
-		"($1, $2, $3, $4, $5::bigint, $6::boolean, $7, "               \
-		"now() + interval '10 minutes')" },                            \
+		"verifier, link_user, link_gen, cookie, return_to, "           \
+		"expires_at) VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, " \
+		"$7::boolean, $8, now() + interval '10 minutes')" },           \
 	    { "flow_take",                                                     \
 		    "DELETE FROM oauth_flows WHERE state_sha256 = $1 "         \
 		    "RETURNING "                                               \
 		    "provider, nonce, verifier, link_user::text, cookie, "     \
-		    "return_to, expires_at > now()" },                         \
+		    "return_to, expires_at > now(), link_gen::text" },         \
 	    { "sign_in",                                                       \
 		    "SELECT * FROM oauth_sign_in($1, $2, $3, $4, "             \
-		    "$5::boolean, $6, $7, $8::bigint)" },                      \
+		    "$5::boolean, $6, $7, $8::bigint, $9::bigint)" },          \
 	    { "identities_list",                                               \
 		    "SELECT json_build_object('data', COALESCE(json_agg("      \
 		    "json_build_object('provider', provider, 'email', email, " \

@@ -352,6 +352,14 @@ key_find(
 	time_t age = time(NULL) - d->jwks_fetched;
 	cjose_jwk_t *jwk;
 
+	/* No key set yet, and its last fetch failed a moment ago: a
+	 * provider that is down is not asked again by every request. */
+	if (d->jwks == NULL && d->jwks_fetched != 0 &&
+	    age < DISCOVERY_RETRY_S) {
+		fail(e, "provider_unavailable",
+		    "The sign-in provider cannot be reached now.");
+		return NULL;
+	}
 	if (d->jwks == NULL || age >= DISCOVERY_TTL_S) {
 		if (jwks_fetch(r, d, e) != 0 && d->jwks == NULL)
 			return NULL;
@@ -453,13 +461,16 @@ token_request(struct agora_req *r, const struct agora_provider *p,
 	hdr = curl_slist_append(
 	    hdr, "Content-Type: application/x-www-form-urlencoded");
 	hdr = curl_slist_append(hdr, "User-Agent: agora");
-	if (oidc &&
-	    (pair = agora_printf(r, "Authorization: Basic %s", basic)) != NULL)
+	pair = oidc ? agora_printf(r, "Authorization: Basic %s", basic) : NULL;
+	if (pair != NULL)
 		hdr = curl_slist_append(hdr, pair);
 	h.headers = hdr;
 	h.body = body;
 	h.body_len = strlen(body);
-	rc = call_json(r, &h, out, e);
+	/* Never without the client's credentials. */
+	rc = oidc && pair == NULL
+	    ? fail(e, "provider_unavailable", "No memory.")
+	    : call_json(r, &h, out, e);
 	curl_slist_free_all(hdr);
 	return rc;
 }
@@ -484,6 +495,9 @@ audience_ok(struct json_object *claims, const char *client_id)
 	size_t i, n;
 	int found = 0;
 
+	/* An azp that is there must be a clean string: none other passes. */
+	if (azp == NULL && json_object_object_get_ex(claims, "azp", &v))
+		return 0;
 	if (!json_object_object_get_ex(claims, "aud", &aud))
 		return 0;
 	if (azp != NULL && strcmp(azp, client_id) != 0)
@@ -595,8 +609,7 @@ verified_of(struct json_object *o, const char *key)
 		return 0;
 	if (json_object_is_type(v, json_type_boolean))
 		return json_object_get_boolean(v);
-	return json_object_is_type(v, json_type_string) &&
-	    strcmp(json_object_get_string(v), "true") == 0;
+	return str_of(o, key) != NULL && strcmp(str_of(o, key), "true") == 0;
 }
 
 /*
@@ -702,7 +715,7 @@ oauth2_person(struct agora_req *r, const struct agora_provider *p,
 		return -1;
 	if (!json_object_object_get_ex(user, "id", &v) ||
 	    (!json_object_is_type(v, json_type_int) &&
-	        !json_object_is_type(v, json_type_string)) ||
+	        str_of(user, "id") == NULL) ||
 	    *json_object_get_string(v) == '\0' ||
 	    strlen(json_object_get_string(v)) > 255) {
 		fail(e, "bad_provider_answer",

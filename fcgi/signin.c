@@ -52,11 +52,12 @@ static const struct {
 	{ "provider_linked", AGORA_E_CONFLICT },
 	{ "account_disabled", AGORA_E_FORBIDDEN },
 	{ "account_unverified", AGORA_E_FORBIDDEN },
+	{ "link_expired", AGORA_E_FORBIDDEN },
 };
 
 /* What the callback knows of its flow (the row flow_take returned). */
 struct flow {
-	const char *nonce, *verifier, *link_user, *return_to;
+	const char *nonce, *verifier, *link_user, *link_gen, *return_to;
 	int cookie;
 };
 
@@ -170,7 +171,7 @@ flow_begin(struct agora_req *r, const struct agora_provider *p,
 	struct oidc_flow f;
 	struct oidc_error e;
 	struct json_object *o;
-	const char *url, *vals[7];
+	const char *url, *vals[8];
 	enum agora_err rc;
 
 	oidc_flow_new(&f);
@@ -181,9 +182,10 @@ flow_begin(struct agora_req *r, const struct agora_provider *p,
 	vals[2] = f.nonce;
 	vals[3] = f.verifier;
 	vals[4] = link_user;
-	vals[5] = cookie ? "true" : "false";
-	vals[6] = return_to;
-	if ((rc = agora_db_write(r, "flow_insert", 7, vals, NULL)) != AGORA_OK)
+	vals[5] = link_user ? agora_printf(r, "%lld", r->gen) : NULL;
+	vals[6] = cookie ? "true" : "false";
+	vals[7] = return_to;
+	if ((rc = agora_db_write(r, "flow_insert", 8, vals, NULL)) != AGORA_OK)
 		return rc;
 	flow_cookie(r, f.state);
 	sodium_memzero(&f, sizeof(f));
@@ -261,6 +263,7 @@ flow_take(struct agora_req *r, const struct agora_provider *p, struct flow *f)
 	f->link_user = PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3);
 	f->cookie = *PQgetvalue(res, 0, 4) == 't';
 	f->return_to = PQgetvalue(res, 0, 5);
+	f->link_gen = PQgetisnull(res, 0, 7) ? NULL : PQgetvalue(res, 0, 7);
 	return AGORA_OK;
 }
 
@@ -285,7 +288,7 @@ sign_in(struct agora_req *r, const struct agora_provider *p,
     const struct flow *f, const struct oidc_identity *id)
 {
 	char hash[AGORA_PASSWORD_HASH_MAX], secret[AGORA_SECRET_TEXT], h[65];
-	const char *vals[8];
+	const char *vals[9];
 	struct grant g;
 	PGresult *res;
 	enum agora_err rc;
@@ -304,7 +307,8 @@ sign_in(struct agora_req *r, const struct agora_provider *p,
 	vals[5] = id->email ? name_of(r, id) : NULL;
 	vals[6] = hash;
 	vals[7] = f->link_user;
-	if ((rc = agora_db_write(r, "sign_in", 8, vals, &res)) != AGORA_OK)
+	vals[8] = f->link_gen;
+	if ((rc = agora_db_write(r, "sign_in", 9, vals, &res)) != AGORA_OK)
 		return rc;
 	if (PQntuples(res) != 1)
 		return AGORA_E_INTERNAL;

@@ -178,9 +178,10 @@ struct agora_config {
 	size_t nproviders;
 };
 /* The provider called name, or NULL. */
-int agora_url_safe(const char *url);
 const struct agora_provider *agora_provider_find(
     const struct agora_config *cfg, const char *name);
+/* HTTPS, or plain HTTP to this host alone (config.c). */
+int agora_url_safe(const char *url);
 
 /* What a multipart upload may add to file_max_bytes (headers, boundary). */
 #define AGORA_UPLOAD_SLACK_BYTES (64 * 1024)

@@ -942,9 +942,13 @@ agora_url_safe(const char *s)
 		return 0;
 	for (i = 0; i < AGORA_NELEM(local); i++) {
 		n = strlen(local[i]);
-		if (strncmp(s + 7, local[i], n) == 0 &&
-		    (s[7 + n] == ':' || s[7 + n] == '/' || s[7 + n] == '\0'))
-			return 1;
+		if (strncmp(s + 7, local[i], n) != 0)
+			continue;
+		s += 7 + n;
+		/* A port, then the path: never "localhost:80@elsewhere". */
+		if (*s == ':')
+			s += 1 + strspn(s + 1, "0123456789");
+		return *s == '/' || *s == '\0';
 	}
 	return 0;
 }

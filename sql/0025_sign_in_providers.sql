@@ -16,7 +16,10 @@
 -- the browser's cookie and the provider's redirect), and the callback
 -- deletes the row it uses, so that a state works once.  The nonce binds
 -- the ID token to this flow and the PKCE verifier the code; link_user is
--- the account that asked to link the identity, or NULL for a sign-in.
+-- the account that asked to link the identity, or NULL for a sign-in,
+-- and link_gen the token generation (0014) of the token that asked: a
+-- link whose account's tokens were ended meanwhile (a reset, a password
+-- change, log out everywhere) is refused.
 
 CREATE TABLE user_identities (
 	issuer text NOT NULL,
@@ -35,7 +38,8 @@ CREATE TABLE oauth_flows (
 	provider text NOT NULL,
 	nonce text NOT NULL,
 	verifier text NOT NULL,
-	link_user bigint REFERENCES users ON DELETE CASCADE,
+		link_user bigint REFERENCES users ON DELETE CASCADE,
+	link_gen bigint,
 	cookie boolean NOT NULL,
 	return_to text NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now(),

@@ -489,7 +489,8 @@ hook_file = [line.split("=", 1)[1].strip() for line in open(conf)
              if line.startswith("webhook_secret_file")][0]
 HOOK_SECRET = open(hook_file, "rb").read().strip()
 with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
-    f.write(open(conf).read() + "smtp_password = %s\n" % SMTP_SECRET.decode())
+    # First: the provider sections run to the end of the file.
+    f.write("smtp_password = %s\n" % SMTP_SECRET.decode() + open(conf).read())
     tmpconf = f.name
 try:
     seen = {}

@@ -339,6 +339,37 @@ try:
     t.ok(r.status == 200 and me(r).get("id") != ANA_ID,
          "an unlinked identity no longer signs in to the account (its email makes its own)", r)
 
+    # A link whose account's tokens end while it is at the provider.
+    kim_email = "si.kim.%s@example.com" % RUN
+    KIM = new_user(kim_email)
+    control(hub_user={"id": 999000 + int(RUN[:4], 16), "login": "kim" + RUN, "email": None},
+            hub_emails=[])
+    psql("UPDATE users SET email_verified_at = now() WHERE email = '%s'" % kim_email)
+    for end, want in [
+            (lambda: request("PATCH", "/api/v1/users/me", headers=KIM, body={
+                "current_password": "integration test password",
+                "password": "another long password"}), "303 link_expired"),
+            (lambda: request("DELETE", "/api/v1/users/me/sessions", headers=KIM), "400")]:
+        KIM = bearer(request("POST", "/api/v1/auth/login", body={
+            "email": kim_email, "password": "integration test password"}).json()["access_token"])
+        r = request("POST", "/api/v1/auth/identities/testhub", headers=KIM)
+        st, _ = cookie_of(r, "__Host-agora_signin")
+        back = at_provider(r.json()["authorization_url"])
+        e = end()
+        if e.status == 200:  # the password went back for the next round
+            request("PATCH", "/api/v1/users/me", headers=bearer(request(
+                "POST", "/api/v1/auth/login", body={"email": kim_email,
+                                                    "password": "another long password"}
+            ).json()["access_token"]), body={"current_password": "another long password",
+                                             "password": "integration test password"})
+        r = request("GET", local(back), headers={"Cookie": "__Host-agora_signin=" + st})
+        got = ("303 " + (r.header("Location") or "").partition("=")[2] if r.status == 303
+               else str(r.status))
+        t.ok(got == want and r.status in (303, 400),
+             "a link whose tokens ended meanwhile (%s) is refused: %s" % (
+                 "password changed" if want.startswith("303") else "log out everywhere", want),
+             (got, r))
+
     tok = "reset-" + RUN
     psql("INSERT INTO account_tokens (user_id, purpose, email, token_sha256, expires_at) "
          "SELECT id, 'reset', email, encode(sha256('%s'::bytea), 'hex'), now() + interval '1 hour' "

@@ -229,6 +229,7 @@ await step('a new shopper signs in with a provider, links another, and is refuse
   await main(who).locator('tr[data-provider="testhub"]').filter({ hasText: 'Linked' }).waitFor();
   check(true, 'Link TestHub goes to the provider and back: it is linked');
   await look(who, 'account with providers');
+  who.page.once('dialog', (d) => d.accept());
   await main(who).getByRole('button', { name: 'Unlink TestHub' }).click();
   await main(who).getByRole('button', { name: 'Link TestHub' }).waitFor();
   check(true, 'Unlink TestHub: it is unlinked');

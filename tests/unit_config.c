@@ -93,6 +93,14 @@ static const struct check_case checks[] = {
 	  "client_secret_file = /s\n",
 	    "provider g: type oidc needs issuer, an https URL (http on this "
 	    "host alone)" },
+	{ "[provider g]\nissuer = http://localhost:80@evil.example/\n"
+	  "client_id = c\nclient_secret_file = /s\n",
+	    "provider g: type oidc needs issuer, an https URL (http on this "
+	    "host alone)" },
+	{ "[provider g]\nissuer = http://127.0.0.1:@evil.example/\n"
+	  "client_id = c\nclient_secret_file = /s\n",
+	    "provider g: type oidc needs issuer, an https URL (http on this "
+	    "host alone)" },
 	{ "[provider g]\nissuer = https://id.example\nclient_id = c\n"
 	  "client_secret_file = /s\nscopes = email profile\n",
 	    "provider g: scopes must include openid" },

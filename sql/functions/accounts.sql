@@ -68,7 +68,7 @@ AS $function$
 	SELECT user_gen_of(u) FROM users u WHERE u.id = p_user
 $function$;
 
--- From 0023.
+-- From 0023 (this body: 0025).
 -- End every session of p_user: its refresh tokens are revoked and its
 -- access tokens end with the generation moved on.  p_caller (whose
 -- token is of generation p_caller_gen) is p_user, or an admin, checked
@@ -90,8 +90,10 @@ BEGIN
 	END IF;
 	UPDATE users u SET token_gen = u.token_gen + 1
 	WHERE u.id = p_user RETURNING user_gen_of(u) INTO v_gen;
-	UPDATE refresh_tokens SET revoked_at = now()
+		UPDATE refresh_tokens SET revoked_at = now()
 	WHERE user_id = p_user AND revoked_at IS NULL;
+	-- Links on their way through a provider end with the tokens (0025).
+	DELETE FROM oauth_flows WHERE link_user = p_user;
 	RETURN v_gen;
 END
 $function$;
@@ -188,7 +190,8 @@ BEGIN
 		WHERE refresh_tokens.user_id = v_user AND revoked_at IS NULL;
 		-- A reset takes the account back: whoever linked a provider to
 		-- it (with a stolen token) loses that way in too (0025).
-		DELETE FROM user_identities WHERE user_identities.user_id = v_user;
+				DELETE FROM user_identities WHERE user_identities.user_id = v_user;
+		DELETE FROM oauth_flows WHERE link_user = v_user;
 	END IF;
 END
 $function$;
@@ -246,11 +249,13 @@ $function$;
 -- (p_verified: the provider says it did), and never to an admin's; with
 -- no account of that email and the provider's word that it is verified,
 -- it makes one, whose password hash p_hash is of a password nobody knows
--- (a reset sets one).  Returns the outcome ('login', 'created',
--- 'linked', or the refusal: 'identity_taken', 'provider_linked',
--- 'account_unverified', 'account_exists', 'email_unverified',
+-- (a reset sets one).  A link is refused once the account's tokens are
+-- of a later generation than p_link_gen, the one of the token that
+-- asked for it.  Returns the outcome ('login', 'created', 'linked', or
+-- the refusal: 'identity_taken', 'provider_linked', 'account_unverified',
+-- 'link_expired', 'account_exists', 'email_unverified',
 -- 'account_disabled') and the account's row when there is one.
-CREATE OR REPLACE FUNCTION oauth_sign_in(p_provider text, p_issuer text, p_subject text, p_email text, p_verified boolean, p_name text, p_hash text, p_link bigint)
+CREATE OR REPLACE FUNCTION oauth_sign_in(p_provider text, p_issuer text, p_subject text, p_email text, p_verified boolean, p_name text, p_hash text, p_link bigint, p_link_gen bigint)
  RETURNS TABLE(outcome text, user_id text, role text, token_gen bigint)
  LANGUAGE plpgsql
 AS $function$
@@ -260,15 +265,17 @@ DECLARE
 	v_user users;
 	v_outcome text;
 BEGIN
-	-- Two callbacks of one new identity at once would both find it new;
-	-- two of one new email, both make its account.
+		-- Two callbacks of one new identity at once would both find it new.
 	PERFORM pg_advisory_xact_lock(hashtext('oauth:' || p_issuer || ':' || p_subject));
-	PERFORM pg_advisory_xact_lock(hashtext('oauth-email:' || lower(coalesce(p_email, ''))));
 	SELECT i.user_id INTO v_owner FROM user_identities i
 	WHERE i.issuer = p_issuer AND i.subject = p_subject;
 	IF p_link IS NOT NULL THEN
-		SELECT * INTO v_user FROM users u WHERE u.id = p_link FOR UPDATE;
+				SELECT * INTO v_user FROM users u WHERE u.id = p_link FOR UPDATE;
 		v_outcome := oauth_link_refusal(v_user, v_owner, p_provider);
+		-- Its tokens were ended since the link was asked for.
+		IF v_outcome IS NULL AND user_gen_of(v_user) > p_link_gen THEN
+			v_outcome := 'link_expired';
+		END IF;
 		IF v_outcome IS NULL AND v_owner IS NULL THEN
 			INSERT INTO user_identities (issuer, subject, provider, user_id, email)
 			VALUES (p_issuer, p_subject, p_provider, p_link, p_email);
@@ -277,7 +284,11 @@ BEGIN
 		UPDATE user_identities i SET last_login_at = now(), email = p_email
 		WHERE i.issuer = p_issuer AND i.subject = p_subject;
 		SELECT * INTO v_user FROM users u WHERE u.id = v_owner;
-	ELSE
+		ELSE
+		-- Two of one new email at once would both make its account.
+		IF p_email IS NOT NULL THEN
+			PERFORM pg_advisory_xact_lock(hashtext('oauth-email:' || lower(p_email)));
+		END IF;
 		SELECT * INTO v_user FROM users u WHERE u.email = lower(p_email) FOR UPDATE;
 		IF v_user.id IS NOT NULL AND (NOT p_verified
 			OR v_user.email_verified_at IS NULL OR v_user.role = 'admin') THEN

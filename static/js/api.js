@@ -144,10 +144,11 @@ export async function restore() {
   return session();
 }
 
-// Before leaving for a provider's sign-in, with no session here.
+// Before leaving for a provider's sign-in, with no session here (a
+// session another tab holds keeps its flag).
 export function expectSession() {
   try {
-    localStorage.setItem(FLAG, '2');
+    if (!localStorage.getItem(FLAG)) localStorage.setItem(FLAG, '2');
   } catch {
     // Storage may be off (private mode): the sign-in then needs a reload.
   }

@@ -36,10 +36,11 @@ const ROUTES = [
 const main = document.getElementById('main');
 let current = null; // the AbortController of the page on view
 
+// Returns when the new page is drawn.
 export function navigate(url, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', url);
   else history.pushState(null, '', url);
-  render();
+  return render();
 }
 
 // What a page gets: where it draws, its path parameters and query, a

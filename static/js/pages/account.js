@@ -18,7 +18,9 @@ const SIGN_IN_ERRORS = {
   account_exists: 'An account here has this email already. Log in with your password, then link the provider on your account page.',
   account_disabled: 'This account is disabled.',
   identity_taken: 'That account at the provider is linked to another account here.',
-  provider_linked: 'Your account is linked to another account at that provider; unlink it first.',
+  provider_linked: 'This account is linked to another account at that provider already; unlink that one first.',
+  account_unverified: 'Confirm your email address first (see the mail we sent), then link the provider.',
+  link_expired: 'You were signed out while linking; link the provider again.',
   provider_unavailable: 'The provider cannot be reached now. Try again in a moment.',
 };
 
@@ -207,8 +209,17 @@ export async function profile(main, ctx) {
 // (with a button to unlink it) or not (a button that goes to the
 // provider to link it, and comes back here).
 async function identitiesSection(ctx) {
-  const [list, mine] = await Promise.all([providers(ctx), get('/auth/identities', { signal: ctx.signal })]);
+  const list = await providers(ctx);
   if (!list.length) return '';
+  const heading = h('h2', { id: 'ids-h', tabindex: '-1' }, 'Sign-in providers');
+  let mine;
+  try {
+    mine = await get('/auth/identities', { signal: ctx.signal });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    return h('section', { class: 'stack', 'aria-labelledby': 'ids-h' }, heading,
+      h('p', { class: 'alert', role: 'alert' }, `Your sign-in providers cannot be shown now: ${e.message}`));
+  }
   const linked = new Map(mine.data.map((i) => [i.provider, i]));
   const rows = list.map((p) => {
     const id = linked.get(p.name);
@@ -221,9 +232,15 @@ async function identitiesSection(ctx) {
           location.assign(go.authorization_url);
           return;
         }
+                if (!window.confirm(`Unlink ${p.display_name}? If you never set a password here, `
+          + 'you will need "Forgot your password?" to log in again.')) {
+          button.disabled = false;
+          return;
+        }
         await api('DELETE', `/auth/identities/${encodeURIComponent(p.name)}`);
         say(`${p.display_name} is unlinked.`);
-        ctx.navigate('/account', { replace: true });
+        await ctx.navigate('/account', { replace: true });
+        document.getElementById('ids-h')?.focus();
       } catch (e) {
         button.disabled = false;
         say(e.message);
@@ -234,8 +251,8 @@ async function identitiesSection(ctx) {
       h('td', {}, id ? `Linked${id.email ? ` (${id.email})` : ''}` : 'Not linked'),
       h('td', {}, button));
   });
-  return h('section', { class: 'stack', 'aria-labelledby': 'ids-h' },
-    h('h2', { id: 'ids-h' }, 'Sign-in providers'),
+    return h('section', { class: 'stack', 'aria-labelledby': 'ids-h' },
+    heading,
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, ['Provider', 'State', 'Action'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, rows))));
