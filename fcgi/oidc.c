@@ -136,29 +136,46 @@ call_json(struct agora_req *r, struct agora_http *h, struct json_object **out,
 	return rc;
 }
 
+/*
+ * Append each of the n lines to *list; -1, the list freed, when one is
+ * NULL or memory ran out: a call never goes out without a header it
+ * needs (the client's credentials among them).
+ */
+static int
+headers_add(struct curl_slist **list, const char *const *lines, size_t n)
+{
+	struct curl_slist *t;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (lines[i] == NULL ||
+		    (t = curl_slist_append(*list, lines[i])) == NULL) {
+			curl_slist_free_all(*list);
+			*list = NULL;
+			return -1;
+		}
+		*list = t;
+	}
+	return 0;
+}
+
 static int
 get_json(struct agora_req *r, const char *url, const char *bearer,
     struct json_object **out, struct oidc_error *e)
 {
 	struct agora_http h = { .method = "GET", .url = url };
-	struct curl_slist *hdr;
-	const char *auth;
+	/* GitHub's API refuses requests without a User-Agent. */
+	const char *lines[3] = { "Accept: application/json",
+		"User-Agent: agora",
+		bearer ? agora_printf(r, "Authorization: Bearer %s", bearer)
+		       : NULL };
+	struct curl_slist *hdr = NULL;
 	int rc;
 
-	if (url == NULL)
+	if (url == NULL || headers_add(&hdr, lines, bearer ? 3 : 2) != 0)
 		return fail(e, "provider_unavailable", "No memory.");
-
-	hdr = curl_slist_append(NULL, "Accept: application/json");
-	/* GitHub's API refuses requests without one. */
-	hdr = curl_slist_append(hdr, "User-Agent: agora");
-	auth =
-	    bearer ? agora_printf(r, "Authorization: Bearer %s", bearer) : NULL;
-	if (auth != NULL)
-		hdr = curl_slist_append(hdr, auth);
 	h.headers = hdr;
-	rc = bearer != NULL && auth == NULL
-	    ? fail(e, "provider_unavailable", "No memory.")
-	    : call_json(r, &h, out, e);
+	rc = call_json(r, &h, out, e);
 	curl_slist_free_all(hdr);
 	return rc;
 }
@@ -431,12 +448,14 @@ token_request(struct agora_req *r, const struct agora_provider *p,
 {
 	struct agora_http h = { .method = "POST", .url = d->token };
 	int oidc = strcmp(p->type, "oidc") == 0;
-	struct curl_slist *hdr;
+	const char *lines[4] = { "Accept: application/json",
+		"Content-Type: application/x-www-form-urlencoded",
+		"User-Agent: agora", NULL };
+	struct curl_slist *hdr = NULL;
 	const char *body, *pair;
 	char *basic;
 	size_t n;
 	int rc;
-
 	const char *v[5] = { esc(r, code), esc(r, redirect_uri),
 		esc(r, verifier), esc(r, p->client_id),
 		esc(r, p->client_secret ? p->client_secret : "") };
@@ -457,20 +476,14 @@ token_request(struct agora_req *r, const struct agora_provider *p,
 		return fail(e, "provider_unavailable", "No memory.");
 	sodium_bin2base64(basic, n, (const unsigned char *)pair, strlen(pair),
 	    sodium_base64_VARIANT_ORIGINAL);
-	hdr = curl_slist_append(NULL, "Accept: application/json");
-	hdr = curl_slist_append(
-	    hdr, "Content-Type: application/x-www-form-urlencoded");
-	hdr = curl_slist_append(hdr, "User-Agent: agora");
-	pair = oidc ? agora_printf(r, "Authorization: Basic %s", basic) : NULL;
-	if (pair != NULL)
-		hdr = curl_slist_append(hdr, pair);
+	lines[3] =
+	    oidc ? agora_printf(r, "Authorization: Basic %s", basic) : NULL;
+	if (headers_add(&hdr, lines, oidc ? 4 : 3) != 0)
+		return fail(e, "provider_unavailable", "No memory.");
 	h.headers = hdr;
 	h.body = body;
 	h.body_len = strlen(body);
-	/* Never without the client's credentials. */
-	rc = oidc && pair == NULL
-	    ? fail(e, "provider_unavailable", "No memory.")
-	    : call_json(r, &h, out, e);
+	rc = call_json(r, &h, out, e);
 	curl_slist_free_all(hdr);
 	return rc;
 }

@@ -183,6 +183,8 @@ flow_begin(struct agora_req *r, const struct agora_provider *p,
 	vals[3] = f.verifier;
 	vals[4] = link_user;
 	vals[5] = link_user ? agora_printf(r, "%lld", r->gen) : NULL;
+	if (link_user != NULL && vals[5] == NULL)
+		return AGORA_E_INTERNAL; /* a link is never without its gen */
 	vals[6] = cookie ? "true" : "false";
 	vals[7] = return_to;
 	if ((rc = agora_db_write(r, "flow_insert", 8, vals, NULL)) != AGORA_OK)

@@ -38,7 +38,7 @@ CREATE TABLE oauth_flows (
 	provider text NOT NULL,
 	nonce text NOT NULL,
 	verifier text NOT NULL,
-		link_user bigint REFERENCES users ON DELETE CASCADE,
+	link_user bigint REFERENCES users ON DELETE CASCADE,
 	link_gen bigint,
 	cookie boolean NOT NULL,
 	return_to text NOT NULL,

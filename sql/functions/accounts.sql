@@ -90,7 +90,7 @@ BEGIN
 	END IF;
 	UPDATE users u SET token_gen = u.token_gen + 1
 	WHERE u.id = p_user RETURNING user_gen_of(u) INTO v_gen;
-		UPDATE refresh_tokens SET revoked_at = now()
+	UPDATE refresh_tokens SET revoked_at = now()
 	WHERE user_id = p_user AND revoked_at IS NULL;
 	-- Links on their way through a provider end with the tokens (0025).
 	DELETE FROM oauth_flows WHERE link_user = p_user;
@@ -190,7 +190,7 @@ BEGIN
 		WHERE refresh_tokens.user_id = v_user AND revoked_at IS NULL;
 		-- A reset takes the account back: whoever linked a provider to
 		-- it (with a stolen token) loses that way in too (0025).
-				DELETE FROM user_identities WHERE user_identities.user_id = v_user;
+		DELETE FROM user_identities WHERE user_identities.user_id = v_user;
 		DELETE FROM oauth_flows WHERE link_user = v_user;
 	END IF;
 END
@@ -265,15 +265,16 @@ DECLARE
 	v_user users;
 	v_outcome text;
 BEGIN
-		-- Two callbacks of one new identity at once would both find it new.
+	-- Two callbacks of one new identity at once would both find it new.
 	PERFORM pg_advisory_xact_lock(hashtext('oauth:' || p_issuer || ':' || p_subject));
 	SELECT i.user_id INTO v_owner FROM user_identities i
 	WHERE i.issuer = p_issuer AND i.subject = p_subject;
 	IF p_link IS NOT NULL THEN
-				SELECT * INTO v_user FROM users u WHERE u.id = p_link FOR UPDATE;
+		SELECT * INTO v_user FROM users u WHERE u.id = p_link FOR UPDATE;
 		v_outcome := oauth_link_refusal(v_user, v_owner, p_provider);
 		-- Its tokens were ended since the link was asked for.
-		IF v_outcome IS NULL AND user_gen_of(v_user) > p_link_gen THEN
+		IF v_outcome IS NULL
+			AND (p_link_gen IS NULL OR user_gen_of(v_user) > p_link_gen) THEN
 			v_outcome := 'link_expired';
 		END IF;
 		IF v_outcome IS NULL AND v_owner IS NULL THEN
@@ -284,7 +285,7 @@ BEGIN
 		UPDATE user_identities i SET last_login_at = now(), email = p_email
 		WHERE i.issuer = p_issuer AND i.subject = p_subject;
 		SELECT * INTO v_user FROM users u WHERE u.id = v_owner;
-		ELSE
+	ELSE
 		-- Two of one new email at once would both make its account.
 		IF p_email IS NOT NULL THEN
 			PERFORM pg_advisory_xact_lock(hashtext('oauth-email:' || lower(p_email)));

@@ -232,7 +232,7 @@ async function identitiesSection(ctx) {
           location.assign(go.authorization_url);
           return;
         }
-                if (!window.confirm(`Unlink ${p.display_name}? If you never set a password here, `
+        if (!window.confirm(`Unlink ${p.display_name}? If you never set a password here, `
           + 'you will need "Forgot your password?" to log in again.')) {
           button.disabled = false;
           return;
@@ -251,7 +251,7 @@ async function identitiesSection(ctx) {
       h('td', {}, id ? `Linked${id.email ? ` (${id.email})` : ''}` : 'Not linked'),
       h('td', {}, button));
   });
-    return h('section', { class: 'stack', 'aria-labelledby': 'ids-h' },
+  return h('section', { class: 'stack', 'aria-labelledby': 'ids-h' },
     heading,
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, ['Provider', 'State', 'Action'].map((t) => h('th', { scope: 'col' }, t)))),
