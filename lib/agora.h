@@ -552,6 +552,7 @@ void agora_db_free(struct agora_db *db);
 void agora_db_timeout(struct agora_db *db, long long ms);
 int agora_db_ready(const struct agora_db *db);
 enum agora_err agora_db_connect(struct agora_db *db);
+void agora_db_check(struct agora_db *db);
 enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out);
 enum agora_err agora_db_tx(struct agora_req *r,

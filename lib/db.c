@@ -2,12 +2,16 @@
  * db.c: one PostgreSQL connection per process.
  *
  * The connection is made before the accept loop and its statements are
- * prepared once.  When the server goes away (a restart, a failover) the
- * next statement fails with no SQLSTATE and the connection turns BAD;
- * we then reset it, prepare again, and retry the
- * transaction if its COMMIT was never sent.  While the server stays down,
- * requests answer 503 with Retry-After, and reconnects are tried at most
- * every 500 ms so that a dead server costs nothing per request.
+ * prepared once.  When the server goes away (a restart, a failover), the
+ * process finds out before its next request (agora_db_check: the server's
+ * goodbye or the end of the stream waits in the idle socket) and connects
+ * again for it; a break found only by a statement resets the connection,
+ * runs a read again, and retries a transaction whose COMMIT was never
+ * sent.  While the server stays down, requests answer 503 with
+ * Retry-After, and a process tries to connect at most every RECONNECT_MS:
+ * a request that comes sooner waits out the rest of that time and tries,
+ * so that the first request after the server is back never fails for an
+ * old attempt (doc/scale-out.md, "A database restart").
  * SQLSTATEs become agora_err through one table.  Besides a program's own
  * statements, every connection prepares the library's (internal.h), but
  * agora_db_bare's (agoractl's).  Every session starts with the release's
@@ -16,6 +20,7 @@
  */
 #include "config.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +30,7 @@
 #include "internal.h"
 
 #define TX_ATTEMPTS 4
-#define RECONNECT_MS 500
+#define RECONNECT_MS 200
 
 struct agora_db {
 	PGconn *conn;
@@ -254,6 +259,60 @@ quiet_notice(void *arg, const char *msg)
 	(void)msg;
 }
 
+static void
+sleep_ms(long long ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+}
+
+/* The connection broke: the next statement connects again at once. */
+static void
+mark_lost(struct agora_db *db)
+{
+	db->ready = 0;
+	db->last_try.tv_sec = 0;
+}
+
+/*
+ * Find out, between requests, whether the idle connection broke.  An idle
+ * session gets nothing from the server but a late notification; a server
+ * that stopped, crashed or was failed away from leaves its goodbye, the
+ * end of the stream, or both in the socket.  Reading them now makes the
+ * coming request connect again first, instead of spending a statement on
+ * a dead session and failing a write that cannot be retried.  One poll()
+ * that never waits.
+ */
+void
+agora_db_check(struct agora_db *db)
+{
+	struct pollfd p = { 0 };
+	PGnotify *n;
+
+	if (db == NULL || !db->ready)
+		return;
+	p.fd = PQsocket(db->conn);
+	p.events = POLLIN;
+	if (p.fd < 0 || poll(&p, 1, 0) <= 0)
+		return;
+	if (PQconsumeInput(db->conn) == 0 ||
+	    PQstatus(db->conn) != CONNECTION_OK) {
+		mark_lost(db);
+		return;
+	}
+	while ((n = PQnotifies(db->conn)) != NULL)
+		PQfreemem(n);
+	/* A goodbye read, with the end of the stream behind it. */
+	p.revents = 0;
+	if (poll(&p, 1, 0) > 0)
+		mark_lost(db);
+}
+
 /*
  * Make sure the connection is usable: connect or reset it and prepare the
  * statements.  Returns AGORA_E_UNAVAILABLE while the server is down.
@@ -266,9 +325,8 @@ agora_db_connect(struct agora_db *db)
 	if (db->ready && PQstatus(db->conn) == CONNECTION_OK)
 		return AGORA_OK;
 	db->ready = 0;
-	if (db->last_try.tv_sec != 0 &&
-	    agora_ms_since(&db->last_try) < RECONNECT_MS)
-		return AGORA_E_UNAVAILABLE;
+	if (db->last_try.tv_sec != 0)
+		sleep_ms(RECONNECT_MS - agora_ms_since(&db->last_try));
 	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
 	if (db->conn == NULL) {
 		db->conn = PQconnectdb(db->url);
@@ -313,10 +371,12 @@ result_err(
 	con = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)
 	                  : NULL;
 	e = agora_db_sqlstate_err(state);
-	if (PQstatus(db->conn) != CONNECTION_OK) {
+	/* libpq may keep a connection OK whose write met a closed socket
+	 * (EPIPE): without a reset, a retry would use it again. */
+	if (PQstatus(db->conn) != CONNECTION_OK)
 		e = AGORA_E_CONNLOST;
-		db->ready = 0;
-	}
+	if (e == AGORA_E_CONNLOST)
+		mark_lost(db);
 	r->sqlstate = state != NULL ? agora_strdup(r, state) : NULL;
 	r->constraint = con != NULL ? agora_strdup(r, con) : NULL;
 	if (e != AGORA_E_CONFLICT && e != AGORA_E_VALIDATION)
@@ -439,10 +499,8 @@ agora_db_query(struct agora_req *r, const char *stmt, int n,
 
 	rc = query_once(r, stmt, n, vals, &res);
 	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx &&
-	    is_read(r->ctx->db, stmt)) {
-		r->ctx->db->last_try.tv_sec = 0;
+	    is_read(r->ctx->db, stmt))
 		rc = query_once(r, stmt, n, vals, &res);
-	}
 	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx)
 		rc = AGORA_E_UNAVAILABLE;
 	if (out != NULL)
@@ -527,8 +585,6 @@ agora_db_tx(struct agora_req *r,
 		r->status = 0;
 		r->out = NULL;
 		r->out_len = 0;
-		if (rc == AGORA_E_CONNLOST)
-			db->last_try.tv_sec = 0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = agora_db_connect(db);
 		waited(r, &t0, 0);

@@ -359,6 +359,7 @@ serve_fcgi(struct agora_ctx *ctx, const struct agora_program *prog,
 	}
 	while (!stopping && FCGX_Accept_r(&rq) >= 0) {
 		busy = 1;
+		agora_db_check(ctx->db);
 		agora_handle(ctx, prog, arena, rq.envp, &io);
 		finish(&rq, unix_socket);
 		busy = 0;

@@ -118,6 +118,14 @@ pg_stop() {
 	case $PG_SOCK in /tmp/agora-pgsock-*) rmdir "$PG_SOCK" 2>/dev/null || true ;; esac
 }
 
+# A crash and restart at once, as a failover or an OOM kill: every session
+# ends without a goodbye, and pg_ctl waits until connections are taken.
+pg_restart() {
+	as_pg "$(pgbin)/pg_ctl" -D "$STATE/pg" -m immediate -w -t 30 \
+		-l "$STATE/pg/server.log" restart >/dev/null ||
+		die "PostgreSQL did not restart (see $STATE/pg/server.log)"
+}
+
 mc_start() {
 	local u=()
 	mkdir -p "$RUNDIR"
@@ -610,7 +618,8 @@ stack_down() {
 	case $RUNDIR in /tmp/agora-run-*) rm -rf "$RUNDIR" ;; esac
 }
 
-# Service control for the tests: _svc STACK pg|mc start|stop, and _svc
+# Service control for the tests: _svc STACK pg|mc start|stop, _svc STACK pg
+# restart (immediate), and _svc
 # STACK web restart, which starts the web server (and its programs, which
 # read agora.conf when they start) again as it ran.
 stack_svc() {
@@ -619,6 +628,7 @@ stack_svc() {
 	case "$2 $3" in
 	"pg stop") pg_stop ;;
 	"pg start") pg_start ;;
+	"pg restart") pg_restart ;;
 	"mc stop") mc_stop ;;
 	"mc start") mc_start ;;
 	"web restart")
@@ -630,7 +640,7 @@ stack_svc() {
 		done
 		web_stop
 		web_start "$server" "$mode" "$tls" ;;
-	*) die "usage: _svc STACK pg|mc start|stop, or web restart" ;;
+	*) die "usage: _svc STACK pg|mc start|stop, pg restart, or web restart" ;;
 	esac
 }
 
