@@ -45,9 +45,9 @@ static const struct agora_stmt stmts[] = {
 	{ "summary",
 	    "SELECT analytics_summary($1::date, $2::date, $3, "
 	    "" AGORA_STR(TOP_PRODUCTS) ", " AGORA_STR(TOP_TYPES) ")",
-	    AGORA_STMT_READ },
+	    AGORA_STMT_READ | AGORA_STMT_REPLICA },
 	{ "summary_csv", "SELECT analytics_summary_csv($1::date, $2::date, $3)",
-	    AGORA_STMT_READ },
+	    AGORA_STMT_READ | AGORA_STMT_REPLICA },
 };
 
 enum { F_TYPE, F_SESSION, F_PRODUCT, F_PROPERTIES, F__MAX };

@@ -19,10 +19,10 @@ static const struct agora_stmt stmts[] = {
 	{ "category_list",
 	    "SELECT COALESCE(json_agg(" CATEGORY_JSON " ORDER BY id), '[]') "
 	    "FROM categories",
-	    AGORA_STMT_READ },
+	    AGORA_STMT_READ | AGORA_STMT_REPLICA_ANON },
 	{ "category_get",
 	    "SELECT " CATEGORY_JSON " FROM categories WHERE id = $1::bigint",
-	    AGORA_STMT_READ },
+	    AGORA_STMT_READ | AGORA_STMT_REPLICA_ANON },
 	{ "category_insert",
 	    "INSERT INTO categories (name, slug, parent_id) "
 	    "VALUES ($1, $2, $3::bigint) RETURNING id::text, " CATEGORY_JSON },

@@ -80,30 +80,35 @@ static const struct agora_stmt stmts[] = {
 	{ "search_newest",
 	    SEARCH("p.created_at", "timestamptz", "<",
 	        "p.created_at DESC, p.id DESC"),
-	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN |
+	        AGORA_STMT_REPLICA_ANON },
 	{ "search_price",
 	    SEARCH("p.price_cents", "bigint", ">", "p.price_cents, p.id"),
-	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN |
+	        AGORA_STMT_REPLICA_ANON },
 	{ "search_price_desc",
 	    SEARCH("p.price_cents", "bigint", "<",
 	        "p.price_cents DESC, p.id DESC"),
-	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN |
+	        AGORA_STMT_REPLICA_ANON },
 	{ "search_rating",
 	    SEARCH(
 	        "p.rating_avg", "numeric", "<", "p.rating_avg DESC, p.id DESC"),
-	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN |
+	        AGORA_STMT_REPLICA_ANON },
 	{ "search_relevance",
 	    SEARCH(RANK, "float8", "<", RANK " DESC, p.id DESC"),
-	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN },
+	    AGORA_STMT_READ | AGORA_STMT_CUSTOM_PLAN |
+	        AGORA_STMT_REPLICA_ANON },
 	{ "category_exists", "SELECT 1 FROM categories WHERE id = $1::bigint",
-	    AGORA_STMT_READ },
+	    AGORA_STMT_READ | AGORA_STMT_REPLICA_ANON },
 	/* One row: a join reads the stock more cheaply than DOC's
 	 * sub-select (pgbench: 6% more reads a second). */
 	{ "product_get",
 	    "SELECT product_doc(p.doc, i.on_hand - i.reserved) "
 	    "FROM products p LEFT JOIN inventory i ON i.product_id = p.id "
 	    "WHERE p.id = $1::bigint AND p.archived_at IS NULL",
-	    AGORA_STMT_READ },
+	    AGORA_STMT_READ | AGORA_STMT_REPLICA_ANON },
 	{ "product_insert",
 	    "INSERT INTO products (sku, name, description, price_cents, "
 	    "currency, category_id, attributes) VALUES ($1, $2, "

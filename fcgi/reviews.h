@@ -24,7 +24,8 @@
 
 /* The statements the reviews need, for the products program's table. */
 #define REVIEW_STMTS                                                           \
-	{ "review_list", REVIEW_LIST_SQL, AGORA_STMT_READ },                   \
+	{ "review_list", REVIEW_LIST_SQL,                                      \
+		AGORA_STMT_READ | AGORA_STMT_REPLICA_ANON },                   \
 	    { "review_get", REVIEW_GET_SQL, AGORA_STMT_READ },                 \
 	    { "review_add", REVIEW_ADD_SQL },                                  \
 	    { "review_delete", REVIEW_DELETE_SQL },                            \

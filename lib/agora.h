@@ -66,6 +66,7 @@ enum agora_secret {
 	AGORA_SECRET_S3_SECRET_KEY,
 	AGORA_SECRET_SMTP_PASSWORD,
 	AGORA_SECRET_SMS_TOKEN,
+	AGORA_SECRET_DATABASE_READ_URL,
 	AGORA_SECRET__MAX
 };
 #define AGORA_NEEDS(s) (1u << (s))
@@ -103,6 +104,8 @@ struct agora_provider {
 struct agora_config {
 	char *database_url;
 	char *database_admin_url;
+	char *database_read_url; /* a replica for reads; "" for none */
+	long long database_read_max_lag_ms;
 	/* <secret>_file: where a secret is read from, instead of agora.conf. */
 	char *secret_file[AGORA_SECRET__MAX];
 	char *memcached_servers;
@@ -241,6 +244,15 @@ struct agora_stmt {
  * PostgreSQL chooses, usually a generic one.
  */
 #define AGORA_STMT_CUSTOM_PLAN 0x2
+/*
+ * A read that may be answered by the replica (database_read_url) when it
+ * lags less than database_read_max_lag_ms: _ANON only for a request with
+ * no user, who has no write of their own to miss (the catalog, which
+ * admins write); _REPLICA for anyone (reports that tolerate a second).
+ * Both need AGORA_STMT_READ.  doc/scale-out.md, "The read replica".
+ */
+#define AGORA_STMT_REPLICA_ANON 0x4
+#define AGORA_STMT_REPLICA 0x8
 
 struct agora_db;
 struct agora_cache;
@@ -311,6 +323,9 @@ struct agora_req {
 	/* What the request waited for PostgreSQL and memcached, in
 	 * microseconds: its Server-Timing answer header. */
 	long long db_us, cache_us;
+	/* A statement of this request read the replica (lib/db.c): what it
+	 * read may be stale, so it is never cached. */
+	int from_replica;
 
 	const char *method;
 	const char *path; /* percent-decoded, without the query */
@@ -553,6 +568,8 @@ void agora_db_timeout(struct agora_db *db, long long ms);
 int agora_db_ready(const struct agora_db *db);
 enum agora_err agora_db_connect(struct agora_db *db);
 void agora_db_check(struct agora_db *db);
+int agora_db_replica(
+    struct agora_db *db, const char *url, long long max_lag_ms);
 enum agora_err agora_db_query(struct agora_req *r, const char *stmt, int n,
     const char *const *vals, PGresult **out);
 enum agora_err agora_db_tx(struct agora_req *r,

@@ -656,7 +656,9 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 	char *buf;
 	int k;
 
-	if (r->ctx->cache == NULL || *ver == '\0')
+	/* A replica's answer may be older than ver: stored under it, it
+	 * would outlive the staleness bound. */
+	if (r->ctx->cache == NULL || *ver == '\0' || r->from_replica)
 		return;
 	cost = agora_ms_since(&r->start);
 	life = (long long)ttl * 1000;

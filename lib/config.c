@@ -73,6 +73,9 @@ static const struct key keys[] = {
 	S(database_admin_url, ""),
 	F(database_url_file, AGORA_SECRET_DATABASE_URL),
 	F(database_admin_url_file, AGORA_SECRET_DATABASE_ADMIN_URL),
+	S(database_read_url, ""),
+	F(database_read_url_file, AGORA_SECRET_DATABASE_READ_URL),
+	I(database_read_max_lag_ms, "1000", 0, 3600000),
 	F(webhook_secret_file, AGORA_SECRET_WEBHOOK),
 	F(payment_gateway_key_file, AGORA_SECRET_GATEWAY_KEY),
 	F(s3_access_key_file, AGORA_SECRET_S3_ACCESS_KEY),
@@ -195,6 +198,8 @@ static const struct secret {
 	    offsetof(struct agora_config, smtp_password) },
 	[AGORA_SECRET_SMS_TOKEN] = { "sms_token",
 	    offsetof(struct agora_config, sms_token) },
+	[AGORA_SECRET_DATABASE_READ_URL] = { "database_read_url",
+	    offsetof(struct agora_config, database_read_url) },
 };
 
 /* The key of secret s ("database_url"); its file's key adds "_file". */

@@ -31,6 +31,8 @@
 
 #define TX_ATTEMPTS 4
 #define RECONNECT_MS 200
+#define LAG_CHECK_MS 250
+#define REPLICA_RETRY_MS 2000
 
 struct agora_db {
 	PGconn *conn;
@@ -44,6 +46,14 @@ struct agora_db {
 	long long timeout_ms; /* statement_timeout of each connection */
 	struct timespec last_try;
 	unsigned long generation; /* counts connections made */
+	/* A replica (agora_db_replica): it prepares only the statements it
+	 * may answer, never waits to connect, and is read only while its lag,
+	 * asked at most every LAG_CHECK_MS, is within max_lag_ms. */
+	struct agora_db *replica;
+	int is_replica;
+	long long max_lag_ms;
+	struct timespec lag_checked;
+	int fresh;
 };
 
 struct sqlstate_map {
@@ -130,8 +140,28 @@ agora_db_free(struct agora_db *db)
 		return;
 	if (db->conn != NULL)
 		PQfinish(db->conn);
+	agora_db_free(db->replica);
 	free(db->url);
 	free(db);
+}
+
+/*
+ * Give db a replica at url for the statements flagged AGORA_STMT_REPLICA
+ * or _ANON, read while it lags at most max_lag_ms.  Connects when first
+ * needed.  0, or -1 without memory.
+ */
+int
+agora_db_replica(struct agora_db *db, const char *url, long long max_lag_ms)
+{
+	struct agora_db *rep = agora_db_new(url, db->stmts, db->nstmts);
+
+	if (rep == NULL)
+		return -1;
+	rep->is_replica = 1;
+	rep->max_lag_ms = max_lag_ms;
+	rep->timeout_ms = db->timeout_ms;
+	db->replica = rep;
+	return 0;
 }
 
 PGconn *
@@ -173,6 +203,14 @@ stmt_find(const struct agora_db *db, const char *name)
 	return NULL;
 }
 
+/* Whether a replica may answer s, for some request. */
+static int
+on_replica(const struct agora_stmt *s)
+{
+	return (s->flags & AGORA_STMT_READ) &&
+	    (s->flags & (AGORA_STMT_REPLICA | AGORA_STMT_REPLICA_ANON));
+}
+
 /* What the request waited for PostgreSQL: Server-Timing and the metrics. */
 static void
 waited(struct agora_req *r, const struct timespec *t0, int statements)
@@ -193,6 +231,8 @@ prepare_all(struct agora_db *db)
 
 	for (i = 0; (s = stmt_at(db, i)) != NULL && rc == AGORA_OK; i++) {
 		if (s->flags & AGORA_STMT_CUSTOM_PLAN)
+			continue;
+		if (db->is_replica && !on_replica(s))
 			continue;
 		res = PQprepare(db->conn, s->name, s->sql, 0, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -222,6 +262,8 @@ void
 agora_db_timeout(struct agora_db *db, long long ms)
 {
 	db->timeout_ms = ms;
+	if (db->replica != NULL)
+		db->replica->timeout_ms = ms;
 }
 
 static enum agora_err
@@ -294,7 +336,10 @@ agora_db_check(struct agora_db *db)
 	struct pollfd p = { 0 };
 	PGnotify *n;
 
-	if (db == NULL || !db->ready)
+	if (db == NULL)
+		return;
+	agora_db_check(db->replica);
+	if (!db->ready)
 		return;
 	p.fd = PQsocket(db->conn);
 	p.events = POLLIN;
@@ -325,6 +370,12 @@ agora_db_connect(struct agora_db *db)
 	if (db->ready && PQstatus(db->conn) == CONNECTION_OK)
 		return AGORA_OK;
 	db->ready = 0;
+	/* A replica never holds a request up: the primary answers.  Its
+	 * host may drop packets rather than refuse, and then an attempt
+	 * costs the request connect_timeout: try it seldom. */
+	if (db->is_replica && db->last_try.tv_sec != 0 &&
+	    agora_ms_since(&db->last_try) < REPLICA_RETRY_MS)
+		return AGORA_E_UNAVAILABLE;
 	if (db->last_try.tv_sec != 0)
 		sleep_ms(RECONNECT_MS - agora_ms_since(&db->last_try));
 	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
@@ -434,10 +485,9 @@ trace_sync(struct agora_req *r)
  * through the SQLSTATE table; r->sqlstate and r->constraint say more.
  */
 static enum agora_err
-query_once(struct agora_req *r, const char *stmt, int n,
+query_once(struct agora_req *r, struct agora_db *db, const char *stmt, int n,
     const char *const *vals, PGresult **out)
 {
-	struct agora_db *db = r->ctx->db;
 	const struct agora_stmt *s;
 	struct timespec t0;
 	const char *sql;
@@ -481,9 +531,101 @@ query_once(struct agora_req *r, const char *stmt, int n,
 }
 
 /*
+ * How far the replica's data is behind, in ms, or -1 when it cannot say.
+ * Nothing waiting to be replayed, with a WAL receiver running, is no lag
+ * at all, however long ago the last write was; otherwise it is the age of
+ * the last transaction replayed, an overestimate.  A server that is not
+ * in recovery (promoted, or the primary itself) is current.  An
+ * unprivileged role sees the receiver's row but not its status.
+ */
+static long long
+replica_lag_ms(struct agora_db *rep)
+{
+	static const char sql[] =
+	    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
+	    "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "
+	    "AND EXISTS (SELECT FROM pg_stat_wal_receiver) THEN 0 "
+	    "ELSE (1000 * extract(epoch FROM clock_timestamp() - "
+	    "pg_last_xact_replay_timestamp()))::bigint END";
+	PGresult *res = PQexec(rep->conn, sql);
+	long long lag = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    !PQgetisnull(res, 0, 0))
+		lag = atoll(PQgetvalue(res, 0, 0));
+	else if (PQstatus(rep->conn) != CONNECTION_OK)
+		mark_lost(rep);
+	PQclear(res);
+	return lag;
+}
+
+/* Say when reads move between the replica and the primary. */
+static void
+replica_turn(struct agora_db *rep, int fresh, long long lag)
+{
+	if (fresh == rep->fresh)
+		return;
+	rep->fresh = fresh;
+	if (fresh)
+		agora_log("info", "replica: reads go to it (lag %lld ms)", lag);
+	else if (lag >= 0)
+		agora_log("warning",
+		    "replica: lag %lld ms past %lld: reads go to the primary",
+		    lag, rep->max_lag_ms);
+	else
+		agora_log(
+		    "warning", "replica: unavailable: reads go to the primary");
+}
+
+/* Whether the replica is current enough, asked at most every LAG_CHECK_MS. */
+static int
+replica_fresh(struct agora_db *rep)
+{
+	long long lag = -1;
+
+	if (rep->lag_checked.tv_sec != 0 &&
+	    agora_ms_since(&rep->lag_checked) < LAG_CHECK_MS)
+		return rep->fresh;
+	clock_gettime(CLOCK_MONOTONIC, &rep->lag_checked);
+	if (agora_db_connect(rep) == AGORA_OK)
+		lag = replica_lag_ms(rep);
+	replica_turn(rep, lag >= 0 && lag <= rep->max_lag_ms, lag);
+	return rep->fresh;
+}
+
+static void
+replica_failed(struct agora_db *rep)
+{
+	clock_gettime(CLOCK_MONOTONIC, &rep->lag_checked);
+	replica_turn(rep, 0, -1);
+}
+
+/*
+ * Whether the replica answers this statement: one flagged for it, outside
+ * a transaction, for a request that may read it (AGORA_STMT_REPLICA_ANON:
+ * no user), while the replica is current enough.
+ */
+static int
+replica_serves(const struct agora_req *r, const char *stmt)
+{
+	struct agora_db *rep = r->ctx->db->replica;
+	const struct agora_stmt *s;
+
+	if (rep == NULL || r->ctx->db->in_tx)
+		return 0;
+	s = stmt_find(rep, stmt);
+	if (s == NULL || !on_replica(s))
+		return 0;
+	if (!(s->flags & AGORA_STMT_REPLICA) && r->user != NULL)
+		return 0;
+	return replica_fresh(rep);
+}
+
+/*
  * Run the prepared statement stmt with n text parameters.  On success
  * *out (if not NULL) is a result the arena releases.  Errors are mapped
  * through the SQLSTATE table; r->sqlstate and r->constraint say more.
+ * A statement the replica may answer goes there first (replica_serves).
  * Outside agora_db_tx a statement flagged AGORA_STMT_READ that met a lost
  * connection is tried once more on a new one; any other statement answers 503
  * then, since it might have committed before the connection broke (writes that
@@ -497,10 +639,24 @@ agora_db_query(struct agora_req *r, const char *stmt, int n,
 	PGresult *res = NULL;
 	enum agora_err rc;
 
-	rc = query_once(r, stmt, n, vals, &res);
+	if (replica_serves(r, stmt)) {
+		rc = query_once(r, r->ctx->db->replica, stmt, n, vals, &res);
+		if (rc == AGORA_OK) {
+			r->from_replica = 1;
+			if (out != NULL)
+				*out = res;
+			return rc;
+		}
+		/* Whatever went wrong there, the primary answers; the
+		 * replica is asked again after LAG_CHECK_MS. */
+		replica_failed(r->ctx->db->replica);
+		r->sqlstate = NULL;
+		r->constraint = NULL;
+	}
+	rc = query_once(r, r->ctx->db, stmt, n, vals, &res);
 	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx &&
 	    is_read(r->ctx->db, stmt))
-		rc = query_once(r, stmt, n, vals, &res);
+		rc = query_once(r, r->ctx->db, stmt, n, vals, &res);
 	if (rc == AGORA_E_CONNLOST && !r->ctx->db->in_tx)
 		rc = AGORA_E_UNAVAILABLE;
 	if (out != NULL)
@@ -639,6 +795,10 @@ print_stmt(const struct agora_stmt *st)
 	json_object_object_add(o, "name", json_object_new_string(st->name));
 	json_object_object_add(o, "read",
 	    json_object_new_boolean((st->flags & AGORA_STMT_READ) != 0));
+	json_object_object_add(o, "replica",
+	    json_object_new_boolean(
+	        (st->flags & (AGORA_STMT_REPLICA | AGORA_STMT_REPLICA_ANON)) !=
+	        0));
 	json_object_object_add(o, "sql", json_object_new_string(st->sql));
 	printf(
 	    "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

@@ -256,5 +256,7 @@ agora_log_request(const struct agora_req *r)
 	field_str(&l, "user", r->user, 512);
 	if (r->error_code != NULL)
 		field_str(&l, "code", r->error_code, 512);
+	if (r->from_replica)
+		field_raw(&l, "replica", "true");
 	line_emit(&l);
 }

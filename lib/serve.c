@@ -403,8 +403,9 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 		return -1;
 	}
 	if (agora_config_load_for(&ctx->cfg,
-	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) | prog->needs, err,
-	        sizeof(err)) != 0) {
+	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) |
+	            AGORA_NEEDS(AGORA_SECRET_DATABASE_READ_URL) | prog->needs,
+	        err, sizeof(err)) != 0) {
 		agora_log("error", "configuration: %s", err);
 		return -1;
 	}
@@ -413,6 +414,10 @@ ctx_open(struct agora_ctx *ctx, const struct agora_program *prog)
 	if (ctx->db == NULL)
 		return -1;
 	agora_db_timeout(ctx->db, ctx->cfg.db_statement_timeout_ms);
+	if (*ctx->cfg.database_read_url != '\0' &&
+	    agora_db_replica(ctx->db, ctx->cfg.database_read_url,
+	        ctx->cfg.database_read_max_lag_ms) != 0)
+		return -1;
 	/* A database that is down now is not fatal: requests answer 503. */
 	agora_db_connect(ctx->db);
 	ctx->cache = agora_cache_new(ctx->cfg.memcached_servers);

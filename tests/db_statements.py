@@ -2,7 +2,8 @@
 (AGORA_STMT_READ), which a program runs again on a new connection when the
 old one broke outside a transaction, must really only read.  A statement
 that writes may have committed before the break, and running it again
-would do its work twice: a second order, a second refund request.
+would do its work twice: a second order, a second refund request.  A
+statement the read replica may answer must be one of them.
 
 The flags are held against the database itself: a read-only statement
 writes no table, locks no row and calls no function that PostgreSQL knows
@@ -43,11 +44,17 @@ cgidir = os.environ["AGORA_TEST_CGIDIR"]
 programs = [os.path.join(cgidir, p) for p in sorted(os.listdir(cgidir))]
 programs.append(os.path.join(os.environ["AGORA_TEST_PREFIX"], "sbin", "agora-worker"))
 reads = writes = 0
+replica = []
 for prog in programs:
     rc, stmts = statements(prog)
     name = os.path.basename(prog)
     t.ok(rc == 0, "%s --statements" % name, rc)
     for s in stmts:
+        if s.get("replica"):
+            replica.append("%s: %s" % (name, s["name"]))
+            # A replica may answer only what could run again anywhere.
+            t.ok(s["read"], "%s: %s, which the replica may answer, is flagged read-only"
+                 % (name, s["name"]), s["sql"])
         if not s["read"]:
             writes += 1
             continue
@@ -65,5 +72,7 @@ probe = {"SELECT order_transition($1::bigint, $2, $3, $4)": "order_transition",
 for sql, what in probe.items():
     caught = WRITES.search(sql) is not None or bool(volatile(set(CALL.findall(sql))))
     t.ok(caught, "the check catches a SELECT that writes (%s)" % what, sql)
+t.ok(len(replica) >= 8, "the catalog's and the reports' reads may go to the replica (%d)"
+     % len(replica), replica)
 t.ok(reads >= 30 and writes >= 30, "both kinds are there (%d read-only, %d others)" % (reads, writes))
 t.done()

@@ -126,6 +126,31 @@ pg_restart() {
 		die "PostgreSQL did not restart (see $STATE/pg/server.log)"
 }
 
+# The read replica of tests/http_replica.py: a streaming standby of the
+# stack's PostgreSQL on the next port, made afresh each time with
+# pg_basebackup (the primary's pg_hba.conf, from initdb --auth=trust,
+# lets replication in).
+replica_start() {
+	local bin dir=$STATE/pg-replica
+	bin=$(pgbin)
+	replica_stop
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	chmod 700 "$dir"
+	if is_root; then chown postgres "$dir"; fi
+	as_pg "$bin/pg_basebackup" -h "$PG_SOCK" -p "$PG_PORT" -U postgres -D "$dir" \
+		-R -X stream -c fast >/dev/null || die "pg_basebackup failed"
+	rm -f "$dir/server.log"
+	as_pg "$bin/pg_ctl" -D "$dir" -w -t 30 -l "$dir/server.log" \
+		-o "-p $((PG_PORT + 1)) -k $PG_SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+		start >/dev/null || die "the replica did not start (see $dir/server.log)"
+}
+
+replica_stop() {
+	[ -f "$STATE/pg-replica/PG_VERSION" ] || return 0
+	as_pg "$(pgbin)/pg_ctl" -D "$STATE/pg-replica" -m fast -w stop >/dev/null 2>&1 || true
+}
+
 mc_start() {
 	local u=()
 	mkdir -p "$RUNDIR"
@@ -614,12 +639,13 @@ stack_down() {
 	worker_stop
 	web_stop
 	mc_stop
+	replica_stop
 	pg_stop
 	case $RUNDIR in /tmp/agora-run-*) rm -rf "$RUNDIR" ;; esac
 }
 
 # Service control for the tests: _svc STACK pg|mc start|stop, _svc STACK pg
-# restart (immediate), and _svc
+# restart (immediate), _svc STACK replica start|stop, and _svc
 # STACK web restart, which starts the web server (and its programs, which
 # read agora.conf when they start) again as it ran.
 stack_svc() {
@@ -629,6 +655,8 @@ stack_svc() {
 	"pg stop") pg_stop ;;
 	"pg start") pg_start ;;
 	"pg restart") pg_restart ;;
+	"replica start") replica_start ;;
+	"replica stop") replica_stop ;;
 	"mc stop") mc_stop ;;
 	"mc start") mc_start ;;
 	"web restart")
@@ -640,7 +668,7 @@ stack_svc() {
 		done
 		web_stop
 		web_start "$server" "$mode" "$tls" ;;
-	*) die "usage: _svc STACK pg|mc start|stop, pg restart, or web restart" ;;
+	*) die "usage: _svc STACK pg|mc|replica start|stop, pg restart, or web restart" ;;
 	esac
 }
 
@@ -657,7 +685,8 @@ stack_test_env() {
 		AGORA_TEST_SERVER="$1" AGORA_TEST_MODE="$2"
 		AGORA_TEST_STACK="$(basename "$STATE")" AGORA_TEST_DEV="$4"
 		AGORA_TEST_CGIDIR="$CGIDIR" AGORA_TEST_PREFIX="$PREFIX"
-		AGORA_TEST_APP_URL="$APP_URL" AGORA_TEST_ADMIN_URL="$ADMIN_URL")
+		AGORA_TEST_APP_URL="$APP_URL" AGORA_TEST_ADMIN_URL="$ADMIN_URL"
+		AGORA_TEST_REPLICA_PORT=$((PG_PORT + 1)))
 }
 
 # What a stack needs that a host may lack; each missing one on stdout.
