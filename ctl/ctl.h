@@ -96,5 +96,6 @@ int ctl_outbox_stats(int argc, char **argv);
 int ctl_analytics_prune(int argc, char **argv);
 int ctl_seed(int argc, char **argv);
 int ctl_check(int argc, char **argv);
+int ctl_failover(int argc, char **argv);
 
 #endif /* AGORA_CTL_H */

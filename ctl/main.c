@@ -8,6 +8,7 @@
  *   agoractl analytics prune --before DATE
  *   agoractl seed [--products N] [--orders N] [--events N] [--days D]
  *                                   demo data, with progress
+ *   agoractl failover STANDBY       promote a replica (failover.c)
  *   agoractl check [--dir DIR]      diagnose an install (check.c)
  *   agoractl --help                 what each command does
  *
@@ -87,6 +88,9 @@ static const struct command {
 	    "add demo products, orders and analytics events of the last D "
 	    "days (30), with progress",
 	    ctl_seed },
+	{ "failover", "STANDBY",
+	    "promote the replica STANDBY once no primary takes writes",
+	    ctl_failover },
 	{ "check", "[--dir DIR]",
 	    "check the configuration, secrets, database, memcached, storage "
 	    "and outbox; exit 1 on a failure",

@@ -1,7 +1,9 @@
 """A fake payment gateway for the tests: the Stripe-like protocol that
 agora-worker's http provider speaks, on loopback.
 
-  python3 fakegateway.py PORTFILE [PORT]
+  python3 fakegateway.py PORTFILE [PORT [ADDRESS]]
+
+(ADDRESS: 127.0.0.1 unless told; the cluster's peers host gives its own.)
 
 POST /v1/charges and /v1/refunds take form fields and honour
 Idempotency-Key: a key seen before gets the stored answer and makes no
@@ -108,7 +110,8 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     ThreadingHTTPServer.allow_reuse_address = True
-    srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    addr = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+    srv = ThreadingHTTPServer((addr, port), Handler)
     # Written whole, then renamed: a reader never sees half a number.
     with open(sys.argv[1] + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))

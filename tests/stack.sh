@@ -92,13 +92,15 @@ pg_start() {
 		if is_root; then chown postgres "$STATE/pg"; fi
 		as_pg "$bin/initdb" -D "$STATE/pg" -U postgres --auth=trust \
 			-E UTF8 --locale=C.UTF-8 >/dev/null
+		# A cluster's database host (tests/cluster.sh) lets its peers in.
+		[ -z "${PG_HBA_EXTRA:-}" ] || printf '%s\n' "$PG_HBA_EXTRA" >> "$STATE/pg/pg_hba.conf"
 	fi
 	mkdir -p "$PG_SOCK"
 	chmod 755 "$PG_SOCK"
 	if is_root; then chown postgres "$PG_SOCK"; fi
 	if ! as_pg "$bin/pg_ctl" -D "$STATE/pg" status >/dev/null 2>&1; then
 		as_pg "$bin/pg_ctl" -D "$STATE/pg" -w -t 30 -l "$STATE/pg/server.log" \
-			-o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+			-o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=${PG_LISTEN:-127.0.0.1} -c fsync=off -c max_connections=300 ${PG_OPTS:-}" \
 			start >/dev/null || die "PostgreSQL did not start (see $STATE/pg/server.log)"
 	fi
 	psql -qAt -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 <<-'SQL' >/dev/null
@@ -404,15 +406,16 @@ apache_start() {
 		agora_vars | sed 's/^\([^=]*\)=\(.*\)$/FcgidInitialEnv \1 "\2"/'
 		echo "Include $snippet"
 		[ -n "${BENCH_INCLUDE:-}" ] && echo "Include $BENCH_INCLUDE"
+		if [ -n "${WEB_INCLUDE:-}" ]; then echo "Include $WEB_INCLUDE"; fi
 	} > "$site"
 	{
 		echo "ServerRoot /etc/apache2"
 		echo "ServerName 127.0.0.1"
-		echo "Listen 127.0.0.1:$HTTP_PORT"
+		echo "Listen ${BIND:-127.0.0.1}:$HTTP_PORT"
 		echo "PidFile $RUNDIR/apache.pid"
 		echo "ErrorLog $STATE/logs/apache-error.log"
 		echo "LogLevel warn"
-		for m in mpm_event authz_core authz_host mime dir alias fcgid proxy proxy_fcgi headers; do
+		for m in mpm_event authz_core authz_host mime dir alias fcgid proxy proxy_fcgi headers remoteip; do
 			echo "LoadModule ${m}_module $mods/mod_$m.so"
 		done
 		if [ "$TLS" = yes ]; then
@@ -445,7 +448,7 @@ apache_start() {
 			echo "SSLStaplingForceURL http://127.0.0.1:$((TLS_PORT + 1))/"
 			echo "Include $(tls_snippet apache)"
 		else
-			echo "<VirtualHost 127.0.0.1:$HTTP_PORT>"
+			echo "<VirtualHost ${BIND:-127.0.0.1}:$HTTP_PORT>"
 			echo "Include $site"
 			echo "</VirtualHost>"
 		fi
@@ -461,7 +464,7 @@ lighttpd_start() {
 	if is_root; then chown "$(web_user)" "$STATE/logs"; fi
 	snippet=$(stack_snippet lighttpd "$mode")
 	cat > "$conf" <<-EOF
-		server.bind = "127.0.0.1"
+		server.bind = "${BIND:-127.0.0.1}"
 		server.port = $HTTP_PORT
 		server.pid-file = "$RUNDIR/lighttpd.pid"
 		server.errorlog = "$STATE/logs/lighttpd-error.log"
@@ -474,6 +477,7 @@ lighttpd_start() {
 		include "$snippet"
 	EOF
 	[ -n "${BENCH_INCLUDE:-}" ] && echo "include \"$BENCH_INCLUDE\"" >> "$conf"
+	if [ -n "${WEB_INCLUDE:-}" ]; then echo "include \"$WEB_INCLUDE\"" >> "$conf"; fi
 	if [ "$TLS" = yes ]; then
 		# As README's HTTPS section has an admin include it, and the
 		# OCSP answer the stack made, stapled.
