@@ -5,9 +5,10 @@
  * Two primaries would each take orders and sell the same stock, so the
  * replica is promoted only when no server that database_url names takes
  * writes: the old primary must be stopped, or cut off, first.  Then
- * pg_promote() on the replica, waiting until it takes writes, and its
- * synchronous_standby_names emptied: a copy of the old primary's setting
- * would make every commit wait for a standby that is not there.  The
+ * pg_promote() on the replica, waiting until it takes writes, its
+ * synchronous_standby_names emptied (a copy of the old primary's setting
+ * would make every commit wait for a standby that is not there), and a
+ * checkpoint.  The
  * programs find the new primary at their next connection when
  * database_url lists both hosts with target_session_attrs=read-write.
  */
@@ -104,9 +105,13 @@ promote(PGconn *c)
 		    "60 s (see the server's log)\n");
 		return 1;
 	}
+	/* A promotion ends recovery without a checkpoint: until one, the
+	 * control file keeps the old timeline, and a base backup taken now
+	 * (pgBackRest) fails on the mismatch. */
 	if (ctl_exec(c, "ALTER SYSTEM SET synchronous_standby_names = ''") !=
 	        0 ||
-	    ctl_exec(c, "SELECT pg_reload_conf()") != 0)
+	    ctl_exec(c, "SELECT pg_reload_conf()") != 0 ||
+	    ctl_exec(c, "CHECKPOINT") != 0)
 		return 1;
 	return 0;
 }

@@ -10,6 +10,9 @@
 #   web2   10.213.0.12  lighttpd, the programs in agora-fcgi-pool
 #   db1    10.213.0.21  PostgreSQL, the primary
 #   db2    10.213.0.22  PostgreSQL, a streaming replica (pg_basebackup)
+#   db3    10.213.0.23  nothing, until a restore drill restores onto it
+#                       (both database hosts archive their WAL with
+#                       pgBackRest into $CL_DIR/backup, the repository)
 #   mc1    10.213.0.31  memcached   mc2  10.213.0.32  memcached
 #   wk1    10.213.0.41  agora-worker, as cron runs it;  wk2  10.213.0.42
 #   peers  10.213.0.50  the S3-compatible server (invoices, uploads) and
@@ -22,7 +25,7 @@
 
 CL_NET=10.213.0
 CL_BR=agora-br0
-CL_HOSTS="lb web1 web2 db1 db2 mc1 mc2 wk1 wk2 peers"
+CL_HOSTS="lb web1 web2 db1 db2 db3 mc1 mc2 wk1 wk2 peers"
 CL_GATEWAY_PORT=8090
 CL_S3_PORT=4569
 
@@ -34,6 +37,7 @@ cl_ip() {
 	web2) echo "$CL_NET.12" ;;
 	db1) echo "$CL_NET.21" ;;
 	db2) echo "$CL_NET.22" ;;
+	db3) echo "$CL_NET.23" ;;
 	mc1) echo "$CL_NET.31" ;;
 	mc2) echo "$CL_NET.32" ;;
 	wk1) echo "$CL_NET.41" ;;
@@ -137,13 +141,42 @@ h_env() {
 	export AGORA_CONFIG=$STATE/agora.conf
 }
 
+# The shipped backup/pgbackrest.conf, with this host's paths.
+cl_pgbr_conf() {
+	local dir=$CL_DIR/$1
+	mkdir -p "$CL_DIR/backup"
+	chown postgres "$CL_DIR/backup"
+	sed -e "s|^repo1-path=.*|repo1-path=$CL_DIR/backup\\
+log-path=$dir/pgbackrest\\
+lock-path=$dir/pgbackrest\\
+spool-path=$dir/pgbackrest|" \
+		-e "s|^pg1-path=.*|pg1-path=$dir/pg\\
+pg1-port=5432\\
+pg1-socket-path=$(h_env "$1" && echo "$PG_SOCK")|" \
+		"$PREFIX/share/agora/backup/pgbackrest.conf" > "$dir/pgbackrest.conf"
+	mkdir -p "$dir/pgbackrest"
+	chown postgres "$dir/pgbackrest"
+}
+
+# The WAL archived as the shipped configuration says (archive_timeout
+# shorter: the drill does not wait a minute).
+h_archive_opts() {
+	echo "-c archive_mode=on -c archive_timeout=5 -c archive_command='pgbackrest --config=$STATE/pgbackrest.conf --stanza=agora archive-push %p'"
+}
+
+h_pgbackrest() {
+	as_pg pgbackrest --config="$STATE/pgbackrest.conf" --stanza=agora "$@"
+}
+
 h_db1() {
 	PG_LISTEN=$(cl_ip db1)
 	PG_HBA_EXTRA="host all all $CL_NET.0/24 trust
 host replication all $CL_NET.0/24 trust"
 	# A replica cut off is noticed within seconds (doc/scale-out.md).
-	PG_OPTS="-c wal_sender_timeout=5s -c max_wal_senders=10 -c wal_keep_size=256MB"
+	PG_OPTS="-c wal_sender_timeout=5s -c max_wal_senders=10 -c wal_keep_size=256MB $(h_archive_opts)"
 	pg_start
+	h_pgbackrest stanza-create >/dev/null 2>&1 || h_pgbackrest stanza-upgrade >/dev/null ||
+		die "pgbackrest stanza-create failed"
 }
 
 h_db2() {
@@ -164,8 +197,27 @@ h_db2() {
 			as_pg tee -a "$dir/postgresql.auto.conf" >/dev/null
 	fi
 	as_pg "$bin/pg_ctl" -D "$dir" -w -t 60 -l "$dir/server.log" \
-		-o "-p 5432 -k $PG_SOCK -c listen_addresses=$(cl_ip db2) -c max_connections=300 -c wal_receiver_timeout=5s -c hot_standby=on" \
+		-o "-p 5432 -k $PG_SOCK -c listen_addresses=$(cl_ip db2) -c max_connections=300 -c wal_receiver_timeout=5s -c hot_standby=on $(h_archive_opts)" \
 		start >/dev/null || die "the replica did not start (see $dir/server.log)"
+}
+
+# The restore drill's new host: the repository's newest backup, replayed
+# to the time $1, then promoted.
+h_restore() {
+	local bin dir=$STATE/pg
+	bin=$(pgbin)
+	as_pg "$bin/pg_ctl" -D "$dir" -m immediate -w stop >/dev/null 2>&1 || true
+	rm -rf "$dir"
+	mkdir -p "$dir" "$PG_SOCK"
+	chmod 700 "$dir"
+	chmod 755 "$STATE" "$PG_SOCK"
+	chown postgres "$dir" "$PG_SOCK"
+	h_pgbackrest restore --type=time "--target=$1" --target-action=promote >/dev/null ||
+		die "pgbackrest restore failed"
+	rm -f "$dir/server.log"
+	as_pg "$bin/pg_ctl" -D "$dir" -w -t 120 -l "$dir/server.log" \
+		-o "-p 5432 -k $PG_SOCK -c listen_addresses=$(cl_ip db3) -c max_connections=300 -c archive_mode=off" \
+		start >/dev/null || die "the restored server did not start (see $dir/server.log)"
 }
 
 h_mc() {
@@ -327,6 +379,7 @@ cl_up() {
 	cl_net_up
 	cl_secrets
 	for h in $CL_HOSTS; do cl_config "$h"; done
+	for h in db1 db2 db3; do cl_pgbr_conf "$h"; done
 	say "db1: PostgreSQL primary"
 	cl_in db1 h_db1
 	say "migrations"
@@ -382,6 +435,27 @@ cl_sync() {
 		-c "SELECT pg_reload_conf()" >/dev/null
 }
 
+# The network namespaces' identities (inode numbers), for cl_leftovers.
+cl_ns_ids() {
+	local h
+	for h in $CL_HOSTS; do
+		stat -L -c %i "/run/netns/$(cl_ns "$h")" 2>/dev/null || true
+	done
+}
+
+# What a cluster left behind after cl_down, given cl_ns_ids from before
+# it: its bridge, a namespace, or a process in one (a namespace lives on,
+# nameless, while a process holds it).  Each on stdout.
+cl_leftovers() {
+	local id p
+	ip link show "$CL_BR" >/dev/null 2>&1 && echo "bridge $CL_BR"
+	ip netns list 2>/dev/null | grep -o '^agora-[a-z0-9]*' | sed 's/^/namespace /'
+	for p in /proc/[0-9]*; do
+		id=$(stat -L -c %i "$p/ns/net" 2>/dev/null) || continue
+		case " $* " in *" $id "*) echo "process ${p#/proc/}: $(tr '\0' ' ' < "$p/cmdline")" ;; esac
+	done
+}
+
 cl_down() {
 	cl_net_down
 	local h run
@@ -404,7 +478,7 @@ cl_status() {
 		lb) what="HAProxy" ;;
 		web1) what="Apache, mod_fcgid" ;;
 		web2) what="lighttpd, agora-fcgi-pool" ;;
-		db1 | db2) what="PostgreSQL ($(cl_pg_role "$h"))" ;;
+		db1 | db2 | db3) what="PostgreSQL ($(cl_pg_role "$h"))" ;;
 		mc*) what="memcached" ;;
 		wk*) what="agora-worker" ;;
 		peers) what="S3 server, payment gateway" ;;
@@ -427,14 +501,13 @@ cl_pg_role() {
 }
 
 # ./dev _cluster HOST ACTION, for the tests: kill (every process, KILL),
-# start (what the host runs, again), promote (db2: pg_promote()), sync
-# on|off (db1).
+# destroy (that and its data), start (what the host runs, again), sync
+# on|off (db1), stop (db2), backup (db1, db2: a full one), restore TIME
+# (db3).
 cl_ctl() {
 	local h=$1
 	case "$1 $2" in
 	"db1 sync") cl_sync "$3" ;;
-	"db2 promote")
-		psql -qAt -h "$(cl_ip db2)" -U postgres -d postgres -c "SELECT pg_promote(true, 30)" ;;
 	*" kill")
 		cl_kill "$h" KILL
 		# What it would find at its next start is stale: a pid read
@@ -448,7 +521,13 @@ cl_ctl() {
 	"wk1 start" | "wk2 start") cl_in "$h" h_worker ;;
 	"db2 stop")
 		cl_in db2 h_pg_stop ;;
-	*) die "usage: _cluster HOST kill|start, db1 sync on|off, db2 promote|stop" ;;
+	"db1 backup" | "db2 backup") cl_in "$h" h_pgbackrest backup --type=full >/dev/null ;;
+	"db3 restore") cl_in db3 h_restore "$3" ;;
+	*" destroy")
+		# A lost host: its processes and its data.
+		cl_kill "$h" KILL
+		rm -rf "$CL_DIR/$h/pg" ;;
+	*) die "usage: _cluster HOST kill|start|destroy, db1 sync on|off, db2 stop, db1|db2 backup, db3 restore TIME" ;;
 	esac
 }
 
