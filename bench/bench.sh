@@ -342,6 +342,151 @@ bench_summary() {
 	done
 }
 
+# pgbench's transactions per second: $1 the protocol (prepared: named
+# statements, as the programs prepare them; extended: unnamed ones, parsed
+# and planned each time), $2 clients, $3 the script, $4 the connection
+# string.
+bench_pgbench() {
+	pgbench -n -M "$1" -c "$2" -j 2 -T "$BENCH_SECONDS" -D idmin="$ID_MIN" -D idmax="$ID_MAX" \
+		-D pmin="$ORDER_PMIN" -D pmax="$ORDER_PMAX" -D uid="$ORDER_UID" -f "$3" "$4" 2>/dev/null |
+		awk '/^tps/ { tps = $3 } END { printf "%.0f\n", tps }'
+}
+
+# pgbouncer 1.18 on PG_PORT + 5, transaction pooling with $1 server
+# connections.  It passes no session settings, so the release's
+# search_path is each server connection's connect_query.
+pgbouncer_start() {
+	local d=$STATE/pgbouncer schema
+	schema=$(sed -n 's/^#define AGORA_FUNCTIONS_SCHEMA "\(.*\)"$/\1/p' "$BUILD/config.h")
+	mkdir -p "$d"
+	if is_root; then chown postgres "$d"; fi
+	echo '"agora_app" ""' > "$d/users.txt"
+	cat > "$d/pgbouncer.ini" <<-EOF
+		[databases]
+		agora = host=$PG_SOCK port=$PG_PORT dbname=agora connect_query='SET search_path = $schema, public'
+		[pgbouncer]
+		listen_addr = 127.0.0.1
+		listen_port = $((PG_PORT + 5))
+		unix_socket_dir =
+		auth_type = trust
+		auth_file = $d/users.txt
+		pool_mode = transaction
+		default_pool_size = $1
+		max_client_conn = 2000
+		ignore_startup_parameters = extra_float_digits,options
+		pidfile = $d/pgbouncer.pid
+		logfile = $d/pgbouncer.log
+	EOF
+	pgbouncer_stop
+	as_pg pgbouncer -d -q "$d/pgbouncer.ini" || die "pgbouncer did not start (see $d/pgbouncer.log)"
+	wait_port $((PG_PORT + 5)) || die "pgbouncer is not listening"
+}
+
+pgbouncer_stop() {
+	pidfile_stop "$STATE/pgbouncer/pgbouncer.pid"
+}
+
+# The connection budget (README, "Running on several hosts"): what the
+# programs' named prepared statements are worth over the unnamed ones a
+# transaction-pooling pgbouncer 1.18 would force (it cannot keep a named
+# statement across server connections), for a product read and an order,
+# and what pgbouncer costs, at 50 clients and at 250 (more backends than
+# a small database host should run).
+bench_connections() {
+	local bouncer="host=127.0.0.1 port=$((PG_PORT + 5)) dbname=agora user=agora_app"
+	local f c prep unnamed pgb
+	pgbouncer_start 8
+	for f in product orders; do
+		for c in 50 250; do
+			prep=$(bench_pgbench prepared "$c" "$TOP/bench/$f.sql" "$APP_URL")
+			unnamed=$(bench_pgbench extended "$c" "$TOP/bench/$f.sql" "$APP_URL")
+			pgb=$(bench_pgbench extended "$c" "$TOP/bench/$f.sql" "$bouncer")
+			bench_row pgbench - "$f-prepared" "$c" "$prep" - - - - -
+			bench_row pgbench - "$f-unnamed" "$c" "$unnamed" - - - - -
+			bench_row pgbench - "$f-pgbouncer" "$c" "$pgb" - - - - -
+			echo "connections: $f at $c clients: unnamed / prepared = $(ratio "$unnamed" "$prep")," \
+				"pgbouncer (8 server connections, unnamed) / prepared = $(ratio "$pgb" "$prep")" |
+				tee -a "$BENCH_OUT"
+		done
+	done
+	pgbouncer_stop
+}
+
+# Until HAProxy calls web host $1 $2 (UP or DOWN).
+bench_lb_wait() {
+	local i
+	for i in $(seq 1 100); do
+		cl_lb_states | grep -qx "$1 $2" && return 0
+		sleep 0.2
+	done
+	die "HAProxy does not call $1 $2"
+}
+
+# The web hosts again, each with agora.conf's lines "key = value" $@ in
+# place of the key's own.
+bench_cluster_conf() {
+	local h f kv
+	for h in web1 web2; do
+		f=$CL_DIR/$h/agora.conf
+		[ -f "$f.orig" ] || cp -p "$f" "$f.orig"
+		cp -p "$f.orig" "$f"
+		for kv in "$@"; do
+			sed -i "/^${kv%% *} *=/d" "$f"
+			echo "$kv" >> "$f"
+		done
+		cl_ctl "$h" kill
+	done
+	cl_ctl web1 start
+	cl_ctl web2 start
+	bench_lb_wait web1 UP
+	bench_lb_wait web2 UP
+}
+
+# The cluster (tests/cluster.sh) with 100,000 products: health, a product
+# read and the search mix at 50 connections, on web1 directly (no
+# balancer), then through HAProxy with both web hosts and with web1 alone
+# (web2 killed); then the search mix with the cache off, with and without
+# the replica for reads.  Every host shares this machine's cores, so a
+# second web host adds cost and proves the balancing, not speed.
+bench_cluster() {
+	local lb web1 t url script line rps p50 p99 err direct
+	lb=http://$(cl_ip lb) web1=http://$(cl_ip web1)
+	say "seeding 100,000 products on the cluster"
+	AGORA_CONFIG=$CL_DIR/db1/agora.conf "$PREFIX/sbin/agoractl" seed --products 100000 >/dev/null
+	read -r ID_MIN ID_MAX <<<"$(psql -qAt -F ' ' -h "$(cl_ip db1)" -U postgres -d agora -c \
+		"SELECT min(id), max(id) FROM products WHERE sku LIKE 'SEED-%'")"
+	export ID_MIN ID_MAX
+	for t in health product search; do
+		case $t in
+		health) url=/api/v1/health script= ;;
+		product) url= script=$TOP/bench/product.lua ;;
+		search) url= script=$TOP/bench/search.lua ;;
+		esac
+		read -r direct p50 p99 err <<<"$(bench_wrk 50 "$web1$url" "$script")"
+		bench_row cluster web1 "$t" 50 "$direct" "$p50" "$p99" "$err" - -
+		read -r rps p50 p99 err <<<"$(bench_wrk 50 "$lb$url" "$script")"
+		bench_row cluster lb-2web "$t" 50 "$rps" "$p50" "$p99" "$err" - -
+		echo "cluster: $t through HAProxy to two web hosts / web1 directly = $(ratio "$rps" "$direct")" |
+			tee -a "$BENCH_OUT"
+		cl_ctl web2 kill
+		bench_lb_wait web2 DOWN
+		read -r rps p50 p99 err <<<"$(bench_wrk 50 "$lb$url" "$script")"
+		bench_row cluster lb-1web "$t" 50 "$rps" "$p50" "$p99" "$err" - -
+		echo "cluster: $t through HAProxy to web1 alone / web1 directly = $(ratio "$rps" "$direct")" |
+			tee -a "$BENCH_OUT"
+		cl_ctl web2 start
+		bench_lb_wait web2 UP
+	done
+	bench_cluster_conf "memcached_servers ="
+	read -r direct p50 p99 err <<<"$(bench_wrk 50 "$lb" "$TOP/bench/search.lua")"
+	bench_row cluster replica search-nocache 50 "$direct" "$p50" "$p99" "$err" - -
+	bench_cluster_conf "memcached_servers =" "database_read_url ="
+	read -r rps p50 p99 err <<<"$(bench_wrk 50 "$lb" "$TOP/bench/search.lua")"
+	bench_row cluster primary search-nocache 50 "$rps" "$p50" "$p99" "$err" - -
+	echo "cluster: uncached search, replica and primary / primary alone = $(ratio "$direct" "$rps")" |
+		tee -a "$BENCH_OUT"
+}
+
 bench_main() {
 	local server mode
 	command -v wrk >/dev/null || die "wrk is not installed"
@@ -358,6 +503,12 @@ bench_main() {
 	bench_order_setup
 	export ID_MIN ID_MAX
 	read -r ID_MIN ID_MAX <<<"$(psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT min(id), max(id) FROM products WHERE sku LIKE 'SEED-%'")"
+	# A case by name (./dev bench connections) runs alone.
+	if [ -n "${1:-}" ]; then
+		"bench_$1"
+		say "results in $BENCH_OUT"
+		return
+	fi
 	for server in $BENCH_SERVERS; do
 		for mode in $BENCH_MODES; do
 			web_stop
