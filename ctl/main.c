@@ -8,7 +8,7 @@
  *   agoractl analytics prune --before DATE
  *   agoractl seed [--products N] [--orders N] [--events N] [--days D]
  *                                   demo data, with progress
- *   agoractl failover STANDBY       promote a replica (failover.c)
+ *   agoractl failover [--force] STANDBY  promote a replica (failover.c)
  *   agoractl check [--dir DIR]      diagnose an install (check.c)
  *   agoractl --help                 what each command does
  *
@@ -88,7 +88,7 @@ static const struct command {
 	    "add demo products, orders and analytics events of the last D "
 	    "days (30), with progress",
 	    ctl_seed },
-	{ "failover", "STANDBY",
+	{ "failover", "[--force] STANDBY",
 	    "promote the replica STANDBY once no primary takes writes",
 	    ctl_failover },
 	{ "check", "[--dir DIR]",

@@ -529,16 +529,18 @@ refresh_early(long long now, long long expires, long long cost)
 }
 
 /*
- * Split an entry "<version>\n<etag>\n<expires_ms> <cost_ms>\n<body>" of
- * len bytes (a NUL-terminated copy of this request's) into doc; returns 0
- * when it has that form and version ver.  Entries of this form live under
+ * Split an entry "<version>\n<etag>\n<expires_ms> <cost_ms>[ r]\n<body>"
+ * of len bytes (a NUL-terminated copy of this request's) into doc; returns
+ * 0 when it has that form and version ver.  " r" marks an entry the
+ * replica answered (*replica): a program without the mark fails to parse
+ * it, a miss.  Entries of this form live under
  * keys of their own (agora:p2: and the like): a program of the earlier
  * "<version>\n<body>" form would serve one's head as its body, and both
  * may run while an upgrade is rolled out.
  */
 static int
 entry_parse(char *e, size_t len, const char *ver, size_t vl,
-    struct agora_doc *doc, long long *expires, long long *cost)
+    struct agora_doc *doc, long long *expires, long long *cost, int *replica)
 {
 	char *tag, *nums, *end;
 
@@ -551,6 +553,9 @@ entry_parse(char *e, size_t len, const char *ver, size_t vl,
 	if (end == nums || *end != ' ')
 		return -1;
 	*cost = strtoll(end + 1, &end, 10);
+	*replica = end[0] == ' ' && end[1] == 'r';
+	if (*replica)
+		end += 2;
 	/* Bounded, so that refresh_early's arithmetic cannot overflow. */
 	if (*end != '\n' || *expires < 0 || *expires > STAMP_MAX || *cost < 0 ||
 	    *cost > STAMP_MAX)
@@ -598,6 +603,7 @@ vget(struct agora_req *r, const char *verkey, const char *key,
 	char *vals[3];
 	size_t lens[3];
 	long long expires, cost, now;
+	int replica;
 
 	*ver = '\0';
 	if (extra != NULL) {
@@ -617,8 +623,13 @@ vget(struct agora_req *r, const char *verkey, const char *key,
 	}
 	snprintf(ver, verlen, "%s", vals[0]);
 	if (vals[1] == NULL ||
-	    entry_parse(
-	        vals[1], lens[1], vals[0], lens[0], doc, &expires, &cost) != 0)
+	    entry_parse(vals[1], lens[1], vals[0], lens[0], doc, &expires,
+	        &cost, &replica) != 0)
+		return -1;
+	/* A signed-in reader may have written what the replica had not yet
+	 * replayed: for them it is a miss, and the primary's answer will
+	 * take its place (doc/scale-out.md, "Caching"). */
+	if (replica && r->user != NULL)
 		return -1;
 	now = agora_clock_ms(CLOCK_REALTIME);
 	if (now >= expires || refresh_early(now, expires, cost))
@@ -646,6 +657,16 @@ agora_cache_vget(struct agora_req *r, const char *verkey, const char *key,
  * entries filled together do not all expire together.  memcached drops it
  * a second after that: no reader takes it then.
  */
+static time_t
+replica_ttl(const struct agora_req *r, time_t ttl)
+{
+	time_t bound = (time_t)(r->ctx->cfg.database_read_max_lag_ms / 1000);
+
+	if (bound < 1)
+		bound = 1;
+	return bound < ttl ? bound : ttl;
+}
+
 void
 agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
     const struct agora_doc *doc, time_t ttl)
@@ -656,15 +677,21 @@ agora_cache_vset(struct agora_req *r, const char *key, const char *ver,
 	char *buf;
 	int k;
 
-	/* A replica's answer may be older than ver: stored under it, it
-	 * would outlive the staleness bound. */
-	if (r->ctx->cache == NULL || *ver == '\0' || r->from_replica)
+	if (r->ctx->cache == NULL || *ver == '\0')
 		return;
+	/* A replica's answer may be older than ver, the version a writer
+	 * set after its commit: stored under it for long, it would outlive
+	 * the replica's staleness bound.  It is kept for the bound itself
+	 * (at least a second) instead, and marked, so that signed-in readers
+	 * pass it by (doc/scale-out.md, "Caching"). */
+	if (r->from_replica)
+		ttl = replica_ttl(r, ttl);
 	cost = agora_ms_since(&r->start);
 	life = (long long)ttl * 1000;
 	life += (long long)(draw() * (double)(life / 2));
-	k = snprintf(head, sizeof(head), "%s\n%s\n%lld %lld\n", ver, doc->etag,
-	    agora_clock_ms(CLOCK_REALTIME) + life, cost);
+	k = snprintf(head, sizeof(head), "%s\n%s\n%lld %lld%s\n", ver,
+	    doc->etag, agora_clock_ms(CLOCK_REALTIME) + life, cost,
+	    r->from_replica ? " r" : "");
 	if (k < 0 || (size_t)k >= sizeof(head))
 		return;
 	hl = (size_t)k;

@@ -33,6 +33,7 @@
 #define RECONNECT_MS 200
 #define LAG_CHECK_MS 250
 #define REPLICA_RETRY_MS 2000
+#define TURN_LOG_MS 60000
 
 struct agora_db {
 	PGconn *conn;
@@ -45,6 +46,7 @@ struct agora_db {
 	char trace_set[33]; /* the session's agora.trace_id (trace_sync) */
 	long long timeout_ms; /* statement_timeout of each connection */
 	struct timespec last_try;
+	long long last_try_ms; /* how long that attempt took */
 	unsigned long generation; /* counts connections made */
 	/* A replica (agora_db_replica): it prepares only the statements it
 	 * may answer, never waits to connect, and is read only while its lag,
@@ -54,6 +56,7 @@ struct agora_db {
 	long long max_lag_ms;
 	struct timespec lag_checked;
 	int fresh;
+	struct timespec turn_logged; /* replica_turn's last line */
 };
 
 struct sqlstate_map {
@@ -359,6 +362,25 @@ agora_db_check(struct agora_db *db)
 }
 
 /*
+ * A connection to url with TCP keepalives and a bound on unacknowledged
+ * data, which url's own settings override.  A database host that vanishes
+ * without a word (power lost, cut off) sends no FIN for agora_db_check to
+ * read: the keepalives find an idle connection dead within 16 s, and a
+ * statement sent into the void fails after 5 s instead of TCP's 15
+ * minutes (doc/scale-out.md, "A database restart").
+ */
+static PGconn *
+connect_new(const char *url)
+{
+	static const char *const keys[] = { "keepalives", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
+		"dbname", NULL };
+	const char *vals[] = { "1", "10", "2", "3", "5000", url, NULL };
+
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+/*
  * Make sure the connection is usable: connect or reset it and prepare the
  * statements.  Returns AGORA_E_UNAVAILABLE while the server is down.
  */
@@ -376,17 +398,26 @@ agora_db_connect(struct agora_db *db)
 	if (db->is_replica && db->last_try.tv_sec != 0 &&
 	    agora_ms_since(&db->last_try) < REPLICA_RETRY_MS)
 		return AGORA_E_UNAVAILABLE;
-	if (db->last_try.tv_sec != 0)
+	/* A server that refused the last attempt may be back in a moment:
+	 * wait out the window and try.  One that let it time out (a host
+	 * gone without a word) would cost every request its connect_timeout:
+	 * answer 503 at once until the window has passed. */
+	if (db->last_try.tv_sec != 0 &&
+	    agora_ms_since(&db->last_try) < RECONNECT_MS) {
+		if (db->last_try_ms >= RECONNECT_MS)
+			return AGORA_E_UNAVAILABLE;
 		sleep_ms(RECONNECT_MS - agora_ms_since(&db->last_try));
+	}
 	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
 	if (db->conn == NULL) {
-		db->conn = PQconnectdb(db->url);
+		db->conn = connect_new(db->url);
 		/* NOTICEs ("only stop words") would reach the log raw. */
 		if (db->conn != NULL)
 			PQsetNoticeProcessor(db->conn, quiet_notice, NULL);
 	} else {
 		PQreset(db->conn);
 	}
+	db->last_try_ms = agora_ms_since(&db->last_try);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		agora_log("error", "database: %s",
 		    db->conn != NULL ? PQerrorMessage(db->conn) : "no memory");
@@ -543,7 +574,7 @@ replica_lag_ms(struct agora_db *rep)
 {
 	static const char sql[] =
 	    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
-	    "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "
+	    "WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() "
 	    "AND EXISTS (SELECT FROM pg_stat_wal_receiver) THEN 0 "
 	    "ELSE (1000 * extract(epoch FROM clock_timestamp() - "
 	    "pg_last_xact_replay_timestamp()))::bigint END";
@@ -566,6 +597,13 @@ replica_turn(struct agora_db *rep, int fresh, long long lag)
 	if (fresh == rep->fresh)
 		return;
 	rep->fresh = fresh;
+	/* A write after a quiet spell reads as seconds of lag until it is
+	 * replayed: every process would say so twice a time.  A minute's
+	 * lines tell the operator enough. */
+	if (rep->turn_logged.tv_sec != 0 &&
+	    agora_ms_since(&rep->turn_logged) < TURN_LOG_MS)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &rep->turn_logged);
 	if (fresh)
 		agora_log("info", "replica: reads go to it (lag %lld ms)", lag);
 	else if (lag >= 0)
@@ -598,6 +636,22 @@ replica_failed(struct agora_db *rep)
 {
 	clock_gettime(CLOCK_MONOTONIC, &rep->lag_checked);
 	replica_turn(rep, 0, -1);
+}
+
+/*
+ * Whether an error came from the replica rather than the request: a lost
+ * connection, an unavailable server, or a query cancelled for a conflict
+ * with recovery (40001), an error of the server's own.  A bad value, a
+ * constraint or a statement timeout would fail on the primary too, and
+ * must not take the replica out of use.
+ */
+static int
+replica_fault(const struct agora_req *r, enum agora_err rc)
+{
+	if (r->sqlstate != NULL && strcmp(r->sqlstate, "57014") == 0)
+		return 0; /* statement_timeout: the primary would time out */
+	return rc == AGORA_E_CONNLOST || rc == AGORA_E_UNAVAILABLE ||
+	    rc == AGORA_E_RETRY || rc == AGORA_E_INTERNAL;
 }
 
 /*
@@ -640,14 +694,15 @@ agora_db_query(struct agora_req *r, const char *stmt, int n,
 	enum agora_err rc;
 
 	if (replica_serves(r, stmt)) {
+		r->sqlstate = NULL;
 		rc = query_once(r, r->ctx->db->replica, stmt, n, vals, &res);
-		if (rc == AGORA_OK) {
-			r->from_replica = 1;
+		if (!replica_fault(r, rc)) {
+			r->from_replica = rc == AGORA_OK;
 			if (out != NULL)
 				*out = res;
 			return rc;
 		}
-		/* Whatever went wrong there, the primary answers; the
+		/* The replica's own trouble: the primary answers, and the
 		 * replica is asked again after LAG_CHECK_MS. */
 		replica_failed(r->ctx->db->replica);
 		r->sqlstate = NULL;

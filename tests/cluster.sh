@@ -99,6 +99,12 @@ cl_net_down() {
 		ns=$(cl_ns "$h")
 		ip netns list 2>/dev/null | grep -qw "^$ns" || continue
 		cl_kill "$h" KILL
+		# Until the killed are gone: a namespace deleted first would
+		# live on, nameless, while one of them dies.
+		for i in $(seq 1 50); do
+			[ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break
+			sleep 0.1
+		done
 		ip netns del "$ns"
 		ip link del "agv-$h" 2>/dev/null || true
 	done
@@ -458,10 +464,11 @@ cl_leftovers() {
 
 cl_down() {
 	cl_net_down
-	local h run
+	local h run sock
 	for h in $CL_HOSTS; do
-		run=$(h_env "$h" && echo "$RUNDIR")
+		read -r run sock <<<"$(h_env "$h" && echo "$RUNDIR $PG_SOCK")"
 		case $run in /tmp/agora-cl-*) rm -rf "$run" ;; esac
+		case $sock in /tmp/agora-clsock-*) rm -rf "$sock" ;; esac
 	done
 }
 
@@ -512,7 +519,7 @@ cl_ctl() {
 		cl_kill "$h" KILL
 		# What it would find at its next start is stale: a pid read
 		# from there could be another process's by then.
-		rm -f "$(h_env "$h" && echo "$RUNDIR")"/*.pid ;;
+		rm -f "$(h_env "$h" && echo "$RUNDIR")"/*.pid "$CL_DIR/$h/pg/postmaster.pid" ;;
 	"web1 start") cl_in web1 h_web apache managed ;;
 	"web2 start") cl_in web2 h_web lighttpd pool ;;
 	"db1 start") cl_in db1 h_db1 ;;

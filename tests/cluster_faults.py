@@ -183,19 +183,24 @@ with Traffic() as tr:
     before = tr.done()
     kill_at = time.monotonic()
     cluster("web1", "kill")
+    killed = time.monotonic()
     time.sleep(5)
 fails = tr.failures()
-late = tr.failures(since=kill_at + 2.0)
+late = tr.failures(since=killed + 0.2)
 t.ok(before > 0 and tr.done() > before + 20,
      "web1 killed under traffic: the shoppers went on (%d requests before, %d after)"
      % (before, tr.done() - before))
-t.ok(len(fails) <= THREADS and not late,
-     "only requests in flight failed: %d failures (at most %d, one per shopper), none started "
-     "2 s after the kill" % (len(fails), THREADS), fails[:5])
+# In flight: sent before web1's processes were all gone.  HAProxy tries
+# another host for a request it could not deliver, never for one that
+# reached a host (it may have been an order).
+t.ok(not late,
+     "only requests in flight failed: %d failures, each sent before web1 was gone (the kill "
+     "took %.2f s)" % (len(fails), killed - kill_at), late[:5])
 bad = resend_failed(tr)
 t.ok(not bad, "the orders that got no answer, sent again with their keys, are made (%d)"
      % len(tr.failed_orders), bad[:3])
 settle(tr)
+t.ok(lb_state("web1") == "DOWN", "HAProxy took web1 out (%s)" % lb_state("web1"))
 cluster("web1", "start")
 took = wait_for(lambda: lb_state("web1") == "UP", 15)
 t.ok(took is not None, "web1 back: HAProxy sends it requests again")
@@ -234,9 +239,9 @@ t.ok(held is not None, "wk1 killed while it waited on a charge")
 
 def unpaid():
     ids = list(ALL.values())
-    _, out = psql_db2_or_primary("SELECT count(*) FROM orders WHERE id = ANY('{%s}'::bigint[]) "
-                                 "AND payment_status <> 'paid'" % ",".join(ids))
-    return int(out or "0")
+    rc, out = psql_db2_or_primary("SELECT count(*) FROM orders WHERE id = ANY('{%s}'::bigint[]) "
+                                  "AND payment_status <> 'paid'" % ",".join(ids))
+    return int(out) if rc == 0 and out else len(ids)  # unknown counts as unpaid
 
 
 def psql_db(url, sql):
@@ -277,7 +282,7 @@ ok = wait_for(lambda: psql_db("host=10.213.0.21 port=5432 dbname=postgres user=p
 t.ok(ok is not None, "db1 waits for db2 on every commit (synchronous)")
 FAILOVER = [sbin("agoractl"), "failover", DB2.replace("dbname=agora", "dbname=postgres")]
 p = subprocess.run(FAILOVER, capture_output=True, text=True)
-t.ok(p.returncode == 1 and "10.213.0.21:5432 still takes writes" in p.stderr
+t.ok(p.returncode == 1 and "10.213.0.21 still takes writes" in p.stderr
      and psql_db(DB2, "SELECT pg_is_in_recovery()")[1] == "t",
      "agoractl failover refuses while the primary takes writes: no second primary", p)
 with Traffic() as tr:
@@ -287,7 +292,7 @@ with Traffic() as tr:
     p = subprocess.run(FAILOVER, capture_output=True, text=True)
     promoted = time.monotonic() - kill_at
     time.sleep(8)
-t.ok(p.returncode == 0 and "is the primary" in p.stdout
+t.ok(p.returncode == 0 and "is promoted" in p.stdout
      and psql_db(DB2, "SELECT pg_is_in_recovery()")[1] == "f",
      "db1 killed: agoractl failover promotes db2", p)
 settle(tr)
