@@ -442,6 +442,16 @@ bench_cluster_conf() {
 	bench_lb_wait web2 UP
 }
 
+# One run through HAProxy: row label $1, what it served ($2), target $3,
+# URL $4, script $5, against web1's direct rate $6.
+bench_cluster_lb() {
+	local rps p50 p99 err
+	read -r rps p50 p99 err <<<"$(bench_wrk 50 "$4" "$5")"
+	bench_row cluster "$1" "$3" 50 "$rps" "$p50" "$p99" "$err" - -
+	echo "cluster: $3 through HAProxy to $2 / web1 directly = $(ratio "$rps" "$6")" |
+		tee -a "$BENCH_OUT"
+}
+
 # The cluster (tests/cluster.sh) with 100,000 products: health, a product
 # read and the search mix at 50 connections, on web1 directly (no
 # balancer), then through HAProxy with both web hosts and with web1 alone
@@ -464,16 +474,10 @@ bench_cluster() {
 		esac
 		read -r direct p50 p99 err <<<"$(bench_wrk 50 "$web1$url" "$script")"
 		bench_row cluster web1 "$t" 50 "$direct" "$p50" "$p99" "$err" - -
-		read -r rps p50 p99 err <<<"$(bench_wrk 50 "$lb$url" "$script")"
-		bench_row cluster lb-2web "$t" 50 "$rps" "$p50" "$p99" "$err" - -
-		echo "cluster: $t through HAProxy to two web hosts / web1 directly = $(ratio "$rps" "$direct")" |
-			tee -a "$BENCH_OUT"
+		bench_cluster_lb lb-2web "two web hosts" "$t" "$lb$url" "$script" "$direct"
 		cl_ctl web2 kill
 		bench_lb_wait web2 DOWN
-		read -r rps p50 p99 err <<<"$(bench_wrk 50 "$lb$url" "$script")"
-		bench_row cluster lb-1web "$t" 50 "$rps" "$p50" "$p99" "$err" - -
-		echo "cluster: $t through HAProxy to web1 alone / web1 directly = $(ratio "$rps" "$direct")" |
-			tee -a "$BENCH_OUT"
+		bench_cluster_lb lb-1web "web1 alone" "$t" "$lb$url" "$script" "$direct"
 		cl_ctl web2 start
 		bench_lb_wait web2 UP
 	done

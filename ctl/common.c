@@ -30,20 +30,29 @@ ctl_exec(PGconn *c, const char *sql)
  * are: the same session (the release's search_path) and the same log. */
 static struct agora_db *db;
 
-PGconn *
-ctl_connect(void)
+int
+ctl_config_load(struct agora_config *cfg)
 {
-	struct agora_config cfg;
 	char err[512];
 
-	if (agora_config_load_for(&cfg,
+	if (agora_config_load_for(cfg,
 	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) |
 	            AGORA_NEEDS(AGORA_SECRET_DATABASE_ADMIN_URL),
 	        err, sizeof(err)) != 0) {
 		fprintf(stderr, "agoractl: configuration: %s\n", err);
-		agora_config_free(&cfg);
-		return NULL;
+		agora_config_free(cfg);
+		return -1;
 	}
+	return 0;
+}
+
+PGconn *
+ctl_connect(void)
+{
+	struct agora_config cfg;
+
+	if (ctl_config_load(&cfg) != 0)
+		return NULL;
 	db = agora_db_bare(cfg.database_admin_url[0] != '\0'
 	        ? cfg.database_admin_url
 	        : cfg.database_url);

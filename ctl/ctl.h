@@ -64,6 +64,9 @@ int ctl_usage(void);
  * 1 from exec_params, -1 from exec); print writes the rows tab-separated.
  */
 PGconn *ctl_connect(void);
+/* The configuration with both database URLs' secrets read; 0, or -1
+ * (said on stderr, cfg freed). */
+int ctl_config_load(struct agora_config *cfg);
 /* Close what ctl_connect opened; nothing when it opened nothing. */
 void ctl_disconnect(void);
 int ctl_exec(PGconn *c, const char *sql);

@@ -185,17 +185,10 @@ static int
 primary_alive(void)
 {
 	struct agora_config cfg;
-	char err[512];
 	int rc;
 
-	if (agora_config_load_for(&cfg,
-	        AGORA_NEEDS(AGORA_SECRET_DATABASE_URL) |
-	            AGORA_NEEDS(AGORA_SECRET_DATABASE_ADMIN_URL),
-	        err, sizeof(err)) != 0) {
-		fprintf(stderr, "agoractl: configuration: %s\n", err);
-		agora_config_free(&cfg);
+	if (ctl_config_load(&cfg) != 0)
 		return -1;
-	}
 	rc = url_writable(cfg.database_url);
 	if (rc == 0 && *cfg.database_admin_url != '\0')
 		rc = url_writable(cfg.database_admin_url);
