@@ -5,10 +5,11 @@
  *
  * Two primaries would each take orders and sell the same stock, so the
  * replica is promoted only when every other server that database_url and
- * database_admin_url name is either a standby or silent at the TCP level
- * (refused, timed out).  A server that answers but cannot be asked (full,
- * refusing the role, starting up) may still take writes: that stops the
- * command too, unless --force says the old primary is fenced.  Then
+ * database_admin_url name is either a standby or sends no answer at all
+ * (PQping: no response).  A server that answers but cannot be asked (full,
+ * refusing the role or the password, starting up) may still take writes:
+ * that stops the command too, unless --force says the old primary is
+ * fenced.  Then
  * pg_promote() on the replica, waiting until it takes writes, its
  * synchronous_standby_names emptied (a copy of the old primary's setting
  * would make every commit wait for a standby that is not there), and a
@@ -71,94 +72,122 @@ value_of(PGconn *c, const char *sql, char *out, size_t len)
 	return rc;
 }
 
-/* What the server of hp says of itself; why it could not be asked, in
- * why, when S_UNKNOWN. */
+/* The same parameters as connect_with, for PQpingParams. */
+static PGPing
+ping_with(const char *conninfo, const struct hostport *hp)
+{
+	const char *keys[6], *vals[6];
+	size_t n = 0;
+
+	keys[n] = "dbname", vals[n++] = conninfo;
+	keys[n] = "connect_timeout", vals[n++] = "3";
+	if (hp->host != NULL)
+		keys[n] = "host", vals[n++] = hp->host;
+	if (hp->addr != NULL)
+		keys[n] = "hostaddr", vals[n++] = hp->addr;
+	if (hp->port != NULL)
+		keys[n] = "port", vals[n++] = hp->port;
+	keys[n] = vals[n] = NULL;
+	return PQpingParams(keys, vals, 1);
+}
+
+/*
+ * What the server of hp says of itself; why it could not be asked, in
+ * why, when S_UNKNOWN.  Only PQping's "no response" (nothing answered:
+ * refused, timed out, no route) counts as gone: a password refused, a
+ * certificate or a message in another language is an answer too.
+ */
 static enum server
 server_state(const char *url, const struct hostport *hp, char *why, size_t len)
 {
-	PGconn *c = connect_with(url, hp, NULL);
-	const char *msg = PQerrorMessage(c);
+	PGconn *c;
 	enum server s = S_UNKNOWN;
-	char v[16];
+	char v[16], *nl;
 
-	if (PQstatus(c) == CONNECTION_OK) {
-		if (value_of(c, "SELECT pg_is_in_recovery()", v, sizeof(v)) ==
-		    0)
-			s = strcmp(v, "t") == 0 ? S_STANDBY : S_PRIMARY;
-		else
-			snprintf(
-			    why, len, "it cannot say whether it is a standby");
-	} else if (strstr(msg, "FATAL:") != NULL ||
-	    strstr(msg, "ERROR:") != NULL) {
-		/* The server answered: it lives, whatever it refused. */
-		snprintf(why, len, "%s", msg);
-	} else {
-		s = S_DEAD; /* refused or timed out: nothing listens */
-	}
+	if (ping_with(url, hp) == PQPING_NO_RESPONSE)
+		return S_DEAD;
+	c = connect_with(url, hp, "any");
+	if (PQstatus(c) != CONNECTION_OK)
+		snprintf(why, len, "%s", PQerrorMessage(c));
+	else if (value_of(c, "SELECT pg_is_in_recovery()", v, sizeof(v)) == 0)
+		s = strcmp(v, "t") == 0 ? S_STANDBY : S_PRIMARY;
+	else
+		snprintf(why, len, "it cannot say whether it is a standby");
+	if ((nl = strchr(why, '\n')) != NULL)
+		*nl = '\0';
 	PQfinish(c);
 	return s;
 }
 
-/* Split list (commas) into at most HOSTS_MAX parts, in place; their count. */
+/* Split list (commas) into parts, in place; their count, or HOSTS_MAX + 1
+ * when there are more. */
 static size_t
 split(char *list, const char *parts[HOSTS_MAX])
 {
 	size_t n = 0;
 	char *p = list, *c;
 
-	while (p != NULL && *p != '\0' && n < HOSTS_MAX) {
+	while (*p != '\0') {
+		if (n == HOSTS_MAX)
+			return HOSTS_MAX + 1;
 		c = strchr(p, ',');
-		if (c != NULL)
-			*c++ = '\0';
 		parts[n++] = p;
-		p = c;
+		if (c == NULL)
+			break;
+		*c = '\0';
+		p = c + 1;
 	}
 	return n;
 }
 
-/* The value of key in opts, copied into buf ("" when unset). */
-static char *
-option(PQconninfoOption *opts, const char *key, char *buf, size_t len)
+/* The value of key in opts, copied into buf ("" when unset), split into
+ * parts; their count, or HOSTS_MAX + 1 when it does not fit. */
+static size_t
+option(PQconninfoOption *opts, const char *key, char buf[1024],
+    const char *parts[HOSTS_MAX])
 {
 	PQconninfoOption *o;
 
 	buf[0] = '\0';
-	for (o = opts; o != NULL && o->keyword != NULL; o++)
-		if (strcmp(o->keyword, key) == 0 && o->val != NULL)
-			snprintf(buf, len, "%s", o->val);
-	return buf;
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, key) == 0 && o->val != NULL &&
+		    (size_t)snprintf(buf, 1024, "%s", o->val) >= 1024)
+			return HOSTS_MAX + 1;
+	return split(buf, parts);
 }
 
-/*
- * Whether a server of url may still take writes: 1 (said on stderr),
- * 0 when each is a standby or silent, -1 when url cannot be parsed.
- */
+/* Whether a server of url may still take writes: 1 (said on stderr), 0
+ * when each is a standby or silent, -1 when url cannot be used. */
 static int
 url_writable(const char *url)
 {
-	char hosts[1024], addrs[1024], ports[256], why[512];
+	char hosts[1024], addrs[1024], ports[1024], why[512] = "";
 	const char *h[HOSTS_MAX], *a[HOSTS_MAX], *p[HOSTS_MAX];
 	PQconninfoOption *opts = PQconninfoParse(url, NULL);
-	struct hostport hp;
-	size_t nh, na, np, i;
+	struct hostport hp = { NULL, NULL, NULL };
+	size_t nh = HOSTS_MAX + 1, na = 0, np = 0, i;
 	enum server s = S_DEAD;
 
-	if (opts == NULL) {
-		fprintf(stderr, "agoractl: a database URL does not parse\n");
+	if (opts != NULL) {
+		nh = option(opts, "host", hosts, h);
+		na = option(opts, "hostaddr", addrs, a);
+		np = option(opts, "port", ports, p);
+		PQconninfoFree(opts);
+	}
+	if (nh > HOSTS_MAX || na > HOSTS_MAX || np > HOSTS_MAX) {
+		fprintf(stderr,
+		    "agoractl: a database URL does not parse, or "
+		    "names more than %d hosts\n",
+		    HOSTS_MAX);
 		return -1;
 	}
-	nh = split(option(opts, "host", hosts, sizeof(hosts)), h);
-	na = split(option(opts, "hostaddr", addrs, sizeof(addrs)), a);
-	np = split(option(opts, "port", ports, sizeof(ports)), p);
-	PQconninfoFree(opts);
-	for (i = 0; i < (nh > na ? nh : na) || i == 0; i++) {
+	for (i = 0;
+	     (i < nh || i < na || i == 0) && s != S_PRIMARY && s != S_UNKNOWN;
+	     i++) {
 		hp.host = i < nh ? h[i] : NULL;
 		hp.addr = i < na ? a[i] : NULL;
-		hp.port = np == 0 ? NULL : p[np == 1 ? 0 : (i < np ? i : 0)];
-		why[0] = '\0';
+		hp.port = np == 0 ? NULL : p[np == 1 || i >= np ? 0 : i];
 		s = server_state(url, &hp, why, sizeof(why));
-		if (s == S_PRIMARY || s == S_UNKNOWN)
-			break;
 	}
 	if (s == S_PRIMARY)
 		fprintf(stderr,
@@ -231,6 +260,30 @@ promote(PGconn *c)
 	return 0;
 }
 
+/*
+ * A primary whose commits wait for a synchronous standby that is not
+ * there (a promotion whose last steps failed, say): 1, said with the fix,
+ * or 0.  A healthy primary's setting is left as it is.
+ */
+static int
+waits_for_nobody(PGconn *c)
+{
+	char v[16];
+
+	if (value_of(c,
+	        "SELECT current_setting('synchronous_standby_names') <> '' "
+	        "AND NOT EXISTS (SELECT FROM pg_stat_replication "
+	        "WHERE sync_state IN ('sync', 'quorum'))",
+	        v, sizeof(v)) != 0 ||
+	    strcmp(v, "t") != 0)
+		return 0;
+	fprintf(stderr,
+	    "agoractl: its commits wait for a synchronous standby that is not "
+	    "connected; as a superuser: ALTER SYSTEM SET "
+	    "synchronous_standby_names = ''; SELECT pg_reload_conf();\n");
+	return 1;
+}
+
 int
 ctl_failover(int argc, char **argv)
 {
@@ -251,7 +304,7 @@ ctl_failover(int argc, char **argv)
 	} else if (strcmp(v, "t") != 0) {
 		printf("%s:%s is a primary already: nothing to do\n", PQhost(c),
 		    PQport(c));
-		rc = 0;
+		rc = waits_for_nobody(c);
 	} else if (force || primary_alive() == 0) {
 		printf("promoting %s:%s ...\n", PQhost(c), PQport(c));
 		fflush(stdout);

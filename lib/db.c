@@ -34,6 +34,9 @@
 #define LAG_CHECK_MS 250
 #define REPLICA_RETRY_MS 2000
 #define TURN_LOG_MS 60000
+/* Marks of the primary's position kept: LAG_CHECK_MS apart, they span
+ * the longest useful lag bound (8 s) and more. */
+#define LAG_MARKS 40
 
 struct agora_db {
 	PGconn *conn;
@@ -55,8 +58,13 @@ struct agora_db {
 	int is_replica;
 	long long max_lag_ms;
 	struct timespec lag_checked;
-	int fresh;
+	int fresh, logged_fresh;
 	struct timespec turn_logged; /* replica_turn's last line */
+	struct lag_mark {
+		unsigned long long lsn; /* where the primary's WAL ended */
+		struct timespec at; /* then */
+	} marks[LAG_MARKS];
+	size_t nmarks;
 };
 
 struct sqlstate_map {
@@ -387,6 +395,7 @@ connect_new(const char *url)
 enum agora_err
 agora_db_connect(struct agora_db *db)
 {
+	struct timespec t0;
 	enum agora_err rc;
 
 	if (db->ready && PQstatus(db->conn) == CONNECTION_OK)
@@ -408,7 +417,7 @@ agora_db_connect(struct agora_db *db)
 			return AGORA_E_UNAVAILABLE;
 		sleep_ms(RECONNECT_MS - agora_ms_since(&db->last_try));
 	}
-	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (db->conn == NULL) {
 		db->conn = connect_new(db->url);
 		/* NOTICEs ("only stop words") would reach the log raw. */
@@ -417,7 +426,9 @@ agora_db_connect(struct agora_db *db)
 	} else {
 		PQreset(db->conn);
 	}
-	db->last_try_ms = agora_ms_since(&db->last_try);
+	/* The window runs from the attempt's end, and says how long it took. */
+	db->last_try_ms = agora_ms_since(&t0);
+	clock_gettime(CLOCK_MONOTONIC, &db->last_try);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		agora_log("error", "database: %s",
 		    db->conn != NULL ? PQerrorMessage(db->conn) : "no memory");
@@ -561,48 +572,106 @@ query_once(struct agora_req *r, struct agora_db *db, const char *stmt, int n,
 	return AGORA_OK;
 }
 
+/* An LSN "X/Y" as a number; 0 when it is not one. */
+static unsigned long long
+lsn_of(const char *s)
+{
+	unsigned int hi, lo;
+
+	if (s == NULL || sscanf(s, "%X/%X", &hi, &lo) != 2)
+		return 0;
+	return ((unsigned long long)hi << 32) | lo;
+}
+
+/* The one text value of sql on db's connection, or NULL (the connection
+ * marked lost when it broke); free it with PQclear(*res). */
+static const char *
+value_on(struct agora_db *db, const char *sql, PGresult **res)
+{
+	*res = PQexec(db->conn, sql);
+	if (PQresultStatus(*res) == PGRES_TUPLES_OK && PQntuples(*res) == 1 &&
+	    !PQgetisnull(*res, 0, 0))
+		return PQgetvalue(*res, 0, 0);
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		mark_lost(db);
+	return NULL;
+}
+
 /*
- * How far the replica's data is behind, in ms, or -1 when it cannot say.
- * Nothing waiting to be replayed, with a WAL receiver running, is no lag
- * at all, however long ago the last write was; otherwise it is the age of
- * the last transaction replayed, an overestimate.  A server that is not
- * in recovery (promoted, or the primary itself) is current.  An
- * unprivileged role sees the receiver's row but not its status.
+ * Note where the primary's WAL ends now, in the replica's ring of
+ * (position, time) marks: the replica is as current as the newest mark
+ * it has replayed past.  An idle primary's position does not move, so a
+ * replica that has replayed everything is current at the newest mark.
+ */
+static void
+lag_mark(struct agora_db *primary, struct agora_db *rep)
+{
+	PGresult *res;
+	unsigned long long lsn;
+	struct lag_mark *m;
+
+	if (agora_db_connect(primary) != AGORA_OK)
+		return;
+	lsn = lsn_of(value_on(primary, "SELECT pg_current_wal_lsn()", &res));
+	PQclear(res);
+	if (lsn == 0)
+		return;
+	m = &rep->marks[rep->nmarks++ % LAG_MARKS];
+	m->lsn = lsn;
+	clock_gettime(CLOCK_MONOTONIC, &m->at);
+}
+
+/*
+ * How far the replica's data is behind, in ms, or -1 when it cannot say:
+ * the age of the newest mark of the primary's position (lag_mark) that
+ * the replica has replayed.  A server that is not in recovery (promoted,
+ * or the primary itself) is current.  Exact to the marks' spacing, where
+ * the age of the last transaction replayed would count a replica idle
+ * for a minute as a minute behind, and "received = replayed" would count
+ * one that just started, hours behind, as current.
  */
 static long long
 replica_lag_ms(struct agora_db *rep)
 {
-	static const char sql[] =
-	    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
-	    "WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() "
-	    "AND EXISTS (SELECT FROM pg_stat_wal_receiver) THEN 0 "
-	    "ELSE (1000 * extract(epoch FROM clock_timestamp() - "
-	    "pg_last_xact_replay_timestamp()))::bigint END";
-	PGresult *res = PQexec(rep->conn, sql);
-	long long lag = -1;
+	PGresult *res;
+	const char *v = value_on(rep,
+	    "SELECT CASE WHEN pg_is_in_recovery() "
+	    "THEN COALESCE(pg_last_wal_replay_lsn()::text, '0/0') "
+	    "ELSE 'primary' END",
+	    &res);
+	unsigned long long replayed;
+	long long lag = -1, age;
+	size_t i;
 
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-	    !PQgetisnull(res, 0, 0))
-		lag = atoll(PQgetvalue(res, 0, 0));
-	else if (PQstatus(rep->conn) != CONNECTION_OK)
-		mark_lost(rep);
+	if (v != NULL && strcmp(v, "primary") == 0)
+		lag = 0;
+	replayed = lsn_of(v);
+	for (i = 0; replayed != 0 && i < LAG_MARKS && i < rep->nmarks; i++) {
+		if (rep->marks[i].lsn > replayed)
+			continue;
+		age = agora_ms_since(&rep->marks[i].at);
+		if (lag < 0 || age < lag)
+			lag = age;
+	}
 	PQclear(res);
 	return lag;
 }
 
-/* Say when reads move between the replica and the primary. */
+/*
+ * Say when reads move between the replica and the primary, at most once a
+ * TURN_LOG_MS: a write after a quiet spell can turn every process away
+ * and back within a second.  A turn not said then is said at a later
+ * check, if it still holds.
+ */
 static void
 replica_turn(struct agora_db *rep, int fresh, long long lag)
 {
-	if (fresh == rep->fresh)
-		return;
 	rep->fresh = fresh;
-	/* A write after a quiet spell reads as seconds of lag until it is
-	 * replayed: every process would say so twice a time.  A minute's
-	 * lines tell the operator enough. */
-	if (rep->turn_logged.tv_sec != 0 &&
-	    agora_ms_since(&rep->turn_logged) < TURN_LOG_MS)
+	if (fresh == rep->logged_fresh ||
+	    (rep->turn_logged.tv_sec != 0 &&
+	        agora_ms_since(&rep->turn_logged) < TURN_LOG_MS))
 		return;
+	rep->logged_fresh = fresh;
 	clock_gettime(CLOCK_MONOTONIC, &rep->turn_logged);
 	if (fresh)
 		agora_log("info", "replica: reads go to it (lag %lld ms)", lag);
@@ -611,22 +680,32 @@ replica_turn(struct agora_db *rep, int fresh, long long lag)
 		    "replica: lag %lld ms past %lld: reads go to the primary",
 		    lag, rep->max_lag_ms);
 	else
-		agora_log(
-		    "warning", "replica: unavailable: reads go to the primary");
+		agora_log("warning",
+		    "replica: unavailable or behind: reads go to the primary");
 }
 
 /* Whether the replica is current enough, asked at most every LAG_CHECK_MS. */
 static int
-replica_fresh(struct agora_db *rep)
+replica_fresh(struct agora_db *primary, struct agora_db *rep)
 {
 	long long lag = -1;
+	int tries;
 
 	if (rep->lag_checked.tv_sec != 0 &&
 	    agora_ms_since(&rep->lag_checked) < LAG_CHECK_MS)
 		return rep->fresh;
 	clock_gettime(CLOCK_MONOTONIC, &rep->lag_checked);
+	lag_mark(primary, rep);
 	if (agora_db_connect(rep) == AGORA_OK)
 		lag = replica_lag_ms(rep);
+	/* A process's first mark is younger than the replication delay (a
+	 * millisecond or so): give the replica that, once, rather than send
+	 * the reads of its first LAG_CHECK_MS to the primary. */
+	for (tries = 0; lag < 0 && rep->nmarks == 1 && rep->ready && tries < 4;
+	     tries++) {
+		sleep_ms(5);
+		lag = replica_lag_ms(rep);
+	}
 	replica_turn(rep, lag >= 0 && lag <= rep->max_lag_ms, lag);
 	return rep->fresh;
 }
@@ -672,7 +751,7 @@ replica_serves(const struct agora_req *r, const char *stmt)
 		return 0;
 	if (!(s->flags & AGORA_STMT_REPLICA) && r->user != NULL)
 		return 0;
-	return replica_fresh(rep);
+	return replica_fresh(r->ctx->db, rep);
 }
 
 /*
@@ -697,7 +776,8 @@ agora_db_query(struct agora_req *r, const char *stmt, int n,
 		r->sqlstate = NULL;
 		rc = query_once(r, r->ctx->db->replica, stmt, n, vals, &res);
 		if (!replica_fault(r, rc)) {
-			r->from_replica = rc == AGORA_OK;
+			if (rc == AGORA_OK)
+				r->from_replica = 1;
 			if (out != NULL)
 				*out = res;
 			return rc;

@@ -9,8 +9,8 @@ import sys
 import time
 import uuid
 
-from agoratest import (MODE, SERVER, Tap, log_lines, log_mark, need_stack, new_user, request,
-                       svc, wait_for)
+from agoratest import (MODE, SERVER, Tap, across_processes, log_lines, log_mark, need_stack,
+                       new_user, request, svc, wait_for)
 
 need_stack()
 # Two setups cover both servers and both process models; the routing
@@ -107,11 +107,23 @@ try:
          (r, rep))
 
     # --- a lagging replica: stale only within the bound ----------------------
+    # A second product, read only anonymously, shows the cache's bound.
+    r = request("POST", "/api/v1/products", headers=ADM, body={
+        "sku": "RQ-" + RUN, "name": "Replica cache proof", "price_cents": 100, "stock": 5})
+    Q = "/api/v1/products/" + str((r.json() or {}).get("id"))
+    wait_for(lambda: on_replica("SELECT count(*) FROM products WHERE sku = 'RQ-%s'" % RUN)
+             == "1", 10)
+    # Every process has measured the replica current a moment ago (each
+    # keeps its own marks of the primary's position: lib/db.c).
+    across_processes(lambda rid: request(
+        "GET", "/api/v1/products?q=%s&max_price=%d" % (WORD, next(SEARCHES)),
+        headers={"X-Request-Id": rid}), None, rounds=4)
     on_replica("SELECT pg_wal_replay_pause()")
     try:
-        base = float(on_replica("SELECT extract(epoch FROM pg_last_xact_replay_timestamp())"))
+        base = time.time()
         r = request("PATCH", P, headers=ADM, body={"price_cents": 555})
         t.ok(r.status == 200 and price(r) == 555, "the price changes on the primary", r)
+        request("PATCH", Q, headers=ADM, body={"price_cents": 555})
         r, rep = get(P)
         t.ok(price(r) == 100 and rep is True,
              "an anonymous read gets the old price from the replica, which is cached", (r, rep))
@@ -128,10 +140,10 @@ try:
                 stale.append(round((t0 - base) * 1000))
             elif fresh_at is None:
                 fresh_at = round((t0 - base) * 1000)
-            # The product's read goes through the cache, which may keep
-            # what the replica answered, for CACHED_MS at most.
+            # The other product's read goes through the cache, which may
+            # keep what the replica answered, for CACHED_MS at most.
             t0 = time.time()
-            r, rep = get(P)
+            r, rep = get(Q)
             if r.status != 200:
                 late.append(r)
             elif price(r) == 100:
@@ -144,13 +156,13 @@ try:
         t.ok(not late, "every read answers 200 while the replica lags", late[:1])
         t.ok(stale and max(stale) <= bound,
              "anonymous reads were stale (%d of them) only within the bound: the last %d ms "
-             "after the last replay, bound %d ms" % (len(stale), max(stale or [0]), bound),
+             "after the change, bound %d ms" % (len(stale), max(stale or [0]), bound),
              stale)
         t.ok(fresh_at is not None, "then they read the new price from the primary (at %s ms)"
              % fresh_at)
-        t.ok(max(cached or [0]) <= bound + CACHED_MS,
+        t.ok(cached and max(cached) <= bound + CACHED_MS,
              "product reads, through the cache, were stale (%d) only within the bound and the "
-             "replica's cache lifetime: the last %d ms after the last replay, bound %d ms"
+             "replica's cache lifetime: the last %d ms after the change, bound %d ms"
              % (len(cached), max(cached or [0]), bound + CACHED_MS), cached)
         r, rep = get(P, SHOPPER)
         t.ok(price(r) == 555 and rep is False,
@@ -166,13 +178,16 @@ try:
 
     # --- a replica that is down ------------------------------------------------
     svc("replica", "stop")
-    t0 = time.monotonic()
-    got = [search() for _ in range(15)]
-    took = time.monotonic() - t0
-    t.ok(all(r.status == 200 and cents == 555 and rep is False for r, cents, rep in got)
-         and took < 3.0,
-         "the replica down: every read answers 200 from the primary, at once (%d reads in "
-         "%.2f s)" % (len(got), took), [g for g in got if g[0].status != 200 or g[2]][:1])
+    got = []
+    for _ in range(15):
+        t0 = time.monotonic()
+        got.append(search())
+        got[-1] += (time.monotonic() - t0,)  # the request and its log line
+    took = max(g[3] for g in got)
+    t.ok(all(r.status == 200 and cents == 555 and rep is False for r, cents, rep, _ in got)
+         and took < 1.5,
+         "the replica down: every read answers 200 from the primary, at once (%d reads, the "
+         "slowest %.2f s)" % (len(got), took), [g for g in got if g[0].status != 200 or g[2]][:1])
     svc("replica", "start")
     took = wait_for(lambda: search()[2], 10)
     t.ok(took is not None, "the replica back: reads return to it (%.2f s)" % (took or 0))
