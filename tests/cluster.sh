@@ -282,6 +282,10 @@ h_lb() {
 		    retries 2
 		    option redispatch
 		    option forwardfor
+		    # Its own answers, as agora's: problem+json.
+		    errorfile 502 $PREFIX/share/agora/httpd-conf/haproxy/502.http
+		    errorfile 503 $PREFIX/share/agora/httpd-conf/haproxy/503.http
+		    errorfile 504 $PREFIX/share/agora/httpd-conf/haproxy/504.http
 		frontend agora
 		    bind $(cl_ip lb):80
 		    default_backend web

@@ -98,9 +98,12 @@ class Traffic:
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.shop, args=(i,)) for i in range(THREADS)]
 
-    def note(self, kind, t0, status):
+    def note(self, kind, t0, status, doc=None):
         with self.lock:
             self.log.append((kind, t0, time.monotonic(), status))
+            # Every error answer, HAProxy's own included, is problem+json.
+            if status >= 400 and not (isinstance(doc, dict) and doc.get("status") == status):
+                NOT_PROBLEM.append((kind, status, doc))
 
     def shop(self, i):
         n = 0
@@ -108,18 +111,18 @@ class Traffic:
             n += 1
             pid = PRODUCTS[(i + n) % len(PRODUCTS)]
             t0 = time.monotonic()
-            s, _ = raw("GET", "/api/v1/products?q=%s&max_price=%d" % (WORD, 10000 + n))
-            self.note("search", t0, s)
+            s, doc = raw("GET", "/api/v1/products?q=%s&max_price=%d" % (WORD, 10000 + n))
+            self.note("search", t0, s, doc)
             t0 = time.monotonic()
-            s, _ = raw("GET", "/api/v1/products/" + pid)
-            self.note("read", t0, s)
+            s, doc = raw("GET", "/api/v1/products/" + pid)
+            self.note("read", t0, s, doc)
             key = "cl-%s-%d-%d" % (RUN, i, n)
             h = dict(SHOPPERS[i], **{"Idempotency-Key": key})
             body = {"items": [{"product_id": pid, "quantity": 1}],
                     "payment": {"method": "card", "token": "tok_visa"}}
             t0 = time.monotonic()
             s, doc = raw("POST", "/api/v1/orders", body, h)
-            self.note("order", t0, s)
+            self.note("order", t0, s, doc)
             with self.lock:
                 if s == 201:
                     self.orders[key] = doc["id"]
@@ -167,6 +170,7 @@ def resend_failed(tr):
 
 
 ALL = {}  # every order made: Idempotency-Key to id
+NOT_PROBLEM = []  # error answers that were not problem+json
 
 
 def settle(tr):
@@ -315,4 +319,7 @@ took = wait_for(lambda: psql_db(DB2, "SELECT count(*) FROM orders WHERE id = ANY
 t.ok(took is not None, "every one of them is paid, by the workers on the new primary")
 twice = {k: v for k, v in charges().items() if len(v) != 1}
 t.ok(not twice, "no payment was charged twice (%d charged)" % len(charges()), twice)
+errors = [x for x in tr.log if x[3] >= 400]
+t.ok(not NOT_PROBLEM, "every error answer of every fault, HAProxy's own included, was "
+     "problem+json (%d in the failover)" % len(errors), NOT_PROBLEM[:3])
 t.done()
