@@ -117,6 +117,18 @@ async function fillAddress(page) {
   await page.getByLabel('Phone').fill('+1 555 0100');
 }
 
+// How many elements loc matches once it holds n, or after ms: a list may
+// be drawn again (a filter's answer) between its first item and the count.
+async function countOf(loc, n, ms = 10000) {
+  const end = Date.now() + ms;
+  let c = await loc.count();
+  while (c !== n && Date.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    c = await loc.count();
+  }
+  return c;
+}
+
 async function statusWord(page) {
   return (await page.locator('#order-status .badge').textContent()).trim();
 }
@@ -294,7 +306,8 @@ await step('a new shopper registers, searches, filters, buys and follows the ord
   await page.waitForURL(/\/search\?q=/);
   const cards = main(shopper).locator('.cards > li');
   await cards.first().waitFor();
-  check(await cards.count() === 4, 'search: the four products of the run', await cards.count());
+  const found = await countOf(cards, 4);
+  check(found === 4, 'search: the four products of the run', found);
   await look(shopper, 'search');
 
   await main(shopper).getByLabel('In stock only').check();
