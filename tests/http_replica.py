@@ -9,8 +9,8 @@ import sys
 import time
 import uuid
 
-from agoratest import (MODE, SERVER, Tap, across_processes, log_lines, log_mark, need_stack,
-                       new_user, request, svc, wait_for)
+from agoratest import (MODE, SERVER, Tap, across_processes, ctl, log_lines, log_mark,
+                       need_stack, new_user, request, svc, wait_for)
 
 need_stack()
 # Two setups cover both servers and both process models; the routing
@@ -192,6 +192,17 @@ try:
     svc("replica", "start")
     took = wait_for(lambda: search()[2], 10)
     t.ok(took is not None, "the replica back: reads return to it (%.2f s)" % (took or 0))
+
+    # --- agoractl failover on this throwaway replica ------------------------------
+    rc, out, err = ctl("failover", SUPER_URL)
+    t.ok(rc == 1 and "still takes writes" in err and on_replica("SELECT pg_is_in_recovery()")
+         == "t", "agoractl failover refuses while the primary takes writes", (rc, out, err))
+    rc, out, err = ctl("failover", "--force", SUPER_URL)
+    t.ok(rc == 0 and "is promoted" in out and on_replica("SELECT pg_is_in_recovery()") == "f",
+         "with --force it promotes the replica", (rc, out, err))
+    rc, out, err = ctl("failover", SUPER_URL)
+    t.ok(rc == 0 and "a primary already" in out, "and a second run has nothing to do",
+         (rc, out, err))
 finally:
     with open(CONF, "w") as f:
         f.write(ORIGINAL)
