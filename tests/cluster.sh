@@ -133,14 +133,8 @@ cl_in() {
 # The stack.sh variables of host $1, as its functions expect them.
 h_env() {
 	STATE=$CL_DIR/$1
-	RUNDIR=$STATE/run
-	if [ ${#RUNDIR} -gt 72 ]; then
-		RUNDIR=/tmp/agora-cl-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)
-	fi
-	PG_SOCK=$STATE/pgsock
-	if [ ${#PG_SOCK} -gt 80 ]; then
-		PG_SOCK=/tmp/agora-clsock-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)
-	fi
+	RUNDIR=$(socket_dir run 72)
+	PG_SOCK=$(socket_dir pgsock 80)
 	HTTP_PORT=80 TLS_PORT=443 PG_PORT=5432 MC_PORT=11211
 	BIND=0.0.0.0
 	TLS=no
@@ -471,8 +465,8 @@ cl_down() {
 	local h run sock
 	for h in $CL_HOSTS; do
 		read -r run sock <<<"$(h_env "$h" && echo "$RUNDIR $PG_SOCK")"
-		case $run in /tmp/agora-cl-*) rm -rf "$run" ;; esac
-		case $sock in /tmp/agora-clsock-*) rm -rf "$sock" ;; esac
+		case $run in /tmp/agora-run-*) rm -rf "$run" ;; esac
+		case $sock in /tmp/agora-pgsock-*) rm -rf "$sock" ;; esac
 	done
 }
 

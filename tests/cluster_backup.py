@@ -45,9 +45,21 @@ r = request("POST", "/api/v1/products", headers=ADM, body={
     "sku": "BK-" + RUN, "name": "Backed up", "price_cents": 900, "stock": 100000})
 PID = r.json()["id"]
 
+REPO = os.path.join(os.environ["AGORA_TEST_CLUSTER"], "backup", "backup", "agora")
+
+
+def full_backups():
+    """The repository's full backups (pgBackRest labels them ...F)."""
+    return sorted(d for d in os.listdir(REPO) if d.endswith("F")) if os.path.isdir(REPO) else []
+
+
+had = full_backups()
 t0 = time.monotonic()
 cluster(PRIMARY, "backup")
-t.ok(True, "a full backup of %s took %.1f s" % (PRIMARY, time.monotonic() - t0))
+# A new label (retention may expire an old one at the same time).
+t.ok(set(full_backups()) - set(had),
+     "a full backup of %s is in the repository, made in %.1f s"
+     % (PRIMARY, time.monotonic() - t0), (had, full_backups()))
 
 
 def orders(seconds):

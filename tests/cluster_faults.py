@@ -243,7 +243,7 @@ t.ok(held is not None, "wk1 killed while it waited on a charge")
 
 def unpaid():
     ids = list(ALL.values())
-    rc, out = psql_db2_or_primary("SELECT count(*) FROM orders WHERE id = ANY('{%s}'::bigint[]) "
+    rc, out = psql_primary("SELECT count(*) FROM orders WHERE id = ANY('{%s}'::bigint[]) "
                                   "AND payment_status <> 'paid'" % ",".join(ids))
     return int(out) if rc == 0 and out else len(ids)  # unknown counts as unpaid
 
@@ -253,7 +253,7 @@ def psql_db(url, sql):
     return p.returncode, p.stdout.strip()
 
 
-def psql_db2_or_primary(sql):
+def psql_primary(sql):
     return psql_db(os.environ["AGORA_TEST_ADMIN_URL"], sql)
 
 

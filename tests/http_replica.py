@@ -194,6 +194,11 @@ try:
     t.ok(took is not None, "the replica back: reads return to it (%.2f s)" % (took or 0))
 
     # --- agoractl failover on this throwaway replica ------------------------------
+    usage = [ctl("failover")[0], ctl("failover", "--force")[0], ctl("failover", "-x")[0]]
+    rc, _, err = ctl("failover", "host=127.0.0.1 port=1 connect_timeout=2")
+    t.ok(usage == [2, 2, 2] and rc == 1 and "127.0.0.1" in err,
+         "agoractl failover: no standby or an option for one is a usage error (2); an "
+         "unreachable one is said (1)", (usage, rc, err))
     rc, out, err = ctl("failover", SUPER_URL)
     t.ok(rc == 1 and "still takes writes" in err and on_replica("SELECT pg_is_in_recovery()")
          == "t", "agoractl failover refuses while the primary takes writes", (rc, out, err))

@@ -31,6 +31,18 @@ as_pg() {
 	if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# $STATE/$1, the directory of sockets up to 107 - $2 bytes long: a
+# socket's path holds 107 bytes at most, so a deep state directory (make
+# distcheck's, in a clone under /root) puts them in /tmp/agora-$1-HASH
+# instead, named for the state directory.
+socket_dir() {
+	if [ $((${#STATE} + 1 + ${#1})) -gt "$2" ]; then
+		echo "/tmp/agora-$1-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)"
+	else
+		echo "$STATE/$1"
+	fi
+}
+
 # Each stack has its ports: up uses AGORA_HTTP_PORT (8080) and friends,
 # check its own, so both can run at once.  $1: the stack's name, and its
 # state directory under $DEV.
@@ -58,22 +70,12 @@ stack_env() {
 	PG_PORT=$((PG_PORT + off))
 	MC_PORT=$((MC_PORT + off))
 	PEER_PORT=$((PEER_PORT + off))
-	RUNDIR=$STATE/run
 	# The programs' sockets are there ("lighttpd-notifications.sock", 27
-	# bytes, the longest), and a socket's path holds 107 bytes at most: a
-	# deep state directory (make distcheck's, in a clone under /root) puts
-	# them under /tmp instead, named for the state directory.
-	if [ ${#RUNDIR} -gt 72 ]; then
-		RUNDIR=/tmp/agora-run-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)
-	fi
+	# bytes, the longest).
+	RUNDIR=$(socket_dir run 72)
 	# A unix socket, as on a single-host install; the directory is
-	# readable by the web server's user.  A socket's path holds 107 bytes
-	# at most: in a deep state directory (make distcheck's) it goes under
-	# /tmp, named for the state directory.
-	PG_SOCK=$STATE/pgsock
-	if [ ${#PG_SOCK} -gt 80 ]; then
-		PG_SOCK=/tmp/agora-pgsock-$(printf '%s' "$STATE" | sha256sum | cut -c1-12)
-	fi
+	# readable by the web server's user.
+	PG_SOCK=$(socket_dir pgsock 80)
 	APP_URL="host=$PG_SOCK port=$PG_PORT dbname=agora user=agora_app connect_timeout=2 application_name=agora"
 	ADMIN_URL="host=$PG_SOCK port=$PG_PORT dbname=agora user=agora connect_timeout=2"
 	export AGORA_CONFIG=$STATE/agora.conf
