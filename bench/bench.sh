@@ -31,8 +31,20 @@ bench_procs() {
 	"$PREFIX/sbin/agora-fcgi-pool" procs ${AGORA_POOL_PROCS:+-n "$AGORA_POOL_PROCS"} orders
 }
 
+# Configuration that trusts X-Forwarded-For from loopback, as a web host
+# trusts HAProxy (README, "Running on several hosts"): bench/orders.lua
+# gives each shopper an address of its own.
+bench_forwarded() {
+	case $1 in
+	apache) printf 'RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n' ;;
+	lighttpd) printf '%s\n' 'server.modules += ( "mod_extforward" )' \
+		'extforward.forwarder = ( "127.0.0.1" => "trust" )' ;;
+	esac
+}
+
 # Extra configuration that serves bench/noop at /bench/noop.
 bench_extra() {
+	bench_forwarded "$1"
 	local server=$1 mode=$2 noop=$BUILD/bench/noop u=()
 	if [ "$mode" = pool ]; then
 		if is_root; then u=(-u www-data -g www-data -U www-data -G www-data); fi
@@ -164,35 +176,119 @@ bench_metrics_cost() {
 		tee -a "$BENCH_OUT"
 }
 
+# An access token of the bench user $1 (an email) from the running stack.
+bench_login() {
+	curl -fsS -H 'Content-Type: application/json' \
+		-d "{\"email\":\"$1\",\"password\":\"bench password 1\"}" \
+		"http://127.0.0.1:$HTTP_PORT/api/v1/auth/login" |
+		sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+}
+
 # An access token of the bench customer, for the running stack.
 bench_token() {
-	ORDER_TOKEN=$(curl -fsS -H 'Content-Type: application/json' \
-		-d "{\"email\":\"bench@example.com\",\"password\":\"bench password 1\"}" \
-		"http://127.0.0.1:$HTTP_PORT/api/v1/auth/login" |
-		sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+	ORDER_TOKEN=$(bench_login bench@example.com)
 	export ORDER_TOKEN
 }
 
-# The orders target at 50 connections: POST /api/v1/orders (two lines) by
-# one customer over 50 products with stock that never runs out, against
-# pgbench running the same transaction (bench/orders.sql) in the same run.
-bench_orders() {
+# --- orders ---------------------------------------------------------------
+#
+# Two workloads, each order two lines of one unit by one of ORDER_USERS
+# shoppers, each with an address of its own: the flash sale (two of 50
+# hot products) and the spread (two of the 100,000 seeded products, drawn
+# Zipf-like).  Each is measured through the web server against the best
+# pgbench figure over 1 to 64 clients of the same SQL (bench/orders.sql),
+# and that against the best of the least an order can be
+# (bench/order_min.sql).  Before each run the shoppers' pending orders
+# expire, so every run starts from none.
+ORDER_USERS=${ORDER_USERS:-200}
+ORDER_CLIENTS=${ORDER_CLIENTS:-"1 2 4 8 16 32 64"}
+
+# The shoppers' access tokens, "user_id token" a line, in ORDER_TOKENS;
+# made again when older than 5 minutes (tokens live 15).
+bench_order_tokens() {
+	local f=$STATE/bench-order-tokens
+	export ORDER_TOKENS=$f
+	[ -n "$(find "$f" -mmin -5 2>/dev/null)" ] && return
+	export -f bench_login
+	export HTTP_PORT
+	# shellcheck disable=SC2016 # the child shell expands them
+	psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT id, email FROM users
+		WHERE id BETWEEN $UMIN AND $UMAX AND email ~ '^bench-[0-9]+@' ORDER BY id" |
+		xargs -P 4 -n 2 bash -c 'echo "$1 $(bench_login "$2")"' - > "$f.new"
+	[ "$(awk 'NF == 2' "$f.new" | wc -l)" -eq "$ORDER_USERS" ] ||
+		die "bench: not every bench shopper could sign in (see $f.new)"
+	mv "$f.new" "$f"
+}
+
+# Expire the shoppers' pending orders, releasing their stock.
+bench_order_reset() {
+	psql -qAt "$ADMIN_URL" -c "UPDATE orders SET expires_at = now()
+		WHERE status = 'pending' AND user_id BETWEEN $UMIN AND $UMAX" >/dev/null
+	while [ "$(psql -qAt "$ADMIN_URL" -c "SELECT count(*) FROM orders_expire(2000)")" -gt 0 ]; do
+		:
+	done
+}
+
+# The best of bench_pgbench over ORDER_CLIENTS clients: "tps clients".
+bench_order_best() {
+	local script=$1 c tps best=0 at=0
+	for c in $ORDER_CLIENTS; do
+		bench_order_reset
+		tps=$(bench_pgbench prepared "$c" "$script" "$APP_URL")
+		if [ "${tps:-0}" -gt "$best" ]; then best=$tps; at=$c; fi
+	done
+	echo "$best $at"
+}
+
+# The pgbench references of both workloads, once a run: ORDER_REF[w]
+# (bench/orders.sql) and ORDER_MIN[w] (bench/order_min.sql).
+declare -A ORDER_REF ORDER_MIN
+bench_order_refs() {
+	local w best at
+	for w in flash spread; do
+		[ -n "${ORDER_REF[$w]:-}" ] && continue
+		ORDER_SPREAD=$([ "$w" = spread ] && echo 1 || echo 0)
+		read -r best at <<<"$(bench_order_best "$TOP/bench/order_min.sql")"
+		bench_row pgbench - "order-min-$w" "$at" "$best" - - 0 - -
+		ORDER_MIN[$w]=$best
+		read -r best at <<<"$(bench_order_best "$TOP/bench/orders.sql")"
+		bench_row pgbench - "orders-$w" "$at" "$best" - - 0 - -
+		ORDER_REF[$w]=$best
+		echo "orders, $w: pgbench of agora's SQL / of the least order =" \
+			"$(ratio "$best" "${ORDER_MIN[$w]}")" | tee -a "$BENCH_OUT"
+	done
+}
+
+# Both workloads at 50 connections through the running web server.
+bench_orders_at() {
 	local server=$1 mode=$2 noop=$3 base=http://127.0.0.1:$HTTP_PORT
-	local line rps p50 p99 err pg pglat
-	bench_token
-	wrk -t2 -c50 -d2s -s "$TOP/bench/orders.lua" "$base" >/dev/null 2>&1
-	read -r pg pglat <<<"$(pgbench -n -M prepared -c 50 -j 2 -T "$BENCH_SECONDS" \
-		-D pmin="$ORDER_PMIN" -D pmax="$ORDER_PMAX" -D uid="$ORDER_UID" \
-		-f "$TOP/bench/orders.sql" "$APP_URL" 2>/dev/null | awk '
-		/^latency average/ { lat = $4 }
-		/^tps/ { tps = $3 }
-		END { printf "%.0f %.2f\n", tps, lat }')"
-	bench_row "$server" "$mode" orders-pgbench 50 "$pg" "$pglat" - 0 - -
-	line=$(bench_wrk 50 "$base" "$TOP/bench/orders.lua")
-	read -r rps p50 p99 err <<<"$line"
-	bench_row "$server" "$mode" orders 50 "$rps" "$p50" "$p99" "$err" \
-		"$(ratio "$rps" "$noop")" -
-	echo "$server $mode: orders / pgbench = $(ratio "$rps" "$pg")" | tee -a "$BENCH_OUT"
+	local w line rps p50 p99 err
+	bench_order_refs
+	bench_order_tokens
+	for w in flash spread; do
+		export ORDER_SPREAD
+		ORDER_SPREAD=$([ "$w" = spread ] && echo 1 || echo 0)
+		bench_order_reset
+		wrk -t2 -c50 -d2s -s "$TOP/bench/orders.lua" "$base" >/dev/null 2>&1
+		bench_order_reset
+		line=$(bench_wrk 50 "$base" "$TOP/bench/orders.lua")
+		read -r rps p50 p99 err <<<"$line"
+		bench_row "$server" "$mode" "orders-$w" 50 "$rps" "$p50" "$p99" "$err" \
+			"$(ratio "$rps" "$noop")" -
+		echo "$server $mode: orders, $w / best pgbench = $(ratio "$rps" "${ORDER_REF[$w]}")" |
+			tee -a "$BENCH_OUT"
+	done
+	bench_order_reset
+}
+
+# ./dev bench orders: the references, and lighttpd with the pool.
+bench_orders() {
+	web_stop
+	bench_forwarded lighttpd > "$STATE/bench-extra.conf"
+	BENCH_INCLUDE=$STATE/bench-extra.conf web_start lighttpd pool
+	bench_orders_at lighttpd pool -
+	web_stop
+	rm -f "$STATE/bench-extra.conf"
 }
 
 bench_one() {
@@ -223,7 +319,7 @@ bench_one() {
 		if [ "$c" = 50 ]; then noop50=$noop; static50=$static; fi
 	done
 	bench_metrics_cost "$server" "$mode" "$noop50"
-	bench_orders "$server" "$mode" "$noop50"
+	bench_orders_at "$server" "$mode" "$noop50"
 	bench_catalog "$server" "$mode" "$static50"
 	web_stop
 	if [ -f "$RUNDIR/noop.pids" ]; then
@@ -292,7 +388,9 @@ bench_worker() {
 	psql -qAt "$ADMIN_URL" -c "DELETE FROM outbox WHERE topic NOT LIKE 'payment.%'" >/dev/null
 }
 
-# A customer and 50 products whose stock the orders never exhaust.
+# A customer, ORDER_USERS shoppers with the same password, 50 products
+# whose stock the orders never exhaust, and the seeded products' stock
+# raised to a million units free (the spread workload's).
 bench_order_setup() {
 	"$PREFIX/sbin/agoractl" user add --email bench@example.com --name Bench \
 		--password-stdin <<<"bench password 1" >/dev/null 2>&1 || true
@@ -308,6 +406,19 @@ bench_order_setup() {
 	read -r ORDER_PMIN ORDER_PMAX <<<"$(psql -qAt -F ' ' "$ADMIN_URL" -c \
 		"SELECT min(id), max(id) FROM products WHERE sku LIKE 'BENCH-ORDER-%'")"
 	ORDER_UID=$(psql -qAt "$ADMIN_URL" -c "SELECT id FROM users WHERE email = 'bench@example.com'")
+	psql -qAt "$ADMIN_URL" >/dev/null <<-SQL
+		INSERT INTO users (email, name, password_hash)
+		SELECT 'bench-' || g || '@example.com', 'Bench shopper ' || g,
+			(SELECT password_hash FROM users WHERE id = $ORDER_UID)
+		FROM generate_series(1, $ORDER_USERS) g ON CONFLICT (email) DO NOTHING;
+		UPDATE inventory SET on_hand = reserved + 1000000
+		WHERE on_hand - reserved < 1000000 AND product_id IN
+			(SELECT id FROM products WHERE sku LIKE 'SEED-%');
+	SQL
+	export UMIN UMAX
+	read -r UMIN UMAX <<<"$(psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT min(id), max(id)
+		FROM users WHERE email ~ '^bench-[0-9]+@example.com$'
+		AND split_part(substr(email, 7), '@', 1)::int <= $ORDER_USERS")"
 }
 
 # The analytics summary at 1,000,000 events and 100,000 orders over the
@@ -348,7 +459,8 @@ bench_summary() {
 # string.
 bench_pgbench() {
 	pgbench -n -M "$1" -c "$2" -j 2 -T "$BENCH_SECONDS" -D idmin="$ID_MIN" -D idmax="$ID_MAX" \
-		-D pmin="$ORDER_PMIN" -D pmax="$ORDER_PMAX" -D uid="$ORDER_UID" -f "$3" "$4" 2>/dev/null |
+		-D pmin="$ORDER_PMIN" -D pmax="$ORDER_PMAX" -D uid="$ORDER_UID" \
+		-D umin="$UMIN" -D umax="$UMAX" -D spread="${ORDER_SPREAD:-0}" -f "$3" "$4" 2>/dev/null |
 		awk '/^tps/ { tps = $3 } END { printf "%.0f\n", tps }'
 }
 
