@@ -109,16 +109,20 @@ AS $function$
 	FROM orders o WHERE o.id = p_order
 $function$;
 
--- From 0005.
--- Place an order for p_user: lines (p_products[i], p_quantities[i]).
+-- From 0.2 (0005's order_place, with the client's address).
+-- Place an order for p_user from address p_ip (NULL: none known): lines
+-- (p_products[i], p_quantities[i]).
 -- Returns {"order": {...}, "product_ids": "1,2"} or {"error": code,
 -- "products": [...]}; on an
 -- error the caller must roll back, since stock of other lines may already
 -- be reserved.  Prices, names and currency come from the products table,
 -- read once: every statement of a plpgsql function takes a new snapshot,
 -- so reading products twice could price the items and the total from two
--- different versions of a product that an admin changed in between.
-CREATE OR REPLACE FUNCTION order_place(p_user bigint, p_products bigint[], p_quantities integer[], p_shipping jsonb, p_payment jsonb, p_ttl integer)
+-- different versions of a product that an admin changed in between.  The
+-- address goes into the order's INSERT: 0016 set it with an UPDATE after
+-- it, a second version of the row for every order, 9% of the order's
+-- time (bench/RESULTS.md, 2026-12-07).
+CREATE OR REPLACE FUNCTION order_place_from(p_user bigint, p_products bigint[], p_quantities integer[], p_shipping jsonb, p_payment jsonb, p_ttl integer, p_ip text)
  RETURNS json
  LANGUAGE plpgsql
 AS $function$
@@ -182,9 +186,9 @@ BEGIN
 			FROM unnest(v_short) AS s));
 	END IF;
 	INSERT INTO orders (user_id, currency, subtotal_cents, total_cents,
-		shipping_address, payment_status, expires_at)
+		shipping_address, payment_status, expires_at, client_ip)
 	VALUES (p_user, v_currency, v_subtotal, v_subtotal, p_shipping,
-		'unpaid', now() + make_interval(secs => p_ttl))
+		'unpaid', now() + make_interval(secs => p_ttl), p_ip)
 	RETURNING id INTO v_order;
 	INSERT INTO order_items (order_id, product_id, sku, name,
 		unit_price_cents, quantity)
@@ -206,7 +210,19 @@ BEGIN
 END
 $function$;
 
--- From 0013 (this body: 0016).
+-- From 0005 (this body: 0.2).
+-- 0005's order_place: order_place_from() with no address known.
+CREATE OR REPLACE FUNCTION order_place(p_user bigint, p_products bigint[], p_quantities integer[], p_shipping jsonb, p_payment jsonb, p_ttl integer)
+ RETURNS json
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+	RETURN order_place_from(p_user, p_products, p_quantities, p_shipping,
+		p_payment, p_ttl, NULL);
+END
+$function$;
+
+-- From 0013 (this body: 0.2).
 -- 0013's order_place, recording the client address of the order.
 CREATE OR REPLACE FUNCTION order_place(p_user bigint, p_products bigint[], p_quantities integer[], p_shipping jsonb, p_payment jsonb, p_ttl integer, p_policy jsonb)
  RETURNS json
@@ -214,7 +230,6 @@ CREATE OR REPLACE FUNCTION order_place(p_user bigint, p_products bigint[], p_qua
 AS $function$
 DECLARE
 	v_refused json;
-	v_placed json;
 BEGIN
 	PERFORM 1 FROM users WHERE id = p_user FOR NO KEY UPDATE;
 	v_refused := order_policy_check(p_user,
@@ -223,15 +238,10 @@ BEGIN
 	IF v_refused IS NOT NULL THEN
 		RETURN v_refused;
 	END IF;
-	v_placed := order_place(p_user, p_products, p_quantities, p_shipping,
+	RETURN order_place_from(p_user, p_products, p_quantities, p_shipping,
 		p_payment, CASE WHEN p_payment IS NULL
 			THEN LEAST(p_ttl, (p_policy->>'unpaid_ttl')::integer)
-			ELSE p_ttl END);
-	IF v_placed->>'error' IS NULL AND p_policy->>'ip' IS NOT NULL THEN
-		UPDATE orders SET client_ip = p_policy->>'ip'
-		WHERE id = (v_placed->'order'->>'id')::bigint;
-	END IF;
-	RETURN v_placed;
+			ELSE p_ttl END, p_policy->>'ip');
 END
 $function$;
 
