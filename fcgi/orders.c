@@ -344,7 +344,7 @@ move(struct agora_req *r, struct move *m, const char *bad_code,
 		return agora_problem(r, AGORA_E_CONFLICT, bad_code, bad_detail);
 	if (strcmp(m->outcome, "ok") == 0 &&
 	    strcmp(m->vals[1], "cancelled") == 0)
-		agora_catalog_bump(r, m->products);
+		agora_stock_bump(r, m->products);
 	return agora_resp_raw(r, 200, "application/json", m->doc, m->doclen);
 }
 

@@ -232,7 +232,7 @@ post_webhook(struct agora_req *r)
 	/* An event that gave stock back (a failed charge): drop the
 	 * cached copies of those products. */
 	if (!PQgetisnull(res, 0, 1))
-		agora_catalog_bump(r, PQgetvalue(res, 0, 1));
+		agora_stock_bump(r, PQgetvalue(res, 0, 1));
 	body = agora_printf(
 	    r, "{\"received\":true,\"result\":\"%s\"}", PQgetvalue(res, 0, 0));
 	if (body == NULL)

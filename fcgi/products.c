@@ -32,7 +32,10 @@
 
 #define Q_MAX 200
 #define ATTR_MAX 8
-#define LIST_TTL 30
+/* A list page lives 20 to 30 s in memcached (agora_cache_vset adds up to
+ * half): a change of stock alone leaves it to expire, so that the stock a
+ * list shows is at most 30 s old (agora_stock_bump, shop.h). */
+#define LIST_TTL 20
 #define ITEM_TTL 60
 
 /*

@@ -35,7 +35,7 @@ agora_list_key(const char *query, char key[AGORA_CATALOG_KEY_MAX])
 }
 
 void
-agora_catalog_bump(struct agora_req *r, const char *products)
+agora_stock_bump(struct agora_req *r, const char *products)
 {
 	char verkey[AGORA_CATALOG_KEY_MAX], key[AGORA_CATALOG_KEY_MAX];
 	const char *s, *e;
@@ -47,5 +47,11 @@ agora_catalog_bump(struct agora_req *r, const char *products)
 		agora_product_keys(s, (size_t)(e - s), verkey, key);
 		agora_cache_bump(r->ctx, verkey, key);
 	}
+}
+
+void
+agora_catalog_bump(struct agora_req *r, const char *products)
+{
+	agora_stock_bump(r, products);
 	agora_cache_bump(r->ctx, AGORA_CATALOG_VERKEY, NULL);
 }

@@ -264,6 +264,6 @@ agora_order_submit(
 	    cfg->order_reserved_units_per_ip);
 	rc = agora_idem_tx(r, tx_place, &p, &replayed);
 	if (rc == AGORA_OK && !replayed)
-		agora_catalog_bump(r, p.products);
+		agora_stock_bump(r, p.products);
 	return rc;
 }

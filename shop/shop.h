@@ -135,6 +135,17 @@ void agora_list_key(const char *query, char key[AGORA_CATALOG_KEY_MAX]);
 /* Products (a comma-separated id list) changed: drop their cached copies
  * and make every cached list stale. */
 void agora_catalog_bump(struct agora_req *r, const char *products);
+/*
+ * The stock of products changed, and nothing else of them (an order
+ * placed or cancelled, an order expired, a charge failed): drop their
+ * cached copies, and leave the lists to expire (LIST_TTL, fcgi/products.c),
+ * so that a list may show a product's stock up to 30 s old, as old as
+ * max-age lets a shared cache keep it anyway; its own read is current.  Making
+ * every list stale on every order made every search miss the cache under any
+ * order traffic, and the searches then took the machine (bench/RESULTS.md,
+ * 2026-12-07, "load").
+ */
+void agora_stock_bump(struct agora_req *r, const char *products);
 
 /* Exposed for the fuzzers (tests/fuzz/filename.c). */
 const char *agora_content_disposition(

@@ -2,6 +2,7 @@
 categories, search with filters, sorts and cursors, inventory with
 reservations, the cache that must never serve a stale write, and bad
 input of every kind."""
+import hashlib
 import json
 import os
 import shutil
@@ -524,6 +525,33 @@ t.ok(ver == mc_get("agora:pv:" + pid) and tag.decode() == r.header("ETag")
      and body == r.body and made + 59000 <= expires <= time.time() * 1000 + 90000,
      "the cached entry holds its version, the ETag sent and an expiry 60 to 90 s away",
      (entry[:120], r.header("ETag")))
+
+# A change of stock alone (an order) leaves the lists to expire, 20 to 30 s
+# after they were made, while the product's own read is current; a write
+# to the inventory makes them stale at once (fcgi/openapi.json, GET
+# /products, "Caching").
+lamp = create("%s Desk Lamp" % RUN.capitalize(), 700, stock=5).json() or {}
+LQ = "q=%s+desk" % RUN
+lkey = "agora:l2:" + hashlib.sha256(LQ.encode()).hexdigest()[:40]
+made = time.time() * 1000
+search(LQ)
+wait_for(lambda: mc_get(lkey), 3)
+times = ((mc_get(lkey) or b"").split(b"\n", 3) + [b"", b"", b""])[2].split()
+expires = int(times[0]) if times else 0
+t.ok(made + 19000 <= expires <= time.time() * 1000 + 30000,
+     "a list page is cached 20 to 30 s", (expires - made) / 1000)
+cv = mc_get("agora:cv")
+r = request("POST", "/api/v1/orders", headers=CUS,
+            body={"items": [{"product_id": lamp.get("id"), "quantity": 2}]})
+listed = [p["stock_available"] for p in (search(LQ).json() or {}).get("data", [])]
+t.ok(r.status == 201 and cv is not None and mc_get("agora:cv") == cv and listed == [5]
+     and request("GET", "/api/v1/products/" + str(lamp.get("id"))).json()["stock_available"] == 3,
+     "an order leaves the lists' version: the list may still say 5, the product says 3",
+     (r, listed))
+r = request("PUT", "/api/v1/inventory/%s" % lamp.get("id"), body={"on_hand": 9}, headers=ADM)
+listed = [p["stock_available"] for p in (search(LQ).json() or {}).get("data", [])]
+t.ok(r.status == 200 and mc_get("agora:cv") != cv and listed == [7],
+     "a write to the inventory makes the lists stale at once: 9 on hand, 2 reserved", (r, listed))
 
 
 # With plenty of room (a limit of a million) one process holds a busy

@@ -164,7 +164,7 @@ charge_record(
 		/* A failed payment gave its order's stock back. */
 		if (strcmp(PQgetvalue(res, i, 1), "failed") == 0 &&
 		    !PQgetisnull(res, i, 2))
-			agora_catalog_bump(r, PQgetvalue(res, i, 2));
+			agora_stock_bump(r, PQgetvalue(res, i, 2));
 		paid += strcmp(PQgetvalue(res, i, 1), "paid") == 0;
 		failed += strcmp(PQgetvalue(res, i, 1), "failed") == 0;
 	}
@@ -356,7 +356,7 @@ expire_orders(struct worker *w)
 			agora_log(
 			    "info", "order %s expired", PQgetvalue(res, i, 0));
 			if (!PQgetisnull(res, i, 1))
-				agora_catalog_bump(r, PQgetvalue(res, i, 1));
+				agora_stock_bump(r, PQgetvalue(res, i, 1));
 		}
 		w->expired += n;
 	} while (n == EXPIRE_BATCH);
@@ -379,7 +379,7 @@ apply_waiting(struct worker *w)
 		return;
 	for (i = 0; i < PQntuples(res); i++)
 		if (!PQgetisnull(res, i, 0))
-			agora_catalog_bump(r, PQgetvalue(res, i, 0));
+			agora_stock_bump(r, PQgetvalue(res, i, 0));
 }
 
 /*
