@@ -322,11 +322,29 @@ bench_one() {
 	bench_orders_at "$server" "$mode" "$noop50"
 	bench_catalog "$server" "$mode" "$static50"
 	web_stop
+	bench_noop_stop
+}
+
+bench_noop_stop() {
 	if [ -f "$RUNDIR/noop.pids" ]; then
 		xargs kill < "$RUNDIR/noop.pids" 2>/dev/null || true
 		rm -f "$RUNDIR/noop.pids" "$RUNDIR/noop.sock"
 	fi
 	rm -f "$STATE/bench-extra.conf"
+}
+
+# ./dev bench search: the catalog targets alone (product reads and the
+# search mix, cache on and off), on lighttpd with the pool.
+bench_search() {
+	local static
+	web_stop
+	bench_extra lighttpd pool > "$STATE/bench-extra.conf"
+	BENCH_INCLUDE=$STATE/bench-extra.conf web_start lighttpd pool
+	wrk -t2 -c50 -d2s "http://127.0.0.1:$HTTP_PORT/robots.txt" >/dev/null 2>&1
+	read -r static _ <<<"$(bench_wrk 50 "http://127.0.0.1:$HTTP_PORT/robots.txt")"
+	bench_catalog lighttpd pool "$static"
+	web_stop
+	bench_noop_stop
 }
 
 # N orders of the bench customer, each with a tok_visa payment queued.
@@ -638,4 +656,255 @@ bench_main() {
 	bench_summary
 	web_stop
 	say "results in $BENCH_OUT"
+}
+
+# --- the seeds' load test and the soak --------------------------------------
+#
+# The journey mix (bench/journey.lua) at LOAD_CONNS connections through the
+# web server with the pool: 70% of the connections browse product and list
+# pages, 15% search, 10% change carts and 5% check out paid by card, with
+# the cache on and agora-worker --loop charging the payments and making the
+# invoices.  Mail is left out: no SMTP server runs in the bench.  One wrk
+# per kind runs at once, so that each kind has its own latencies.  Each
+# connection is a shopper who thinks between requests (LOAD_THINK, in ms):
+# without that pause the kinds' shares of the requests follow their
+# latencies, not the mix (closed loop, the quick writes crowd out the
+# reads), and a thousand people do not click without pause.
+LOAD_CONNS=${LOAD_CONNS:-1000}
+LOAD_SECONDS=${LOAD_SECONDS:-20}
+LOAD_THINK=${LOAD_THINK:-"1000 500 250 125 0"}
+SOAK_MINUTES=${SOAK_MINUTES:-30}
+LOAD_TOPICS=payment.charge,payment.refund,invoice.create,order.created
+LOAD_KINDS=${LOAD_KINDS:-"browse search cart checkout"}
+LOAD_SERVERS=${LOAD_SERVERS:-"lighttpd apache"}
+
+# The connections of kind $1 out of $2.
+load_share() {
+	case $1 in
+	browse) echo $(($2 * 70 / 100)) ;;
+	search) echo $(($2 * 15 / 100)) ;;
+	cart) echo $(($2 * 10 / 100)) ;;
+	checkout) echo $(($2 - $2 * 95 / 100)) ;;
+	esac
+}
+
+# Run the mix for $1 seconds (with $2 ms between a connection's requests,
+# when given); print journey.lua's line of each kind.
+load_mix() {
+	local secs=$1 pause=${2:-} kind out=$RUNDIR/journey pids=()
+	rm -f "$out".*
+	for kind in $LOAD_KINDS; do
+		JOURNEY_KIND=$kind JOURNEY_DELAY_MS=$pause \
+			wrk -t1 -c"$(load_share "$kind" "$LOAD_CONNS")" -d"${secs}s" --timeout 10s \
+			-s "$TOP/bench/journey.lua" "http://127.0.0.1:$HTTP_PORT" > "$out.$kind" 2>&1 &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+	for kind in $LOAD_KINDS; do
+		grep '^journey ' "$out.$kind" || echo "journey $kind 0 0 - - - failed"
+	done
+}
+
+# The kilobytes of memory (PSS: shared pages divided among their sharers),
+# "sum max count", of the processes whose command line matches the
+# extended regular expression $1.
+load_rss() {
+	local pid
+	ps -eo pid=,args= | awk -v re="$1" '{ a = $0; sub(/^ *[0-9]+ /, "", a) } a ~ re { print $1 }' |
+		while read -r pid; do
+			awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null
+		done | awk '{ s += $1; if ($1 > m) m = $1; n++ } END { printf "%d %d %d\n", s, m, n }'
+}
+
+# The open descriptors of the stack's programs, web server and database.
+load_fds() {
+	local pid n=0
+	for pid in $(pgrep -f "$PREFIX/|lighttpd|apache2|postgres"); do
+		n=$((n + $(find "/proc/$pid/fd" -mindepth 1 2>/dev/null | wc -l)))
+	done
+	echo "$n"
+}
+
+# The worker's lag: the age in seconds of the oldest row of its topics
+# still in the outbox (0: none).
+load_lag() {
+	psql -qAt "$ADMIN_URL" -c "SELECT coalesce(round(extract(epoch FROM
+		now() - min(created_at))::numeric, 1), 0) FROM outbox
+		WHERE topic = ANY (string_to_array('$LOAD_TOPICS', ','))"
+}
+
+# "programs web postgres memcached", each "sum max count" of RSS in kB.
+load_memory() {
+	echo "$(load_rss "^$PREFIX/")" "$(load_rss '^(/usr/sbin/)?(lighttpd|apache2)')" \
+		"$(load_rss '^postgres|/bin/postgres ')" "$(load_rss '^memcached')"
+}
+
+# Start the web server with the pool, the shoppers' tokens, the category
+# list and agora-worker --loop for $1 seconds.
+load_start() {
+	web_stop
+	bench_forwarded "$SERVER" > "$STATE/bench-extra.conf"
+	BENCH_INCLUDE=$STATE/bench-extra.conf web_start "$SERVER" pool
+	bench_order_tokens
+	bench_order_reset
+	psql -qAt "$ADMIN_URL" -c "DELETE FROM cart_items WHERE user_id BETWEEN $UMIN AND $UMAX" >/dev/null
+	JOURNEY_CATEGORIES=$(psql -qAt "$ADMIN_URL" -c "SELECT string_agg(id::text, ',')
+		FROM (SELECT DISTINCT category_id AS id FROM products
+		WHERE sku LIKE 'SEED-%' AND category_id IS NOT NULL LIMIT 12) c")
+	export JOURNEY_CATEGORIES JOURNEY_SEARCH=$TOP/bench/search.lua
+	"$PREFIX/sbin/agora-worker" --loop --deadline "$1" --topics "$LOAD_TOPICS" \
+		2>"$RUNDIR/load-worker.log" &
+	LOAD_WORKER=$!
+}
+
+load_stop() {
+	kill "$LOAD_WORKER" 2>/dev/null || true
+	wait "$LOAD_WORKER" 2>/dev/null || true
+	web_stop
+	rm -f "$STATE/bench-extra.conf"
+	bench_order_reset
+	# The invoices and mails of the run's orders are not kept.
+	psql -qAt "$ADMIN_URL" -c "DELETE FROM outbox" >/dev/null
+}
+
+# The steal time vmstat saw over $1 seconds, in percent.
+load_steal() {
+	vmstat "$1" 2 | awk 'NR == 4 { print $17 }'
+}
+
+# One step of the load: the mix for LOAD_SECONDS with each connection
+# thinking $1 ms between its requests.  Prints the rows of each kind and
+# leaves "req/s worst-p95 errors" of the step in $RUNDIR/load.step.
+load_step() {
+	local kind rps p50 p95 p99 err
+	load_mix "$LOAD_SECONDS" "$1" > "$RUNDIR/load.kinds"
+	while read -r _ kind _ rps p50 p95 p99 err; do
+		printf 'load      %-8s think %4s ms %-9s %4s conns %6s req/s  p50 %7s  p95 %7s  p99 %7s ms  errors %s\n' \
+			"$SERVER" "$1" "$kind" "$(load_share "$kind" "$LOAD_CONNS")" "$rps" "$p50" "$p95" \
+			"$p99" "$err" | tee -a "$BENCH_OUT"
+	done < "$RUNDIR/load.kinds"
+	awk '{ s += $4; e += $8; if ($6 > w) w = $6 } END { printf "%.0f %.2f %d\n", s, w, e }' \
+		"$RUNDIR/load.kinds" > "$RUNDIR/load.step"
+}
+
+# The load on $SERVER: one step per think time of LOAD_THINK (the first,
+# a second, is the seeds' 1,000 users), the worker's lag and the memory
+# of every process sampled every 5 seconds meanwhile.  The capacity, in
+# $RUNDIR/load.rate, is the rate of the busiest step whose every kind
+# kept p95 under 200 ms without an error.
+load_at() {
+	local think rate p95 err cap=0 lag mem steal sampler
+	load_start $((LOAD_SECONDS * 6 + 60))
+	load_mix 10 1000 >/dev/null
+	steal=$(load_steal 2)
+	(
+		while :; do
+			sleep 5
+			echo "$(load_lag) $(load_memory)"
+		done
+	) > "$RUNDIR/load.samples" &
+	sampler=$!
+	for think in $LOAD_THINK; do
+		load_step "$think"
+		read -r rate p95 err < "$RUNDIR/load.step"
+		echo "load      $SERVER think $think ms: all kinds $rate req/s, worst p95 $p95 ms, errors $err" |
+			tee -a "$BENCH_OUT"
+		if awk -v p="$p95" -v e="$err" -v r="$rate" -v c="$cap" \
+			'BEGIN { exit !(p < 200 && e == 0 && r > c) }'; then
+			cap=$rate
+		fi
+	done
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	lag=$(awk '$1 > m { m = $1 } END { print m + 0 }' "$RUNDIR/load.samples")
+	mem=$(awk '{ for (i = 2; i <= NF; i++) if ($i > m[i]) m[i] = $i }
+		END { printf "programs %d MiB (largest %.1f, %d processes), web server %d MiB, PostgreSQL %d MiB (%d), memcached %d MiB",
+			m[2] / 1024, m[3] / 1024, m[4], m[5] / 1024, m[8] / 1024, m[10], m[11] / 1024 }' \
+		"$RUNDIR/load.samples")
+	echo "load      $SERVER: capacity (p95 < 200 ms, no error) $cap req/s; worker lag at most" \
+		"${lag} s; steal ${steal}%; peak PSS: $mem" | tee -a "$BENCH_OUT"
+	echo "$cap" > "$RUNDIR/load.rate"
+	load_stop
+}
+
+# ./dev bench load: the mix on lighttpd, then on Apache, each with the pool.
+bench_load() {
+	for SERVER in $LOAD_SERVERS; do
+		load_at
+	done
+}
+
+# ./dev bench soak: SOAK_MINUTES of the mix on lighttpd at half the rate
+# load_at measures first (LOAD_RATE, when given, skips that), paced by a
+# pause between each connection's requests.  Each minute is one run of the
+# mix; after it, the memory, descriptors, table sizes and the worker's lag
+# are sampled into $DEV/soak.dat, plotted into bench/soak.png.
+bench_soak() {
+	local rate pause m line
+	SERVER=lighttpd
+	PACKAGES=gnuplot-nox ensure_packages
+	rate=${LOAD_RATE:-}
+	if [ -z "$rate" ]; then
+		load_at
+		rate=$(cat "$RUNDIR/load.rate")
+	fi
+	[ "${rate:-0}" -gt 0 ] ||
+		die "soak: no step of the load kept p95 under 200 ms; give the rate as LOAD_RATE"
+	pause=$(awk -v c="$LOAD_CONNS" -v r="$rate" 'BEGIN { printf "%d", c * 1000 / (r / 2) }')
+	echo "soak: $SOAK_MINUTES minutes at half of $rate req/s: $LOAD_CONNS connections," \
+		"${pause} ms between a connection's requests; steal $(load_steal 2)%" | tee -a "$BENCH_OUT"
+	load_start $((SOAK_MINUTES * 60 + 120))
+	echo "# minute req/s p99_max_ms browse_p99 search_p99 cart_p99 checkout_p99 errors" \
+		"programs_kb web_kb postgres_kb fds database_kb outbox_kb reservations_kb lag_s" \
+		> "$DEV/soak.dat"
+	for m in $(seq 1 "$SOAK_MINUTES"); do
+		load_mix 60 "$pause" > "$RUNDIR/load.kinds"
+		line=$(awk '{ s += $4; e += $8; p[NR] = $7; if ($7 > x) x = $7 }
+			END { printf "%.0f %.1f %s %s %s %s %d", s, x, p[1], p[2], p[3], p[4], e }' \
+			"$RUNDIR/load.kinds")
+		read -r -a mem <<<"$(load_memory)"
+		echo "$m $line ${mem[0]} ${mem[3]} ${mem[6]} $(load_fds) $(psql -qAt -F ' ' "$ADMIN_URL" -c \
+			"SELECT pg_database_size(current_database()) / 1024,
+			pg_total_relation_size('outbox') / 1024,
+			pg_total_relation_size('reservations') / 1024") $(load_lag)" >> "$DEV/soak.dat"
+		tail -1 "$DEV/soak.dat"
+	done
+	load_stop
+	soak_plot
+	soak_summary | tee -a "$BENCH_OUT"
+}
+
+# bench/soak.png: rate and p99, memory, descriptors and sizes by minute.
+soak_plot() {
+	gnuplot <<-PLOT
+		set terminal pngcairo size 1000,900 font ",10"
+		set output "$TOP/bench/soak.png"
+		set multiplot layout 3,1 title "./dev bench soak: the journey mix at half capacity, lighttpd with the pool"
+		set xlabel "minute"
+		set key outside right
+		set ylabel "req/s"; set y2label "p99 ms"; set ytics nomirror; set y2tics
+		plot "$DEV/soak.dat" using 1:2 with linespoints title "req/s", \
+			"" using 1:3 axes x1y2 with linespoints title "p99, worst kind"
+		unset y2label; unset y2tics
+		set ylabel "MiB"
+		plot "$DEV/soak.dat" using 1:(\$9/1024) with linespoints title "programs RSS", \
+			"" using 1:(\$10/1024) with linespoints title "web server RSS", \
+			"" using 1:(\$11/1024) with linespoints title "PostgreSQL RSS"
+		set ylabel "MiB / descriptors"
+		plot "$DEV/soak.dat" using 1:(\$13/1024) with linespoints title "database MiB", \
+			"" using 1:(\$14/1024) with linespoints title "outbox MiB", \
+			"" using 1:(\$15/1024) with linespoints title "reservations MiB", \
+			"" using 1:12 with linespoints title "open descriptors"
+		unset multiplot
+	PLOT
+}
+
+# The last minute against the first: is anything growing?
+soak_summary() {
+	awk '!/^#/ { n++; if (n == 1) split($0, f); split($0, l) }
+		END {
+			printf "soak: %d minutes; minute 1 -> %d: req/s %d -> %d, worst p99 %s -> %s ms, ", n, n, f[2], l[2], f[3], l[3]
+			printf "errors %d -> %d, programs RSS %d -> %d MiB, PostgreSQL RSS %d -> %d MiB, ", f[8], l[8], f[9] / 1024, l[9] / 1024, f[11] / 1024, l[11] / 1024
+			printf "descriptors %d -> %d, database %d -> %d MiB, outbox %d -> %d MiB, reservations %d -> %d MiB, lag %s -> %s s\n", f[12], l[12], f[13] / 1024, l[13] / 1024, f[14] / 1024, l[14] / 1024, f[15] / 1024, l[15] / 1024, f[16], l[16]
+		}' "$DEV/soak.dat"
 }
