@@ -675,6 +675,9 @@ LOAD_SECONDS=${LOAD_SECONDS:-20}
 LOAD_THINK=${LOAD_THINK:-"1000 500 250 125 0"}
 SOAK_MINUTES=${SOAK_MINUTES:-30}
 LOAD_TOPICS=payment.charge,payment.refund,invoice.create,order.created
+# The workers, as the shipped cron file runs them: the charges in one, the
+# slow work (invoices) in another, so that it never delays a charge.
+LOAD_WORKERS="payment.charge,payment.refund invoice.create,order.created"
 LOAD_KINDS=${LOAD_KINDS:-"browse search cart checkout"}
 LOAD_SERVERS=${LOAD_SERVERS:-"lighttpd apache"}
 
@@ -699,9 +702,13 @@ load_mix() {
 			-s "$TOP/bench/journey.lua" "http://127.0.0.1:$HTTP_PORT" > "$out.$kind" 2>&1 &
 		pids+=($!)
 	done
-	wait "${pids[@]}" || true
+	for kind in "${pids[@]}"; do
+		wait "$kind" || true
+	done
+	# A wrk that gave no summary counts as one error, and its latencies as
+	# 10 s (its timeout): such a step never passes.
 	for kind in $LOAD_KINDS; do
-		grep '^journey ' "$out.$kind" || echo "journey $kind 0 0 - - - failed"
+		grep '^journey ' "$out.$kind" || echo "journey $kind 0 0 10000 10000 10000 1"
 	done
 }
 
@@ -725,22 +732,30 @@ load_fds() {
 	echo "$n"
 }
 
-# The worker's lag: the age in seconds of the oldest row of its topics
-# still in the outbox (0: none).
+# The workers' lag: the age in seconds of the oldest row of the topics $1
+# (default: all of LOAD_TOPICS) still in the outbox (0: none; -1: the
+# database did not answer).
 load_lag() {
 	psql -qAt "$ADMIN_URL" -c "SELECT coalesce(round(extract(epoch FROM
 		now() - min(created_at))::numeric, 1), 0) FROM outbox
-		WHERE topic = ANY (string_to_array('$LOAD_TOPICS', ','))"
+		WHERE topic = ANY (string_to_array('${1:-$LOAD_TOPICS}', ','))" 2>/dev/null || echo -1
+}
+
+# The database's, the outbox's and the reservations' sizes in kB.
+soak_sizes() {
+	psql -qAt -F ' ' "$ADMIN_URL" -c "SELECT pg_database_size(current_database()) / 1024,
+		pg_total_relation_size('outbox') / 1024,
+		pg_total_relation_size('reservations') / 1024" 2>/dev/null || echo -1 -1 -1
 }
 
 # "programs web postgres memcached", each "sum max count" of RSS in kB.
 load_memory() {
 	echo "$(load_rss "^$PREFIX/")" "$(load_rss '^(/usr/sbin/)?(lighttpd|apache2)')" \
-		"$(load_rss '^postgres|/bin/postgres ')" "$(load_rss '^memcached')"
+		"$(load_rss '^postgres|/bin/[p]ostgres ')" "$(load_rss '^memcached')"
 }
 
 # Start the web server with the pool, the shoppers' tokens, the category
-# list and agora-worker --loop for $1 seconds.
+# list and the workers (agora-worker --loop) for $1 seconds.
 load_start() {
 	web_stop
 	bench_forwarded "$SERVER" > "$STATE/bench-extra.conf"
@@ -752,14 +767,18 @@ load_start() {
 		FROM (SELECT DISTINCT category_id AS id FROM products
 		WHERE sku LIKE 'SEED-%' AND category_id IS NOT NULL LIMIT 12) c")
 	export JOURNEY_CATEGORIES JOURNEY_SEARCH=$TOP/bench/search.lua
-	"$PREFIX/sbin/agora-worker" --loop --deadline "$1" --topics "$LOAD_TOPICS" \
-		2>"$RUNDIR/load-worker.log" &
-	LOAD_WORKER=$!
+	local topics
+	LOAD_WORKER=()
+	for topics in $LOAD_WORKERS; do
+		"$PREFIX/sbin/agora-worker" --loop --deadline "$1" --topics "$topics" \
+			2>>"$RUNDIR/load-worker.log" &
+		LOAD_WORKER+=($!)
+	done
 }
 
 load_stop() {
-	kill "$LOAD_WORKER" 2>/dev/null || true
-	wait "$LOAD_WORKER" 2>/dev/null || true
+	kill "${LOAD_WORKER[@]}" 2>/dev/null || true
+	wait "${LOAD_WORKER[@]}" 2>/dev/null || true
 	web_stop
 	rm -f "$STATE/bench-extra.conf"
 	bench_order_reset
@@ -794,7 +813,9 @@ load_step() {
 # kept p95 under 200 ms without an error.
 load_at() {
 	local think rate p95 err cap=0 lag mem steal sampler
-	load_start $((LOAD_SECONDS * 6 + 60))
+	local steps
+	read -r -a steps <<<"$LOAD_THINK"
+	load_start $((LOAD_SECONDS * (${#steps[@]} + 1) + 60))
 	load_mix 10 1000 >/dev/null
 	steal=$(load_steal 2)
 	(
@@ -837,8 +858,9 @@ bench_load() {
 # ./dev bench soak: SOAK_MINUTES of the mix on lighttpd at half the rate
 # load_at measures first (LOAD_RATE, when given, skips that), paced by a
 # pause between each connection's requests.  Each minute is one run of the
-# mix; after it, the memory, descriptors, table sizes and the worker's lag
-# are sampled into $DEV/soak.dat, plotted into bench/soak.png.
+# mix (its four kinds); after it, the memory, descriptors, table sizes and
+# the workers' lag are sampled into $DEV/soak.dat, plotted into
+# bench/soak.png.
 bench_soak() {
 	local rate pause m line
 	SERVER=lighttpd
@@ -856,17 +878,18 @@ bench_soak() {
 	load_start $((SOAK_MINUTES * 60 + 120))
 	echo "# minute req/s p99_max_ms browse_p99 search_p99 cart_p99 checkout_p99 errors" \
 		"programs_kb web_kb postgres_kb fds database_kb outbox_kb reservations_kb lag_s" \
+		"charge_lag_s" \
 		> "$DEV/soak.dat"
 	for m in $(seq 1 "$SOAK_MINUTES"); do
+		# Access tokens live 15 minutes: new ones when these are 5 old.
+		bench_order_tokens
 		load_mix 60 "$pause" > "$RUNDIR/load.kinds"
 		line=$(awk '{ s += $4; e += $8; p[NR] = $7; if ($7 > x) x = $7 }
 			END { printf "%.0f %.1f %s %s %s %s %d", s, x, p[1], p[2], p[3], p[4], e }' \
 			"$RUNDIR/load.kinds")
 		read -r -a mem <<<"$(load_memory)"
-		echo "$m $line ${mem[0]} ${mem[3]} ${mem[6]} $(load_fds) $(psql -qAt -F ' ' "$ADMIN_URL" -c \
-			"SELECT pg_database_size(current_database()) / 1024,
-			pg_total_relation_size('outbox') / 1024,
-			pg_total_relation_size('reservations') / 1024") $(load_lag)" >> "$DEV/soak.dat"
+		echo "$m $line ${mem[0]} ${mem[3]} ${mem[6]} $(load_fds) $(soak_sizes) $(load_lag)" \
+			"$(load_lag payment.charge,payment.refund)" >> "$DEV/soak.dat"
 		tail -1 "$DEV/soak.dat"
 	done
 	load_stop
@@ -877,9 +900,9 @@ bench_soak() {
 # bench/soak.png: rate and p99, memory, descriptors and sizes by minute.
 soak_plot() {
 	gnuplot <<-PLOT
-		set terminal pngcairo size 1000,900 font ",10"
+		set terminal pngcairo size 1000,1200 font ",10"
 		set output "$TOP/bench/soak.png"
-		set multiplot layout 3,1 title "./dev bench soak: the journey mix at half capacity, lighttpd with the pool"
+		set multiplot layout 4,1 title "./dev bench soak: the journey mix at half capacity, lighttpd with the pool"
 		set xlabel "minute"
 		set key outside right
 		set ylabel "req/s"; set y2label "p99 ms"; set ytics nomirror; set y2tics
@@ -887,14 +910,17 @@ soak_plot() {
 			"" using 1:3 axes x1y2 with linespoints title "p99, worst kind"
 		unset y2label; unset y2tics
 		set ylabel "MiB"
-		plot "$DEV/soak.dat" using 1:(\$9/1024) with linespoints title "programs RSS", \
-			"" using 1:(\$10/1024) with linespoints title "web server RSS", \
-			"" using 1:(\$11/1024) with linespoints title "PostgreSQL RSS"
+		plot "$DEV/soak.dat" using 1:(\$9/1024) with linespoints title "programs (PSS)", \
+			"" using 1:(\$10/1024) with linespoints title "web server (PSS)", \
+			"" using 1:(\$11/1024) with linespoints title "PostgreSQL (PSS)"
 		set ylabel "MiB / descriptors"
 		plot "$DEV/soak.dat" using 1:(\$13/1024) with linespoints title "database MiB", \
 			"" using 1:(\$14/1024) with linespoints title "outbox MiB", \
 			"" using 1:(\$15/1024) with linespoints title "reservations MiB", \
 			"" using 1:12 with linespoints title "open descriptors"
+		set ylabel "seconds"
+		plot "$DEV/soak.dat" using 1:16 with linespoints title "oldest outbox row (invoices)", \
+			"" using 1:17 with linespoints title "oldest charge"
 		unset multiplot
 	PLOT
 }
@@ -904,7 +930,8 @@ soak_summary() {
 	awk '!/^#/ { n++; if (n == 1) split($0, f); split($0, l) }
 		END {
 			printf "soak: %d minutes; minute 1 -> %d: req/s %d -> %d, worst p99 %s -> %s ms, ", n, n, f[2], l[2], f[3], l[3]
-			printf "errors %d -> %d, programs RSS %d -> %d MiB, PostgreSQL RSS %d -> %d MiB, ", f[8], l[8], f[9] / 1024, l[9] / 1024, f[11] / 1024, l[11] / 1024
-			printf "descriptors %d -> %d, database %d -> %d MiB, outbox %d -> %d MiB, reservations %d -> %d MiB, lag %s -> %s s\n", f[12], l[12], f[13] / 1024, l[13] / 1024, f[14] / 1024, l[14] / 1024, f[15] / 1024, l[15] / 1024, f[16], l[16]
+			printf "errors %d -> %d, programs PSS %d -> %d MiB, PostgreSQL PSS %d -> %d MiB, ", f[8], l[8], f[9] / 1024, l[9] / 1024, f[11] / 1024, l[11] / 1024
+			printf "descriptors %d -> %d, database %d -> %d MiB, outbox %d -> %d MiB, reservations %d -> %d MiB, ", f[12], l[12], f[13] / 1024, l[13] / 1024, f[14] / 1024, l[14] / 1024, f[15] / 1024, l[15] / 1024
+			printf "lag %s -> %s s, of the charges %s -> %s s\n", f[16], l[16], f[17], l[17]
 		}' "$DEV/soak.dat"
 }

@@ -5,8 +5,8 @@
 --                          (40%; JOURNEY_CATEGORIES, comma-separated)
 --   JOURNEY_KIND=search    bench/search.lua's searches (JOURNEY_SEARCH: its path)
 --   JOURNEY_KIND=cart      a signed-in shopper sets a line of the cart
---                          (1 to 3 units; one in five removes it) to one
---                          of 5 products of its own
+--                          (1 to 3 units; one in four removes it) to
+--                          one of 5 products of its own
 --   JOURNEY_KIND=checkout  a signed-in shopper orders one or two products,
 --                          paid by card (tok_visa, the simulated provider)
 -- Products are drawn uniformly from [ID_MIN, ID_MAX]; shoppers are the
@@ -14,8 +14,8 @@
 -- (X-Forwarded-For, as bench/orders.lua).  JOURNEY_DELAY_MS, when set, is
 -- each connection's pause between requests (the soak's pace).  done()
 -- prints one line: "journey KIND requests req/s p50 p95 p99 errors", the
--- latencies in ms and errors counting every non-2xx answer and socket
--- error.
+-- latencies in ms and errors counting every answer of 400 or more and
+-- every socket error.
 local kind = os.getenv("JOURNEY_KIND")
 local lo, hi = tonumber(os.getenv("ID_MIN")), tonumber(os.getenv("ID_MAX"))
 local pause = tonumber(os.getenv("JOURNEY_DELAY_MS") or "")
@@ -66,8 +66,7 @@ end
 kinds.cart = function()
 	local list = users()
 	return function()
-		local u, q = math.random(#list), math.random(0, 4)
-		if q > 3 then q = 0 end
+		local u, q = math.random(#list), math.random(0, 3)
 		return wrk.format("PUT", "/api/v1/cart/items/" ..
 			(lo + (u * 5 + math.random(0, 4)) % (hi - lo + 1)),
 			list[u], string.format('{"quantity":%d}', q))
