@@ -139,11 +139,11 @@ void agora_catalog_bump(struct agora_req *r, const char *products);
  * The stock of products changed, and nothing else of them (an order
  * placed or cancelled, an order expired, a charge failed): drop their
  * cached copies, and leave the lists to expire (LIST_TTL, fcgi/products.c),
- * so that a list may show a product's stock up to 30 s old, as old as
- * max-age lets a shared cache keep it anyway; its own read is current.  Making
- * every list stale on every order made every search miss the cache under any
- * order traffic, and the searches then took the machine (bench/RESULTS.md,
- * 2026-12-07, "load").
+ * so that a list may show a product's stock up to 30 s old in memcached
+ * (fcgi/openapi.json, GET /products, "Caching"); its own read is current.
+ * Making every list stale on every order made every search miss the cache
+ * under any order traffic, and the searches then took the machine
+ * (bench/RESULTS.md, "2026-12-07, later").
  */
 void agora_stock_bump(struct agora_req *r, const char *products);
 
