@@ -148,6 +148,31 @@ finally:
     pool.close()
     payments.close()
 
+# Fresh accounts from one address share order_reserved_units_per_ip: the
+# order records its client's address (orders.client_ip, written with the
+# order), and the next order from there counts it.
+pool = FcgiPool("orders", 1, env=dict(DEFAULTS, AGORA_ORDER_RESERVED_UNITS_PER_IP="150"))
+try:
+    ip = "10.77.%d.%d" % (uuid.uuid4().int % 250, uuid.uuid4().int % 250 + 1)
+    held = available()
+    r = pool.request("POST", "/api/v1/orders", body=items(99), env={"REMOTE_ADDR": ip},
+                     headers=new_user("abuse.ip1.%s@example.com" % RUN))
+    t.ok(r.status == 201 and psql("SELECT client_ip FROM orders WHERE id = %s"
+                                  % (r.json() or {}).get("id", "0"))[1] == ip,
+         "an order records its client's address", r)
+    A2 = new_user("abuse.ip2.%s@example.com" % RUN)
+    r = pool.request("POST", "/api/v1/orders", body=items(60), env={"REMOTE_ADDR": ip},
+                     headers=A2)
+    t.ok(r.is_problem(409, "reserved_units_limit") and r.json().get("limit") == 150
+         and available() == held - 99,
+         "another account from that address, 60 more units (159 in all): 409, nothing reserved",
+         r)
+    r = pool.request("POST", "/api/v1/orders", body=items(60), headers=A2,
+                     env={"REMOTE_ADDR": ip.replace("10.77.", "10.78.")})
+    t.ok(r.status == 201, "the same account from another address: placed", r)
+finally:
+    pool.close()
+
 # --- notification recipients ----------------------------------------------------
 # shipping_address.phone took any string, and SMS went wherever it said.
 P = new_user("abuse.phone.%s@example.com" % RUN)
