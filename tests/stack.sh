@@ -440,10 +440,9 @@ apache_start() {
 		echo "Mutex pthread fcgid-pipe"
 		echo "FcgidIPCDir $STATE/fcgid"
 		echo "FcgidProcessTableFile $STATE/fcgid/table"
-		echo "StartServers 2"
-		echo "ServerLimit 16"
-		echo "ThreadsPerChild 64"
-		echo "MaxRequestWorkers 1024"
+		# The event MPM sized for the load test's 1,000 connections, as
+		# an admin enables it with a2enconf (README, "The web server").
+		echo "Include $PREFIX/share/agora/httpd-conf/agora-apache-mpm.conf"
 		echo "MaxKeepAliveRequests 0"
 		if [ "$TLS" = yes ]; then
 			# As README's HTTPS section has an admin include it.
