@@ -290,6 +290,26 @@ static const struct agora_field admin_fields[A__MAX] = {
 };
 
 /*
+ * Whether the request would take an admin's rights from the caller: a
+ * role other than admin, or disabled, for their own account.  That would
+ * end their own access at once, and for the last admin leave the shop
+ * with none, which only agoractl could mend; another admin does it.  Two
+ * admins who demote each other at once cannot both succeed: each change
+ * holds a lock on its caller's row (user_admin_update) while it writes
+ * the other's, so one waits for the other or is aborted by it (a
+ * deadlock), and then finds its caller no longer an admin.
+ */
+static int
+own_demotion(const struct agora_req *r, const struct agora_value *v)
+{
+	/* Both are canonical ids (agora_id_ok: no leading zero). */
+	if (strcmp(r->params[0], r->user) != 0)
+		return 0;
+	return (v[A_ROLE].present && strcmp(v[A_ROLE].s, "admin") != 0) ||
+	    (v[A_DISABLED].present && v[A_DISABLED].b);
+}
+
+/*
  * An admin changes a user's role, or disables or enables the account.
  * Either ends the user's access tokens (and the database revokes their
  * refresh tokens): memcached learns the new generation after the commit.
@@ -313,6 +333,10 @@ patch_user(struct agora_req *r)
 	    strcmp(v[A_ROLE].s, "admin") != 0)
 		return agora_problem_field(
 		    r, AGORA_E_VALIDATION, "role", "must be customer or admin");
+	if (own_demotion(r, v))
+		return agora_problem(r, AGORA_E_CONFLICT, "own_account",
+		    "An admin cannot demote or disable their own account; "
+		    "another admin can.");
 	vals[0] = r->user;
 	vals[1] = agora_printf(r, "%lld", r->gen);
 	vals[2] = r->params[0];

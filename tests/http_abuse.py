@@ -357,6 +357,36 @@ for body in [{}, {"disabled": "yes"}, {"role": "root"}, {"disabled": True, "x": 
     r = request("PATCH", "/api/v1/users/" + vid, headers=ADM, body=body)
     t.ok(r.status in (400, 422), "PATCH /users/{id} %s: %d" % (body, r.status), r)
 
+# An admin cannot take their own rights away: the last admin would leave
+# the shop with none.  Two admins who demote each other at once cannot
+# both succeed either.
+S = new_user("abuse.self.%s@example.com" % RUN, role="admin")
+sid = user_id(S)
+for body in [{"role": "customer"}, {"disabled": True}, {"role": "admin", "disabled": True}]:
+    r = request("PATCH", "/api/v1/users/" + sid, headers=S, body=body)
+    t.ok(r.is_problem(409, "own_account"), "an admin's own account, %s: 409 own_account" % body, r)
+r = request("PATCH", "/api/v1/users/" + sid, headers=S, body={"role": "admin", "disabled": False})
+t.ok(r.status == 200 and r.json()["role"] == "admin"
+     and request("GET", "/api/v1/users?limit=1", headers=S).status == 200,
+     "a change that keeps the rights is made, and the admin stays one", r)
+both = []
+for i in range(4):
+    P = new_user("abuse.mutual.p%d.%s@example.com" % (i, RUN), role="admin")
+    Q = new_user("abuse.mutual.q%d.%s@example.com" % (i, RUN), role="admin")
+    pid, qid = user_id(P), user_id(Q)
+    res = {}
+    ths = [threading.Thread(target=lambda k, h, u: res.__setitem__(k, request(
+        "PATCH", "/api/v1/users/" + u, headers=h, body={"role": "customer"})), args=a)
+        for a in (("p", P, qid), ("q", Q, pid))]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    roles = [request("GET", "/api/v1/users/" + u, headers=ADM).json()["role"] for u in (pid, qid)]
+    both.append(([res["p"].status, res["q"].status], roles))
+t.ok(all(st.count(200) <= 1 and roles.count("admin") >= 1 for st, roles in both),
+     "two admins demote each other at once, four times: one of them stays an admin", both)
+
 # agoractl changes count as well, and memcached down is no way around it:
 # the programs then read the generation from the database.
 V = bearer(login(victim).json()["access_token"])
