@@ -113,7 +113,7 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT outbox_add('account.forgot', 'forgot', "
 	    "jsonb_build_object('email', $1::text)) IS NULL" },
 	{ "mail_queue",
-	    "SELECT account_mail_queue($1::bigint, $2, $3, $4::int)" },
+	    "SELECT account_mail_queue($1::bigint, $2, $3, $4::int, $5::int)" },
 	{ "token_use", "SELECT * FROM account_token_use($1, $2, $3)" },
 	{ "user_email", "SELECT email FROM users WHERE id = $1::bigint",
 	    AGORA_STMT_READ },
@@ -156,13 +156,16 @@ valid_body(struct agora_req *r, const struct agora_field *f, size_t n,
 	return AGORA_OK;
 }
 
-/* Queue a mail of purpose for user, or else for the account of email. */
+/*
+ * Queue a mail of purpose for user, or else for the account of email; the
+ * database holds it to password_reset_max an hour (account_mail_queue).
+ */
 static enum agora_err
 mail_queue(struct agora_req *r, const char *user, const char *email,
     const char *purpose, PGresult **res)
 {
 	const struct agora_config *cfg = &r->ctx->cfg;
-	const char *vals[4];
+	const char *vals[5];
 
 	vals[0] = user;
 	vals[1] = email;
@@ -170,12 +173,13 @@ mail_queue(struct agora_req *r, const char *user, const char *email,
 	vals[3] = agora_printf(r, "%lld",
 	    strcmp(purpose, "verify") == 0 ? cfg->email_verify_ttl
 	                                   : cfg->password_reset_ttl);
-	return agora_db_query(r, "mail_queue", 4, vals, res);
+	vals[4] = agora_printf(r, "%lld", cfg->password_reset_max);
+	return agora_db_query(r, "mail_queue", 5, vals, res);
 }
 
 struct mail {
 	const char *user, *email, *purpose;
-	PGresult *res; /* how many were queued: 0 or 1 */
+	PGresult *res; /* how many were queued: 0 or 1; -1: the hour's all */
 };
 
 static enum agora_err
@@ -734,6 +738,12 @@ post_verify_resend(struct agora_req *r)
 	    agora_printf(r, "u%s", r->user), cfg->password_reset_max, 3600);
 	if (rc != AGORA_OK || (rc = agora_db_tx(r, tx_mail, &m)) != AGORA_OK)
 		return rc;
+	/* The database's count, which holds when memcached's could not. */
+	if (strcmp(PQgetvalue(m.res, 0, 0), "-1") == 0) {
+		agora_resp_header(r, "Retry-After", "3600");
+		return agora_problem(r, AGORA_E_RATE_LIMITED, NULL,
+		    "Too many verification mails this hour; try again later.");
+	}
 	if (strcmp(PQgetvalue(m.res, 0, 0), "0") == 0)
 		return agora_problem(r, AGORA_E_CONFLICT, "already_verified",
 		    "The account's email is verified already.");

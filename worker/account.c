@@ -109,14 +109,17 @@ send_it(struct worker *w, struct job *j, struct account_mail *m, const char *id)
 enum outcome
 handle_account_forgot(struct worker *w, struct job *j)
 {
-	const char *vals[2];
+	const char *vals[3];
 	struct agora_req *r = worker_req_reset(w);
 	enum agora_err rc;
 
 	if ((vals[0] = job_string(j, "email")) == NULL)
 		return job_bad(j, "no email");
 	vals[1] = agora_printf(r, "%lld", w->ctx.cfg.password_reset_ttl);
-	if ((rc = agora_db_query(r, "account_forgot", 2, vals, NULL)) !=
+	/* Past the hour's password_reset_max, no mail: the requester was
+	 * answered 202 long ago, whatever happens here. */
+	vals[2] = agora_printf(r, "%lld", w->ctx.cfg.password_reset_max);
+	if ((rc = agora_db_query(r, "account_forgot", 3, vals, NULL)) !=
 	    AGORA_OK)
 		return job_db_failed(j, rc);
 	return OUT_DONE;

@@ -184,7 +184,8 @@ enum pay_result provider_refund(struct pay_call *c);
 		    "SELECT * FROM notification_source($1::bigint)",           \
 		    AGORA_STMT_READ },                                         \
 	    { "account_forgot",                                                \
-		    "SELECT account_mail_queue(NULL, $1, 'reset', $2::int)" }, \
+		    "SELECT account_mail_queue(NULL, $1, 'reset', $2::int, "   \
+		    "$3::int)" },                                              \
 	    { "account_mail_source",                                           \
 		    "SELECT * FROM account_mail_source($1::bigint, $2)" },     \
 	    { "notify_attempt",                                                \

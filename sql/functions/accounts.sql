@@ -98,28 +98,46 @@ BEGIN
 END
 $function$;
 
--- From 0024.
+-- From 0024 (this signature: 0.2).
 -- Queue a mail of p_purpose ('verify' or 'reset') for the account p_user,
 -- or else the one whose email is p_email (NULL: none such), valid for
 -- p_ttl seconds from now: the token's row and an account.mail outbox row
 -- for the worker.  A disabled account gets none, and an account already
--- verified no verification.  Returns how many were queued (0 or 1); the
--- same statement runs whether or not the email has an account.
-CREATE OR REPLACE FUNCTION account_mail_queue(p_user bigint, p_email text, p_purpose text, p_ttl integer)
+-- verified no verification.  At most p_max mails of a purpose go to one
+-- account in an hour, counted here from the tokens themselves: the API's
+-- own limit is counted in memcached and lets requests through while
+-- memcached is down, and this one holds whatever the cache does.  The
+-- account's advisory lock makes two queueings at once count one after
+-- the other.  Returns how many were queued (0 or 1), or -1 when the
+-- account had its p_max this hour.
+CREATE OR REPLACE FUNCTION account_mail_queue(p_user bigint, p_email text, p_purpose text, p_ttl integer, p_max integer)
  RETURNS integer
  LANGUAGE plpgsql
 AS $function$
 DECLARE
+	v_user bigint;
 	v_n integer;
 BEGIN
+	SELECT u.id INTO v_user FROM users u
+	WHERE (u.id = p_user OR u.email = lower(p_email))
+	AND u.disabled_at IS NULL
+	AND (p_purpose <> 'verify' OR u.email_verified_at IS NULL);
+	IF v_user IS NULL THEN
+		RETURN 0;
+	END IF;
+	PERFORM pg_advisory_xact_lock(hashtext('account-mail:' || v_user));
+	-- A statement of its own, after the lock: it sees what a queueing
+	-- that held the lock before committed.
+	IF (SELECT count(*) FROM account_tokens t WHERE t.user_id = v_user
+		AND t.purpose = p_purpose
+		AND t.created_at > now() - interval '1 hour') >= p_max THEN
+		RETURN -1;
+	END IF;
 	WITH t AS (INSERT INTO account_tokens (user_id, purpose, email,
 			expires_at)
 		SELECT u.id, p_purpose, u.email,
 			now() + make_interval(secs => p_ttl)
-		FROM users u
-		WHERE (u.id = p_user OR u.email = lower(p_email))
-		AND u.disabled_at IS NULL
-		AND (p_purpose <> 'verify' OR u.email_verified_at IS NULL)
+		FROM users u WHERE u.id = v_user
 		RETURNING id)
 	SELECT count(outbox_add('account.mail', 'account_token:' || id,
 			jsonb_build_object('account_token_id', id::text)) IS NULL)
@@ -127,6 +145,11 @@ BEGIN
 	RETURN v_n;
 END
 $function$;
+
+-- The hourly bound above replaced account_mail_queue(bigint, text, text,
+-- integer) of 0024: the earlier overload goes, from this release's schema
+-- only.
+DO $$ BEGIN EXECUTE format('DROP FUNCTION IF EXISTS %I.account_mail_queue(bigint, text, text, integer)', current_schema()); END $$;
 
 -- From 0024.
 -- What the worker needs to send the mail of token p_id, once it stored
