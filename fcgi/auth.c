@@ -179,7 +179,7 @@ mail_queue(struct agora_req *r, const char *user, const char *email,
 
 struct mail {
 	const char *user, *email, *purpose;
-	PGresult *res; /* how many were queued: 0 or 1; -1: the hour's all */
+	PGresult *res; /* how many were queued (0 or 1), or minus a wait */
 };
 
 static enum agora_err
@@ -738,9 +738,11 @@ post_verify_resend(struct agora_req *r)
 	    agora_printf(r, "u%s", r->user), cfg->password_reset_max, 3600);
 	if (rc != AGORA_OK || (rc = agora_db_tx(r, tx_mail, &m)) != AGORA_OK)
 		return rc;
-	/* The database's count, which holds when memcached's could not. */
-	if (strcmp(PQgetvalue(m.res, 0, 0), "-1") == 0) {
-		agora_resp_header(r, "Retry-After", "3600");
+	/* The database's count, which holds when memcached's could not:
+	 * minus the seconds until another mail may go. */
+	if (PQgetvalue(m.res, 0, 0)[0] == '-') {
+		agora_resp_header(
+		    r, "Retry-After", PQgetvalue(m.res, 0, 0) + 1);
 		return agora_problem(r, AGORA_E_RATE_LIMITED, NULL,
 		    "Too many verification mails this hour; try again later.");
 	}

@@ -314,7 +314,8 @@ own_demotion(const struct agora_req *r, const struct agora_value *v)
  * Either ends the user's access tokens (and the database revokes their
  * refresh tokens): memcached learns the new generation after the commit.
  * The database checks, in the same statement, that the caller is still
- * an admin with a current token (sql/0016); if not, the answer is 403.
+ * an admin with a current token (sql/0016); if not, the answer is 404, as
+ * for no such user.
  */
 static enum agora_err
 patch_user(struct agora_req *r)

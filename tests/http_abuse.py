@@ -374,10 +374,12 @@ for i in range(4):
     P = new_user("abuse.mutual.p%d.%s@example.com" % (i, RUN), role="admin")
     Q = new_user("abuse.mutual.q%d.%s@example.com" % (i, RUN), role="admin")
     pid, qid = user_id(P), user_id(Q)
-    res = {}
-    ths = [threading.Thread(target=lambda k, h, u: res.__setitem__(k, request(
-        "PATCH", "/api/v1/users/" + u, headers=h, body={"role": "customer"})), args=a)
-        for a in (("p", P, qid), ("q", Q, pid))]
+    res, gate = {}, threading.Barrier(2)
+
+    def demote(k, h, u):
+        gate.wait()
+        res[k] = request("PATCH", "/api/v1/users/" + u, headers=h, body={"role": "customer"})
+    ths = [threading.Thread(target=demote, args=a) for a in (("p", P, qid), ("q", Q, pid))]
     for th in ths:
         th.start()
     for th in ths:

@@ -104,18 +104,20 @@ $function$;
 -- p_ttl seconds from now: the token's row and an account.mail outbox row
 -- for the worker.  A disabled account gets none, and an account already
 -- verified no verification.  At most p_max mails of a purpose go to one
--- account in an hour, counted here from the tokens themselves: the API's
--- own limit is counted in memcached and lets requests through while
--- memcached is down, and this one holds whatever the cache does.  The
--- account's advisory lock makes two queueings at once count one after
--- the other.  Returns how many were queued (0 or 1), or -1 when the
--- account had its p_max this hour.
+-- account in an hour (a registration's verification mail among them),
+-- counted here from the tokens themselves: the API's own limit is counted
+-- in memcached, which lets requests through while it is down, and this
+-- one holds whatever the cache does.  The account's advisory lock makes
+-- two queueings at once count one after the other.  Returns how many
+-- were queued (0 or 1), or, when the account had its p_max this hour,
+-- minus the seconds until it may have another (-3600 to -1).
 CREATE OR REPLACE FUNCTION account_mail_queue(p_user bigint, p_email text, p_purpose text, p_ttl integer, p_max integer)
  RETURNS integer
  LANGUAGE plpgsql
 AS $function$
 DECLARE
 	v_user bigint;
+	v_full timestamptz;
 	v_n integer;
 BEGIN
 	SELECT u.id INTO v_user FROM users u
@@ -126,18 +128,25 @@ BEGIN
 		RETURN 0;
 	END IF;
 	PERFORM pg_advisory_xact_lock(hashtext('account-mail:' || v_user));
-	-- A statement of its own, after the lock: it sees what a queueing
-	-- that held the lock before committed.
-	IF (SELECT count(*) FROM account_tokens t WHERE t.user_id = v_user
-		AND t.purpose = p_purpose
-		AND t.created_at > now() - interval '1 hour') >= p_max THEN
-		RETURN -1;
+	-- Statements of their own, after the lock: they see what a queueing
+	-- that held the lock before committed (the account's state too, which
+	-- the INSERT checks again).  The p_max-th newest mail of the hour, if
+	-- there is one, says when the next may go.
+	SELECT t.created_at INTO v_full FROM account_tokens t
+	WHERE t.user_id = v_user AND t.purpose = p_purpose
+	AND t.created_at > now() - interval '1 hour'
+	ORDER BY t.created_at DESC OFFSET p_max - 1 LIMIT 1;
+	IF v_full IS NOT NULL THEN
+		RETURN -greatest(1, ceil(extract(epoch FROM
+			v_full + interval '1 hour' - now())))::integer;
 	END IF;
 	WITH t AS (INSERT INTO account_tokens (user_id, purpose, email,
 			expires_at)
 		SELECT u.id, p_purpose, u.email,
 			now() + make_interval(secs => p_ttl)
 		FROM users u WHERE u.id = v_user
+		AND u.disabled_at IS NULL
+		AND (p_purpose <> 'verify' OR u.email_verified_at IS NULL)
 		RETURNING id)
 	SELECT count(outbox_add('account.mail', 'account_token:' || id,
 			jsonb_build_object('account_token_id', id::text)) IS NULL)
@@ -146,10 +155,16 @@ BEGIN
 END
 $function$;
 
--- The hourly bound above replaced account_mail_queue(bigint, text, text,
--- integer) of 0024: the earlier overload goes, from this release's schema
--- only.
-DO $$ BEGIN EXECUTE format('DROP FUNCTION IF EXISTS %I.account_mail_queue(bigint, text, text, integer)', current_schema()); END $$;
+-- From 0024 (this body: 0.2).
+-- The form 0.2.0's programs call, which may still serve while an upgrade
+-- within 0.2 is rolled out: bounded at password_reset_max's highest value
+-- (agora.conf(5)), since they do not pass theirs.  Goes in 0.3.
+CREATE OR REPLACE FUNCTION account_mail_queue(p_user bigint, p_email text, p_purpose text, p_ttl integer)
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+	SELECT account_mail_queue(p_user, p_email, p_purpose, p_ttl, 100)
+$function$;
 
 -- From 0024.
 -- What the worker needs to send the mail of token p_id, once it stored
