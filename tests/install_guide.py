@@ -21,6 +21,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -151,9 +152,24 @@ def pg_start():
 
 
 def mc_start():
-    p = subprocess.run(["memcached", "-d", "-u", "nobody", "-l", "127.0.0.1", "-p", str(MC_PORT),
-                        "-P", os.path.join(DIR, "memcached.pid")], capture_output=True, text=True)
-    return None if p.returncode == 0 else p.stderr
+    # In the foreground, in a session of its own, its pid written here:
+    # with -d, memcached writes its pid file as nobody, after it drops
+    # root, through a temporary file beside it that nobody may not make
+    # in DIR, so the stop at the end found no pid and it outlived the run.
+    p = subprocess.Popen(["memcached", "-u", "nobody", "-l", "127.0.0.1", "-p", str(MC_PORT)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    with open(os.path.join(DIR, "memcached.pid"), "w") as f:
+        f.write(str(p.pid))
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", MC_PORT), 1).close()
+            return True
+        except OSError:
+            return p.poll() is not None
+    wait_for(up, 10)
+    return None if p.poll() is None else p.stderr.read()
 
 
 def apache_prepare():
