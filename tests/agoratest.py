@@ -244,6 +244,15 @@ def wait_for(pred, seconds):
     return None
 
 
+def port_open(port, seconds=0.2):
+    """Whether something accepts TCP connections on loopback's PORT."""
+    try:
+        socket.create_connection(("127.0.0.1", port), seconds).close()
+        return True
+    except OSError:
+        return False
+
+
 def cgi(prog, method, uri, body=b"", ctype=None, headers=None, env=None):
     """Run an installed program once as plain CGI.
 

@@ -21,7 +21,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ if os.geteuid() != 0:
     sys.exit(0)
 
 import agoratest  # noqa: E402  (reads AGORA_TEST_URL)
-from agoratest import Tap, request, wait_for  # noqa: E402
+from agoratest import Tap, port_open, request, wait_for  # noqa: E402
 from guidetest import cron_lines, marked_blocks, order_paid, owner_mode  # noqa: E402
 
 t = Tap()
@@ -162,13 +161,7 @@ def mc_start():
     with open(os.path.join(DIR, "memcached.pid"), "w") as f:
         f.write(str(p.pid))
 
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", MC_PORT), 1).close()
-            return True
-        except OSError:
-            return p.poll() is not None
-    wait_for(up, 10)
+    wait_for(lambda: port_open(MC_PORT, 1) or p.poll() is not None, 10)
     return None if p.poll() is None else p.stderr.read()
 
 

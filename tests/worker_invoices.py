@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,8 +22,8 @@ import time
 import urllib.parse
 import uuid
 
-from agoratest import (MODE, SERVER, Tap, config_value, need_stack, new_user, psql, request,
-                       start_worker, wait_for)
+from agoratest import (MODE, SERVER, Tap, config_value, need_stack, new_user, port_open, psql,
+                       request, start_worker, wait_for)
 
 need_stack()
 if SERVER != "lighttpd" or MODE != "managed":
@@ -66,14 +65,6 @@ class S3:
         self.p.terminate()
         self.p.wait(10)
         wait_for(lambda: not port_open(S3_PORT), 10)
-
-
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):
