@@ -3,6 +3,7 @@ what an anonymous client, a fresh account or a careless admin could do to
 hold a process, a database backend, memory or stock without bound.  Each
 check here failed before its fix."""
 import os
+import signal
 import subprocess
 import time
 import tempfile
@@ -63,10 +64,13 @@ try:
     took = time.monotonic() - t0
     t.ok(r.is_problem(503, "service_unavailable") and took < 4,
          "a statement held past db_statement_timeout_ms: 503 (%.1f s)" % took, r)
-    # The lock's work is done: cancel its sleep rather than wait it out.
-    psql("SELECT pg_cancel_backend(pid) FROM pg_locks WHERE granted AND "
-         "relation = 'categories'::regclass AND mode = 'AccessExclusiveLock'")
+    # The lock's work is done: psql cancels its own sleep (SIGINT), rather
+    # than wait it out; the next request comes once the lock is gone.
+    lock.send_signal(signal.SIGINT)
     lock.wait(timeout=20)
+    wait_for(lambda: psql("SELECT count(*) FROM pg_locks WHERE "
+                          "relation = 'categories'::regclass AND "
+                          "mode = 'AccessExclusiveLock'")[1] == "0", 10)
     r = pool.request("GET", "/api/v1/categories/" + top)
     t.ok(r.status == 200, "and the next one, with the lock gone, is served", r)
 finally:

@@ -11,6 +11,9 @@ set -u
 secs=$1 bindir=$2 corpus=$3
 shift 3
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+case $jobs in
+'' | 0 | *[!0-9]*) jobs=1 ;;
+esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/agora-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 
@@ -44,6 +47,7 @@ wait
 failed=0
 for d in "$@"; do
 	cat "$work/$d.out"
-	grep -q '^FAIL:' "$work/$d.out" && failed=1
+	# A driver that said nothing (killed, say) failed too.
+	grep -q '^PASS:' "$work/$d.out" || failed=1
 done
 exit $failed
