@@ -158,6 +158,10 @@ t.ok(live(SCHEMA) == fns, "and the functions are the release's again")
 # An earlier release's schema: listed, kept by migrate, dropped by
 # prune-functions with its records, and nothing else with it; a later
 # release's (an upgrade rolling out, or rolled back) is kept.
+# What a run cut short in this section left (the check's database lives
+# on between runs) goes first.
+psql(["DROP SCHEMA IF EXISTS agora_0_1, agora_10_0 CASCADE",
+      "DELETE FROM schema_functions WHERE schema IN ('agora_0_1', 'agora_10_0')"])
 psql(["CREATE SCHEMA agora_0_1", "CREATE SCHEMA agora_10_0",
       "CREATE FUNCTION agora_0_1.agora_time(t timestamptz) RETURNS text LANGUAGE sql "
       "AS $$ SELECT 'old' $$",

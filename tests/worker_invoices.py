@@ -55,6 +55,11 @@ class S3:
         self.p = None
 
     def start(self):
+        # Another server on the port (one a killed run left) would answer
+        # for this one, and "S3 down" would not be.
+        if port_open(S3_PORT):
+            raise RuntimeError("port %d is taken: is an s3rver of an earlier run left?"
+                               % S3_PORT)
         self.p = subprocess.Popen([os.environ["AGORA_TEST_S3RVER"], "-d", self.dir,
                                    "-a", "127.0.0.1", "-p", str(S3_PORT), "-s",
                                    "--configure-bucket", "agora"],
