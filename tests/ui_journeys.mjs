@@ -370,6 +370,11 @@ await step('a new shopper registers, searches, filters, buys and follows the ord
   await main(shopper).locator(`tr[data-product="${P.lamp.id}"]`).getByRole('button', { name: 'Update' }).click();
   await main(shopper).locator('#cart-subtotal').filter({ hasText: '$448.98' }).waitFor();
   check(true, 'a quantity changed in the cart: the subtotal follows');
+  const focused = await page.evaluate(() => {
+    const a = document.activeElement;
+    return `${a.closest('tr')?.dataset.product}:${a.textContent}`;
+  });
+  check(focused === `${P.lamp.id}:Update`, 'the cart drawn again: the focus stays on that line\'s Update', focused);
 
   await main(shopper).getByRole('link', { name: 'Checkout' }).click();
   await page.waitForURL('**/checkout');
@@ -457,6 +462,8 @@ await step('insufficient stock is shown on the line it concerns', async () => {
     await main(shopper).getByRole('button', { name: `Remove ${p.name}` }).waitFor({ state: 'detached' });
   }
   check(await main(shopper).getByText('Your cart is empty.').count() === 1, 'lines removed: the cart is empty');
+  const at = await page.evaluate(() => document.activeElement.outerHTML);
+  check(/^<h1[^>]*>Your cart</.test(at), 'its line gone, the focus goes to the heading, not the page', at);
 });
 
 await step('a reload keeps the session; the account page works', async () => {
@@ -468,6 +475,21 @@ await step('a reload keeps the session; the account page works', async () => {
   const sessions = main(shopper).getByRole('region', { name: 'Where you are signed in' });
   check(await sessions.getByText('This device').count() === 1,
     'the account page lists where the shopper is signed in, this device marked');
+  // Two more devices: signing one out keeps the focus in the list.
+  const other = await browser.newContext({ ignoreHTTPSErrors: true });
+  for (let i = 0; i < 2; i++) {
+    const r = await other.request.post(url('/api/v1/auth/login'), { data: { email, password: S.password } });
+    check(r.status() === 200, `another device logs in (${i + 1})`, `${r.status()} ${await r.text()}`);
+  }
+  await other.close();
+  await page.reload();
+  const out = sessions.getByRole('button', { name: /^Sign out / });
+  await countOf(out, 2);
+  await out.first().click();
+  await page.getByText('That device is signed out.').first().waitFor();
+  const at = await page.evaluate(() => document.activeElement.getAttribute('aria-label') || document.activeElement.tagName);
+  check(await out.count() === 1 && /^Sign out /.test(at),
+    'a device signed out: its line goes, the focus to the next device\'s button', at);
   check(await main(shopper).getByText('is not confirmed yet').count() === 1,
     'a new account: the page says its email is not confirmed');
   await main(shopper).getByRole('button', { name: 'Mail me a new link' }).click();
@@ -523,9 +545,14 @@ await step('an admin ships the order; the shopper sees it live', async () => {
   await page.goto(url(`/admin/orders/${paidOrder}`));
   await main(admin).getByLabel('Tracking number').fill(`1Z${S.run}`);
   await look(admin, 'admin order');
+  // A keyboard user on the invoice button keeps their place when the
+  // page draws the order again.
+  await main(shopper).getByRole('button', { name: 'Download invoice (PDF)' }).focus();
   await main(admin).getByRole('button', { name: 'Ship order' }).click();
   await waitStatus(sp, 'shipped', 40);
   check(await sp.evaluate(() => window.agoraNoReload) === 1, 'the shopper\'s page showed shipped without a reload');
+  const at = await sp.evaluate(() => document.activeElement.textContent);
+  check(at === 'Download invoice (PDF)', 'drawn again, the page keeps the focus on the invoice button', at);
   check((await main(shopper).innerText()).includes(`1Z${S.run}`), 'and the tracking number');
 });
 

@@ -30,6 +30,46 @@ export function clear(el, ...children) {
   return el;
 }
 
+// Where the focus is inside box, said so that it can be found again in
+// new children: by id, or by the control's kind and name within the
+// nearest element that carries a data-key (a cart line: "Update" alone
+// is every line's button).
+// A handler that disables its button before it redraws takes the key
+// first: a disabled control has lost the focus.
+export function focusKey(box, el = document.activeElement) {
+  if (!el || el === box || !box.contains(el)) return null;
+  if (el.id) return { id: el.id };
+  return { tag: el.tagName, name: el.getAttribute('aria-label') || el.name || el.textContent.trim(),
+    scope: el.closest('[data-key]')?.dataset.key ?? null };
+}
+
+function findKey(box, key) {
+  if (key.id) {
+    const el = document.getElementById(key.id);
+    return el && box.contains(el) ? el : null;
+  }
+  return [...box.getElementsByTagName(key.tag)].find((el) =>
+    (el.getAttribute('aria-label') || el.name || el.textContent.trim()) === key.name
+      && (el.closest('[data-key]')?.dataset.key ?? null) === key.scope) || null;
+}
+
+// Replace box's children without losing a keyboard user's place: the
+// control that had the focus gets it back in the new children; when it
+// is gone (a line removed), fallback gets it, or box itself.
+export function redraw(box, children, fallback, key = focusKey(box)) {
+  box.replaceChildren();
+  append(box, children);
+  if (!key) return;
+  const el = findKey(box, key);
+  if (el && !el.disabled) {
+    el.focus({ preventScroll: true });
+    return;
+  }
+  const to = fallback || box;
+  if (!to.hasAttribute('tabindex')) to.setAttribute('tabindex', '-1');
+  to.focus({ preventScroll: true });
+}
+
 // Minor units to a price in its currency, as the shopper's locale writes
 // it: the currency's own number of decimals (none for JPY).
 export function money(cents, currency) {

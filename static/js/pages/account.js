@@ -262,6 +262,7 @@ async function identitiesSection(ctx) {
 // button to end any other, and one to end them all.
 async function sessionsSection(ctx) {
   const rows = h('tbody', {});
+  const heading = h('h2', { id: 'sessions-h', tabindex: '-1' }, 'Where you are signed in');
   const paging = pager(rows,
     (c) => get(`/users/me/sessions?limit=20${c ? `&cursor=${encodeURIComponent(c)}` : ''}`, { signal: ctx.signal }),
     (s) => {
@@ -278,7 +279,12 @@ async function sessionsSection(ctx) {
           end.disabled = true;
           try {
             await api('DELETE', `/users/me/sessions/${encodeURIComponent(s.id)}`);
+            // The button goes with its line: the focus goes on to a
+            // neighbour's, or to the heading, not back to the page's top.
+            const near = [tr.nextElementSibling, tr.previousElementSibling]
+              .map((x) => x?.querySelector('button')).find(Boolean);
             tr.remove();
+            (near || heading).focus();
             say('That device is signed out.');
           } catch (e) {
             end.disabled = false;
@@ -304,7 +310,7 @@ async function sessionsSection(ctx) {
   });
   await paging.load();
   return h('section', { class: 'stack', 'aria-labelledby': 'sessions-h' },
-    h('h2', { id: 'sessions-h' }, 'Where you are signed in'),
+    heading,
     h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, ['Device', 'Address', 'Last active', 'Signed in', 'End'].map((t) => h('th', { scope: 'col' }, t)))),
       rows)),

@@ -1,7 +1,7 @@
 // The cart: quantities changed in place, lines removed, totals priced now.
 
 import { api, get } from '../api.js';
-import { h, money, say } from '../dom.js';
+import { focusKey, h, money, redraw as keep, say } from '../dom.js';
 import { refreshCart } from '../app.js';
 
 export function stockNote(item) {
@@ -20,10 +20,11 @@ function line(item, redraw) {
   const form = h('form', { class: 'actions' }, h('label', { for: qid }, `Quantity of ${item.name}`), qty, update);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
+    const back = focusKey(form.closest('tbody'));
     update.disabled = true;
     try {
       await api('PUT', `/cart/items/${item.product_id}`, { quantity: Number(qty.value) });
-      await redraw(`${item.name}: quantity ${qty.value}.`);
+      await redraw(`${item.name}: quantity ${qty.value}.`, back);
     } catch (err) {
       say(err.message);
       update.disabled = false;
@@ -31,16 +32,17 @@ function line(item, redraw) {
   });
   const remove = h('button', { type: 'button', class: 'secondary' }, `Remove ${item.name}`);
   remove.addEventListener('click', async () => {
+    const back = focusKey(remove.closest('tbody'), remove);
     remove.disabled = true;
     try {
       await api('DELETE', `/cart/items/${item.product_id}`);
-      await redraw(`${item.name} removed.`);
+      await redraw(`${item.name} removed.`, back);
     } catch (err) {
       say(err.message);
       remove.disabled = false;
     }
   });
-  return h('tr', { 'data-product': item.product_id },
+  return h('tr', { 'data-product': item.product_id, 'data-key': item.product_id },
     h('td', {}, h('a', { href: `/products/${item.product_id}` }, item.name), stockNote(item)),
     h('td', { class: 'num' }, money(item.unit_price_cents, item.currency)),
     h('td', {}, form),
@@ -51,19 +53,22 @@ function line(item, redraw) {
 export async function cart(main, ctx) {
   ctx.title('Your cart');
   const body = h('div', {});
-  main.append(h('h1', {}, 'Your cart'), body);
-  async function draw(message) {
+  const title = h('h1', {}, 'Your cart');
+  main.append(title, body);
+  // back: where the focus was when the change was asked for; it returns
+  // there, or to the heading when that line is gone.
+  async function draw(message, back) {
     const c = await get('/cart', { signal: ctx.signal });
     if (message) {
       say(message);
       refreshCart();
     }
     if (!c.items.length) {
-      body.replaceChildren(h('p', { class: 'empty' }, 'Your cart is empty. '),
-        h('p', {}, h('a', { href: '/search' }, 'Find something you like')));
+      keep(body, [h('p', { class: 'empty' }, 'Your cart is empty. '),
+        h('p', {}, h('a', { href: '/search' }, 'Find something you like'))], title, back);
       return;
     }
-    body.replaceChildren(
+    keep(body, [
       h('div', { class: 'table-wrap' }, h('table', {},
         h('caption', { class: 'muted' }, `${c.item_count} item${c.item_count === 1 ? '' : 's'}`),
         h('thead', {}, h('tr', {}, ['Product', 'Price', 'Quantity', 'Total', ''].map((t, i) =>
@@ -71,7 +76,7 @@ export async function cart(main, ctx) {
         h('tbody', {}, c.items.map((i) => line(i, draw))),
         h('tfoot', {}, h('tr', {}, h('th', { scope: 'row', colspan: 3 }, 'Subtotal'),
           h('td', { class: 'num', id: 'cart-subtotal' }, money(c.subtotal_cents, c.currency)), h('td', {}))))),
-      h('p', { class: 'actions' }, h('a', { class: 'button', href: '/checkout' }, 'Checkout')));
+      h('p', { class: 'actions' }, h('a', { class: 'button', href: '/checkout' }, 'Checkout'))], title, back);
   }
   await draw();
 }

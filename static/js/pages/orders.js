@@ -3,7 +3,7 @@
 // reload), with cancel, the invoice PDF, and another card after a decline.
 
 import { api, get } from '../api.js';
-import { h, money, say, statusBadge, when, pager, onSubmit } from '../dom.js';
+import { focusKey, h, money, redraw, say, statusBadge, when, pager, onSubmit } from '../dom.js';
 import { cardField } from './checkout.js';
 
 const WAIT = 25; // seconds a poll waits; under the server's cap (30)
@@ -98,11 +98,12 @@ function actions(o, ctx, reload) {
       type: 'button', class: 'danger',
       onclick: async (ev) => {
         if (!window.confirm(`Cancel order ${o.id}?`)) return;
+        const back = focusKey(box, ev.target);
         ev.target.disabled = true;
         try {
           await api('PUT', `/orders/${o.id}/cancel`);
           say(`Order ${o.id} is cancelled.`);
-          await reload();
+          await reload(back);
         } catch (err) {
           say(err.message);
           ev.target.disabled = false;
@@ -135,7 +136,10 @@ export async function detail(main, ctx) {
   const box = h('div', {});
   let seq = 0;
   let events = [];
-  async function draw() {
+  // Each new event draws the order again; a control that had the focus
+  // keeps it, or the heading takes it when the control is gone (a
+  // cancelled order has no Cancel button).
+  async function draw(back) {
     const [o, pays] = await Promise.all([get(`/orders/${id}`, { signal: ctx.signal }),
       get(`/orders/${id}/payments`, { signal: ctx.signal })]);
     ctx.title(`Order ${o.id}`);
@@ -144,11 +148,11 @@ export async function detail(main, ctx) {
     const testMode = declined && (await get('/cart', { signal: ctx.signal })).payment_test_mode;
     status.replaceChildren('Status: ', statusBadge(o.status));
     // replaceChildren would write a null as the text "null".
-    box.replaceChildren(...[
+    redraw(box, [
       declined ? h('p', { class: 'alert', role: 'alert' }, `The payment failed: ${declined}.`) : null,
       facts(o), actions(o, ctx, draw), items(o),
       h('h2', {}, 'History'), timeline(events),
-      declined ? payAgain(o, ctx, testMode) : null].filter(Boolean));
+      declined ? payAgain(o, ctx, testMode) : null], title, back);
   }
   // Follow the order until the page is left: each answer brings the
   // events after the last seen, or none when the wait ran out.
@@ -176,7 +180,8 @@ export async function detail(main, ctx) {
       }
     }
   }
-  main.append(h('h1', {}, `Order ${id}`), status, box);
+  const title = h('h1', {}, `Order ${id}`);
+  main.append(title, status, box);
   const first = await get(`/orders/${id}/events?after=0&wait=0`, { signal: ctx.signal });
   events = first.data;
   seq = first.last_seq;
