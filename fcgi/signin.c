@@ -286,21 +286,12 @@ name_of(struct agora_req *r, const struct oidc_identity *id)
  * tokens (or the cookie and a redirect), or the linked identities.
  */
 static enum agora_err
-sign_in(struct agora_req *r, const struct agora_provider *p,
-    const struct flow *f, const struct oidc_identity *id)
+sign_in_call(struct agora_req *r, const struct agora_provider *p,
+    const struct flow *f, const struct oidc_identity *id, const char *hash,
+    PGresult **res)
 {
-	char hash[AGORA_PASSWORD_HASH_MAX], secret[AGORA_SECRET_TEXT], h[65];
 	const char *vals[9];
-	struct grant g;
-	PGresult *res;
-	enum agora_err rc;
 
-	/* A new account's password is one nobody knows: a reset sets one.
-	 * A real hash, so that a login with it takes a password check's
-	 * time, as any other does. */
-	agora_secret_new(secret, h);
-	if (agora_password_hash(secret, strlen(secret), hash, sizeof(hash)))
-		return AGORA_E_INTERNAL;
 	vals[0] = p->name;
 	vals[1] = id->issuer;
 	vals[2] = id->subject;
@@ -310,10 +301,49 @@ sign_in(struct agora_req *r, const struct agora_provider *p,
 	vals[6] = hash;
 	vals[7] = f->link_user;
 	vals[8] = f->link_gen;
-	if ((rc = agora_db_write(r, "sign_in", 9, vals, &res)) != AGORA_OK)
+	return agora_db_write(r, "sign_in", 9, vals, res);
+}
+
+/*
+ * oauth_sign_in, asked first without a password hash: an identity seen
+ * before, a link or a refusal needs none, and Argon2 costs a core tens of
+ * milliseconds.  Only when it would make an account does it answer
+ * "needs_hash" (having changed nothing), and is asked again with one.
+ * A new account's password is one nobody knows (a reset sets one), as a
+ * real hash, so that a login with it takes a password check's time, as
+ * any other does.
+ */
+static enum agora_err
+sign_in_row(struct agora_req *r, const struct agora_provider *p,
+    const struct flow *f, const struct oidc_identity *id, PGresult **res)
+{
+	char hash[AGORA_PASSWORD_HASH_MAX], secret[AGORA_SECRET_TEXT], h[65];
+	enum agora_err rc;
+
+	if ((rc = sign_in_call(r, p, f, id, NULL, res)) != AGORA_OK)
 		return rc;
-	if (PQntuples(res) != 1)
+	if (PQntuples(*res) != 1)
 		return AGORA_E_INTERNAL;
+	if (strcmp(PQgetvalue(*res, 0, 0), "needs_hash") != 0)
+		return AGORA_OK;
+	agora_secret_new(secret, h);
+	if (agora_password_hash(secret, strlen(secret), hash, sizeof(hash)))
+		return AGORA_E_INTERNAL;
+	if ((rc = sign_in_call(r, p, f, id, hash, res)) != AGORA_OK)
+		return rc;
+	return PQntuples(*res) == 1 ? AGORA_OK : AGORA_E_INTERNAL;
+}
+
+static enum agora_err
+sign_in(struct agora_req *r, const struct agora_provider *p,
+    const struct flow *f, const struct oidc_identity *id)
+{
+	struct grant g;
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = sign_in_row(r, p, f, id, &res)) != AGORA_OK)
+		return rc;
 	if (PQgetisnull(res, 0, 1))
 		return refuse(r, f, PQgetvalue(res, 0, 0),
 		    "The provider's identity cannot sign in here; see the "

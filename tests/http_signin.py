@@ -135,6 +135,13 @@ try:
          and u.get("name") == "Pat ana",
          "a new person: an account is made, verified, and the token pair answered", (r, u))
     ANA_ID = u.get("id")
+    # Hashed only for a new account (fcgi/signin.c), but then for real: a
+    # login with a guess takes a password check's time, as any other.
+    _, h, _ = psql("SELECT password_hash FROM users WHERE id = %d" % int(ANA_ID or 0))
+    r = request("POST", "/api/v1/auth/login", body={"email": ana["email"], "password": "a guess"})
+    t.ok(h.startswith("$argon2id$") and r.status == 401,
+         "its password is one nobody knows, Argon2-hashed: a login with a guess answers 401",
+         (h[:12], r))
     r = sign_in()
     t.ok(r.status == 200 and r.header("Agora-Account-Created") is None and me(r).get("id") == ANA_ID,
          "the same identity again signs in to the same account", r)

@@ -287,10 +287,12 @@ $function$;
 -- (p_verified: the provider says it did), and never to an admin's; with
 -- no account of that email and the provider's word that it is verified,
 -- it makes one, whose password hash p_hash is of a password nobody knows
--- (a reset sets one).  A link is refused once the account's tokens are
+-- (a reset sets one); with p_hash NULL it answers 'needs_hash' instead,
+-- having changed nothing, so that the caller hashes only for a new
+-- account and asks again.  A link is refused once the account's tokens are
 -- of a later generation than p_link_gen, the one of the token that
 -- asked for it.  Returns the outcome ('login', 'created', 'linked', or
--- the refusal: 'identity_taken', 'provider_linked', 'account_unverified',
+-- 'needs_hash', or the refusal: 'identity_taken', 'provider_linked', 'account_unverified',
 -- 'link_expired', 'account_exists', 'email_unverified',
 -- 'account_disabled') and the account's row when there is one.
 CREATE OR REPLACE FUNCTION oauth_sign_in(p_provider text, p_issuer text, p_subject text, p_email text, p_verified boolean, p_name text, p_hash text, p_link bigint, p_link_gen bigint)
@@ -334,6 +336,8 @@ BEGIN
 			v_outcome := 'account_exists';
 		ELSIF v_user.id IS NULL AND (p_email IS NULL OR NOT p_verified) THEN
 			v_outcome := 'email_unverified';
+		ELSIF v_user.id IS NULL AND p_hash IS NULL THEN
+			v_outcome := 'needs_hash';
 		ELSIF v_user.id IS NULL THEN
 			INSERT INTO users (email, name, password_hash, email_verified_at)
 			VALUES (lower(p_email), left(p_name, 200), p_hash, now())
