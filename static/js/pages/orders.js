@@ -136,12 +136,28 @@ export async function detail(main, ctx) {
   const box = h('div', {});
   let seq = 0;
   let events = [];
+  // Events after the last seen, once each: the history and the loop
+  // below may both ask for the same ones.
+  function take(list) {
+    const fresh = list.filter((e) => e.seq > seq);
+    if (fresh.length) {
+      events = events.concat(fresh);
+      seq = fresh[fresh.length - 1].seq;
+    }
+    return fresh.length;
+  }
   // Each new event draws the order again; a control that had the focus
   // keeps it, or the heading takes it when the control is gone (a
   // cancelled order has no Cancel button).
   async function draw(back) {
     const [o, pays] = await Promise.all([get(`/orders/${id}`, { signal: ctx.signal }),
       get(`/orders/${id}/payments`, { signal: ctx.signal })]);
+    // Every change of status writes its event in the same transaction:
+    // an order read after the events may be ahead of them, and the badge
+    // must not say what the history does not yet.
+    if (events.length && events[events.length - 1].status !== o.status) {
+      take((await get(`/orders/${id}/events?after=${seq}&wait=0`, { signal: ctx.signal })).data);
+    }
     ctx.title(`Order ${o.id}`);
     const declined = o.status === 'payment_failed' ? failedPayment(pays.data) : null;
     // The cart knows whether test cards pay here (checkout.js).
@@ -168,12 +184,9 @@ export async function detail(main, ctx) {
         await new Promise((r) => setTimeout(r, 5000));
         continue;
       }
-      if (page.data.length) {
-        events = events.concat(page.data);
-        seq = page.data[page.data.length - 1].seq;
-        if (events.length > page.data.length) await draw().catch(() => {});
-        else await draw();
-      } else if (Date.now() - asked < 1000) {
+      if (take(page.data)) {
+        await draw().catch(() => {});
+      } else if (!page.data.length && Date.now() - asked < 1000) {
         // Nothing, at once: the server would not hold the wait (too many
         // waits open).  Pause rather than ask again at full speed.
         await new Promise((r) => setTimeout(r, 3000));
