@@ -31,40 +31,57 @@ agora_param(const struct agora_req *r, const char *name)
 }
 
 /*
- * The value of the first cookie called name in the request's Cookie
- * header (RFC 6265, section 4.2: "a=1; b=2"), a copy in the arena; NULL
- * when there is none.  Only the characters RFC 6265 allows in a value
- * are taken: a value with others is no cookie of ours.
+ * Where the value of the next cookie called name starts in the Cookie
+ * header h (RFC 6265, section 4.2: "a=1; b=2"), its length in *len;
+ * NULL when there is none.
+ */
+static const char *
+cookie_next(const char *h, const char *name, size_t *len)
+{
+	size_t n = strlen(name), l;
+
+	while (h != NULL && *h != '\0') {
+		h += strspn(h, " \t");
+		l = strcspn(h, ";");
+		if (l > n && strncmp(h, name, n) == 0 && h[n] == '=') {
+			*len = l - n - 1;
+			return h + n + 1;
+		}
+		h += l + (h[l] == ';');
+	}
+	return NULL;
+}
+
+/*
+ * The value of the cookie called name in the request's Cookie header, a
+ * copy in the arena; NULL when there is none, or more than one.  A
+ * second one of that name is none of ours to choose from: a sibling
+ * subdomain can set a cookie for the parent domain, and the browser
+ * sends both (a token planted so would sign the shopper in to someone
+ * else's account).  Only the characters RFC 6265 allows in a value are
+ * taken: a value with others is no cookie of ours.
  */
 const char *
 agora_cookie(struct agora_req *r, const char *name)
 {
-	const char *h = agora_param(r, "HTTP_COOKIE"), *v;
-	size_t n = strlen(name), len;
+	const char *v;
+	size_t len, other;
 	char *out;
 
-	while (h != NULL && *h != '\0') {
-		h += strspn(h, " \t");
-		len = strcspn(h, ";");
-		if (len > n && strncmp(h, name, n) == 0 && h[n] == '=') {
-			v = h + n + 1;
-			len -= n + 1;
-			while (len > 0 &&
-			    (v[len - 1] == ' ' || v[len - 1] == '\t'))
-				len--;
-			if (strspn(v,
-			        "!#$%&'()*+-./0123456789:<=>?@ABCDEFGHIJ"
-			        "KLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqr"
-			        "stuvwxyz{|}~") < len ||
-			    (out = agora_alloc(r, len + 1)) == NULL)
-				return NULL;
-			memcpy(out, v, len);
-			out[len] = '\0';
-			return out;
-		}
-		h += len + (h[len] == ';');
-	}
-	return NULL;
+	v = cookie_next(agora_param(r, "HTTP_COOKIE"), name, &len);
+	if (v == NULL || cookie_next(v + len, name, &other) != NULL)
+		return NULL;
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (strspn(v,
+	        "!#$%&'()*+-./0123456789:<=>?@ABCDEFGHIJ"
+	        "KLMNOPQRSTUVWXYZ[]^_`abcdefghijklmnopqr"
+	        "stuvwxyz{|}~") < len ||
+	    (out = agora_alloc(r, len + 1)) == NULL)
+		return NULL;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return out;
 }
 
 static int

@@ -310,6 +310,11 @@ r = request("POST", "/api/v1/auth/refresh", body={},
 t.ok(r.is_problem(422), "a cookie value with characters RFC 6265 refuses is no cookie", r)
 r = request("POST", "/api/v1/auth/refresh", body={}, headers={"Cookie": "xagora_refresh=" + C3})
 t.ok(r.is_problem(422), "nor is a cookie of another name that ends like it", r)
+# A sibling subdomain can set agora_refresh for the parent domain; the
+# browser then sends both, in an order the server cannot trust.
+r = request("POST", "/api/v1/auth/refresh", body={},
+            headers={"Cookie": "agora_refresh=%s; agora_refresh=%s" % (C3, "y" * 43)})
+t.ok(r.is_problem(422), "two cookies of that name are none: neither is taken", r)
 r = request("POST", "/api/v1/auth/login",
             body={"email": email_a, "password": PW, "refresh_token_cookie": "yes"})
 t.ok(r.is_problem(400, "invalid_type"), "refresh_token_cookie must be a boolean", r)
