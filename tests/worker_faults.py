@@ -188,6 +188,33 @@ t.ok(r.status == 200 and statuses(ids) == {"cancelled": "1"} and ps == "refunded
      (r.status, statuses(ids), ps, gw.charges().get(pid), gw.refunds().get(pid)))
 stop(w)
 
+# --- cancelled while an earlier order's charge is in flight --------------------
+# Only the charge being made counts as tried: the ones waiting behind it
+# in the worker's batch are withdrawn by a cancellation, never charged.
+gw.mode("stall", 1.5)
+ids = place(3)
+pids = payment_ids(ids)
+w = start_worker(*PAY, "--loop", env=dict(ENV, AGORA_PAYMENT_TIMEOUT_MS="5000"), log=LOG)
+wait_for(lambda: any("payment-" + p in gw.call("/_state")["calls_by_key"] for p in pids), 10)
+flying = [p for p in pids if "payment-" + p in gw.call("/_state")["calls_by_key"]]
+_, behind, _ = psql("SELECT string_agg(order_id::text, ',') FROM payments WHERE id IN (%s) "
+                    "AND id <> ALL(ARRAY[%s]::bigint[])" % (",".join(pids), ",".join(flying or ["0"])))
+behind = behind.split(",") if behind else []
+codes = [request("PUT", "/api/v1/orders/%s/cancel" % o, headers=U).status for o in behind]
+wait_for(lambda: statuses(ids) == {"paid": "1", "cancelled": "2"}, 15)
+gw.mode("ok")
+time.sleep(0.5)  # the worker's next chunk, had it charged them
+_, ps, _ = psql("SELECT string_agg(status || ' ' || COALESCE(failure_code, '') || ' ' || attempts, "
+                "',') FROM payments WHERE order_id IN (%s)" % ",".join(behind or ["0"]))
+charged = gw.charges()
+t.ok(len(flying) == 1 and codes == [200, 200] and statuses(ids) == {"paid": "1", "cancelled": "2"}
+     and ps == "failed order_cancelled 0,failed order_cancelled 0"
+     and not any(p in charged or p in gw.refunds() for p in pids if p not in flying),
+     "two orders cancelled while the charge of an earlier one is in flight: withdrawn, "
+     "never charged nor refunded",
+     (flying, codes, statuses(ids), ps, {p: charged.get(p) for p in pids}))
+stop(w)
+
 # --- a gateway gone for good: dead, listed, re-driven -------------------------
 port = gw.port
 gw.stop()

@@ -24,12 +24,15 @@
 #define PRUNE_PASS_BATCHES 5
 #define EVENTS_BATCH 100
 /*
- * Charges are begun and recorded a chunk at a time: 8 while the gateway is
- * slow, so that a crash loses few answers and the first orders of a batch
- * wait for a few calls only; doubled up to 128 while a chunk's calls take
- * under 50 ms, as the simulated gateway's do.
+ * Charges are begun and recorded a chunk at a time: one while the gateway
+ * is slow, so that a crash loses few answers and the first orders of a
+ * batch wait for their own call only; doubled up to 128 while a chunk's
+ * calls take under 50 ms, as the simulated gateway's do.  A chunk stops
+ * calling once its calls have taken 50 ms: a charge begun is one a
+ * cancellation can no longer withdraw (it may have reached the gateway),
+ * so the charges begun and not called are taken back (charge_unbegin).
  */
-#define CHUNK_MIN 8
+#define CHUNK_MIN 1
 #define CHUNK_MAX 128
 #define CHUNK_FAST_MS 50
 
@@ -103,19 +106,25 @@ outcome_add(struct json_object *set, const char *payment, enum pay_result pr,
 
 /*
  * Call the gateway for each payment that charge_begin said to charge;
- * final answers go into set, transient failures are retried later.  When
- * the worker must stop, the jobs not reached stay OUT_NONE.
+ * final answers go into set, transient failures are retried later.
+ * Returns the first row not reached: the worker must stop, or the
+ * chunk's calls have taken CHUNK_FAST_MS (the gateway is slow), and the
+ * rest wait for charge_unbegin and a later chunk, their jobs OUT_NONE.
  */
-static void
+static int
 charge_calls(struct worker *w, struct job **jobs, int n, PGresult *begun,
     struct json_object *set)
 {
+	long long t0 = worker_now_ms();
 	struct pay_call c;
 	enum pay_result pr;
 	struct job *j;
 	int i;
 
-	for (i = 0; i < PQntuples(begun) && !worker_tick(w); i++) {
+	for (i = 0; i < PQntuples(begun); i++) {
+		if (worker_tick(w) ||
+		    (i > 0 && worker_now_ms() - t0 >= CHUNK_FAST_MS))
+			break;
 		if ((j = job_of(jobs, n, PQgetvalue(begun, i, 0))) == NULL)
 			continue;
 		j->outcome = OUT_DONE;
@@ -135,6 +144,42 @@ charge_calls(struct worker *w, struct job **jobs, int n, PGresult *begun,
 			outcome_add(set, c.payment_id, pr, &c);
 		agora_trace_end();
 	}
+	return i;
+}
+
+/*
+ * Take back the attempt charge_begin counted for each payment from row
+ * `from` on, whose gateway call was never made: a cancellation meanwhile
+ * then withdraws the charge, as one never tried, instead of leaving it to
+ * be made and refunded.  If this fails the attempts stand, which only
+ * errs that safe way.
+ */
+static void
+charge_unbegin(struct worker *w, PGresult *begun, int from)
+{
+	int n = PQntuples(begun) - from, i;
+	size_t cap = (size_t)(n > 0 ? n : 0) * AGORA_PGA_ELEM_MAX + 3;
+	struct agora_req *r = worker_req_reset(w);
+	char *ids = agora_alloc(r, cap), *tries = agora_alloc(r, cap);
+	struct agora_pga a, b;
+	const char *vals[2];
+
+	if (n <= 0 || ids == NULL || tries == NULL)
+		return;
+	agora_pga_init(&a, ids, cap);
+	agora_pga_init(&b, tries, cap);
+	for (i = from; i < PQntuples(begun); i++)
+		if (strcmp(PQgetvalue(begun, i, 1), "charge") == 0) {
+			agora_pga_add(&a, PQgetvalue(begun, i, 0));
+			agora_pga_add(&b, PQgetvalue(begun, i, 5));
+		}
+	vals[0] = agora_pga_end(&a);
+	vals[1] = agora_pga_end(&b);
+	if (vals[0] != NULL && vals[1] != NULL &&
+	    agora_db_query(r, "charge_unbegin", 2, vals, NULL) != AGORA_OK)
+		agora_log("warning",
+		    "charges not made keep their attempt: a cancellation "
+		    "will refund them");
 }
 
 /*
@@ -173,12 +218,33 @@ charge_record(
 }
 
 /*
+ * Move the jobs of a chunk that were not reached (OUT_NONE) to its end,
+ * in their order; returns how many there are.
+ */
+static int
+chunk_left(struct job **jobs, int n)
+{
+	struct job *t;
+	int i, k, done = 0;
+
+	for (i = 0; i < n; i++)
+		if (jobs[i]->outcome != OUT_NONE) {
+			t = jobs[i];
+			for (k = i; k > done; k--)
+				jobs[k] = jobs[k - 1];
+			jobs[done++] = t;
+		}
+	return n - done;
+}
+
+/*
  * A chunk of payment.charge jobs: begin them in one statement, call the
  * gateway for each, record the answers in one statement.  Chunks are
  * small so that a crash loses few answers and a slow gateway keeps the
- * first orders of a batch waiting for a few calls only.
+ * first orders of a batch waiting for a few calls only.  Returns how many
+ * of its jobs were not reached, now at its end.
  */
-static void
+static int
 charge_chunk(struct worker *w, struct job **jobs, int n)
 {
 	struct json_object *set = NULL;
@@ -186,7 +252,7 @@ charge_chunk(struct worker *w, struct job **jobs, int n)
 	struct agora_req *r = worker_req_reset(w);
 	PGresult *begun = NULL;
 	enum agora_err rc = AGORA_E_TOO_LARGE;
-	int i;
+	int i, reached;
 
 	vals[0] = charge_ids(r, jobs, n);
 	vals[1] = w->ctx.cfg.payment_provider;
@@ -202,12 +268,14 @@ charge_chunk(struct worker *w, struct job **jobs, int n)
 			jobs[i]->outcome = job_db_failed(jobs[i], rc);
 		goto out;
 	}
-	charge_calls(w, jobs, n, begun, set);
+	reached = charge_calls(w, jobs, n, begun, set);
 	if (json_object_array_length(set) > 0)
 		charge_record(w, jobs, n, set);
+	charge_unbegin(w, begun, reached);
 out:
 	json_object_put(set);
 	PQclear(begun);
+	return chunk_left(jobs, n);
 }
 
 static enum outcome
@@ -303,7 +371,7 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 {
 	struct job **charges;
 	long long t0;
-	int i, m = 0, size = CHUNK_MIN, next = CHUNK_MIN;
+	int i, m = 0, size = CHUNK_MIN, next = CHUNK_MIN, left = 0;
 
 	if ((charges = calloc((size_t)n + 1, sizeof(*charges))) == NULL)
 		return;
@@ -315,11 +383,13 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 			jobs[i].outcome = job_bad(&jobs[i], "no payment_id");
 		else
 			charges[m++] = &jobs[i];
-	for (i = 0; i < m && !worker_tick(w); i += size) {
+	/* The jobs a chunk did not reach open the next one. */
+	for (i = 0; i < m && !worker_tick(w); i += size - left) {
 		if (size > m - i)
 			size = m - i;
 		t0 = worker_now_ms();
-		charge_chunk(w, charges + i, size);
+		if ((left = charge_chunk(w, charges + i, size)) == size)
+			break;
 		if (worker_now_ms() - t0 < CHUNK_FAST_MS)
 			next = next * 2 > CHUNK_MAX ? CHUNK_MAX : next * 2;
 		else

@@ -161,6 +161,9 @@ enum pay_result provider_refund(struct pay_call *c);
 	"SELECT b.p::text, r.action, r.amount_cents, r.currency, r.token, "    \
 	"r.attempts FROM unnest($1::bigint[]) WITH ORDINALITY AS b(p, i), "    \
 	"payment_charge_begin(b.p, $2) r ORDER BY b.p"
+#define CHARGE_UNBEGIN_SQL                                                     \
+	"SELECT count(*) FROM unnest($1::bigint[], $2::int[]) AS u(p, a), "    \
+	"payment_charge_unbegin(u.p, u.a)"
 #define CHARGE_END_SQL                                                         \
 	"SELECT payment_id::text, result, product_ids "                        \
 	"FROM payment_charge_end_many($1::json)"
@@ -192,6 +195,7 @@ enum pay_result provider_refund(struct pay_call *c);
 		    "SELECT notification_attempt($1::bigint, $2::bool, $3, "   \
 		    "$4::bool)" },                                             \
 	    { "charge_begin", CHARGE_BEGIN_SQL },                              \
+	    { "charge_unbegin", CHARGE_UNBEGIN_SQL },                          \
 	    { "charge_end", CHARGE_END_SQL },                                  \
 	    { "refund_begin", REFUND_BEGIN_SQL },                              \
 	    { "refund_end", REFUND_END_SQL }, { "orders_expire", EXPIRE_SQL }, \

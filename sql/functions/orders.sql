@@ -356,7 +356,8 @@ BEGIN
 		PERFORM order_release(p_order, true);
 	END IF;
 	-- A charge no worker has tried yet (payments.attempts counts the
-	-- tries, and nothing resets it) is withdrawn.  One that was tried may
+	-- tries; only a worker that then did not call takes its count back,
+	-- payment_charge_unbegin()) is withdrawn.  One that was tried may
 	-- have reached the gateway: the worker finishes it, finds the order
 	-- cancelled and refunds it (payment_charge_end()).
 	IF p_to = 'cancelled' AND o.payment_status = 'pending' THEN

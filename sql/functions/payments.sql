@@ -142,6 +142,20 @@ BEGIN
 END
 $function$;
 
+-- A charge payment_charge_begin counted as tried (p_attempts: the count
+-- it returned) whose gateway call the worker then did not make (its chunk
+-- ran out of time, or it was stopping): the attempt is taken back, so
+-- that a cancellation meanwhile withdraws it, as one never tried.
+-- Returns whether it was.
+CREATE OR REPLACE FUNCTION payment_charge_unbegin(p_payment bigint, p_attempts integer)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+	UPDATE payments SET attempts = attempts - 1, updated_at = now()
+	WHERE id = p_payment AND status = 'pending' AND attempts = p_attempts
+	RETURNING true
+$function$;
+
 -- From 0007.
 -- The gateway's final answer: charged (p_ok, with its reference) or
 -- declined (p_code).  Returns 'paid', 'refunding' (the order was cancelled
