@@ -151,20 +151,24 @@ http_post(
 static enum pay_result
 http_charge(struct pay_call *c)
 {
-	char form[1024], key[64], *tok;
-	enum pay_result pr;
+	char form[4096], key[64], *tok;
+	int n;
 
 	tok = curl_easy_escape(curl, c->token, 0);
 	if (tok == NULL)
 		return PAY_TRANSIENT;
-	/* A token is at most 255 bytes (a CHECK), 765 escaped: it fits. */
-	snprintf(form, sizeof(form),
+	/* A token is at most 255 characters (a CHECK): 1,020 bytes of UTF-8,
+	 * 3,060 escaped, so it fits; a form cut short is never sent. */
+	n = snprintf(form, sizeof(form),
 	    "amount=%lld&currency=%s&source=%s&metadata%%5Bpayment_id%%5D=%s",
 	    c->amount_cents, c->currency, tok, c->payment_id);
 	curl_free(tok);
+	if (n < 0 || (size_t)n >= sizeof(form)) {
+		snprintf(c->code, sizeof(c->code), "invalid_token");
+		return PAY_DECLINED;
+	}
 	snprintf(key, sizeof(key), "payment-%s", c->payment_id);
-	pr = http_post(c, "/v1/charges", form, key);
-	return pr;
+	return http_post(c, "/v1/charges", form, key);
 }
 
 /*
