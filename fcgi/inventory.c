@@ -50,6 +50,12 @@ static const struct agora_stmt stmts[] = {
 	    "SELECT 1 FROM reservations WHERE product_id = $1::bigint "
 	    "AND order_id = $2",
 	    AGORA_STMT_READ },
+	/* $1 names one of agora's orders (the reservations' order_id of
+	 * an order is its id as text). */
+	{ "order_named",
+	    "SELECT 1 FROM orders WHERE id = CASE WHEN $1 ~ '^[0-9]{1,18}$' "
+	    "THEN $1::bigint END",
+	    AGORA_STMT_READ },
 	{ "inv_release",
 	    "UPDATE inventory SET reserved = reserved - $2::int, "
 	    "updated_at = now() WHERE product_id = $1::bigint" },
@@ -113,7 +119,7 @@ put_inventory(struct agora_req *r)
 	return agora_resp_cell(r, 200, res, 0, 0);
 }
 
-enum outcome { DONE, ALREADY, SHORT, MISSING, MISSING_PRODUCT };
+enum outcome { DONE, ALREADY, SHORT, MISSING, MISSING_PRODUCT, ORDER };
 
 struct move {
 	const char *vals[3];
@@ -151,6 +157,19 @@ static const struct agora_field reserve_fields[] = {
 	{ "quantity", AGORA_F_INT, AGORA_F_REQUIRED, 1, 1000 },
 };
 
+/*
+ * The manual tools hold stock for orders kept outside agora.  A bare
+ * number is, or may become, the id of one of agora's orders, whose
+ * reservations are its own: one made by hand under it would make that
+ * order's placement fail, and a release by hand would let its shipping
+ * leave on_hand uncounted.
+ */
+static int
+order_like(const char *id)
+{
+	return *id != '\0' && strspn(id, "0123456789") == strlen(id);
+}
+
 static enum agora_err
 put_reserve(struct agora_req *r)
 {
@@ -160,6 +179,9 @@ put_reserve(struct agora_req *r)
 
 	if ((rc = body_values(r, reserve_fields, 2, v)) != AGORA_OK)
 		return rc;
+	if (order_like(v[0].s))
+		return agora_problem_field(r, AGORA_E_VALIDATION, "order_id",
+		    "must not be a bare number: those name agora's orders");
 	memset(&m, 0, sizeof(m));
 	m.vals[0] = r->params[0];
 	m.vals[1] = v[0].s;
@@ -191,6 +213,11 @@ tx_release(struct agora_req *r, void *arg)
 	if ((rc = agora_db_query(r, "product_live", 1, m->vals, &res)) !=
 	        AGORA_OK ||
 	    PQntuples(res) == 0)
+		return rc;
+	m->outcome = ORDER;
+	if ((rc = agora_db_query(r, "order_named", 1, m->vals + 1, &res)) !=
+	        AGORA_OK ||
+	    PQntuples(res) == 1)
 		return rc;
 	if ((rc = agora_db_query(r, "res_release", 2, m->vals, &res)) !=
 	    AGORA_OK)
@@ -228,6 +255,10 @@ put_release(struct agora_req *r)
 		return rc;
 	if (m.outcome == MISSING_PRODUCT)
 		return agora_not_found(r);
+	if (m.outcome == ORDER)
+		return agora_problem(r, AGORA_E_CONFLICT, "order_managed",
+		    "This is one of the shop's orders: its stock is released "
+		    "when it is cancelled, and consumed when it ships.");
 	if (m.outcome == MISSING)
 		return agora_problem(r, AGORA_E_NOT_FOUND, "no_reservation",
 		    "This order holds no reservation of this product.");

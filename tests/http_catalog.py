@@ -413,6 +413,23 @@ t.ok(results == [200] * 6 and inv.get("reserved") == 0 and inv.get("on_hand") ==
      "six concurrent releases release once", (results, inv))
 r = request("PUT", "/api/v1/inventory/%s/release" % TID, body={"order_id": "never-" + RUN}, headers=ADM)
 t.ok(r.is_problem(404, "no_reservation"), "releasing what was never reserved: 404", r)
+# The shop's own orders hold their stock themselves: a bare number, which
+# is or may become an order's id, is no manual reservation's.
+r = request("PUT", "/api/v1/inventory/%s/reserve" % TID, body={"order_id": "4711", "quantity": 1},
+            headers=ADM)
+t.ok(r.is_problem(422, "validation_failed") and r.json()["errors"][0]["field"] == "order_id",
+     "reserving by hand under a bare number, an order's id to be: 422 on order_id", r)
+r = request("POST", "/api/v1/orders", headers=CUS,
+            body={"items": [{"product_id": TID, "quantity": 1}]})
+OWN = str((r.json() or {}).get("id"))
+t.ok(r.status == 201, "an order of the shop holds one", r)
+r = request("PUT", "/api/v1/inventory/%s/release" % TID, body={"order_id": OWN}, headers=ADM)
+inv = request("GET", "/api/v1/inventory/" + TID).json() or {}
+t.ok(r.is_problem(409, "order_managed") and inv.get("reserved") == 1,
+     "releasing by hand what an order holds: 409 order_managed, the stock still held", (r, inv))
+r = request("PUT", "/api/v1/orders/%s/cancel" % OWN, headers=CUS)
+inv = request("GET", "/api/v1/inventory/" + TID).json() or {}
+t.ok(r.status == 200 and inv.get("reserved") == 0, "cancelling the order releases it", (r, inv))
 r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 10}, headers=CUS)
 t.ok(r.is_problem(403), "a customer cannot set stock: 403", r)
 r = request("GET", "/api/v1/inventory/999999999")
