@@ -134,26 +134,34 @@ agora_url_decode(struct agora_req *r, const char *s, size_t n, int plus_space)
  * The client's address as limits count it: an IPv4 address as it is, an
  * IPv6 address by its /64 (one client, or one home, holds a whole /64 and
  * may take a new address from it for every request), "-" when the web
- * server gave none.  Behind a proxy, REMOTE_ADDR must be the client's
- * (mod_remoteip, lighttpd's mod_extforward).
+ * server gave none.  An IPv4 address a dual-stack socket wrote as IPv6
+ * (::ffff:192.0.2.1) counts as that IPv4 address: its /64 would put every
+ * IPv4 client in one bucket.  Behind a proxy, REMOTE_ADDR must be the
+ * client's (mod_remoteip, lighttpd's mod_extforward).
  */
 const char *
 agora_client_addr(struct agora_req *r)
 {
 	const char *ip = agora_param(r, "REMOTE_ADDR");
-	unsigned char a[16];
+	struct in6_addr a;
 	char *out;
 
 	/* Only the characters of an address: it goes into keys and JSON. */
 	if (ip == NULL || *ip == '\0' || strlen(ip) >= INET6_ADDRSTRLEN ||
 	    strspn(ip, "0123456789abcdefABCDEF:.") != strlen(ip))
 		return "-";
-	if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, a) != 1)
+	if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, &a) != 1)
 		return ip;
-	memset(a + 8, 0, 8);
-	out = agora_alloc(r, INET6_ADDRSTRLEN + 3);
-	if (out == NULL ||
-	    inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) == NULL)
+	if ((out = agora_alloc(r, INET6_ADDRSTRLEN + 3)) == NULL)
+		return "-";
+	if (IN6_IS_ADDR_V4MAPPED(&a)) {
+		if (inet_ntop(AF_INET, a.s6_addr + 12, out, INET6_ADDRSTRLEN) ==
+		    NULL)
+			return "-";
+		return out;
+	}
+	memset(a.s6_addr + 8, 0, 8);
+	if (inet_ntop(AF_INET6, &a, out, INET6_ADDRSTRLEN) == NULL)
 		return "-";
 	memcpy(out + strlen(out), "/64", 4);
 	return out;

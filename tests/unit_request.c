@@ -393,6 +393,43 @@ test_params(void)
 }
 
 /* agora_cookie() against Cookie headers as browsers send them, and not. */
+/* agora_client_addr(): what the limits count a client by. */
+static void
+test_client_addr(void)
+{
+	static const struct {
+		const char *addr, *want, *what;
+	} c[] = {
+		{ "192.0.2.1", "192.0.2.1", "IPv4 as it is" },
+		{ "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64",
+		    "IPv6 by its /64" },
+		{ "::ffff:192.0.2.1", "192.0.2.1",
+		    "IPv4 written as IPv6 by a dual-stack socket: as IPv4" },
+		{ "::FFFF:198.51.100.7", "198.51.100.7",
+		    "another such: not the same bucket" },
+		{ "::1", "::/64", "the IPv6 loopback" },
+		{ "", "-", "none" },
+		{ "192.0.2.1\r\nX: y", "-", "not an address" },
+	};
+	struct agora_req r;
+	char h[128], *env[2];
+	const char *got;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.arena = arena;
+	r.envp = env;
+	env[1] = NULL;
+	for (i = 0; i < AGORA_NELEM(c); i++) {
+		snprintf(h, sizeof(h), "REMOTE_ADDR=%s", c[i].addr);
+		env[0] = h;
+		got = agora_client_addr(&r);
+		tap_ok(got != NULL && strcmp(got, c[i].want) == 0,
+		    "client address: %s (%s)", c[i].what, got ? got : "NULL");
+	}
+	agora_arena_reset(arena);
+}
+
 static void
 test_cookies(void)
 {
@@ -511,6 +548,7 @@ main(void)
 	test_sqlstates();
 	test_params();
 	test_cookies();
+	test_client_addr();
 	test_fields();
 	/* A server that cannot be reached: nothing may try to. */
 	ctx.db = agora_db_new("host=/nonexistent connect_timeout=1", stmts, 1);
