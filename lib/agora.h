@@ -534,6 +534,10 @@ enum agora_err agora_valid(struct json_object *obj, const char *prefix,
 
 enum agora_err agora_valid_body(struct agora_req *r,
     const struct agora_field *fields, size_t nfields, struct agora_value *v);
+/* The entries an errors list holds at most: a body of thousands of
+ * unknown members is answered with the first ones, not with a list its
+ * own size again (the JSON limits bound the body, not the answer). */
+#define AGORA_ERRORS_MAX 50
 void agora_error_add(struct json_object *errors, const char *prefix,
     const char *name, const char *message);
 enum agora_err agora_problem_field(struct agora_req *r, enum agora_err e,

@@ -32,9 +32,10 @@ static const enum json_type json_types[AGORA_F__MAX] = {
 };
 
 /*
- * Add {field: prefix.name, message} to errors.  Without memory the entry
- * is left out, or a member is null: json-c asserts on a NULL object, and
- * keeps what it was given when it cannot add it.
+ * Add {field: prefix.name, message} to errors, unless it holds
+ * AGORA_ERRORS_MAX already.  Without memory the entry is left out, or a
+ * member is null: json-c asserts on a NULL object, and keeps what it was
+ * given when it cannot add it.
  */
 void
 agora_error_add(struct json_object *errors, const char *prefix,
@@ -43,7 +44,9 @@ agora_error_add(struct json_object *errors, const char *prefix,
 	struct json_object *e;
 	char field[256];
 
-	if (errors == NULL || (e = json_object_new_object()) == NULL)
+	if (errors == NULL ||
+	    json_object_array_length(errors) >= AGORA_ERRORS_MAX ||
+	    (e = json_object_new_object()) == NULL)
 		return;
 	snprintf(field, sizeof(field), "%s%s%s", prefix,
 	    *prefix != '\0' && *name != '\0' ? "." : "", name);

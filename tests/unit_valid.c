@@ -91,6 +91,31 @@ test_phones(void)
 	}
 }
 
+/* A body of thousands of unknown members: the list stops at its cap. */
+static void
+test_many_unknown(void)
+{
+	struct agora_value v[NF];
+	struct json_object *o = json_object_new_object(), *errors;
+	char key[16];
+	enum agora_err rc;
+	int i;
+
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "x%d", i);
+		json_object_object_add(o, key, json_object_new_int(0));
+	}
+	json_object_object_add(o, "name", json_object_new_string("ab"));
+	errors = json_object_new_array();
+	rc = agora_valid(o, "", fields, NF, v, errors);
+	tap_ok(rc == AGORA_E_VALIDATION &&
+	        json_object_array_length(errors) == AGORA_ERRORS_MAX,
+	    "5,000 unknown members: refused, with %d errors listed of them",
+	    (int)json_object_array_length(errors));
+	json_object_put(errors);
+	json_object_put(o);
+}
+
 int
 main(void)
 {
@@ -140,6 +165,7 @@ main(void)
 	    "nested field names carry the prefix");
 	json_object_put(errors);
 	json_object_put(o);
+	test_many_unknown();
 	test_phones();
 	return tap_done();
 }
