@@ -371,7 +371,7 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 {
 	struct job **charges;
 	long long t0;
-	int i, m = 0, size = CHUNK_MIN, next = CHUNK_MIN, left = 0;
+	int i, m = 0, k, size = CHUNK_MIN, left = 0;
 
 	if ((charges = calloc((size_t)n + 1, sizeof(*charges))) == NULL)
 		return;
@@ -384,17 +384,15 @@ worker_handle(struct worker *w, struct job *jobs, int n)
 		else
 			charges[m++] = &jobs[i];
 	/* The jobs a chunk did not reach open the next one. */
-	for (i = 0; i < m && !worker_tick(w); i += size - left) {
-		if (size > m - i)
-			size = m - i;
+	for (i = 0; i < m && !worker_tick(w); i += k - left) {
+		k = size < m - i ? size : m - i;
 		t0 = worker_now_ms();
-		if ((left = charge_chunk(w, charges + i, size)) == size)
+		if ((left = charge_chunk(w, charges + i, k)) == k)
 			break;
 		if (worker_now_ms() - t0 < CHUNK_FAST_MS)
-			next = next * 2 > CHUNK_MAX ? CHUNK_MAX : next * 2;
+			size = size * 2 > CHUNK_MAX ? CHUNK_MAX : size * 2;
 		else
-			next = CHUNK_MIN;
-		size = next;
+			size = CHUNK_MIN;
 	}
 	free(charges);
 	for (i = 0; i < n && !worker_tick(w); i++)
