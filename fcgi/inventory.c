@@ -24,12 +24,14 @@ static const struct agora_stmt stmts[] = {
 	    "ON p.id = i.product_id WHERE i.product_id = $1::bigint "
 	    "AND p.archived_at IS NULL",
 	    AGORA_STMT_READ },
+	/* $3: the on_hand the caller last saw, or NULL to set it blind. */
 	{ "inv_set",
 	    "UPDATE inventory i SET on_hand = $2::int, updated_at = now() "
 	    "FROM products p WHERE p.id = i.product_id AND p.archived_at IS "
 	    "NULL "
-	    "AND i.product_id = $1::bigint RETURNING " INVENTORY_JSON
-	    "::text" },
+	    "AND i.product_id = $1::bigint "
+	    "AND ($3::int IS NULL OR i.on_hand = $3::int) "
+	    "RETURNING " INVENTORY_JSON "::text" },
 	{ "product_live",
 	    "SELECT 1 FROM products WHERE id = $1::bigint "
 	    "AND archived_at IS NULL",
@@ -89,23 +91,46 @@ body_values(struct agora_req *r, const struct agora_field *f, size_t n,
 	return agora_valid_body(r, f, n, v);
 }
 
+/*
+ * expected_on_hand makes the set a compare-and-set: stock counted against
+ * a figure read earlier must not overwrite units that shipped (or were
+ * set by someone else) since.
+ */
 static const struct agora_field set_fields[] = {
 	{ "on_hand", AGORA_F_INT, AGORA_F_REQUIRED, 0, 1000000000 },
+	{ "expected_on_hand", AGORA_F_INT, 0, 0, 1000000000 },
 };
+
+/* Why a set changed no row: the product is gone, or on_hand moved. */
+static enum agora_err
+set_refused(struct agora_req *r)
+{
+	PGresult *res;
+	enum agora_err rc;
+
+	if ((rc = agora_db_query(r, "inv_get", 1, r->params, &res)) != AGORA_OK)
+		return rc;
+	if (PQntuples(res) == 0)
+		return agora_not_found(r);
+	return agora_problem(r, AGORA_E_CONFLICT, "on_hand_changed",
+	    "on_hand is no longer expected_on_hand: read it again, then "
+	    "set it.");
+}
 
 static enum agora_err
 put_inventory(struct agora_req *r)
 {
-	struct agora_value v[1];
-	const char *vals[2];
+	struct agora_value v[2];
+	const char *vals[3];
 	PGresult *res;
 	enum agora_err rc;
 
-	if ((rc = body_values(r, set_fields, 1, v)) != AGORA_OK)
+	if ((rc = body_values(r, set_fields, 2, v)) != AGORA_OK)
 		return rc;
 	vals[0] = r->params[0];
 	vals[1] = agora_printf(r, "%lld", v[0].i);
-	rc = agora_db_write(r, "inv_set", 2, vals, &res);
+	vals[2] = v[1].present ? agora_printf(r, "%lld", v[1].i) : NULL;
+	rc = agora_db_write(r, "inv_set", 3, vals, &res);
 	if (rc == AGORA_E_VALIDATION && r->constraint != NULL &&
 	    strcmp(r->constraint, "inventory_reserved_le_on_hand") == 0)
 		return agora_problem(r, AGORA_E_CONFLICT,
@@ -114,7 +139,7 @@ put_inventory(struct agora_req *r)
 	if (rc != AGORA_OK)
 		return rc;
 	if (PQntuples(res) == 0)
-		return agora_not_found(r);
+		return v[1].present ? set_refused(r) : agora_not_found(r);
 	agora_catalog_bump(r, r->params[0]);
 	return agora_resp_cell(r, 200, res, 0, 0);
 }

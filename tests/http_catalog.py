@@ -374,6 +374,23 @@ t.ok(r.status == 200 and r.json() == {"product_id": TID, "on_hand": 5, "reserved
      "GET /inventory/{id}", r)
 r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 10}, headers=ADM)
 t.ok(r.status == 200 and (r.json() or {}).get("on_hand") == 10, "PUT on_hand", r)
+# A count made against an older figure (units shipped since) is refused.
+r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 12, "expected_on_hand": 7},
+            headers=ADM)
+inv = request("GET", "/api/v1/inventory/" + TID).json() or {}
+t.ok(r.is_problem(409, "on_hand_changed") and inv.get("on_hand") == 10,
+     "PUT on_hand with an expected_on_hand that is not the count: 409, nothing changed", (r, inv))
+r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 10, "expected_on_hand": 10},
+            headers=ADM)
+t.ok(r.status == 200 and (r.json() or {}).get("on_hand") == 10,
+     "with the count it has: 200", r)
+r = request("PUT", "/api/v1/inventory/999999999", body={"on_hand": 1, "expected_on_hand": 1},
+            headers=ADM)
+t.ok(r.is_problem(404), "an unknown product with expected_on_hand: still 404", r)
+r = request("PUT", "/api/v1/inventory/" + TID, body={"on_hand": 10, "expected_on_hand": -1},
+            headers=ADM)
+t.ok(r.is_problem(422) and r.json()["errors"][0]["field"] == "expected_on_hand",
+     "expected_on_hand below 0: 422", r)
 order = "ord-" + RUN
 r = request("PUT", "/api/v1/inventory/%s/reserve" % TID, body={"order_id": order, "quantity": 4},
             headers=ADM)

@@ -526,6 +526,21 @@ await step('an admin creates a product; a shopper finds it', async () => {
   await main(admin).getByRole('button', { name: /Create product|Save/ }).click();
   await page.waitForURL(/\/admin\/products\/[0-9]+$/);
   check(true, 'the product is created');
+  // Someone else sets the stock while this page shows 7: the count typed
+  // here must not overwrite theirs unseen.
+  const pid = page.url().split('/').pop();
+  await page.evaluate(async (id) => {
+    const { api } = await import('/js/api.js');
+    await api('PUT', `/inventory/${id}`, { on_hand: 9 });
+  }, pid);
+  await main(admin).getByRole('spinbutton', { name: 'On hand' }).fill('12');
+  await main(admin).getByRole('button', { name: 'Save stock' }).click();
+  await main(admin).locator('.field-error').filter({ hasText: 'On hand changed meanwhile to 9' }).waitFor();
+  const logged = admin.errors.splice(0); // the browser logs the 409 itself
+  check(logged.length === 1 && /409/.test(logged[0]), 'the console holds that 409 alone', logged.join('\n'));
+  await main(admin).getByRole('button', { name: 'Save stock' }).click();
+  await main(admin).locator('dd').filter({ hasText: /^12$/ }).first().waitFor();
+  check(true, 'a stock count made against an old figure is refused, shown, and saved on the second try');
   const { page: sp } = shopper;
   await sp.goto(url(`/search?q=${encodeURIComponent(newName)}`));
   await main(shopper).getByRole('link', { name: newName }).waitFor();

@@ -173,10 +173,17 @@ function inventory(id, inv) {
       type: 'number', min: 0, max: 1000000000, step: 1, required: true, value: String(inv.on_hand),
     }), 'Cannot fall under the units reserved by orders.'),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save stock')));
+  // Sent with the count the page showed: units that shipped meanwhile
+  // (or a colleague's count) are not overwritten unseen.
   onSubmit(form, async (v) => {
     try {
-      inv = await api('PUT', `/inventory/${id}`, { on_hand: Number(v.on_hand) });
+      inv = await api('PUT', `/inventory/${id}`, { on_hand: Number(v.on_hand), expected_on_hand: inv.on_hand });
     } catch (err) {
+      if (err.code === 'on_hand_changed') {
+        inv = await get(`/inventory/${id}`);
+        draw();
+        throw invalid('on_hand', `On hand changed meanwhile to ${inv.on_hand}: check your count, then save again.`);
+      }
       throw err.code === 'stock_below_reserved' ? invalid('on_hand', err.message) : err;
     }
     draw();
