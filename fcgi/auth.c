@@ -631,23 +631,42 @@ tx_logout(struct agora_req *r, void *arg)
 	return agora_db_query(r, "logout", 2, vals, NULL);
 }
 
+/* The refresh cookies a logout revokes at most (one, and planted ones). */
+#define LOGOUT_COOKIES 4
+
+/*
+ * The body's token, or every refresh cookie sent: refresh takes none of
+ * two, but a logout that did nothing would leave the session live behind
+ * a shopper who saw it end.  Each is revoked only if it is the caller's,
+ * so a token planted from another account is never touched.
+ */
 static enum agora_err
 post_logout(struct agora_req *r)
 {
+	struct agora_value v[1];
 	char hash[65];
-	const char *vals[2], *token;
+	const char *vals[2], *tokens[LOGOUT_COOKIES];
 	enum agora_err rc;
-	int cookie;
+	int n, i;
 
-	if ((rc = token_of(r, &token, &cookie)) != AGORA_OK)
+	if ((rc = valid_body(r, token_fields, 1, v)) != AGORA_OK)
 		return rc;
-	sha256_hex(token, hash);
-	vals[0] = hash;
+	tokens[0] = v[0].s;
+	n = v[0].present ? 1 : agora_cookies(r, COOKIE, tokens, LOGOUT_COOKIES);
+	if (n == 0)
+		return agora_problem_field(r, AGORA_E_VALIDATION,
+		    "refresh_token", "is required (or the refresh cookie)");
 	vals[1] = r->user;
-	/* 204 whether or not it was the caller's: nothing to probe. */
-	if ((rc = agora_db_tx(r, tx_logout, vals)) != AGORA_OK)
-		return rc;
-	if (cookie)
+	for (i = 0; i < n && i < LOGOUT_COOKIES; i++) {
+		if (tokens[i] == NULL)
+			continue;
+		sha256_hex(tokens[i], hash);
+		vals[0] = hash;
+		/* 204 whether or not it was the caller's: nothing to probe. */
+		if ((rc = agora_db_tx(r, tx_logout, vals)) != AGORA_OK)
+			return rc;
+	}
+	if (!v[0].present)
 		set_cookies(r, NULL, 0);
 	return agora_resp_raw(r, 204, NULL, NULL, 0);
 }

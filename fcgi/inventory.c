@@ -55,7 +55,8 @@ static const struct agora_stmt stmts[] = {
 	/* $1 names one of agora's orders (the reservations' order_id of
 	 * an order is its id as text). */
 	{ "order_named",
-	    "SELECT 1 FROM orders WHERE id = CASE WHEN $1 ~ '^[0-9]{1,18}$' "
+	    "SELECT 1 FROM orders WHERE id = CASE WHEN $1 ~ "
+	    "'^[1-9][0-9]{0,17}$' "
 	    "THEN $1::bigint END",
 	    AGORA_STMT_READ },
 	{ "inv_release",

@@ -426,6 +426,8 @@ void agora_handle(struct agora_ctx *ctx, const struct agora_program *prog,
 /* Request helpers. */
 const char *agora_param(const struct agora_req *r, const char *name);
 const char *agora_cookie(struct agora_req *r, const char *name);
+int agora_cookies(
+    struct agora_req *r, const char *name, const char **out, int max);
 const char *agora_client_addr(struct agora_req *r);
 char *agora_strdup(struct agora_req *r, const char *s);
 char *agora_printf(struct agora_req *r, const char *fmt, ...)
@@ -534,9 +536,10 @@ enum agora_err agora_valid(struct json_object *obj, const char *prefix,
 
 enum agora_err agora_valid_body(struct agora_req *r,
     const struct agora_field *fields, size_t nfields, struct agora_value *v);
-/* The entries an errors list holds at most: a body of thousands of
- * unknown members is answered with the first ones, not with a list its
- * own size again (the JSON limits bound the body, not the answer). */
+/* The entries an errors list holds before unknown members are left out
+ * of it: a body of thousands of them is answered with the first ones, not
+ * with a list its own size again (the JSON limits bound the body, not the
+ * answer).  Errors of the known fields are always listed. */
 #define AGORA_ERRORS_MAX 50
 void agora_error_add(struct json_object *errors, const char *prefix,
     const char *name, const char *message);

@@ -53,24 +53,15 @@ cookie_next(const char *h, const char *name, size_t *len)
 }
 
 /*
- * The value of the cookie called name in the request's Cookie header, a
- * copy in the arena; NULL when there is none, or more than one.  A
- * second one of that name is none of ours to choose from: a sibling
- * subdomain can set a cookie for the parent domain, and the browser
- * sends both (a token planted so would sign the shopper in to someone
- * else's account).  Only the characters RFC 6265 allows in a value are
- * taken: a value with others is no cookie of ours.
+ * A copy in the arena of the cookie value v (len bytes), or NULL when it
+ * holds characters RFC 6265 does not allow in a value: such a value is no
+ * cookie of ours.
  */
-const char *
-agora_cookie(struct agora_req *r, const char *name)
+static const char *
+cookie_value(struct agora_req *r, const char *v, size_t len)
 {
-	const char *v;
-	size_t len, other;
 	char *out;
 
-	v = cookie_next(agora_param(r, "HTTP_COOKIE"), name, &len);
-	if (v == NULL || cookie_next(v + len, name, &other) != NULL)
-		return NULL;
 	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
 		len--;
 	if (strspn(v,
@@ -82,6 +73,42 @@ agora_cookie(struct agora_req *r, const char *name)
 	memcpy(out, v, len);
 	out[len] = '\0';
 	return out;
+}
+
+/*
+ * Every cookie called name in the request's Cookie header: the first max
+ * values go into out (NULL for one no cookie of ours, see cookie_value);
+ * returns how many the header holds.
+ */
+int
+agora_cookies(struct agora_req *r, const char *name, const char **out, int max)
+{
+	const char *h = agora_param(r, "HTTP_COOKIE"), *v;
+	size_t len;
+	int n = 0;
+
+	while ((v = cookie_next(h, name, &len)) != NULL) {
+		if (n < max)
+			out[n] = cookie_value(r, v, len);
+		n++;
+		h = v + len;
+	}
+	return n;
+}
+
+/*
+ * The value of the cookie called name, a copy in the arena; NULL when
+ * there is none, or more than one.  A second one of that name is none of
+ * ours to choose from: a sibling subdomain can set a cookie for the
+ * parent domain, and the browser sends both (a token planted so would
+ * sign the shopper in to someone else's account).
+ */
+const char *
+agora_cookie(struct agora_req *r, const char *name)
+{
+	const char *v;
+
+	return agora_cookies(r, name, &v, 1) == 1 ? v : NULL;
 }
 
 static int

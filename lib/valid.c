@@ -32,10 +32,9 @@ static const enum json_type json_types[AGORA_F__MAX] = {
 };
 
 /*
- * Add {field: prefix.name, message} to errors, unless it holds
- * AGORA_ERRORS_MAX already.  Without memory the entry is left out, or a
- * member is null: json-c asserts on a NULL object, and keeps what it was
- * given when it cannot add it.
+ * Add {field: prefix.name, message} to errors.  Without memory the entry
+ * is left out, or a member is null: json-c asserts on a NULL object, and
+ * keeps what it was given when it cannot add it.
  */
 void
 agora_error_add(struct json_object *errors, const char *prefix,
@@ -44,9 +43,7 @@ agora_error_add(struct json_object *errors, const char *prefix,
 	struct json_object *e;
 	char field[256];
 
-	if (errors == NULL ||
-	    json_object_array_length(errors) >= AGORA_ERRORS_MAX ||
-	    (e = json_object_new_object()) == NULL)
+	if (errors == NULL || (e = json_object_new_object()) == NULL)
 		return;
 	snprintf(field, sizeof(field), "%s%s%s", prefix,
 	    *prefix != '\0' && *name != '\0' ? "." : "", name);
@@ -112,7 +109,11 @@ field_find(const struct agora_field *fields, size_t n, const char *name)
 	return NULL;
 }
 
-/* Report members of obj that the table does not name. */
+/*
+ * Report members of obj that the table does not name, while errors holds
+ * fewer than AGORA_ERRORS_MAX entries: their number is the body's to
+ * choose, the other errors are bounded by the table.
+ */
 static int
 unknown_fields(struct json_object *obj, const char *prefix,
     const struct agora_field *fields, size_t n, struct json_object *errors)
@@ -122,11 +123,13 @@ unknown_fields(struct json_object *obj, const char *prefix,
 	json_object_object_foreach(obj, key, val)
 	{
 		(void)val;
-		if (field_find(fields, n, key) == NULL) {
+		if (field_find(fields, n, key) != NULL)
+			continue;
+		bad = 1;
+		if (errors != NULL &&
+		    json_object_array_length(errors) < AGORA_ERRORS_MAX)
 			agora_error_add(
 			    errors, prefix, key, "is not a known field");
-			bad = 1;
-		}
 	}
 	return bad;
 }

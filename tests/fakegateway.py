@@ -10,14 +10,15 @@ Idempotency-Key: a key seen before gets the stored answer and makes no
 new charge.  Every charge made is recorded by the payment id in
 metadata[payment_id].  The tests steer it through
 
-  POST /_mode {"mode": "ok" | "fail" | "stall", "stall": seconds}
+  POST /_mode {"mode": "ok" | "fail" | "stall", "stall": seconds,
+               "stall_keys": [Idempotency-Key, ...]}
   GET  /_state -> {"charges": {payment_id: [charge ids]}, "refunds": {...},
                    "calls": n, "calls_by_key": {key: n},
                    "traces": {key: [traceparent of each call]}}
 
 "fail" answers 500 and stores nothing; "stall" waits, then answers (and
 charges) as "ok" would, as a slow real gateway does after the client gave
-up.  This is the one fake the tests use: the gateway is a third party.
+up.  A call whose key is in stall_keys stalls so in any mode.  This is the one fake the tests use: the gateway is a third party.
 """
 import json
 import os
@@ -29,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
 state = {"mode": "ok", "stall": 2.0, "calls": 0, "charges": {}, "refunds": {}, "keys": {},
-         "next": 1, "calls_by_key": {}, "traces": {}}
+         "next": 1, "calls_by_key": {}, "traces": {}, "stall_keys": []}
 
 
 def answer_charge(form):
@@ -90,9 +91,10 @@ class Handler(BaseHTTPRequestHandler):
             # call is part of.
             state["traces"].setdefault(k, []).append(self.headers.get("traceparent"))
             mode, stall = state["mode"], state["stall"]
+            slow = k in state["stall_keys"]
         if mode == "fail":
             return self.send(500, {"error": {"code": "internal"}})
-        if mode == "stall":
+        if mode == "stall" or slow:
             time.sleep(stall)
         form = dict(urllib.parse.parse_qsl(raw.decode()))
         key = self.path + " " + self.headers.get("Idempotency-Key", "")

@@ -324,6 +324,21 @@ t.ok(r.status == 204 and sorted(c) == sorted(PATHS) and all(a["max-age"] == "0" 
      "logout with the cookie: 204, and the cookies are cleared", (r, c))
 r = request("POST", "/api/v1/auth/refresh", body={"refresh_token": C3})
 t.ok(r.is_problem(401), "the logged-out session is over", r)
+# With a second agora_refresh planted beside the shopper's (which refresh
+# therefore refuses), a logout still ends the shopper's session: it
+# revokes each cookie that is the caller's, and clears them.
+r = request("POST", "/api/v1/auth/login",
+            body={"email": email_a, "password": PW, "refresh_token_cookie": True})
+C4 = cookies(r).get(PATHS[0], ("",))[0]
+A4 = (r.json() or {}).get("access_token", "")
+r = request("POST", "/api/v1/auth/logout", body={}, headers=dict(
+    {"Cookie": "agora_refresh=%s; agora_refresh=%s" % ("p" * 43, C4)}, **bearer(A4)))
+c = cookies(r)
+r2 = request("POST", "/api/v1/auth/refresh", body={"refresh_token": C4})
+t.ok(r.status == 204 and all(a["max-age"] == "0" for _, a, _ in c.values())
+     and r2.is_problem(401),
+     "logout with two refresh cookies: 204, the caller's session ended, the cookies cleared",
+     (r, c, r2))
 
 # --- profile changes --------------------------------------------------------
 session = login(email_a).json() or {}

@@ -142,6 +142,16 @@ try:
     t.ok(h.startswith("$argon2id$") and r.status == 401,
          "its password is one nobody knows, Argon2-hashed: a login with a guess answers 401",
          (h[:12], r))
+    # The program asks first without a hash: for a new account the answer
+    # is needs_hash, and nothing is made until it asks again with one.
+    nh = "si.nh.%s@example.com" % RUN
+    _, out, _ = psql("SELECT outcome || '|' || COALESCE(user_id, '-') FROM oauth_sign_in("
+                     "'testid', 'https://nh.example', 'nh-%s', '%s', true, 'N', NULL, NULL, NULL)"
+                     % (RUN, nh))
+    _, made, _ = psql("SELECT (SELECT count(*) FROM users WHERE email = '%s') + (SELECT count(*) "
+                      "FROM user_identities WHERE subject = 'nh-%s')" % (nh, RUN))
+    t.ok(out == "needs_hash|-" and made == "0",
+         "asked without a hash for a new account: needs_hash, and nothing made", (out, made))
     r = sign_in()
     t.ok(r.status == 200 and r.header("Agora-Account-Created") is None and me(r).get("id") == ANA_ID,
          "the same identity again signs in to the same account", r)

@@ -392,7 +392,17 @@ test_params(void)
 	    "a bad escape in the value read: 400 naming the parameter");
 }
 
-/* agora_cookie() against Cookie headers as browsers send them, and not. */
+/* A request whose environment is the one variable in env[0]. */
+static void
+one_var_req(struct agora_req *r, char **env)
+{
+	memset(r, 0, sizeof(*r));
+	r->arena = arena;
+	r->envp = env;
+	env[0] = NULL;
+	env[1] = NULL;
+}
+
 /* agora_client_addr(): what the limits count a client by. */
 static void
 test_client_addr(void)
@@ -416,10 +426,7 @@ test_client_addr(void)
 	const char *got;
 	size_t i;
 
-	memset(&r, 0, sizeof(r));
-	r.arena = arena;
-	r.envp = env;
-	env[1] = NULL;
+	one_var_req(&r, env);
 	for (i = 0; i < AGORA_NELEM(c); i++) {
 		snprintf(h, sizeof(h), "REMOTE_ADDR=%s", c[i].addr);
 		env[0] = h;
@@ -430,6 +437,7 @@ test_client_addr(void)
 	agora_arena_reset(arena);
 }
 
+/* agora_cookie() against Cookie headers as browsers send them, and not. */
 static void
 test_cookies(void)
 {
@@ -456,13 +464,11 @@ test_cookies(void)
 	};
 	struct agora_req r;
 	char h[128], *env[2];
-	const char *got;
+	const char *got, *all[2];
+	int n;
 	size_t i;
 
-	memset(&r, 0, sizeof(r));
-	r.arena = arena;
-	r.envp = env;
-	env[1] = NULL;
+	one_var_req(&r, env);
 	for (i = 0; i < AGORA_NELEM(c); i++) {
 		snprintf(h, sizeof(h), "HTTP_COOKIE=%s", c[i].header);
 		env[0] = h;
@@ -472,6 +478,16 @@ test_cookies(void)
 		        : got != NULL && !strcmp(got, c[i].want),
 		    "cookie: %s", c[i].what);
 	}
+	snprintf(h, sizeof(h), "%s",
+	    "HTTP_COOKIE=agora_refresh=a; x=1; agora_refresh=\"b\"; "
+	    "agora_refresh=c");
+	env[0] = h;
+	n = agora_cookies(&r, "agora_refresh", all, 2);
+	tap_ok(
+	    n == 3 && all[0] != NULL && !strcmp(all[0], "a") && all[1] == NULL,
+	    "cookies: all three counted, the first two given, the one RFC "
+	    "6265 refuses as NULL (%d)",
+	    n);
 	env[0] = NULL;
 	tap_ok(agora_cookie(&r, "agora_refresh") == NULL,
 	    "cookie: no Cookie header at all");

@@ -215,6 +215,47 @@ t.ok(len(flying) == 1 and codes == [200, 200] and statuses(ids) == {"paid": "1",
      (flying, codes, statuses(ids), ps, {p: charged.get(p) for p in pids}))
 stop(w)
 
+# --- a chunk cut short by one slow call ----------------------------------------
+# A fast gateway grows the worker's chunks; when a call of one is then
+# slow, the chunk stops calling, and the charges it began but did not
+# make are taken back (payment_charge_unbegin): cancelled meanwhile, they
+# are withdrawn, never charged.  Which payments share a chunk depends on
+# how fast the first ones went, so the case is tried until the worker
+# says it took some back (three times at most).
+gw.mode("ok", 1.5)
+taken, rounds = False, []
+for _ in range(3):
+    ids = place(4)
+    pids = sorted(payment_ids(ids), key=int)
+    gw.call("/_mode", {"stall_keys": ["payment-" + pids[1]]})
+    start = os.path.getsize(LOG) if os.path.exists(LOG) else 0
+    w = start_worker(*PAY, "--loop", env=dict(ENV, AGORA_PAYMENT_TIMEOUT_MS="5000"), log=LOG)
+    wait_for(lambda: "payment-" + pids[1] in gw.call("/_state")["calls_by_key"], 10)
+    _, behind, _ = psql("SELECT string_agg(order_id::text, ',') FROM payments WHERE id IN (%s, %s)"
+                        % (pids[2], pids[3]))
+    codes = [request("PUT", "/api/v1/orders/%s/cancel" % o, headers=U).status
+             for o in behind.split(",")]
+    wait_for(lambda: statuses(ids) == {"paid": "2", "cancelled": "2"}, 15)
+    time.sleep(0.3)  # the next chunk, had it charged them
+    stop(w)
+    gw.call("/_mode", {"stall_keys": []})
+    _, ps, _ = psql("SELECT string_agg(status || ' ' || COALESCE(failure_code, '') || ' ' "
+                    "|| attempts, ',') FROM payments WHERE id IN (%s, %s)" % (pids[2], pids[3]))
+    charged = gw.charges()
+    rounds.append((codes, statuses(ids), ps, [charged.get(p) for p in pids],
+                   [gw.refunds().get(p) for p in pids]))
+    if not (codes == [200, 200] and ps == "failed order_cancelled 0,failed order_cancelled 0"
+            and all(p not in charged for p in pids[2:])
+            and not any(p in gw.refunds() for p in pids)):
+        break
+    with open(LOG, "rb") as f:
+        f.seek(start)
+        taken = re.search(rb"taken back: [0-9]+", f.read()) is not None
+    if taken:
+        break
+t.ok(taken, "a chunk cut short by a slow call takes back the charge it began behind it: "
+     "cancelled meanwhile, withdrawn, never charged nor refunded", rounds)
+
 # --- a gateway gone for good: dead, listed, re-driven -------------------------
 port = gw.port
 gw.stop()

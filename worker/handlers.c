@@ -157,7 +157,7 @@ charge_calls(struct worker *w, struct job **jobs, int n, PGresult *begun,
 static void
 charge_unbegin(struct worker *w, PGresult *begun, int from)
 {
-	int n = PQntuples(begun) - from, i;
+	int n = PQntuples(begun) - from, i, k = 0;
 	size_t cap = (size_t)(n > 0 ? n : 0) * AGORA_PGA_ELEM_MAX + 3;
 	struct agora_req *r = worker_req_reset(w);
 	char *ids = agora_alloc(r, cap), *tries = agora_alloc(r, cap);
@@ -172,14 +172,20 @@ charge_unbegin(struct worker *w, PGresult *begun, int from)
 		if (strcmp(PQgetvalue(begun, i, 1), "charge") == 0) {
 			agora_pga_add(&a, PQgetvalue(begun, i, 0));
 			agora_pga_add(&b, PQgetvalue(begun, i, 5));
+			k++;
 		}
+	if (k == 0)
+		return;
 	vals[0] = agora_pga_end(&a);
 	vals[1] = agora_pga_end(&b);
-	if (vals[0] != NULL && vals[1] != NULL &&
+	if (vals[0] == NULL || vals[1] == NULL ||
 	    agora_db_query(r, "charge_unbegin", 2, vals, NULL) != AGORA_OK)
 		agora_log("warning",
 		    "charges not made keep their attempt: a cancellation "
 		    "will refund them");
+	else
+		agora_log(
+		    "info", "charges begun and not made, taken back: %d", k);
 }
 
 /*
