@@ -281,10 +281,7 @@ name_of(struct agora_req *r, const struct oidc_identity *id)
 	return agora_printf(r, "%.*s", (int)(at - id->email), id->email);
 }
 
-/*
- * The account the identity signs in to or is linked to; the answer then:
- * tokens (or the cookie and a redirect), or the linked identities.
- */
+/* One call of oauth_sign_in for the identity, with hash or NULL. */
 static enum agora_err
 sign_in_call(struct agora_req *r, const struct agora_provider *p,
     const struct flow *f, const struct oidc_identity *id, const char *hash,
@@ -334,6 +331,10 @@ sign_in_row(struct agora_req *r, const struct agora_provider *p,
 	return PQntuples(*res) == 1 ? AGORA_OK : AGORA_E_INTERNAL;
 }
 
+/*
+ * The account the identity signs in to or is linked to; the answer then:
+ * tokens (or the cookie and a redirect), or the linked identities.
+ */
 static enum agora_err
 sign_in(struct agora_req *r, const struct agora_provider *p,
     const struct flow *f, const struct oidc_identity *id)
